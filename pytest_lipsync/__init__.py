@@ -1,0 +1,42 @@
+"""pytest-lipsync: LSE-D, LSE-C, AV offset, PSNR and SSIM for generated talking-head video, as a pytest gate.
+
+Importing this package is cheap (no torch, OpenCV or PyAV): pytest imports it for every run of every
+project that has it installed. The heavy modules load when scoring starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pytest_lipsync.errors import ConfigError, LipsyncError, VideoError, WeightsError
+from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
+from pytest_lipsync.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_lipsync.scoring import Scorer, score
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "LipsyncError",
+    "Report",
+    "ScoreError",
+    "Scorer",
+    "Settings",
+    "TrackScore",
+    "VideoError",
+    "VideoScore",
+    "WeightsError",
+    "__version__",
+    "score",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the scoring entry points (and with them torch) only when they are used."""
+    if name in ("Scorer", "score"):
+        from pytest_lipsync import scoring
+
+        return getattr(scoring, name)
+    raise AttributeError(f"module 'pytest_lipsync' has no attribute {name!r}")

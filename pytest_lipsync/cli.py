@@ -1,0 +1,118 @@
+"""The ``lipsync`` command: the same scores as the pytest gate, from a shell.
+
+Exit codes: 0 every video scored, 1 some video failed, 2 usage or configuration error (including
+missing weights), so that scripts can tell "the videos are bad" from "the command is wrong".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_lipsync import __version__
+from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.settings import FIDELITIES, PROTOCOLS, Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except LipsyncError as exc:
+        print(f"lipsync: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lipsync: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from pytest_lipsync.models.commands import (
+        add_doctor_arguments,
+        add_fetch_models_arguments,
+        run_doctor,
+        run_fetch_models,
+    )
+
+    parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    score = commands.add_parser("score", help="score videos (LSE-D, LSE-C, AV offset)")
+    _add_score_arguments(score)
+    score.set_defaults(run=run_score)
+
+    fetch = commands.add_parser("fetch-models", help="download and verify the released model weights")
+    add_fetch_models_arguments(fetch)
+    fetch.set_defaults(run=run_fetch_models)
+
+    doctor = commands.add_parser("doctor", help="check that scoring can run here, and why not")
+    add_doctor_arguments(doctor)
+    doctor.set_defaults(run=run_doctor)
+    return parser
+
+
+def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=defaults.protocol)
+    parser.add_argument(
+        "--fidelity",
+        choices=FIDELITIES,
+        default=defaults.fidelity,
+        help="'reference' replays the reference scripts' lossy re-encodes (comparable with papers); "
+        "'clean' skips them",
+    )
+    parser.add_argument("--syncnet-weights", metavar="PATH", help="SyncNet weights (default: the verified cache)")
+    parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="SyncNet windows per batch")
+    parser.add_argument("--offline", action="store_true", help="never download weights")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from pytest_lipsync.media.discover import discover_videos
+    from pytest_lipsync.reports.table import format_table
+    from pytest_lipsync.results import Report, write_json_atomic
+    from pytest_lipsync.scoring import Scorer
+
+    settings = Settings(
+        protocol=args.protocol,
+        fidelity=args.fidelity,
+        device=args.device,
+        syncnet_weights=args.syncnet_weights,
+        batch_size=args.batch_size,
+        offline=args.offline,
+    )
+    videos = discover_videos(args.paths)
+    if not videos:
+        print(f"lipsync: error: no video files found in {' '.join(args.paths)}", file=sys.stderr)
+        return EXIT_USAGE
+    scorer = Scorer(settings)
+    scores = []
+    for number, video in enumerate(videos, 1):
+        started = time.perf_counter()
+        if not args.quiet:
+            print(f"[{number}/{len(videos)}] {video} ...", file=sys.stderr, flush=True)
+        result = scorer.score(video)
+        scores.append(result)
+        if not args.quiet:
+            status = "ok" if result.ok else f"failed ({result.error.kind})"  # type: ignore[union-attr]
+            print(f"[{number}/{len(videos)}] {video} {status} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(format_table(scores))
+    if args.json is not None:
+        write_json_atomic(args.json, Report(scorer.run, tuple(scores)).to_dict())
+    return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

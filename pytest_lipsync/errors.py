@@ -1,0 +1,96 @@
+"""The error hierarchy.
+
+Every failure a user can cause or meet is a :class:`LipsyncError` with a stable ``kind`` (it is what the
+JSON, the terminal table and ``allow = [...]`` in the gate refer to) and a message that names the file,
+says what is wrong and what to do about it. Callers never need to parse messages: ``kind`` and ``facts``
+carry the machine-readable part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class LipsyncError(Exception):
+    """Base class: ``kind`` identifies the failure, ``facts`` holds its numbers for reports."""
+
+    kind: ClassVar[str] = "error"
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        path: str | Path | None = None,
+        hint: str | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.what = what
+        self.path = None if path is None else str(path)
+        self.hint = hint
+        self.facts: dict[str, Any] = dict(facts or {})
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        text = f"{self.path}: {self.what}" if self.path else self.what
+        return f"{text}. {self.hint}" if self.hint else text
+
+
+class ConfigError(LipsyncError):
+    """A setting, flag or command-line argument is malformed (exit code 2)."""
+
+    kind = "usage"
+
+
+class WeightsError(LipsyncError):
+    """Model weights are missing, corrupt, unsafe or of the wrong architecture."""
+
+    kind = "weights"
+
+
+class VideoError(LipsyncError):
+    """One video cannot be scored; other videos are unaffected."""
+
+    kind = "video_error"
+
+
+class NotFoundError(VideoError):
+    kind = "not_found"
+
+
+class UnreadableError(VideoError):
+    kind = "unreadable"
+
+
+class NoVideoStreamError(VideoError):
+    kind = "no_video_stream"
+
+
+class NoAudioStreamError(VideoError):
+    kind = "no_audio_stream"
+
+
+class TooShortError(VideoError):
+    kind = "too_short"
+
+
+class NoFaceTrackError(VideoError):
+    kind = "no_face_track"
+
+
+class DecodeError(VideoError):
+    kind = "decode_error"
+
+
+class TooLargeError(VideoError):
+    kind = "too_large"
+
+
+class ScoringTimeoutError(VideoError):
+    kind = "timeout"
+
+
+class ReferenceMismatchError(VideoError):
+    kind = "reference_mismatch"

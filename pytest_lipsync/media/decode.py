@@ -1,0 +1,233 @@
+"""Decoding any file PyAV opens into the protocol's streams: 25 fps frames and 16 kHz mono int16 audio.
+
+Both streams are measured from the container's start (the earliest stream start), so that frame ``i``
+and audio sample ``640 * i`` describe the same instant even when one stream starts late. Frames come from
+libavfilter's ``fps=25`` filter (nearest frame in time to each slot, the first frame repeated to fill a
+late start); audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pytest_lipsync.errors import (
+    DecodeError,
+    NoAudioStreamError,
+    NotFoundError,
+    NoVideoStreamError,
+    UnreadableError,
+)
+
+if TYPE_CHECKING:
+    import av.container
+    import av.stream
+    import av.video.frame
+
+FPS = 25
+SAMPLE_RATE = 16000
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+_MAX_PADDING = SAMPLE_RATE // 10
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video, before any frame is decoded."""
+
+    path: Path
+    width: int
+    height: int
+    codec: str
+    source_fps: float | None
+    duration: float | None
+    audio_codec: str | None
+    audio_rate: int | None
+    audio_channels: int | None
+
+    @property
+    def expected_frames(self) -> int | None:
+        """The 25 fps frame count the duration implies (for progress, not for arithmetic)."""
+        return None if self.duration is None else round(self.duration * FPS)
+
+
+class VideoSource:
+    """A video file opened for reading; each ``frames()`` or ``audio()`` call is one streaming pass."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
+        if self.path.is_dir():
+            raise UnreadableError("is a directory, not a video file", path=self.path)
+        with self._open() as container:
+            self.info = _probe(self.path, container)
+            self._origin = _origin(container)
+
+    def _open(self) -> av.container.InputContainer:
+        import av
+
+        try:
+            return av.open(str(self.path))
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise UnreadableError(
+                f"cannot be opened as a video ({_reason(exc)})",
+                path=self.path,
+                hint="The file is damaged, truncated or not a media file; re-export it",
+            ) from exc
+
+    def decoded(self, pix_fmt: str = "bgr24") -> Iterator[av.video.frame.VideoFrame]:
+        """Frames of the constant 25 fps stream, converted to ``pix_fmt`` by libavfilter."""
+        import av
+
+        with self._open() as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            graph = _fps_graph(stream, self._origin, pix_fmt)
+            try:
+                for frame in container.decode(stream):
+                    graph.push(frame)
+                    yield from _drain(graph)
+                graph.push(None)
+                yield from _drain(graph)
+            except av.FFmpegError as exc:
+                raise DecodeError(
+                    f"video decoding failed ({_reason(exc)})",
+                    path=self.path,
+                    hint="The file is damaged; re-export it",
+                ) from exc
+
+    def frames(self, batch_size: int = 32, pix_fmt: str = "bgr24") -> Iterator[np.ndarray]:
+        """Batches (B, H, W, 3) uint8 of the 25 fps stream; memory stays at one batch."""
+        return batched((frame.to_ndarray() for frame in self.decoded(pix_fmt)), batch_size)
+
+    def audio(self) -> np.ndarray:
+        """The first audio stream as 16 kHz mono int16 (not normalised), from the container's start."""
+        import av
+
+        with self._open() as container:
+            if not container.streams.audio:
+                raise NoAudioStreamError(
+                    "has no audio stream; lip sync cannot be scored without sound",
+                    path=self.path,
+                    hint="Mux the generated audio into the video",
+                )
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            chunks: list[np.ndarray] = []
+            first_time: float | None = None
+            try:
+                for frame in container.decode(stream):
+                    if first_time is None and frame.time is not None:
+                        first_time = frame.time
+                    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+            except av.FFmpegError as exc:
+                raise DecodeError(
+                    f"audio decoding failed ({_reason(exc)})", path=self.path, hint="Re-export the file"
+                ) from exc
+            samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+            samples = _trim_to_duration(samples, stream)
+            return _align_start(samples, (first_time or 0.0) - self._origin)
+
+
+def open_video(path: str | Path) -> VideoSource:
+    return VideoSource(path)
+
+
+def batched(items: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Stack consecutive arrays into batches of ``size`` (the last may be shorter)."""
+    batch: list[np.ndarray] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
+
+
+def _probe(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    if not container.streams.video:
+        raise NoVideoStreamError(
+            "has no video stream", path=path, hint="Score a video file, not an audio or image file"
+        )
+    video = container.streams.video[0]
+    audio = container.streams.audio[0] if container.streams.audio else None
+    rate = video.average_rate or video.guessed_rate
+    return VideoInfo(
+        path=path,
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        codec=video.codec_context.name,
+        source_fps=float(rate) if rate else None,
+        duration=_duration(container, video),
+        audio_codec=audio.codec_context.name if audio else None,
+        audio_rate=audio.codec_context.sample_rate if audio else None,
+        audio_channels=audio.codec_context.channels if audio else None,
+    )
+
+
+def _duration(container: av.container.InputContainer, video: av.stream.Stream) -> float | None:
+    if video.duration is not None and video.time_base is not None:
+        return float(video.duration * video.time_base)
+    return None if container.duration is None else container.duration / 1_000_000
+
+
+def _origin(container: av.container.InputContainer) -> float:
+    """Seconds of the container's first timestamp: time 0 of both output streams."""
+    return 0.0 if container.start_time is None else container.start_time / 1_000_000
+
+
+def _fps_graph(stream: av.stream.Stream, origin: float, pix_fmt: str) -> av.filter.Graph:
+    import av.filter
+
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=stream)
+    fps = graph.add("fps", f"fps={FPS}:start_time={origin!r}")
+    convert = graph.add("format", pix_fmt)
+    sink = graph.add("buffersink")
+    source.link_to(fps)
+    fps.link_to(convert)
+    convert.link_to(sink)
+    graph.configure()
+    return graph
+
+
+def _drain(graph: av.filter.Graph) -> Iterator[av.video.frame.VideoFrame]:
+    import av
+
+    while True:
+        try:
+            yield graph.pull()
+        except (av.BlockingIOError, av.EOFError):
+            return
+
+
+def _trim_to_duration(samples: np.ndarray, stream: av.stream.Stream) -> np.ndarray:
+    """Drop the encoder's trailing padding, which the decoder leaves in, past the stream's duration.
+
+    Only an excess that padding can explain (under 100 ms) is trimmed: a container whose duration field
+    is wrong must not cut real sound.
+    """
+    if stream.duration is None or stream.time_base is None:
+        return samples
+    expected = round(Fraction(stream.duration) * stream.time_base * SAMPLE_RATE)
+    return samples[:expected] if 0 < len(samples) - expected < _MAX_PADDING else samples
+
+
+def _align_start(samples: np.ndarray, start: float) -> np.ndarray:
+    """Pad silence for audio that starts late, as ``-async 1`` does; drop audio from before time 0."""
+    shift = round(start * SAMPLE_RATE)
+    if shift > 0:
+        return np.concatenate([np.zeros(shift, np.int16), samples])
+    return samples[-shift:] if shift < 0 else samples
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

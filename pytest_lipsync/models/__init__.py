@@ -1,0 +1,1 @@
+"""Model weights: the registry of released files, finding and fetching them, and loading them safely."""

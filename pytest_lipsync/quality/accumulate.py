@@ -1,0 +1,198 @@
+"""Streaming PSNR/SSIM of a generated video against its ground truth, into one frozen result.
+
+Frames arrive in batches from two decoders whose batch boundaries need not agree; they are paired frame by
+frame, measured, and dropped, so memory holds a batch or two per video plus one float per frame and metric,
+whatever the video's length. ``device = "cpu"`` uses the OpenCV functions, any other torch device the
+torch ones (the batch is moved there).
+
+Reported PSNR is capped at 100 dB and identical frames are counted: see :mod:`pytest_lipsync.quality.psnr`.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_lipsync.quality.alignment import LengthAlignment, align_lengths, needs_resize, resize_frames
+from pytest_lipsync.quality.psnr import PSNR_CAP_DB, psnr, psnr_torch, reported_psnr
+from pytest_lipsync.quality.settings import Color, QualitySettings, SsimWindow
+from pytest_lipsync.quality.ssim import ssim, ssim_torch
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric over the compared frames; higher is better for both, so the worst frame is the minimum."""
+
+    values: tuple[float, ...]
+    mean: float
+    worst_frame: int
+    worst: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> MetricSeries:
+        worst_frame = min(range(len(values)), key=values.__getitem__)
+        return cls(tuple(values), math.fsum(values) / len(values), worst_frame, values[worst_frame])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean,
+            "worst": {"frame": self.worst_frame, "value": self.worst},
+            "per_frame": list(self.values),
+        }
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """PSNR and SSIM of one video against its reference, with the variant and alignment that produced them."""
+
+    psnr: MetricSeries
+    ssim: MetricSeries
+    identical_frames: int
+    lengths: LengthAlignment
+    resized_reference: bool
+    ssim_window: SsimWindow
+    color: Color
+    psnr_cap_db: float = PSNR_CAP_DB
+
+    @property
+    def frames(self) -> int:
+        return self.lengths.compared
+
+    def to_json(self) -> dict[str, Any]:
+        """Standard JSON (no infinities: PSNR is capped), every variant and length fact named."""
+        return {
+            "psnr": self.psnr.to_json(),
+            "ssim": self.ssim.to_json(),
+            "frames": self.frames,
+            "generated_frames": self.lengths.generated_frames,
+            "reference_frames": self.lengths.reference_frames,
+            "length_mismatch": self.lengths.mismatch,
+            "identical_frames": self.identical_frames,
+            "psnr_cap_db": self.psnr_cap_db,
+            "ssim_window": self.ssim_window,
+            "color": self.color,
+            "resized_reference": self.resized_reference,
+        }
+
+
+class QualityAccumulator:
+    """Per-frame values of aligned (reference, generated) batches, kept as plain floats."""
+
+    def __init__(self, settings: QualitySettings, device: str = "cpu") -> None:
+        self.settings = settings
+        self.device = device
+        self._psnr = array("d")
+        self._ssim = array("d")
+        self._identical = 0
+
+    def add(self, gt: np.ndarray, gen: np.ndarray) -> None:
+        """Measure two (B, H, W, 3) uint8 RGB batches of equal shape, frame i against frame i."""
+        psnr_values, ssim_values = self._measure(gt, gen)
+        self._identical += int(np.isinf(psnr_values).sum())
+        self._psnr.extend(reported_psnr(psnr_values).tolist())
+        self._ssim.extend(ssim_values.tolist())
+
+    def result(self, lengths: LengthAlignment, resized_reference: bool) -> QualityResult:
+        if len(self._psnr) != lengths.compared:
+            raise ValueError(f"{len(self._psnr)} frames were measured but the alignment compares {lengths.compared}")
+        return QualityResult(
+            psnr=MetricSeries.of(self._psnr),
+            ssim=MetricSeries.of(self._ssim),
+            identical_frames=self._identical,
+            lengths=lengths,
+            resized_reference=resized_reference,
+            ssim_window=self.settings.ssim_window,
+            color=self.settings.color,
+        )
+
+    def _measure(self, gt: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        window, color = self.settings.ssim_window, self.settings.color
+        if self.device == "cpu":
+            return psnr(gt, gen, color=color), ssim(gt, gen, window=window, color=color)
+        import torch
+
+        gt_tensor, gen_tensor = torch.from_numpy(gt).to(self.device), torch.from_numpy(gen).to(self.device)
+        psnr_values = psnr_torch(gt_tensor, gen_tensor, color=color)
+        ssim_values = ssim_torch(gt_tensor, gen_tensor, window=window, color=color)
+        return psnr_values.cpu().numpy(), ssim_values.cpu().numpy()
+
+
+def compare_streams(
+    generated: Iterable[np.ndarray],
+    reference: Iterable[np.ndarray],
+    settings: QualitySettings,
+    *,
+    device: str = "cpu",
+    video: Path | None = None,
+    reference_path: Path | None = None,
+) -> QualityResult:
+    """Compare two streams of (B, H, W, 3) uint8 RGB batches frame by frame (the alignment module's rules).
+
+    ``video`` and ``reference_path`` only name the files in errors. A length mismatch beyond
+    ``settings.max_length_mismatch`` is only known once both streams have ended, so it raises after the
+    common frames were measured; the longer stream's tail is decoded to count it, never measured.
+    """
+    generated_stream, reference_stream = _Stream(generated), _Stream(reference)
+    accumulator = QualityAccumulator(settings, device)
+    resized = False
+    for gen, gt in _aligned_batches(generated_stream, reference_stream):
+        generated_size, reference_size = (gen.shape[2], gen.shape[1]), (gt.shape[2], gt.shape[1])
+        if needs_resize(
+            generated_size, reference_size, settings.resize_reference, video=video, reference=reference_path
+        ):
+            gt, resized = resize_frames(gt, generated_size), True
+        accumulator.add(gt, gen)
+    lengths = align_lengths(
+        generated_stream.frames,
+        reference_stream.frames,
+        settings.max_length_mismatch,
+        video=video,
+        reference=reference_path,
+    )
+    return accumulator.result(lengths, resized)
+
+
+_NO_FRAMES = np.empty((0, 0, 0, 3), dtype=np.uint8)
+
+
+class _Stream:
+    """A stream of frame batches read on demand, counting every frame it reads."""
+
+    def __init__(self, batches: Iterable[np.ndarray]) -> None:
+        self._batches = iter(batches)
+        self._pending = _NO_FRAMES
+        self.frames = 0
+
+    def peek(self) -> np.ndarray | None:
+        """The frames read but not yet taken (reading the next batch when none are), None at the end."""
+        while len(self._pending) == 0:
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            self.frames += len(batch)
+            self._pending = batch
+        return self._pending
+
+    def take(self, count: int) -> np.ndarray:
+        taken, self._pending = self._pending[:count], self._pending[count:]
+        return taken
+
+    def drain(self) -> None:
+        """Read (and count) the rest without keeping it."""
+        while self.peek() is not None:
+            self._pending = _NO_FRAMES
+
+
+def _aligned_batches(generated: _Stream, reference: _Stream) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Equal-length (generated, reference) batches of the common prefix; both streams end fully counted."""
+    while (gen := generated.peek()) is not None and (gt := reference.peek()) is not None:
+        count = min(len(gen), len(gt))
+        yield generated.take(count), reference.take(count)
+    generated.drain()
+    reference.drain()

@@ -1,0 +1,51 @@
+"""The frame quality variants and alignment tolerances, validated once.
+
+Published tables disagree on which SSIM they mean, so every variant is a named value that travels into
+each result; the defaults are the ones PROTOCOL section 8 fixes (scikit-image's defaults on RGB frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from pytest_lipsync.errors import ConfigError
+
+SsimWindow = Literal["uniform7", "gaussian11"]
+Color = Literal["rgb", "y"]
+
+SSIM_WINDOWS: tuple[str, ...] = get_args(SsimWindow)
+COLORS: tuple[str, ...] = get_args(Color)
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """How generated frames are compared with their ground truth.
+
+    ``ssim_window``: ``"uniform7"`` is scikit-image's default (7x7 mean filter, sample covariance);
+    ``"gaussian11"`` is Wang et al. 2004 (11x11 Gaussian, sigma 1.5, population covariance).
+    ``color``: ``"rgb"`` averages the three channels; ``"y"`` compares BT.601 luma (see ``color.py``).
+    ``resize_reference``: resize ground truth of another size to the generated size instead of failing.
+    ``max_length_mismatch``: how many frames the two videos may differ by (the common prefix is compared).
+    """
+
+    ssim_window: SsimWindow = "uniform7"
+    color: Color = "rgb"
+    resize_reference: bool = False
+    max_length_mismatch: int = 2
+
+    def __post_init__(self) -> None:
+        _check_choice("ssim_window", self.ssim_window, SSIM_WINDOWS)
+        _check_choice("color", self.color, COLORS)
+        if not isinstance(self.resize_reference, bool):
+            raise ConfigError(f"resize_reference must be true or false, not {self.resize_reference!r}")
+        if isinstance(self.max_length_mismatch, bool) or not isinstance(self.max_length_mismatch, int):
+            raise ConfigError(f"max_length_mismatch must be a whole number of frames, not {self.max_length_mismatch!r}")
+        if self.max_length_mismatch < 0:
+            raise ConfigError(f"max_length_mismatch must be 0 or more frames, not {self.max_length_mismatch}")
+
+
+def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        options = ", ".join(f'"{choice}"' for choice in choices)
+        raise ConfigError(f"{key} must be one of {options}, not {value!r}")

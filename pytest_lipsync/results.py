@@ -1,0 +1,219 @@
+"""Result objects and the one JSON schema shared by ``lipsync score --json``, pytest reports and baselines.
+
+Results are plain frozen data so that they can be cached, merged across processes and compared with a
+baseline without re-running anything. JSON stays standard (no NaN or Infinity): non-finite values are
+written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+TOOL_NAME = "pytest-lipsync"
+
+# Metric name -> True when higher is better. Offsets are informational and have no direction.
+METRIC_HIGHER_IS_BETTER: dict[str, bool] = {"lse_d": False, "lse_c": True, "psnr": True, "ssim": True}
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    """One face track (the whole clip in the cropped protocol), scored as in PROTOCOL section 6."""
+
+    start_frame: int
+    end_frame: int
+    windows: int
+    lse_d: float
+    lse_c: float
+    offset: int
+    mean_dist: tuple[float, ...] = ()
+    frame_confidence: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "windows": self.windows,
+            "lse_d": _finite(self.lse_d),
+            "lse_c": _finite(self.lse_c),
+            "offset": self.offset,
+            "mean_dist": [_rounded(v) for v in self.mean_dist],
+            "frame_confidence": [_rounded(v) for v in self.frame_confidence],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackScore:
+        return cls(
+            start_frame=int(data["start_frame"]),
+            end_frame=int(data["end_frame"]),
+            windows=int(data["windows"]),
+            lse_d=_number(data["lse_d"]),
+            lse_c=_number(data["lse_c"]),
+            offset=int(data["offset"]),
+            mean_dist=tuple(_number(v) for v in data.get("mean_dist", ())),
+            frame_confidence=tuple(_number(v) for v in data.get("frame_confidence", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ScoreError:
+    """Why a video could not be scored: the error kind (stable, machine-readable) and the message."""
+
+    kind: str
+    message: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "facts": dict(self.facts)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoreError:
+        return cls(kind=str(data["kind"]), message=str(data["message"]), facts=dict(data.get("facts") or {}))
+
+
+@dataclass(frozen=True)
+class VideoScore:
+    """Everything known about one video: its metrics (mean over tracks), its tracks, or its error."""
+
+    path: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tracks: tuple[TrackScore, ...] = ()
+    frames: int = 0
+    duration: float = 0.0
+    timings: Mapping[str, float] = field(default_factory=dict)
+    error: ScoreError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "metrics": {name: _finite(value) for name, value in self.metrics.items()},
+            "frames": self.frames,
+            "duration": round(self.duration, 6),
+            "tracks": [track.to_dict() for track in self.tracks],
+            "timings": {stage: round(seconds, 6) for stage, seconds in self.timings.items()},
+            "error": None if self.error is None else self.error.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoScore:
+        error = data.get("error")
+        return cls(
+            path=str(data["path"]),
+            metrics={name: _number(value) for name, value in (data.get("metrics") or {}).items()},
+            tracks=tuple(TrackScore.from_dict(t) for t in data.get("tracks", ())),
+            frames=int(data.get("frames", 0)),
+            duration=float(data.get("duration", 0.0)),
+            timings=dict(data.get("timings") or {}),
+            error=None if error is None else ScoreError.from_dict(error),
+        )
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """Which weights produced a result: a baseline made with other weights must not compare silently."""
+
+    name: str
+    path: str
+    sha256: str
+    custom: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256, "custom": self.custom}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WeightsRecord:
+        return cls(str(data["name"]), str(data["path"]), str(data["sha256"]), bool(data["custom"]))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What produced a set of results: tool version, settings that move numbers, weights, device."""
+
+    tool_version: str
+    settings: Mapping[str, Any]
+    weights: tuple[WeightsRecord, ...]
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tool": {"name": TOOL_NAME, "version": self.tool_version},
+            "settings": dict(self.settings),
+            "weights": [w.to_dict() for w in self.weights],
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        return cls(
+            tool_version=str(data["tool"]["version"]),
+            settings=dict(data["settings"]),
+            weights=tuple(WeightsRecord.from_dict(w) for w in data["weights"]),
+            device=str(data["device"]),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """A results document: the run record and one entry per video."""
+
+    run: RunRecord
+    videos: tuple[VideoScore, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), "videos": [v.to_dict() for v in self.videos]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"schema_version is {version!r}, this version of {TOOL_NAME} reads {SCHEMA_VERSION}")
+        return cls(run=RunRecord.from_dict(data), videos=tuple(VideoScore.from_dict(v) for v in data["videos"]))
+
+
+def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
+    """A video's metrics (PROTOCOL 7): LSE means over tracks; the offset is the longest track's."""
+    longest = max(tracks, key=lambda t: t.windows)
+    return {
+        "lse_d": sum(t.lse_d for t in tracks) / len(tracks),
+        "lse_c": sum(t.lse_c for t in tracks) / len(tracks),
+        "offset": float(longest.offset),
+    }
+
+
+def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``document`` so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)

@@ -1,0 +1,165 @@
+"""The one entry point from a video file to a :class:`VideoScore`, composing the stages.
+
+``Scorer`` loads the models once and scores many videos: the CLI, the pytest session fixture and the
+Python API all hold one. A video that cannot be scored becomes a result with an ``error``; it never
+raises out of :meth:`Scorer.score`, so one bad file never stops the others. Problems with the set-up
+itself (weights, settings) do raise, before any video is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pytest_lipsync import __version__
+from pytest_lipsync.errors import ConfigError, TooShortError, VideoError
+from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
+from pytest_lipsync.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+
+    from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.sync.scorer import SyncScorer, Timings
+
+CROP_SIZE = 224
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"setting 'device' is {name!r} but this PyTorch build sees no CUDA device",
+            hint="Use device = 'auto' or 'cpu', or install a CUDA build of torch",
+        )
+    return torch.device(name)
+
+
+class Scorer:
+    """Models loaded once on one device, scoring any number of videos with one :class:`Settings`."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        from pytest_lipsync.models.registry import SYNCNET
+        from pytest_lipsync.models.resolve import resolve_weights
+        from pytest_lipsync.sync.model import load_syncnet
+        from pytest_lipsync.sync.scorer import SyncScorer
+
+        self.settings = settings or Settings()
+        if self.settings.protocol == "pipeline":
+            raise ConfigError(
+                "protocol 'pipeline' (scene cuts, face detection and tracking) is not available in this "
+                "version yet",
+                hint="Score face-crop videos with protocol = 'cropped' (--protocol cropped)",
+            )
+        self.device = resolve_device(self.settings.device)
+        weights = resolve_weights(SYNCNET, self.settings.syncnet_weights, offline=self.settings.offline)
+        self.weights = (WeightsRecord("syncnet", str(weights.path), weights.sha256, weights.custom),)
+        self._sync: SyncScorer = SyncScorer(
+            load_syncnet(weights, self.device), self.device, self.settings.batch_size
+        )
+
+    @property
+    def run(self) -> RunRecord:
+        return RunRecord(
+            tool_version=__version__,
+            settings=self.settings.result_settings(),
+            weights=self.weights,
+            device=str(self.device),
+        )
+
+    def score(self, path: str | Path) -> VideoScore:
+        """Score one video; failures come back as ``VideoScore.error``, never as exceptions."""
+        from pytest_lipsync.sync.scorer import Timings
+
+        timings = Timings()
+        try:
+            return self._score_cropped(Path(path), timings)
+        except VideoError as exc:
+            return VideoScore(
+                path=str(path),
+                timings=timings.seconds,
+                error=ScoreError(exc.kind, exc.message, exc.facts),
+            )
+
+    def _score_cropped(self, path: Path, timings: Timings) -> VideoScore:
+        from pytest_lipsync.media.decode import open_video
+        from pytest_lipsync.media.prefetch import prefetch
+        from pytest_lipsync.sync.scorer import TrackTooShort
+
+        clock = time.perf_counter()
+        source = open_video(path)
+        audio = source.audio()
+        timings.add("audio", clock)
+        counter = _Counter()
+        crops = prefetch(counter.count(_cropped_frames(source, self.settings, self._sync.batch_size)))
+        try:
+            curve, windows = self._sync.score_track(crops, audio, timings)
+        except TrackTooShort as exc:
+            raise TooShortError(
+                f"too short to score: {exc.frames} frames of video and {exc.audio_frames} frames "
+                "(40 ms each) of audio; SyncNet needs at least 6 of both",
+                path=path,
+                hint="Score clips of at least 0.24 s with sound",
+                facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
+            ) from None
+        track = TrackScore(
+            start_frame=0,
+            end_frame=counter.frames - 1,
+            windows=windows,
+            lse_d=curve.lse_d,
+            lse_c=curve.lse_c,
+            offset=curve.offset,
+            mean_dist=curve.mean_dist,
+            frame_confidence=curve.frame_confidence,
+        )
+        return VideoScore(
+            path=str(path),
+            metrics=mean_over_tracks([track]),
+            tracks=(track,),
+            frames=counter.frames,
+            duration=counter.frames / 25,
+            timings=dict(timings.seconds),
+        )
+
+
+def score(path: str | Path, settings: Settings | None = None, **changes: object) -> VideoScore:
+    """Score one video with ``settings`` (keyword arguments override single settings).
+
+    Loads the models for this one call; to score many videos, keep a :class:`Scorer`.
+    """
+    resolved = (settings or Settings()).replace(**changes)
+    return Scorer(resolved).score(path)
+
+
+class _Counter:
+    """Counts frames as they stream past, for the video's length."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def count(self, batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for batch in batches:
+            self.frames += len(batch)
+            yield batch
+
+
+def _cropped_frames(source: VideoSource, settings: Settings, batch_size: int) -> Iterator[np.ndarray]:
+    """The cropped protocol's input: every frame (after the JPEG step in reference fidelity) at 224x224."""
+    import cv2
+
+    from pytest_lipsync.media.decode import batched
+    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
+
+    if settings.fidelity == "reference":
+        frames = jpeg_round_trip(source.decoded(JPEG_PIX_FMT))
+    else:
+        frames = (frame.to_ndarray() for frame in source.decoded("bgr24"))
+    return batched((cv2.resize(frame, (CROP_SIZE, CROP_SIZE)) for frame in frames), batch_size)

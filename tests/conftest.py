@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures.media import ClipSpec, write_clip
+from fixtures.weights import standin_syncnet_file
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def syncnet_weights() -> Path:
+    """Stand-in SyncNet weights (fixed seed) in the released file format."""
+    return standin_syncnet_file()
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def make_clip(clip_dir: Path):  # type: ignore[no-untyped-def]
+    """Write (once per session) the clip for ``spec`` under ``name``."""
+
+    def make(name: str, spec: ClipSpec = ClipSpec()) -> Path:
+        path = clip_dir / name
+        if not path.exists():
+            write_clip(path, spec)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def scorers(syncnet_weights: Path):  # type: ignore[no-untyped-def]
+    """One Scorer per settings combination, shared by the whole session (models load once)."""
+    from pytest_lipsync import Settings
+    from pytest_lipsync.scoring import Scorer
+
+    made: dict[tuple[str, str], Scorer] = {}
+
+    def get(fidelity: str = "clean", protocol: str = "cropped") -> Scorer:
+        key = (fidelity, protocol)
+        if key not in made:
+            made[key] = Scorer(
+                Settings(protocol=protocol, fidelity=fidelity, device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+            )
+        return made[key]
+
+    return get

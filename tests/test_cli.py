@@ -1,0 +1,72 @@
+"""``lipsync score``: the table, the JSON, exit codes, and a broken video beside a good one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fixtures.media import ClipSpec
+from pytest_lipsync.cli import main
+from pytest_lipsync.results import SCHEMA_VERSION, Report
+
+
+def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    good = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(good.read_bytes()[:2000])
+    out = tmp_path / "scores.json"
+    args = ["score", str(good), str(broken), "--protocol", "cropped", "--fidelity", "clean"]
+    code = main([*args, "--syncnet-weights", str(syncnet_weights), "--device", "cpu", "--json", str(out)])
+
+    assert code == 1
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["video", "LSE-D", "LSE-C", "offset", "frames", "seconds", "status"]
+    good_row = next(line for line in table if line.startswith(str(good)))
+    assert good_row.split()[4:5] == ["25"] and good_row.endswith("ok")
+    broken_row = next(line for line in table if line.startswith(str(broken)))
+    assert "unreadable: " in broken_row and "broken.mp4" in broken_row
+
+    document = json.loads(out.read_text())
+    assert document["schema_version"] == SCHEMA_VERSION
+    assert document["settings"] == {"protocol": "cropped", "fidelity": "clean"}
+    (weights,) = document["weights"]
+    assert weights["custom"] is True and len(weights["sha256"]) == 64
+    videos = {Path(v["path"]).name: v for v in document["videos"]}
+    assert videos["cli_good.mp4"]["error"] is None
+    assert set(videos["cli_good.mp4"]["metrics"]) == {"lse_d", "lse_c", "offset"}
+    assert videos["broken.mp4"]["error"]["kind"] == "unreadable"
+    assert Report.from_dict(document).to_dict() == document
+
+
+def test_pipeline_protocol_says_plainly_it_is_not_there_yet(make_clip, syncnet_weights: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    assert main(["score", str(clip), "--syncnet-weights", str(syncnet_weights)]) == 2
+    assert "protocol 'pipeline'" in capsys.readouterr().err
+
+
+def test_missing_weights_offline_is_a_usage_error(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LIPSYNC_HOME", raising=False)
+    monkeypatch.delenv("LIPSYNC_SYNCNET_WEIGHTS", raising=False)
+    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    assert main(["score", str(clip), "--protocol", "cropped", "--offline"]) == 2
+    assert "syncnet_v2.model" in capsys.readouterr().err
+
+
+def test_too_short_clip_fails_with_the_numbers(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    clip = make_clip("cli_short.mkv", ClipSpec(seconds=0.2, seed=3))
+    out = tmp_path / "short.json"
+    code = main(["score", str(clip), "--protocol", "cropped", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"])
+    assert code == 1
+    error = json.loads(out.read_text())["videos"][0]["error"]
+    assert error["kind"] == "too_short"
+    assert error["facts"] == {"frames": 5, "audio_frames": 5}
+
+
+@pytest.mark.parametrize("argv", [["score"], ["score", "x.mp4", "--fidelity", "lossy"], ["nonsense"]])
+def test_bad_command_lines_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2

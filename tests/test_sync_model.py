@@ -1,0 +1,91 @@
+"""The SyncNet architecture and its loader: released keys, strict checks, no code execution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_lipsync.errors import WeightsError
+from pytest_lipsync.models.registry import SYNCNET
+from pytest_lipsync.models.resolve import locate_weights
+from pytest_lipsync.sync.model import SyncNet
+from pytest_lipsync.sync.model import load_syncnet as _load
+from tests.conftest import DATA
+
+
+def load_syncnet(path: Path, device: torch.device) -> SyncNet:
+    return _load(locate_weights(SYNCNET, path), device)  # type: ignore[arg-type]
+
+
+def released_keys() -> dict[str, tuple[int, ...]]:
+    rows = [line.split("\t") for line in (DATA / "syncnet.keys.txt").read_text().splitlines() if not line.startswith("#")]
+    return {key: tuple(int(n) for n in shape.strip("()").split(",") if n.strip()) for key, shape, _ in rows}
+
+
+def test_state_dict_has_exactly_the_released_keys_and_shapes() -> None:
+    state = SyncNet().state_dict()
+    assert {key: tuple(value.shape) for key, value in state.items()} == released_keys()
+
+
+def test_release_format_without_num_batches_tracked_loads(syncnet_weights: Path) -> None:
+    saved = torch.load(syncnet_weights, weights_only=True)
+    assert not any(key.endswith("num_batches_tracked") for key in saved)
+    net = load_syncnet(syncnet_weights, torch.device("cpu"))
+    assert not net.training
+    assert torch.equal(net.state_dict()["netfcaud.3.bias"], saved["netfcaud.3.bias"])
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, torch.Tensor]:
+    return SyncNet().state_dict()
+
+
+def test_missing_key_is_named(state: dict[str, torch.Tensor], tmp_path: Path) -> None:
+    broken = {k: v for k, v in state.items() if k != "netcnnlip.18.weight"}
+    with pytest.raises(WeightsError, match=r"key 'netcnnlip.18.weight' \(512, 256, 1, 6, 6\) is missing"):
+        load_syncnet(_save(broken, tmp_path / "w.model"), torch.device("cpu"))
+
+
+def test_wrong_shape_is_named(state: dict[str, torch.Tensor], tmp_path: Path) -> None:
+    broken = dict(state, **{"netfcaud.3.weight": torch.zeros(512, 512)})
+    with pytest.raises(WeightsError, match=r"'netfcaud.3.weight' has shape \(512, 512\), expected \(1024, 512\)"):
+        load_syncnet(_save(broken, tmp_path / "w.model"), torch.device("cpu"))
+
+
+def test_unexpected_key_is_named(state: dict[str, torch.Tensor], tmp_path: Path) -> None:
+    broken = dict(state, extra=torch.zeros(1))
+    with pytest.raises(WeightsError, match="unexpected key 'extra'"):
+        load_syncnet(_save(broken, tmp_path / "w.model"), torch.device("cpu"))
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.model"
+    torch.save({"netcnnaud.0.weight": _Exploit(marker)}, path)
+    with pytest.raises(WeightsError, match="evil.model: refused to load: .* would run code"):
+        load_syncnet(path, torch.device("cpu"))
+    assert not marker.exists()
+
+
+def test_sequence_mode_equals_per_window_forward(syncnet_weights: Path) -> None:
+    net = load_syncnet(syncnet_weights, torch.device("cpu"))
+    frames = torch.rand(3, 9, 224, 224, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.inference_mode():
+        sequence = net.forward_lip_sequence(frames)
+        windows = net.forward_lip(torch.stack([frames[:, i : i + 5] for i in range(5)]))
+    torch.testing.assert_close(sequence, windows, rtol=1e-5, atol=1e-5)
