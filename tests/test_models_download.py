@@ -139,7 +139,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for variable in ("no_proxy", "NO_PROXY"):
         monkeypatch.setenv(variable, "127.0.0.1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    for variable in ("LIPSYNC_HOME", "LIPSYNC_OFFLINE", "LIPSYNC_STANDIN_WEIGHTS"):
+    for variable in ("LIPSYNC_HOME", "LIPSYNC_OFFLINE", "LIPSYNC_MIRRORS", "LIPSYNC_STANDIN_WEIGHTS"):
         monkeypatch.delenv(variable, raising=False)
 
 
@@ -364,3 +364,22 @@ def test_fetch_models_usage_errors(
     assert fetch_models() == 2
     assert "LIPSYNC_OFFLINE is set" in capsys.readouterr().err
     assert server.log == []
+
+
+def test_mirrors_from_the_environment_serve_first_use(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = stand_in(4000, seed=12)
+    server = serve({"/lab/standin.pt": Route(body)})
+    spec = spec_for(body, server.url("/official/standin.pt"))
+    monkeypatch.setenv("LIPSYNC_MIRRORS", f"{server.url('/empty')}, {server.url('/lab/')}")
+
+    resolved = resolve_weights(spec, progress=False)
+
+    assert resolved.path.read_bytes() == body and resolved.source == "download"
+    assert [logged for logged, _ in server.log] == ["/empty/standin.pt", "/lab/standin.pt"]
+
+
+def test_malformed_mirror_variable_names_itself(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LIPSYNC_MIRRORS", "ftp://example.invalid/models")
+
+    assert fetch_models() == 2
+    assert "LIPSYNC_MIRRORS holds 'ftp://example.invalid/models'" in capsys.readouterr().err

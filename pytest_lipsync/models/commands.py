@@ -11,7 +11,6 @@ import importlib
 import importlib.metadata
 import platform
 import sys
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,10 +18,10 @@ from types import ModuleType
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, WeightsError
 from pytest_lipsync.models import registry
-from pytest_lipsync.models.download import download, manual_instructions
+from pytest_lipsync.models.download import download, is_mirror_url, manual_instructions
 from pytest_lipsync.models.loading import read_state_dict
 from pytest_lipsync.models.registry import WeightsSpec
-from pytest_lipsync.models.resolve import cache_dir, home_dir, locate_weights, offline_from_env
+from pytest_lipsync.models.resolve import cache_dir, home_dir, locate_weights, mirrors_from_env, offline_from_env
 
 # (import name, distribution to install): what scoring imports, in pipeline order.
 _DEPENDENCIES: tuple[tuple[str, str], ...] = (
@@ -68,6 +67,7 @@ def run_fetch_models(args: argparse.Namespace) -> int:
     """Download and verify every released file; files already verified there are kept."""
     try:
         _refuse_offline()
+        mirrors = [*args.mirrors, *mirrors_from_env()]
     except ConfigError as exc:
         print(f"lipsync fetch-models: error: {exc}", file=sys.stderr)
         return 2
@@ -75,7 +75,7 @@ def run_fetch_models(args: argparse.Namespace) -> int:
     failures = 0
     for spec in registry.RELEASED:
         try:
-            path = download(spec, directory, mirrors=args.mirrors)
+            path = download(spec, directory, mirrors=mirrors)
         except WeightsError as exc:
             print(f"lipsync fetch-models: error: {exc}", file=sys.stderr)
             failures += 1
@@ -116,7 +116,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def _mirror_url(value: str) -> str:
-    if urllib.parse.urlsplit(value).scheme not in ("http", "https", "file"):
+    if not is_mirror_url(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not an http://, https:// or file:// URL")
     return value
 

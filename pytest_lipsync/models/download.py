@@ -15,6 +15,7 @@ import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +58,11 @@ def candidate_urls(spec: WeightsSpec, mirrors: Sequence[str] = ()) -> tuple[str,
     """
     urls = [f"{mirror.rstrip('/')}/{spec.filename}" for mirror in mirrors] + list(spec.urls)
     return tuple(dict.fromkeys(urls))
+
+
+def is_mirror_url(url: str) -> bool:
+    """Mirrors are fetched like the official URLs, so only schemes ``urllib`` can fetch are accepted."""
+    return urllib.parse.urlsplit(url).scheme in ("http", "https", "file")
 
 
 def download(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import platformdirs
 
 from pytest_lipsync.errors import ConfigError, WeightsError
-from pytest_lipsync.models.download import download, unavailable
+from pytest_lipsync.models.download import download, is_mirror_url, unavailable
 from pytest_lipsync.models.loading import load_into
 from pytest_lipsync.models.registry import WeightsSpec
 from pytest_lipsync.models.verify import file_sha256
@@ -69,6 +69,22 @@ def offline_from_env() -> bool:
     return value in _YES
 
 
+def mirrors_from_env() -> tuple[str, ...]:
+    """``LIPSYNC_MIRRORS``: base URLs (space or comma separated) tried before the official ones.
+
+    A lab behind a firewall points every run, fetch-on-first-use included, at its own copy this way.
+    """
+    raw = os.environ.get("LIPSYNC_MIRRORS", "")
+    urls = tuple(url for url in raw.replace(",", " ").split() if url)
+    for url in urls:
+        if not is_mirror_url(url):
+            raise ConfigError(
+                f"LIPSYNC_MIRRORS holds {url!r}, which is not an http://, https:// or file:// URL",
+                hint="Give base URLs that hold the files under their released names, separated by spaces",
+            )
+    return urls
+
+
 def resolve_weights(
     spec: WeightsSpec,
     explicit: str | Path | None = None,
@@ -77,7 +93,10 @@ def resolve_weights(
     mirrors: Sequence[str] = (),
     progress: bool = True,
 ) -> ResolvedWeights:
-    """The weights to use, fetched into the cache on first use unless offline (argument or environment)."""
+    """The weights to use, fetched into the cache on first use unless offline (argument or environment).
+
+    ``mirrors`` come first, then those of ``LIPSYNC_MIRRORS``, then the official URLs.
+    """
     found = locate_weights(spec, explicit)
     if found is not None:
         return found
@@ -89,7 +108,7 @@ def resolve_weights(
             f"not found ({_searched()}), and offline mode (--offline, --lipsync-offline or LIPSYNC_OFFLINE) "
             "forbids downloading it",
         )
-    path = download(spec, directory, mirrors=mirrors, progress=progress)
+    path = download(spec, directory, mirrors=[*mirrors, *mirrors_from_env()], progress=progress)
     return ResolvedWeights(spec, path, spec.sha256, custom=False, source="download")
 
 
