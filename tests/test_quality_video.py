@@ -39,7 +39,8 @@ def skimage_means(gt: np.ndarray, gen: np.ndarray) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def pair(make_clip: Callable[..., Path]) -> tuple[Path, Path]:
-    """Ground truth (x264, crf 12) and a degraded copy of the same picture (MPEG-4 Part 2 at its default rate)."""
+    """Ground truth (x264, crf 12) and a degraded copy of the same picture (MPEG-4 Part 2 at its default rate),
+    the clips of the ``quality_trees`` fixture."""
     return make_clip("truth.mkv", SMALL), make_clip("degraded.avi", SMALL)
 
 
@@ -144,21 +145,8 @@ def test_settings_validate_quality_keys_through_quality_settings(change: dict[st
 LSE = {"lse_d": 7.5, "lse_c": 6.0, "offset": 0.0}
 
 
-@pytest.fixture
-def trees(pair: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    """``out/`` with two generated videos, ``gt/`` with the ground truth of one of them (another container)."""
-    truth, degraded = pair
-    out, gt = tmp_path / "out", tmp_path / "gt"
-    (out / "talks").mkdir(parents=True)
-    (gt / "talks").mkdir(parents=True)
-    (out / "talks" / "a.avi").write_bytes(degraded.read_bytes())
-    (out / "talks" / "orphan.avi").write_bytes(degraded.read_bytes())
-    (gt / "talks" / "a.mkv").write_bytes(truth.read_bytes())
-    return out, gt
-
-
-def test_scores_gain_psnr_ssim_and_a_quality_section(trees: tuple[Path, Path], pair: tuple[Path, Path]) -> None:
-    out, gt = trees
+def test_scores_gain_psnr_ssim_and_a_quality_section(quality_trees: tuple[Path, Path], pair: tuple[Path, Path]) -> None:
+    out, gt = quality_trees
     video = out / "talks" / "a.avi"
     score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, videos_root=out)
     expected = compare_videos(pair[1], pair[0])
@@ -172,8 +160,8 @@ def test_scores_gain_psnr_ssim_and_a_quality_section(trees: tuple[Path, Path], p
     assert VideoScore.from_dict(document).to_dict() == document and document["quality"] == score.quality
 
 
-def test_a_video_without_ground_truth_fails_as_such_and_keeps_lse(trees: tuple[Path, Path]) -> None:
-    out, gt = trees
+def test_a_video_without_ground_truth_fails_as_such_and_keeps_lse(quality_trees: tuple[Path, Path]) -> None:
+    out, gt = quality_trees
     video = out / "talks" / "orphan.avi"
     score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, videos_root=out)
     assert score.error is not None and score.error.kind == "no_reference"

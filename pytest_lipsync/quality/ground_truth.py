@@ -88,8 +88,8 @@ class GroundTruth:
         return NoReferenceError(
             f'has no ground truth in {self.tree.root}: no "{relative}" there, and no video named "{video.stem}.*"',
             path=video,
-            hint=f"Add its ground truth as {self.tree.root / relative} (any video container), or map it in "
-            "[tool.lipsync.pairs]",
+            hint=f"Add its ground truth as {self.tree.root / relative} (any video container), or score it "
+            "without a reference",
             facts={"reference_dir": str(self.tree.root), "relative_path": relative},
         )
 
