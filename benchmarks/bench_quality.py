@@ -229,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (OpenCV functions) or a torch device such as cuda")
     parser.add_argument("--batch", type=int, default=8, help="frames per call of this project's functions")
     parser.add_argument("--default-only", action="store_true", help="only SSIM uniform7/rgb and PSNR rgb")
-    parser.add_argument("--stream-seconds", type=float, default=2.0, help="compare_videos on files this long and "
-                        "twice as long (default 2; 0 skips)")
+    parser.add_argument(
+        "--stream-seconds",
+        type=float,
+        default=2.0,
+        help="compare_videos on files this long and twice as long (default 2; 0 skips)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
 
@@ -266,7 +270,11 @@ def main(argv: list[str] | None = None) -> int:
             numbers = f"{stream.seconds:g}", stream.frames, f"{stream.wall_s:.1f}", f"{stream.fps:.1f}"
             print(STREAM_TABLE.format(stream.size, *numbers, f"{stream.peak_rss_mb:.0f}"), flush=True)
     if args.json:
-        document = {"device": args.device, "rows": [asdict(row) for row in rows], "streams": [asdict(s) for s in streams]}
+        document = {
+            "device": args.device,
+            "rows": [asdict(row) for row in rows],
+            "streams": [asdict(stream) for stream in streams],
+        }
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     failed = [row for row in rows if not row.max_abs_diff <= TOLERANCE]
     for row in failed:

@@ -13,8 +13,8 @@ from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import Report
 
 def score(*args: str, weights: Path) -> int:
-    common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--syncnet-weights", str(weights), "-q"]
-    return main(["score", *args, *common])
+    common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]
+    return main(["score", *args, *common, "--syncnet-weights", str(weights)])
 
 
 def test_reference_adds_columns_and_json_and_reports_missing_ground_truth(
@@ -22,12 +22,14 @@ def test_reference_adds_columns_and_json_and_reports_missing_ground_truth(
 ) -> None:
     out, gt = quality_trees
     results = tmp_path / "scores.json"
-    code = score(str(out), "--reference", str(gt), "--ssim-window", "gaussian11", "--json", str(results), weights=syncnet_weights)
+    flags = ["--reference", str(gt), "--ssim-window", "gaussian11", "--json", str(results)]
+    code = score(str(out), *flags, weights=syncnet_weights)
 
     assert code == 1  # the video without ground truth fails
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["video", "LSE-D", "LSE-C", "offset", "PSNR", "SSIM", "frames", "seconds", "status"]
-    expected = compare_videos(out / "talks" / "a.avi", gt / "talks" / "a.mkv", QualitySettings(ssim_window="gaussian11"))
+    gaussian = QualitySettings(ssim_window="gaussian11")
+    expected = compare_videos(out / "talks" / "a.avi", gt / "talks" / "a.mkv", gaussian)
     good = next(line for line in table if line.startswith(str(out / "talks" / "a.avi"))).split()
     assert good[4:6] == [f"{expected.psnr.mean:.2f}", f"{expected.ssim.mean:.4f}"] and good[-1] == "ok"
     orphan = next(line for line in table if line.startswith(str(out / "talks" / "orphan.avi")))
@@ -61,7 +63,11 @@ def test_without_reference_the_table_has_no_quality_columns(
     ],
 )
 def test_bad_quality_settings_are_usage_errors(
-    quality_trees: tuple[Path, Path], syncnet_weights: Path, flags: list[str], words: str, capsys: pytest.CaptureFixture[str]
+    quality_trees: tuple[Path, Path],
+    syncnet_weights: Path,
+    flags: list[str],
+    words: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     out, _ = quality_trees
     assert score(str(out), *flags, weights=syncnet_weights) == 2

@@ -93,7 +93,9 @@ class GroundTruth:
             facts={"reference_dir": str(self.tree.root), "relative_path": relative},
         )
 
-    def _section(self, match: ReferenceMatch | None, result: QualityResult | None, error: ScoreError | None) -> dict[str, Any]:
+    def _section(
+        self, match: ReferenceMatch | None, result: QualityResult | None, error: ScoreError | None
+    ) -> dict[str, Any]:
         """The ``quality`` entry of a result (module docstring); the variant is named even when nothing was compared."""
         reference = None if match is None or match.reference is None else str(match.reference)
         return {
