@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.quality.settings import COLORS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PROTOCOLS, Settings
 
 EXIT_OK = 0
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    score = commands.add_parser("score", help="score videos (LSE-D, LSE-C, AV offset)")
+    score = commands.add_parser("score", help="score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)")
     _add_score_arguments(score)
     score.set_defaults(run=run_score)
 
@@ -76,11 +77,34 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="SyncNet windows per batch")
     parser.add_argument("--offline", action="store_true", help="never download weights")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    _add_quality_arguments(parser, defaults)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    quality = parser.add_argument_group("frame quality against ground truth (PSNR, SSIM)")
+    quality.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="ground-truth videos, matched by path relative to the scored directory, then by file stem",
+    )
+    quality.add_argument("--ssim-window", choices=SSIM_WINDOWS, default=defaults.ssim_window)
+    quality.add_argument("--color", choices=COLORS, default=defaults.color, help="'y': BT.601 luma")
+    quality.add_argument(
+        "--resize-reference", action="store_true", help="resize ground truth of another size (area interpolation)"
+    )
+    quality.add_argument(
+        "--max-length-mismatch",
+        type=int,
+        default=defaults.max_length_mismatch,
+        metavar="FRAMES",
+        help="frames the two videos may differ by (default: %(default)s)",
+    )
 
 
 def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.media.discover import discover_videos
+    from pytest_lipsync.quality.pairing import videos_root
     from pytest_lipsync.reports.table import format_table
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.scoring import Scorer
@@ -92,6 +116,11 @@ def run_score(args: argparse.Namespace) -> int:
         syncnet_weights=args.syncnet_weights,
         batch_size=args.batch_size,
         offline=args.offline,
+        reference=args.reference,
+        ssim_window=args.ssim_window,
+        color=args.color,
+        resize_reference=args.resize_reference,
+        max_length_mismatch=args.max_length_mismatch,
     )
     videos = discover_videos(args.paths)
     if not videos:
@@ -103,7 +132,7 @@ def run_score(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         if not args.quiet:
             print(f"[{number}/{len(videos)}] {video} ...", file=sys.stderr, flush=True)
-        result = scorer.score(video)
+        result = scorer.score(video, videos_root=videos_root(video, args.paths))
         scores.append(result)
         if not args.quiet:
             status = "ok" if result.ok else f"failed ({result.error.kind})"  # type: ignore[union-attr]

@@ -94,3 +94,9 @@ class ScoringTimeoutError(VideoError):
 
 class ReferenceMismatchError(VideoError):
     kind = "reference_mismatch"
+
+
+class NoReferenceError(VideoError):
+    """Ground truth was asked for (a reference directory) but none matches this video."""
+
+    kind = "no_reference"

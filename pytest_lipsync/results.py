@@ -80,7 +80,12 @@ class ScoreError:
 
 @dataclass(frozen=True)
 class VideoScore:
-    """Everything known about one video: its metrics (mean over tracks), its tracks, or its error."""
+    """Everything known about one video: its metrics (mean over tracks), its tracks, or its error.
+
+    ``quality``: PSNR/SSIM against ground truth when it was requested, as plain JSON data (per-frame series,
+    worst frame, alignment, variant, its own error); schema and failure rules in
+    :mod:`pytest_lipsync.quality.ground_truth`.
+    """
 
     path: str
     metrics: Mapping[str, float] = field(default_factory=dict)
@@ -89,6 +94,7 @@ class VideoScore:
     duration: float = 0.0
     timings: Mapping[str, float] = field(default_factory=dict)
     error: ScoreError | None = None
+    quality: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +109,7 @@ class VideoScore:
             "tracks": [track.to_dict() for track in self.tracks],
             "timings": {stage: round(seconds, 6) for stage, seconds in self.timings.items()},
             "error": None if self.error is None else self.error.to_dict(),
+            "quality": None if self.quality is None else dict(self.quality),
         }
 
     @classmethod
@@ -116,6 +123,7 @@ class VideoScore:
             duration=float(data.get("duration", 0.0)),
             timings=dict(data.get("timings") or {}),
             error=None if error is None else ScoreError.from_dict(error),
+            quality=data.get("quality"),
         )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, TooShortError, VideoError
+from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
 from pytest_lipsync.settings import Settings
 
@@ -65,6 +66,7 @@ class Scorer:
         self._sync: SyncScorer = SyncScorer(
             load_syncnet(weights, self.device), self.device, self.settings.batch_size
         )
+        self._ground_truth = GroundTruth(self.settings, str(self.device))
 
     @property
     def run(self) -> RunRecord:
@@ -75,8 +77,18 @@ class Scorer:
             device=str(self.device),
         )
 
-    def score(self, path: str | Path) -> VideoScore:
-        """Score one video; failures come back as ``VideoScore.error``, never as exceptions."""
+    def score(
+        self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None
+    ) -> VideoScore:
+        """Score one video; failures come back as ``VideoScore.error``, never as exceptions.
+
+        PSNR/SSIM are added against ``reference`` (a file), or against the video's match in the
+        ``reference`` setting's directory, paired relative to ``videos_root`` (see ``quality.ground_truth``).
+        """
+        lse = self._score_lse(Path(path))
+        return self._ground_truth.add_to(lse, Path(path), None if reference is None else Path(reference), videos_root)
+
+    def _score_lse(self, path: Path) -> VideoScore:
         from pytest_lipsync.sync.scorer import Timings
 
         timings = Timings()

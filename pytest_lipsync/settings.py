@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
 
 Protocol = Literal["pipeline", "cropped"]
 Fidelity = Literal["reference", "clean"]
@@ -20,6 +21,9 @@ Fidelity = Literal["reference", "clean"]
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+_QUALITY = QualitySettings()
+# Flat copies of QualitySettings' fields (pyproject keys are Settings' fields), validated by QualitySettings.
+_QUALITY_KEYS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(QualitySettings))
 
 # Settings that move the numbers; the others (where weights live, batch sizes) do not.
 _RESULT_KEYS: tuple[str, ...] = (
@@ -53,6 +57,12 @@ class Settings:
     num_failed_det: int = 25
     min_face_size: float = 100.0
     scene_threshold: float = 30.0
+    reference: str | None = None  # ground-truth directory: PSNR/SSIM are computed when set
+    ssim_window: SsimWindow = _QUALITY.ssim_window
+    color: Color = _QUALITY.color
+    region: Region = _QUALITY.region
+    resize_reference: bool = _QUALITY.resize_reference
+    max_length_mismatch: int = _QUALITY.max_length_mismatch
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)
@@ -71,6 +81,12 @@ class Settings:
             value = getattr(self, key)
             if not _is_number(value) or value < 0:
                 raise ConfigError(f"setting {key!r} is {value!r}", hint="Use a number >= 0")
+        self.quality  # noqa: B018 -- builds QualitySettings, which validates the quality keys
+
+    @property
+    def quality(self) -> QualitySettings:
+        """The frame quality settings (PSNR/SSIM variant and alignment tolerances) as the quality module takes them."""
+        return QualitySettings(**{key: getattr(self, key) for key in _QUALITY_KEYS})
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -78,6 +94,8 @@ class Settings:
     def result_settings(self) -> dict[str, Any]:
         """The settings a result depends on: what a cache key or a baseline must match."""
         keys = _RESULT_KEYS if self.protocol == "pipeline" else ("protocol", "fidelity")
+        if self.reference is not None:  # the directory itself moves no number; the variant does
+            keys += _QUALITY_KEYS
         return {key: getattr(self, key) for key in keys}
 
 

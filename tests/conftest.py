@@ -51,3 +51,18 @@ def scorers(syncnet_weights: Path):  # type: ignore[no-untyped-def]
         return made[key]
 
     return get
+
+
+@pytest.fixture
+def quality_trees(make_clip, tmp_path: Path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """``out/talks/a.avi``, a degraded copy (MPEG-4 Part 2) of ``gt/talks/a.mkv`` (x264, crf 12), and
+    ``out/talks/orphan.avi``, which has no ground truth."""
+    spec = ClipSpec(seconds=1.0, width=96, height=72)
+    truth, degraded = make_clip("truth.mkv", spec), make_clip("degraded.avi", spec)
+    out, gt = tmp_path / "out", tmp_path / "gt"
+    (out / "talks").mkdir(parents=True)
+    (gt / "talks").mkdir(parents=True)
+    (out / "talks" / "a.avi").write_bytes(degraded.read_bytes())
+    (out / "talks" / "orphan.avi").write_bytes(degraded.read_bytes())
+    (gt / "talks" / "a.mkv").write_bytes(truth.read_bytes())
+    return out, gt

@@ -21,7 +21,7 @@ import numpy as np
 
 from pytest_lipsync.quality.alignment import LengthAlignment, align_lengths, needs_resize, resize_frames
 from pytest_lipsync.quality.psnr import PSNR_CAP_DB, psnr, psnr_torch, reported_psnr
-from pytest_lipsync.quality.settings import Color, QualitySettings, SsimWindow
+from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
 from pytest_lipsync.quality.ssim import ssim, ssim_torch
 
 
@@ -58,6 +58,7 @@ class QualityResult:
     resized_reference: bool
     ssim_window: SsimWindow
     color: Color
+    region: Region
     psnr_cap_db: float = PSNR_CAP_DB
 
     @property
@@ -77,6 +78,7 @@ class QualityResult:
             "psnr_cap_db": self.psnr_cap_db,
             "ssim_window": self.ssim_window,
             "color": self.color,
+            "region": self.region,
             "resized_reference": self.resized_reference,
         }
 
@@ -109,6 +111,7 @@ class QualityAccumulator:
             resized_reference=resized_reference,
             ssim_window=self.settings.ssim_window,
             color=self.settings.color,
+            region=self.settings.region,
         )
 
     def _measure(self, gt: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

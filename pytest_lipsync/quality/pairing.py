@@ -18,7 +18,7 @@ word. No candidate at all is a result, ``rule == "none"``, reported as "no refer
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -105,3 +105,13 @@ def _only(
         hint=f'Name this video\'s reference in [tool.lipsync.pairs], e.g. "{relative}" = "{tree.root / candidates[0]}"',
         facts={"candidates": [str(tree.root / candidate) for candidate in candidates]},
     )
+
+
+def videos_root(video: Path, arguments: Iterable[str | Path]) -> Path:
+    """The directory among ``arguments`` (what the user asked to score) that holds ``video``, else its parent.
+
+    Pairing by relative path is relative to that directory: ``lipsync score out/`` pairs ``out/a/b.mp4``
+    with ``gt/a/b.mp4``; a video named on its own pairs by its file name.
+    """
+    directories = (Path(argument) for argument in arguments if Path(argument).is_dir())
+    return next((directory for directory in directories if video.is_relative_to(directory)), video.parent)

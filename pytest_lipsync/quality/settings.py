@@ -13,9 +13,11 @@ from pytest_lipsync.errors import ConfigError
 
 SsimWindow = Literal["uniform7", "gaussian11"]
 Color = Literal["rgb", "y"]
+Region = Literal["frame", "face"]
 
 SSIM_WINDOWS: tuple[str, ...] = get_args(SsimWindow)
 COLORS: tuple[str, ...] = get_args(Color)
+REGIONS: tuple[str, ...] = get_args(Region)
 
 
 @dataclass(frozen=True)
@@ -25,18 +27,22 @@ class QualitySettings:
     ``ssim_window``: ``"uniform7"`` is scikit-image's default (7x7 mean filter, sample covariance);
     ``"gaussian11"`` is Wang et al. 2004 (11x11 Gaussian, sigma 1.5, population covariance).
     ``color``: ``"rgb"`` averages the three channels; ``"y"`` compares BT.601 luma (see ``color.py``).
+    ``region``: ``"frame"`` compares whole frames; ``"face"`` the face crops of the pipeline's tracks, where a
+    lip-sync edit happens (a full-frame PSNR is dominated by untouched background).
     ``resize_reference``: resize ground truth of another size to the generated size instead of failing.
     ``max_length_mismatch``: how many frames the two videos may differ by (the common prefix is compared).
     """
 
     ssim_window: SsimWindow = "uniform7"
     color: Color = "rgb"
+    region: Region = "frame"
     resize_reference: bool = False
     max_length_mismatch: int = 2
 
     def __post_init__(self) -> None:
         _check_choice("ssim_window", self.ssim_window, SSIM_WINDOWS)
         _check_choice("color", self.color, COLORS)
+        _check_choice("region", self.region, REGIONS)
         if not isinstance(self.resize_reference, bool):
             raise ConfigError(f"resize_reference must be true or false, not {self.resize_reference!r}")
         if isinstance(self.max_length_mismatch, bool) or not isinstance(self.max_length_mismatch, int):

@@ -1,4 +1,8 @@
-"""The plain-text table of scores printed by ``lipsync score`` and the pytest terminal summary."""
+"""The plain-text table of scores printed by ``lipsync score`` and the pytest terminal summary.
+
+PSNR and SSIM columns appear when any video was compared with ground truth. A row shows every metric the
+video has, even when it failed: a broken ground truth fails the video but leaves its LSE numbers to read.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,42 @@ from collections.abc import Sequence
 
 from pytest_lipsync.results import VideoScore
 
-_HEADER = ("video", "LSE-D", "LSE-C", "offset", "frames", "seconds", "status")
+_LSE_COLUMNS = ("LSE-D", "LSE-C", "offset")
+_QUALITY_COLUMNS = ("PSNR", "SSIM")
 
 
 def format_table(scores: Sequence[VideoScore]) -> str:
-    rows = [_HEADER, *(_row(score) for score in scores)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-    lines = ["  ".join(_align(cell, width, i) for i, (cell, width) in enumerate(zip(row, widths))) for row in rows]
+    with_quality = any(score.quality is not None for score in scores)
+    header = ("video", *_LSE_COLUMNS, *(_QUALITY_COLUMNS if with_quality else ()), "frames", "seconds", "status")
+    rows = [header, *(_row(score, with_quality) for score in scores)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(_align(cell, width, i, len(header)) for i, (cell, width) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _row(score: VideoScore) -> tuple[str, ...]:
-    seconds = f"{sum(score.timings.values()):.1f}"
-    if score.error is not None:
-        return (score.path, "-", "-", "-", str(score.frames or "-"), seconds, f"{score.error.kind}: {score.error.message}")
+def _row(score: VideoScore, with_quality: bool) -> tuple[str, ...]:
     metrics = score.metrics
+    quality = (_number(metrics.get("psnr"), 2), _number(metrics.get("ssim"), 4)) if with_quality else ()
+    status = "ok" if score.error is None else f"{score.error.kind}: {score.error.message}"
     return (
         score.path,
         _number(metrics.get("lse_d")),
         _number(metrics.get("lse_c")),
         str(int(metrics["offset"])) if "offset" in metrics else "-",
-        str(score.frames),
-        seconds,
-        "ok",
+        *quality,
+        str(score.frames or "-"),
+        f"{sum(score.timings.values()):.1f}",
+        status,
     )
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _align(cell: str, width: int, column: int) -> str:
-    return cell.ljust(width) if column in (0, len(_HEADER) - 1) else cell.rjust(width)
+def _align(cell: str, width: int, column: int, columns: int) -> str:
+    return cell.ljust(width) if column in (0, columns - 1) else cell.rjust(width)

@@ -1,0 +1,79 @@
+"""PSNR/SSIM of a generated video file against its ground-truth file: the public entry point, no SyncNet needed.
+
+Both files go through the same 25 fps decoding as LSE (:class:`~pytest_lipsync.media.decode.VideoSource`), in
+RGB, in small batches decoded on background threads while the metrics run, so memory holds a few batches per
+video whatever its length. Frame i is compared with frame i by the rules of :mod:`.alignment` (sizes must agree
+unless ``resize_reference``; lengths may differ by ``max_length_mismatch`` frames).
+
+**Infinite PSNR.** Identical frames have infinite PSNR. Results cap each frame's PSNR at 100 dB
+(:data:`~pytest_lipsync.quality.psnr.PSNR_CAP_DB`), average the capped values, and count the identical frames
+in ``identical_frames``; the JSON is therefore standard (no ``Infinity`` or ``NaN``), and a mean of 100 with
+``identical_frames == frames`` is a perfect copy. See :mod:`.psnr` for why 100 dB.
+
+**Failures.** Anything wrong on the reference side (it cannot be opened or decoded, another size, another
+length) is a :class:`ReferenceMismatchError` (kind ``reference_mismatch``) naming the generated video, the
+reference and the numbers, so that it reads as "this pair cannot be compared", whichever file is at fault.
+Problems of the generated video itself keep their own kinds (``not_found``, ``unreadable``, ...), as in LSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+
+from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, VideoError
+from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
+from pytest_lipsync.quality.settings import QualitySettings
+
+# A 1080p RGB frame is 6 MB; each video holds at most four batches (two queued, one being decoded, one being
+# measured): about 100 MB per video at 1080p, whatever its length. Larger batches buy nothing on the CPU.
+BATCH_SIZE = 4
+
+
+def compare_videos(
+    generated: Path,
+    reference: Path,
+    settings: QualitySettings = QualitySettings(),
+    device: str = "cpu",
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> QualityResult:
+    """PSNR/SSIM of ``generated`` against ``reference``, frame by frame (``device``: ``"cpu"`` or a torch device).
+
+    Raises :class:`ReferenceMismatchError` when the pair cannot be compared and the :class:`VideoError` of
+    the generated video when it cannot be read; ``region = "face"`` is a :class:`ConfigError` for now.
+    """
+    from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.media.prefetch import prefetch
+
+    if settings.region == "face":
+        raise ConfigError(
+            "region 'face' (PSNR/SSIM inside the face tracks) is not available in this version yet",
+            hint="Use region = 'frame' (the default)",
+        )
+    generated_frames = open_video(generated).frames(batch_size, pix_fmt="rgb24")
+    # Closed on the way out, error or not, so that a mismatch found early stops both decoding threads at once.
+    with closing(prefetch(generated_frames)) as generated_batches, closing(
+        prefetch(_reference_frames(generated, reference, batch_size))
+    ) as reference_batches:
+        return compare_streams(
+            generated_batches, reference_batches, settings, device=device, video=generated, reference_path=reference
+        )
+
+
+def _reference_frames(generated: Path, reference: Path, batch_size: int) -> Iterator[np.ndarray]:
+    """The reference's RGB batches; its read errors become mismatches of the pair (module docstring)."""
+    from pytest_lipsync.media.decode import open_video
+
+    try:
+        yield from open_video(reference).frames(batch_size, pix_fmt="rgb24")
+    except VideoError as exc:
+        raise ReferenceMismatchError(
+            f"its reference {reference} cannot be compared: {exc.what}",
+            path=generated,
+            hint=exc.hint,
+            facts={"reference": str(reference), "reference_error": exc.kind, **exc.facts},
+        ) from exc
