@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.memory import peak_rss_mib
 from pytest_lipsync.quality.color import float_planes
 from pytest_lipsync.quality.psnr import psnr, psnr_torch
 from pytest_lipsync.quality.settings import Color, SsimWindow
@@ -201,14 +202,6 @@ def measure_stream(reference: Path, generated: Path, device: str) -> tuple[int, 
     result = compare_videos(generated, reference, device=device)
     seconds = time.perf_counter() - started
     return result.frames, seconds, peak_rss_mib()
-
-
-def peak_rss_mib() -> float:
-    """This process's own peak resident memory (Linux ``VmHWM``; ``ru_maxrss`` would include the parent's,
-    which Linux carries into a spawned child across ``exec``)."""
-    status = Path("/proc/self/status").read_text()
-    kilobytes = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
-    return int(kilobytes) / 1024
 
 
 def stream_rows(sizes: list[str], seconds: float, device: str) -> Iterator[StreamRow]:

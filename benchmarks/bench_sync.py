@@ -8,24 +8,25 @@ The clip is generated (fixtures/media.py) and the weights are the deterministic 
 (fixtures/weights.py): the timings are real, the LSE numbers say nothing about lip sync. "bare" is the
 lip tower over the same frames plus the audio tower over the same MFCC windows, inputs prepared in
 advance, timed in the same process right after scoring: the floor that decoding, MFCC, batching and the
-distances add to. ``--memory`` scores each length in a fresh process and reports its peak RSS, because
-peak RSS cannot be reset inside one process.
+distances add to. ``--memory`` scores each length in a fresh process and reports that process's own peak RSS
+(``VmHWM``), because peak RSS cannot be reset inside one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.memory import peak_rss_mib  # noqa: E402
 from fixtures.media import ClipSpec, write_clip  # noqa: E402
 from fixtures.weights import standin_syncnet_file  # noqa: E402
 
@@ -88,15 +89,17 @@ def measure(clip: Path, seconds: float, fidelity: str, batch_size: int) -> Row:
     return Row(fidelity, seconds, windows, elapsed, bare, dict(result.timings))
 
 
-def peak_rss_mib(clip: Path, fidelity: str, batch_size: int) -> float:
-    """Score ``clip`` in a fresh interpreter and return its peak resident set size."""
-    code = (
-        "import resource, sys; sys.path.insert(0, %r); from benchmarks.bench_sync import scorer; "
-        "s = scorer(%r, %d); r = s.score(%r); assert r.error is None, r.error; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    ) % (str(Path(__file__).resolve().parents[1]), fidelity, batch_size, str(clip))
-    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return int(output.split()[-1]) / 1024
+def score_for_memory(clip: Path, fidelity: str, batch_size: int) -> float:
+    """Score ``clip`` and return this process's peak RSS; run in a fresh process per clip."""
+    result = scorer(fidelity, batch_size).score(clip)
+    if result.error is not None:
+        raise RuntimeError(result.error.message)
+    return peak_rss_mib()
+
+
+def fresh_peak_rss_mib(clip: Path, fidelity: str, batch_size: int) -> float:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+        return fresh.submit(score_for_memory, clip, fidelity, batch_size).result()
 
 
 def main() -> int:
@@ -128,10 +131,10 @@ def main() -> int:
         if args.memory:
             memory = {}
             for seconds in args.memory:
-                memory[seconds] = peak_rss_mib(make_clip(Path(directory), seconds), "reference", args.batch_size)
+                memory[seconds] = fresh_peak_rss_mib(make_clip(Path(directory), seconds), "reference", args.batch_size)
                 print(f"peak RSS, {seconds:g} s clip (reference fidelity): {memory[seconds]:.0f} MiB")
             document["peak_rss_mib"] = memory
-    print(f"this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"this process: peak RSS {peak_rss_mib():.0f} MiB")
     if args.json is not None:
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
