@@ -13,6 +13,13 @@ from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_lipsync.helpers import (
+        assert_lse_c_above,
+        assert_lse_d_below,
+        assert_no_regression,
+        assert_psnr_above,
+        assert_ssim_above,
+    )
     from pytest_lipsync.scoring import Scorer, score
 
 __version__ = "0.1.0"
@@ -29,14 +36,25 @@ __all__ = [
     "VideoScore",
     "WeightsError",
     "__version__",
+    "assert_lse_c_above",
+    "assert_lse_d_below",
+    "assert_no_regression",
+    "assert_psnr_above",
+    "assert_ssim_above",
     "score",
 ]
 
+_HELPERS = frozenset(name for name in __all__ if name.startswith("assert_"))
+
 
 def __getattr__(name: str) -> Any:
-    """Load the scoring entry points (and with them torch) only when they are used."""
+    """Load the scoring entry points (and with them torch) and the helpers only when they are used."""
     if name in ("Scorer", "score"):
         from pytest_lipsync import scoring
 
         return getattr(scoring, name)
+    if name in _HELPERS:
+        from pytest_lipsync import helpers
+
+        return getattr(helpers, name)
     raise AttributeError(f"module 'pytest_lipsync' has no attribute {name!r}")
