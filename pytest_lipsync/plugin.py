@@ -125,7 +125,7 @@ def lipsync_video(request: pytest.FixtureRequest) -> LipsyncVideo:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    if GATE not in config.stash:
+    if GATE not in config.stash or config.option.collectonly:
         return
     gate = config.stash[GATE]
     if hasattr(config, "workerinput"):

@@ -10,6 +10,7 @@ loading it; a :class:`Scorer` is created on the first miss only. No pytest impor
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -59,15 +60,15 @@ class ScoreService:
 
     def __init__(self, cache: ResultCache | None = None) -> None:
         self._cache = cache
-        self._memo: dict[tuple[Path, Settings, Path | None], VideoScore] = {}
-        self._scorers: dict[Settings, Scorer | LipsyncError] = {}
-        self._weights: dict[Settings, tuple[WeightsRecord, ...]] = {}
-        self._devices: dict[Settings, str] = {}
+        self._memo: dict[tuple[Path, str, Path | None], VideoScore] = {}
+        self._scorers: dict[str, Scorer | LipsyncError] = {}
+        self._weights: dict[str, tuple[WeightsRecord, ...]] = {}
+        self._devices: dict[str, str] = {}
         self.tally = Tally()
 
     def score(self, path: Path, settings: Settings, reference: Path | None = None) -> VideoScore:
         """The score of ``path`` (with ``reference`` for PSNR/SSIM); set-up problems raise :class:`LipsyncError`."""
-        memo_key = (path.resolve(), settings, reference)
+        memo_key = (path.resolve(), _identity(settings), reference)
         if memo_key not in self._memo:
             self._memo[memo_key] = self._cached_or_scored(path, settings, reference)
         return self._memo[memo_key]
@@ -78,13 +79,14 @@ class ScoreService:
             tool_version=__version__,
             settings=settings.result_settings(),
             weights=self.weights(settings),
-            device=self._devices.get(settings, settings.device),
+            device=self._devices.get(_identity(settings), settings.device),
         )
 
     def weights(self, settings: Settings) -> tuple[WeightsRecord, ...]:
-        if settings not in self._weights:
-            self._weights[settings] = weights_records(settings)
-        return self._weights[settings]
+        identity = _identity(settings)
+        if identity not in self._weights:
+            self._weights[identity] = weights_records(settings)
+        return self._weights[identity]
 
     def _cached_or_scored(self, path: Path, settings: Settings, reference: Path | None) -> VideoScore:
         key = self._cache_key(path, settings, reference) if self._cache is not None and path.is_file() else None
@@ -96,7 +98,7 @@ class ScoreService:
         result = scorer.score(path, reference=reference) if reference is not None else scorer.score(path)
         self.tally = replace(self.tally, scored=self.tally.scored + 1)
         if key is not None and self._cache is not None:
-            self._cache.set(key, {"score": result.to_dict(), "device": self._devices[settings], "path": str(path)})
+            self._cache.set(key, {"score": result.to_dict(), "device": self._devices[_identity(settings)], "path": str(path)})
         return result
 
     def _replay(self, key: str | None, path: Path, settings: Settings) -> VideoScore | None:
@@ -106,7 +108,7 @@ class ScoreService:
         entry = self._cache.get(key, None)
         try:
             score = _relocated(VideoScore.from_dict(entry["score"]), str(entry["path"]), str(path))
-            self._devices.setdefault(settings, str(entry["device"]))
+            self._devices.setdefault(_identity(settings), str(entry["device"]))
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
         return score
@@ -123,20 +125,26 @@ class ScoreService:
         return f"{CACHE_PREFIX}/{digest}"
 
     def _scorer(self, settings: Settings) -> Scorer:
-        if settings not in self._scorers:
+        identity = _identity(settings)
+        if identity not in self._scorers:
             from pytest_lipsync.scoring import Scorer
 
             try:
                 scorer = Scorer(settings)
             except LipsyncError as exc:
-                self._scorers[settings] = exc
+                self._scorers[identity] = exc
                 raise
-            self._scorers[settings] = scorer
-            self._devices[settings] = str(scorer.device)
-        made = self._scorers[settings]
+            self._scorers[identity] = scorer
+            self._devices[identity] = str(scorer.device)
+        made = self._scorers[identity]
         if isinstance(made, LipsyncError):
             raise made
         return made
+
+
+def _identity(settings: Settings) -> str:
+    """A dictionary key for ``settings`` that does not need every field to be hashable."""
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
 
 
 def _relocated(score: VideoScore, old: str, new: str) -> VideoScore:
