@@ -13,13 +13,14 @@ not import pytest (the plugin turns :class:`ConfigError` into ``pytest.UsageErro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -278,26 +279,18 @@ def _as_bool(value: Any) -> bool:
     raise TypeError("true or false")
 
 
-def _as_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise TypeError("a whole number")
+def _number(convert: Callable[[Any], Any], accepted: tuple[type, ...], description: str) -> Callable[[Any], Any]:
+    """A parser taking numbers of the ``accepted`` types (never a bool) or a string ``convert`` can read."""
 
+    def parse(value: Any) -> Any:
+        if isinstance(value, accepted) and not isinstance(value, bool):
+            return convert(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return convert(value)
+        raise TypeError(description)
 
-def _as_float(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise TypeError("a number")
+    return parse
 
 
 def _as_str(value: Any) -> str:
@@ -306,7 +299,12 @@ def _as_str(value: Any) -> str:
     return value
 
 
-_SCALARS = {bool: _as_bool, int: _as_int, float: _as_float, str: _as_str}
+_SCALARS = {
+    bool: _as_bool,
+    int: _number(int, (int,), "a whole number"),
+    float: _number(float, (int, float), "a number"),
+    str: _as_str,
+}
 
 
 @cache

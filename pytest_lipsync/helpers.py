@@ -45,7 +45,7 @@ def assert_no_regression(video: str | Path | LipsyncVideo) -> None:
     """The video's LSE metrics must be within the configured regression rules of its baseline entry."""
     __tracebackhide__ = True
     session, config, entry = _resolve(video, None)
-    score = session.score(entry, config)
+    score = session.score_entry(entry, config)
     verdict = judge(score, entry.key, config.gate.for_video(entry.key), baseline=session.baseline_values(entry.key))
     if verdict.outcome != "passed":
         raise AssertionError(format_verdict(verdict))
@@ -67,7 +67,7 @@ def _assert_limit(video: str | Path | LipsyncVideo, metric: str, limit: float, r
 def _score(video: str | Path | LipsyncVideo, reference: Path | None) -> VideoScore:
     __tracebackhide__ = True
     session, config, entry = _resolve(video, reference)
-    return session.score(entry, config)
+    return session.score_entry(entry, config)
 
 
 def _resolve(video: str | Path | LipsyncVideo, reference: Path | None):  # type: ignore[no-untyped-def]

@@ -107,7 +107,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def lipsync_scorer(pytestconfig: pytest.Config) -> GateSession:
-    """The session's scorer: ``lipsync_scorer.score_path(path, reference=None)``; models load once."""
+    """The session's scorer: ``lipsync_scorer.score(path, reference=None)``; models load once."""
     return gate_of(pytestconfig)
 
 

@@ -161,12 +161,12 @@ class GateSession:
         known = next((e for e in self.videos if e.path.absolute() == absolute), None)
         return known or VideoEntry(video_key(path, self._root), path)
 
-    def score_path(self, path: str | Path, reference: str | Path | None = None) -> VideoScore:
-        """Score any video file (the ``lipsync_scorer`` fixture's ``score``), with the session's settings."""
+    def score(self, path: str | Path, reference: str | Path | None = None) -> VideoScore:
+        """Score any video file with the session's settings (what the ``lipsync_scorer`` fixture offers)."""
         entry = self.entry(Path(path))
-        return self.score(entry if reference is None else replace(entry, reference=Path(reference)))
+        return self.score_entry(entry if reference is None else replace(entry, reference=Path(reference)))
 
-    def score(self, entry: VideoEntry, config: LipsyncConfig | None = None) -> VideoScore:
+    def score_entry(self, entry: VideoEntry, config: LipsyncConfig | None = None) -> VideoScore:
         """Score (or recall) ``entry``, against its reference when it has one, so that the sync item and
         the quality item of a video share one scoring. Recorded for the reports."""
         config = config or self.config
@@ -185,7 +185,7 @@ class GateSession:
             verdict = Verdict(entry.key, "failed", reason=_no_reference(entry))
         else:
             rules = config.gate.for_video(entry.key)
-            verdict = judge(self.score(entry, config), entry.key, rules, metrics, self.baseline_values(entry.key))
+            verdict = judge(self.score_entry(entry, config), entry.key, rules, metrics, self.baseline_values(entry.key))
         self.verdicts[f"{entry.key}::quality" if quality else entry.key] = verdict
         return verdict
 

@@ -303,9 +303,10 @@ from pytest_lipsync import assert_lse_c_above, assert_lse_d_below, assert_no_reg
 
 CLIP = Path({clip!r})
 
-def test_generated(tmp_path):
+def test_generated(tmp_path, lipsync_scorer):
     video = tmp_path / "generated.mp4"
     shutil.copyfile(CLIP, video)   # stands for the user's generator
+    assert lipsync_scorer.score(video).metrics["lse_d"] > 0
     assert_lse_c_above(video, 0.0)
     assert_lse_d_below(video, 1.0)
 
@@ -322,12 +323,14 @@ def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips
     result = run(pytester, shared_cache, "-m", "not lipsync")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["test_user.py::test_fixture_video[[]videos/good.mp4[]] PASSED*", "test_user.py::test_fixture_video[[]videos/hard/late.mp4[]] PASSED*"])
-    result.stdout.fnmatch_lines([">       assert_lse_d_below(video, 1.0)", "E       AssertionError: /*/generated.mp4: lse_d = *, expected at most 1.0000 (margin -*)", "test_user.py:12: AssertionError"])
+    result.stdout.fnmatch_lines([">       assert_lse_d_below(video, 1.0)", "E       AssertionError: /*/generated.mp4: lse_d = *, expected at most 1.0000 (margin -*)", "test_user.py:13: AssertionError"])
     assert "helpers.py" not in result.stdout.str()
 
 
-def test_xdist_workers_ship_results_to_one_report(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_xdist_workers_ship_results_to_one_report(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(f'baseline = "base.json"\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
     result = pytester.runpytest_subprocess("-n", "2", "-o", f"cache_dir={shared_cache}", "--lipsync-json=r.json", "--lipsync-update-baseline")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*= lipsync =*", "mean over 2 scored videos: *", "lipsync: baseline */base.json written: 2 added*"])
@@ -335,6 +338,9 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, shared_cach
     videos = json.loads((pytester.path / "r.json").read_text())["videos"]
     assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
     assert len(json.loads((pytester.path / "base.json").read_text())["videos"]) == 2
+    summary = (pytester.path / "summary.md").read_text()
+    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| `videos/") == 3
+    assert result.stdout.str().count("::error file=") == 2
 
 
 def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytester) -> None:
