@@ -131,7 +131,13 @@ def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
     settings = _build(Settings, scalars)
     thresholds = _build(Thresholds, scalars)
     gate = GateRules(thresholds, regression, tuple(scalars.get("allow", ())), overrides)
-    return LipsyncConfig(settings, gate, _build(RunOptions, scalars), pairs, root)
+    options = _build(RunOptions, scalars)
+    if options.update_baseline and not options.baseline:
+        raise ConfigError(
+            "update_baseline (--lipsync-update-baseline) is set but no baseline file is configured",
+            hint='Set baseline = "lipsync-baseline.json" in [tool.lipsync], or pass --lipsync-baseline PATH',
+        )
+    return LipsyncConfig(settings, gate, options, pairs, root)
 
 
 def _layer_scalars(layer: Layer) -> dict[str, Any]:

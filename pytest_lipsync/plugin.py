@@ -64,6 +64,17 @@ def pytest_configure(config: pytest.Config) -> None:
                 gate_of(config).baseline()
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """One line at the top of the log saying what the gate runs with, for whoever reads a CI failure."""
+    if not config.stash[ACTIVE]:
+        return None
+    resolved = gate_of(config).config
+    settings, options = resolved.settings, resolved.options
+    cache = "off" if options.no_cache or getattr(config, "cache", None) is None else "on"
+    baseline = f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
+    return f"lipsync: protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device} baseline={baseline} cache={cache}"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config in _CONFIGS:
         _CONFIGS.remove(config)

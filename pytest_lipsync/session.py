@@ -8,6 +8,7 @@ written once, from all results.
 
 from __future__ import annotations
 
+import glob
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -16,7 +17,7 @@ from typing import Any
 
 from pytest_lipsync.baseline import Baseline, BaselineChange, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
-from pytest_lipsync.errors import ConfigError, LipsyncError
+from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, ScoreService, Tally
@@ -82,13 +83,21 @@ def collect_videos(config: LipsyncConfig) -> tuple[VideoEntry, ...]:
     tree = _reference_tree(reference_root)
     entries: dict[str, VideoEntry] = {}
     for raw in config.options.videos:
-        videos_root = config.path(raw)
-        assert videos_root is not None
-        base = videos_root if videos_root.is_dir() else videos_root.parent
-        for path in discover_videos([videos_root]):
+        base, paths = _expand(config.root / Path(raw).expanduser())
+        for path in discover_videos(paths):
             key = video_key(path, config.root, base)
             entries.setdefault(key, _with_reference(VideoEntry(key, path), base, tree, config, reference_root))
     return tuple(entries[key] for key in sorted(entries))
+
+
+def _expand(path: Path) -> tuple[Path, list[Path]]:
+    """(videos root, paths) for one ``videos`` value: a directory, a file, or a glob (``**`` recurses)."""
+    parts = path.parts
+    first_glob = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), None)
+    if first_glob is None:
+        return (path if path.is_dir() else path.parent), [path]
+    base = Path(*parts[:first_glob])
+    return base, sorted(Path(p) for p in glob.glob(str(path), recursive=True))
 
 
 def _reference_tree(root: Path | None) -> Any:
@@ -172,7 +181,7 @@ class GateSession:
         config = config or self.config
         result = replace(self.service.score(entry.path, config.settings, entry.reference), path=entry.key)
         self.scores[entry.key] = result
-        if self.run is None and result.ok and config.settings == self.config.settings:
+        if self.run is None and config.settings == self.config.settings:
             self.run = self.service.run_record(config.settings)
         self.tally = self.service.tally
         return result
@@ -236,10 +245,8 @@ class GateSession:
         if json_path is not None:
             write_json_atomic(json_path, Report(run, ordered).to_dict())
         baseline_path = self.config.path(options.baseline)
-        if not options.update_baseline:
+        if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path)
-        if baseline_path is None:
-            raise ConfigError("--lipsync-update-baseline needs a baseline path", hint="Set baseline = \"...\" in [tool.lipsync] or pass --lipsync-baseline PATH")
         change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, {e.key for e in self.videos} | set(self.scores))
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path)
 

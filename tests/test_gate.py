@@ -130,6 +130,8 @@ def test_later_layers_win_and_errors_name_their_layer(tmp_path: Path) -> None:
     marker = Layer("marker", {"lse_d_max": 7.0}, "test_x.py::test_y")
     resolved = resolve([pyproject, flags, marker], tmp_path)
     assert resolved.settings.fidelity == "clean" and resolved.gate.thresholds.lse_d_max == 7.0
+    with pytest.raises(ConfigError, match="no baseline file is configured"):
+        resolve([Layer("flag", {"update_baseline": True})], tmp_path)
     with pytest.raises(ConfigError, match=r"@pytest.mark.lipsync\(protocol=...\) on test_x.py::test_y must be one of"):
         resolve([Layer("marker", {"protocol": "fast"}, "test_x.py::test_y")], tmp_path)
 
