@@ -331,13 +331,14 @@ def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips
     assert "helpers.py" not in result.stdout.str()
 
 
-def test_xdist_workers_ship_results_to_one_report(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(f'baseline = "base.json"\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
-    result = pytester.runpytest_subprocess("-n", "2", "-o", f"cache_dir={shared_cache}", "--lipsync-json=r.json", "--lipsync-update-baseline")
+    args = ("-n", "2", "-o", f"cache_dir={tmp_path / 'cache'}", "--lipsync-json=r.json")
+    result = pytester.runpytest_subprocess(*args, "--lipsync-update-baseline")
     result.assert_outcomes(passed=1, failed=2)
-    result.stdout.fnmatch_lines(["*= lipsync =*", "mean over 2 scored videos: *", "lipsync: baseline */base.json written: 2 added*"])
+    result.stdout.fnmatch_lines(["*= lipsync =*", "mean over 2 scored videos: *", "3 scored, 0 replayed from the cache", "lipsync: baseline */base.json written: 2 added*"])
     assert result.stdout.str().count("= lipsync =") == 1
     videos = json.loads((pytester.path / "r.json").read_text())["videos"]
     assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
@@ -345,6 +346,20 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, shared_cach
     summary = (pytester.path / "summary.md").read_text()
     assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| `videos/") == 3
     assert result.stdout.str().count("::error file=") == 2
+
+    replayed = pytester.runpytest_subprocess(*args)  # compares with the baseline, from the cache
+    replayed.assert_outcomes(passed=1, failed=2)
+    replayed.stdout.fnmatch_lines(["0 scored, 3 replayed from the cache (no model loaded)"])
+
+
+def test_reference_adds_a_quality_item_per_video(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project('reference = "gt"\n', broken=False)
+    pytester.mkdir("gt")
+    collected = pytester.runpytest_inprocess("--co", "-q")
+    collected.stdout.fnmatch_lines(["videos/good.mp4::lipsync", "videos/good.mp4::quality", "videos/hard/late.mp4::lipsync", "videos/hard/late.mp4::quality"])
+    result = run(pytester, shared_cache, "-k", "good")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["videos/good.mp4: no ground truth found for videos/good.mp4*[[]tool.lipsync.pairs[]]"])
 
 
 def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytester) -> None:
