@@ -59,20 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
     _CONFIGS.append(config)
     if config.stash[ACTIVE]:
         with _usage_errors():
-            options = gate_of(config).config.options
-            if not hasattr(config, "workerinput") and options.baseline and not options.update_baseline:
-                gate_of(config).baseline()
+            gate_of(config).start(check_baseline=not hasattr(config, "workerinput"))
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     """One line at the top of the log saying what the gate runs with, for whoever reads a CI failure."""
     if not config.stash[ACTIVE]:
         return None
-    resolved = gate_of(config).config
-    settings, options = resolved.settings, resolved.options
-    cache = "off" if options.no_cache or getattr(config, "cache", None) is None else "on"
-    baseline = f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
-    return f"lipsync: protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device} baseline={baseline} cache={cache}"
+    from pytest_lipsync.reports.summary import header_line
+
+    return header_line(gate_of(config).config, cache_available=getattr(config, "cache", None) is not None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -142,6 +142,13 @@ class GateSession:
             self._layer_list = tuple(self._read_layers())
         return self._layer_list
 
+    def start(self, *, check_baseline: bool) -> None:
+        """Resolve the configuration now (errors before any test runs) and, on the controller, refuse an
+        incomparable baseline before anything is scored."""
+        options = self.config.options
+        if check_baseline and options.baseline and not options.update_baseline:
+            self.baseline()
+
     @property
     def config(self) -> LipsyncConfig:
         if self._config is None:

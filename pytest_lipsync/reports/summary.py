@@ -9,9 +9,18 @@ from pytest_lipsync.reports.table import format_table
 from pytest_lipsync.service import Tally
 
 if TYPE_CHECKING:
+    from pytest_lipsync.config import LipsyncConfig
     from pytest_lipsync.session import GateSession, Outputs
 
 METRIC_LABELS: dict[str, str] = {"lse_d": "LSE-D", "lse_c": "LSE-C", "offset": "offset", "psnr": "PSNR", "ssim": "SSIM"}
+
+
+def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
+    """What the gate runs with, at the top of the log, for whoever reads a CI failure."""
+    settings, options = config.settings, config.options
+    cache = "off" if options.no_cache or not cache_available else "on"
+    baseline = f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
+    return f"lipsync: protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device} baseline={baseline} cache={cache}"
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
