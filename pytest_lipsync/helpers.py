@@ -45,6 +45,11 @@ def assert_no_regression(video: str | Path | LipsyncVideo) -> None:
     """The video's LSE metrics must be within the configured regression rules of its baseline entry."""
     __tracebackhide__ = True
     session, config, entry = _resolve(video, None)
+    if config.options.baseline is None:
+        raise AssertionError(
+            f"{entry.key}: no baseline to compare with: set baseline = \"lipsync-baseline.json\" in [tool.lipsync] "
+            "(or --lipsync-baseline PATH) and create it with --lipsync-update-baseline"
+        )
     score = session.score_entry(entry, config)
     verdict = judge(score, entry.key, config.gate.for_video(entry.key), baseline=session.baseline_values(entry.key))
     if verdict.outcome != "passed":

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pytest_lipsync.reports.table import format_table
+from pytest_lipsync.results import VideoScore
 from pytest_lipsync.service import Tally
 
 if TYPE_CHECKING:
     from pytest_lipsync.config import LipsyncConfig
     from pytest_lipsync.session import GateSession, Outputs
 
+MESSAGE_WIDTH = 60
 METRIC_LABELS: dict[str, str] = {"lse_d": "LSE-D", "lse_c": "LSE-C", "offset": "offset", "psnr": "PSNR", "ssim": "SSIM"}
 
 
@@ -34,6 +37,14 @@ def format_tally(tally: Tally) -> str:
     return f"{tally.scored} scored, {tally.replayed} replayed from the cache{note}"
 
 
+def _short(score: VideoScore) -> VideoScore:
+    """The table's status cell keeps the error kind and the start of its message; the failure shows all."""
+    error = score.error
+    if error is None or len(error.message) <= MESSAGE_WIDTH:
+        return score
+    return replace(score, error=replace(error, message=error.message[: MESSAGE_WIDTH - 3] + "..."))
+
+
 def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     """The terminal section: the table, means, cache use, files written, and GitHub annotations there."""
     from pytest_lipsync.reports.github import annotations, in_github_actions
@@ -41,7 +52,7 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     if not gate.scores:
         return []
     scores = [gate.scores[key] for key in sorted(gate.scores)]
-    lines = [format_table(scores), "", format_means(gate.means(), sum(1 for s in scores if s.ok)), format_tally(gate.tally)]
+    lines = [format_table([_short(score) for score in scores]), "", format_means(gate.means(), sum(1 for s in scores if s.ok)), format_tally(gate.tally)]
     if outputs is not None and outputs.json is not None:
         lines.append(f"lipsync: results written to {outputs.json}")
     if outputs is not None and outputs.baseline is not None and outputs.baseline_path is not None:
