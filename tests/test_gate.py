@@ -174,3 +174,16 @@ def test_init_adds_a_commented_table_and_never_clobbers(tmp_path: Path, capsys: 
 def test_readme_shows_the_shipped_templates() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert template("lipsync.yml") in readme
+
+
+def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> None:
+    from pytest_lipsync.gate import Verdict
+    from pytest_lipsync.reports.github import MAX_ANNOTATIONS, annotations, markdown_summary
+
+    scores = [dataclasses.replace(GOOD, path=f"out/clip_{i:05}.mp4") for i in range(5000)]
+    verdicts = {s.path: Verdict(s.path, "failed", reason="lse_d too high,\nsee: table") for s in scores}
+    text = markdown_summary(scores, verdicts, {"lse_d": 7.0, "lse_c": 6.0}, limit=20_000)
+    assert len(text.encode()) < 20_000 and "more videos left out" in text and "| `out/clip_00000.mp4` | 7.000 |" in text
+    lines = annotations(verdicts)
+    assert len(lines) == MAX_ANNOTATIONS
+    assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,%0Asee: table"
