@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import types
 import typing
@@ -110,10 +111,21 @@ def read_pyproject(path: Path) -> Layer | None:
 
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
-    """``LIPSYNC_<KEY>`` for every scalar key; other ``LIPSYNC_*`` variables (``LIPSYNC_HOME``) are not settings."""
-    keys = flat_keys()
-    values = {key: environ[f"LIPSYNC_{key.upper()}"] for key in keys if f"LIPSYNC_{key.upper()}" in environ}
+    """``LIPSYNC_<KEY>`` for every scalar key; other ``LIPSYNC_*`` variables (``LIPSYNC_HOME``) are not settings.
+
+    A list is written as ``LIPSYNC_VIDEOS=a:b`` (``os.pathsep``, as for paths) or ``LIPSYNC_ALLOW="x y"``
+    (spaces or commas, as ``LIPSYNC_MIRRORS``)."""
+    values: dict[str, Any] = {}
+    for key, hint in flat_keys().items():
+        raw = environ.get(f"LIPSYNC_{key.upper()}")
+        if raw is not None:
+            values[key] = _env_list(key, raw) if typing.get_origin(hint) in (tuple, list) else raw
     return Layer("env", values)
+
+
+def _env_list(key: str, raw: str) -> list[str]:
+    parts = raw.split(os.pathsep) if key == "videos" else re.split(r"[,\s]+", raw)
+    return [part for part in parts if part]
 
 
 def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
@@ -269,9 +281,9 @@ def _as_type(value: Any, hint: Any) -> Any:
 
 
 def _as_sequence(value: Any, item: Any) -> tuple[Any, ...]:
-    """A list, or (from the environment) a string of items separated by ``os.pathsep``, or a single item."""
+    """A list, or a single string as a list of one."""
     if isinstance(value, str):
-        value = [part for part in value.split(os.pathsep) if part]
+        value = [value]
     if not isinstance(value, (list, tuple)):
         raise TypeError("a list")
     return tuple(_as_type(element, item) for element in value)

@@ -134,14 +134,6 @@ class GateRules:
                 allow, origins["allow"] = override.allow, where
         return Rules(thresholds, regression, frozenset(allow), origins)
 
-    def with_changes(self, thresholds: Mapping[str, float], allow: tuple[str, ...] | None) -> GateRules:
-        """The rules with per-test changes (a marker's arguments) on top."""
-        return replace(
-            self,
-            thresholds=self.thresholds.merged(thresholds),
-            allow=self.allow if allow is None else allow,
-        )
-
 
 @dataclass(frozen=True)
 class Check:

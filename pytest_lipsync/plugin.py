@@ -189,8 +189,7 @@ def _absolute(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
     fixed = dict(values)
     for key in fixed.keys() & set(_PATH_OPTIONS):
         value = fixed[key]
-        parts = value.split(os.pathsep) if key == "videos" and isinstance(value, str) else value
-        fixed[key] = [str(base / p) for p in parts if p] if isinstance(parts, list) else str(base / parts)
+        fixed[key] = [str(base / item) for item in value] if isinstance(value, list) else str(base / value)
     return fixed
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -117,9 +118,11 @@ def test_damaged_baseline_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_environment_coerces_by_field_type_and_ignores_other_lipsync_variables() -> None:
-    layer = env_layer({"LIPSYNC_OFFLINE": "yes", "LIPSYNC_BATCH_SIZE": "7", "LIPSYNC_HOME": "/x", "LIPSYNC_LSE_C_MIN": "2"})
-    resolved = resolve([layer], Path("."))
+    environ = {"LIPSYNC_OFFLINE": "yes", "LIPSYNC_BATCH_SIZE": "7", "LIPSYNC_HOME": "/x", "LIPSYNC_LSE_C_MIN": "2"}
+    lists = {"LIPSYNC_VIDEOS": f"a b{os.pathsep}c", "LIPSYNC_ALLOW": "too_short, no_face_track"}
+    resolved = resolve([env_layer({**environ, **lists})], Path("."))
     assert (resolved.settings.offline, resolved.settings.batch_size, resolved.gate.thresholds.lse_c_min) == (True, 7, 2.0)
+    assert resolved.options.videos == ("a b", "c") and resolved.gate.allow == ("too_short", "no_face_track")
     with pytest.raises(ConfigError, match="LIPSYNC_OFFLINE must be true or false, not 'maybe'"):
         resolve([env_layer({"LIPSYNC_OFFLINE": "maybe"})], Path("."))
 
