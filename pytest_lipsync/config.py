@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import os
 import re
 import sys
@@ -30,11 +29,6 @@ from typing import Any, Literal
 from pytest_lipsync.errors import ConfigError, VideoError
 from pytest_lipsync.gate import GateRules, Override, Thresholds, Tolerance
 from pytest_lipsync.settings import Settings
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 TABLE = "tool.lipsync"
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")
@@ -99,8 +93,18 @@ def read_pyproject(path: Path) -> Layer | None:
     if not path.is_file():
         return None
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot be read ({exc})", path=path) from None
+    if "lipsync" not in text:
+        return None  # every pytest run of every project comes here: skip parsing when it cannot have the table
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot be read as TOML ({exc})", path=path) from None
     table = document.get("tool", {}).get("lipsync")
     if table is None:
@@ -247,6 +251,8 @@ def _pairs(layer: Layer, table: object) -> dict[str, Path]:
 
 
 def _reject_unknown(layer: Layer, values: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> None:
+    import difflib
+
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)

@@ -15,9 +15,12 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER, VideoScore
+from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
+
+if TYPE_CHECKING:
+    from pytest_lipsync.results import VideoScore
 
 # Threshold key -> the metric it limits; the suffix says the direction (max: lower is better).
 THRESHOLD_METRICS: dict[str, str] = {"lse_d_max": "lse_d", "lse_c_min": "lse_c", "psnr_min": "psnr", "ssim_min": "ssim"}
