@@ -7,6 +7,7 @@ frame here sets ``__tracebackhide__`` so the failure points at the user's line, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,10 @@ from pytest_lipsync.gate import Check, format_verdict, judge
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
+    from pytest_lipsync.config import LipsyncConfig
     from pytest_lipsync.results import VideoScore
-    from pytest_lipsync.session import LipsyncVideo
+    from pytest_lipsync.session import GateSession, LipsyncVideo, VideoEntry
+
 
 def assert_lse_d_below(video: str | Path | LipsyncVideo, limit: float) -> None:
     """LSE-D (lower is better) must be at most ``limit``."""
@@ -75,11 +78,9 @@ def _score(video: str | Path | LipsyncVideo, reference: Path | None) -> VideoSco
     return session.score_entry(entry, config)
 
 
-def _resolve(video: str | Path | LipsyncVideo, reference: Path | None):  # type: ignore[no-untyped-def]
+def _resolve(video: str | Path | LipsyncVideo, reference: Path | None) -> tuple[GateSession, LipsyncConfig, VideoEntry]:
     """(session, configuration, entry) for ``video``; a reference given to the helper replaces the matched one."""
     __tracebackhide__ = True
-    from dataclasses import replace
-
     from pytest_lipsync.plugin import current_gate
     from pytest_lipsync.session import LipsyncVideo
 

@@ -8,6 +8,7 @@ SyncNet once for the whole file; the tests about the cache itself use their own.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(pytester: pytest.Pytester, clips: dict[str, Path], syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A pytester project with the clips under ``videos/``; ``make(extra toml, with_broken)`` writes pyproject."""
-    for name in [name for name in list(__import__("os").environ) if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
         monkeypatch.delenv(name)
 
     def make(extra: str = "", *, broken: bool = True) -> Path:
