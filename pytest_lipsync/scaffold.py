@@ -40,7 +40,8 @@ def _add_table(pyproject: Path) -> str:
     if _TABLE.search(existing):
         return f"{pyproject}: already has a [tool.lipsync] table, left unchanged"
     separator = "" if not existing or existing.endswith("\n") else "\n"
-    pyproject.write_text(existing + separator + template("pyproject-table.toml").lstrip("\n" if not existing else ""), encoding="utf-8")
+    table = template("pyproject-table.toml")
+    pyproject.write_text(existing + separator + (table if existing else table.lstrip("\n")), encoding="utf-8")
     return f"{pyproject}: {'added' if existing else 'created with'} a commented [tool.lipsync] table"
 
 

@@ -254,7 +254,8 @@ class GateSession:
         baseline_path = self.config.path(options.baseline)
         if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path)
-        change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, {e.key for e in self.videos} | set(self.scores))
+        known = {entry.key for entry in self.videos} | set(self.scores)
+        change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path)
 
     def means(self) -> dict[str, float]:
@@ -278,7 +279,10 @@ def _verdict_from(data: dict[str, Any]) -> Verdict:
 def _no_reference(entry: VideoEntry) -> str:
     if entry.reference_error is not None:
         return f"{entry.reference_error.kind}: {entry.reference_error.message}"
-    return f"no ground truth found for {entry.key}: put it at the same relative path under the reference directory, or name it in [tool.lipsync.pairs]"
+    return (
+        f"no ground truth found for {entry.key}: put it at the same relative path under the reference "
+        "directory, or name it in [tool.lipsync.pairs]"
+    )
 
 
 def _empty_run(config: LipsyncConfig) -> RunRecord:

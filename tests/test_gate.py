@@ -51,7 +51,10 @@ def test_tolerance_limits_point_where_the_metric_worsens(metric: str, raw: objec
     assert Tolerance.parse(metric, raw).limit(baseline) == pytest.approx(limit)
 
 
-@pytest.mark.parametrize(("metric", "raw", "problem"), [("lse_c", "+0.3", "wrong way"), ("lse_d", "-1", "wrong way"), ("lse_d", "x", "not a tolerance"), ("offset", "+1", "not a metric")])
+@pytest.mark.parametrize(
+    ("metric", "raw", "problem"),
+    [("lse_c", "+0.3", "wrong way"), ("lse_d", "-1", "wrong way"), ("lse_d", "x", "not a tolerance"), ("offset", "+1", "not a metric")],
+)
 def test_malformed_tolerances_say_why(metric: str, raw: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Tolerance.parse(metric, raw)

@@ -90,7 +90,13 @@ def test_gate_items_pass_fail_and_unscorable(project, pytester, shared_cache) ->
     )
     output = result.stdout.str()
     # The failing video: a compact table, the rule that fired, no Python traceback.
-    result.stdout.fnmatch_lines(["videos/hard/late.mp4: 1 of 1 checks failed", "*metric*value*limit*baseline*margin*rule*", f"*lse_d*{BETWEEN:.3f}*-*lse_d_max*FAIL"])
+    result.stdout.fnmatch_lines(
+        [
+            "videos/hard/late.mp4: 1 of 1 checks failed",
+            "*metric*value*limit*baseline*margin*rule*",
+            f"*lse_d*{BETWEEN:.3f}*-*lse_d_max*FAIL",
+        ]
+    )
     assert "Traceback" not in output and "def runtest" not in output
     result.stdout.fnmatch_lines(["videos/broken.mp4: unreadable: *broken.mp4: cannot be opened as a video*"])
     # The summary: every video, dataset means.
@@ -243,7 +249,13 @@ def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_c
     regressed.stdout.fnmatch_lines(["*videos/hard/late.mp4 is not in the baseline */lipsync-baseline.json: run with --lipsync-update-baseline to add it"])
 
     updated = run(pytester, shared_cache, "--lipsync-update-baseline", "-k", "good or late")
-    updated.stdout.fnmatch_lines(["*written: 1 added, 1 changed, 0 removed, 0 unchanged", "  added: videos/hard/late.mp4", "  changed: videos/good.mp4"])
+    updated.stdout.fnmatch_lines(
+        [
+            "*written: 1 added, 1 changed, 0 removed, 0 unchanged",
+            "  added: videos/hard/late.mp4",
+            "  changed: videos/good.mp4",
+        ]
+    )
 
     document = json.loads(baseline.read_text())
     document["settings"]["fidelity"] = "reference"
@@ -251,7 +263,12 @@ def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_c
     baseline.write_text(json.dumps(document))
     mismatch = run(pytester, shared_cache)
     assert mismatch.ret == pytest.ExitCode.USAGE_ERROR
-    mismatch.stderr.fnmatch_lines(["*lipsync-baseline.json: was made with other scoring settings or weights than this run*fidelity = 'reference' in the baseline, 'clean' now; syncnet weights SHA-256 0000*"])
+    mismatch.stderr.fnmatch_lines(
+        [
+            "*lipsync-baseline.json: was made with other scoring settings or weights than this run*"
+            "fidelity = 'reference' in the baseline, 'clean' now; syncnet weights SHA-256 0000*"
+        ]
+    )
 
 
 def test_json_report_junit_properties_and_github_summary(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -276,7 +293,12 @@ def test_json_report_junit_properties_and_github_summary(project, pytester, shar
     text = summary.read_text()
     assert text.startswith("# earlier step\n## pytest-lipsync: 3 videos, 2 failing checks")
     assert "| `videos/good.mp4` |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
-    result.stdout.fnmatch_lines(["::error file=videos/broken.mp4,title=lipsync gate::unreadable: *", "::error file=videos/hard/late.mp4,title=lipsync gate::lse_d * vs limit 5.500 (lse_d_max)"])
+    result.stdout.fnmatch_lines(
+        [
+            "::error file=videos/broken.mp4,title=lipsync gate::unreadable: *",
+            "::error file=videos/hard/late.mp4,title=lipsync gate::lse_d * vs limit 5.500 (lse_d_max)",
+        ]
+    )
 
 
 def test_cache_replays_scores_without_a_model_and_still_judges(project, pytester, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -327,8 +349,19 @@ def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips
     run(pytester, shared_cache, "--lipsync-update-baseline", "-m", "lipsync")
     result = run(pytester, shared_cache, "-m", "not lipsync")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["test_user.py::test_fixture_video[[]videos/good.mp4[]] PASSED*", "test_user.py::test_fixture_video[[]videos/hard/late.mp4[]] PASSED*"])
-    result.stdout.fnmatch_lines([">       assert_lse_d_below(video, 1.0)", "E       AssertionError: /*/generated.mp4: lse_d = *, expected at most 1.0000 (margin -*)", "test_user.py:13: AssertionError"])
+    result.stdout.fnmatch_lines(
+        [
+            "test_user.py::test_fixture_video[[]videos/good.mp4[]] PASSED*",
+            "test_user.py::test_fixture_video[[]videos/hard/late.mp4[]] PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            ">       assert_lse_d_below(video, 1.0)",
+            "E       AssertionError: /*/generated.mp4: lse_d = *, expected at most 1.0000 (margin -*)",
+            "test_user.py:13: AssertionError",
+        ]
+    )
     assert "helpers.py" not in result.stdout.str()
 
 
@@ -339,7 +372,14 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     args = ("-n", "2", "-o", f"cache_dir={tmp_path / 'cache'}", "--lipsync-json=r.json")
     result = pytester.runpytest_subprocess(*args, "--lipsync-update-baseline")
     result.assert_outcomes(passed=1, failed=2)
-    result.stdout.fnmatch_lines(["*= lipsync =*", "mean over 2 scored videos: *", "3 scored, 0 replayed from the cache", "lipsync: baseline */base.json written: 2 added*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*= lipsync =*",
+            "mean over 2 scored videos: *",
+            "3 scored, 0 replayed from the cache",
+            "lipsync: baseline */base.json written: 2 added*",
+        ]
+    )
     assert result.stdout.str().count("= lipsync =") == 1
     videos = json.loads((pytester.path / "r.json").read_text())["videos"]
     assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
@@ -357,7 +397,14 @@ def test_reference_adds_a_quality_item_per_video(project, pytester, shared_cache
     project('reference = "gt"\n', broken=False)
     pytester.mkdir("gt")
     collected = pytester.runpytest_inprocess("--co", "-q")
-    collected.stdout.fnmatch_lines(["videos/good.mp4::lipsync", "videos/good.mp4::quality", "videos/hard/late.mp4::lipsync", "videos/hard/late.mp4::quality"])
+    collected.stdout.fnmatch_lines(
+        [
+            "videos/good.mp4::lipsync",
+            "videos/good.mp4::quality",
+            "videos/hard/late.mp4::lipsync",
+            "videos/hard/late.mp4::quality",
+        ]
+    )
     result = run(pytester, shared_cache, "-k", "good")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["videos/good.mp4: no ground truth found for videos/good.mp4*[[]tool.lipsync.pairs[]]"])

@@ -28,7 +28,9 @@ def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get("GITHUB_ACTIONS") == "true"
 
 
-def markdown_summary(scores: Sequence[VideoScore], verdicts: Mapping[str, Verdict], means: Mapping[str, float], limit: int = SUMMARY_LIMIT) -> str:
+def markdown_summary(
+    scores: Sequence[VideoScore], verdicts: Mapping[str, Verdict], means: Mapping[str, float], limit: int = SUMMARY_LIMIT
+) -> str:
     """The job-summary section: one row per video with its verdict, then the dataset means."""
     columns = [m for m in METRIC_LABELS if any(m in s.metrics for s in scores)]
     failed = sum(1 for v in verdicts.values() if v.outcome == "failed")

@@ -23,7 +23,8 @@ def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
     settings, options = config.settings, config.options
     cache = "off" if options.no_cache or not cache_available else "on"
     baseline = f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
-    return f"lipsync: protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device} baseline={baseline} cache={cache}"
+    scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device}"
+    return f"lipsync: {scoring} baseline={baseline} cache={cache}"
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
@@ -52,7 +53,8 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     if not gate.scores:
         return []
     scores = [gate.scores[key] for key in sorted(gate.scores)]
-    lines = [format_table([_short(score) for score in scores]), "", format_means(gate.means(), sum(1 for s in scores if s.ok)), format_tally(gate.tally)]
+    scored = sum(1 for score in scores if score.ok)
+    lines = [format_table([_short(s) for s in scores]), "", format_means(gate.means(), scored), format_tally(gate.tally)]
     if outputs is not None and outputs.json is not None:
         lines.append(f"lipsync: results written to {outputs.json}")
     if outputs is not None and outputs.baseline is not None and outputs.baseline_path is not None:
