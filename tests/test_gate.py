@@ -8,7 +8,7 @@ import json
 import math
 import os
 import re
-import tomllib
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +32,11 @@ from pytest_lipsync.gate import (
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore, WeightsRecord
 from pytest_lipsync.scaffold import init_project, template
 from pytest_lipsync.settings import Settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 GOOD = VideoScore(path="out/a.mp4", metrics={"lse_d": 7.0, "lse_c": 6.0, "offset": 0.0})
 
