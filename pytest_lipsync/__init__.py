@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_lipsync.errors import ConfigError, LipsyncError, VideoError, WeightsError
-from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
         assert_psnr_above,
         assert_ssim_above,
     )
+    from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
     from pytest_lipsync.scoring import Scorer, score
 
 __version__ = "0.1.0"
@@ -45,14 +45,20 @@ __all__ = [
 ]
 
 _HELPERS = frozenset(name for name in __all__ if name.startswith("assert_"))
+_RESULTS = frozenset({"Report", "ScoreError", "TrackScore", "VideoScore"})
 
 
 def __getattr__(name: str) -> Any:
-    """Load the scoring entry points (and with them torch) and the helpers only when they are used."""
+    """Load the scoring entry points (and with them torch), the result types and the helpers only when they
+    are used: pytest imports this package for every run, and the plugin needs none of them to stay inert."""
     if name in ("Scorer", "score"):
         from pytest_lipsync import scoring
 
         return getattr(scoring, name)
+    if name in _RESULTS:
+        from pytest_lipsync import results
+
+        return getattr(results, name)
     if name in _HELPERS:
         from pytest_lipsync import helpers
 

@@ -5,48 +5,33 @@ Sources, lowest precedence first: defaults, ``[tool.lipsync]`` in the rootdir's 
 :class:`Layer` of raw values; :func:`resolve` merges and validates them into a :class:`LipsyncConfig`
 holding the scoring :class:`Settings`, the gate's :class:`GateRules` and the run options.
 
-The keys are not listed by hand: they are the fields of ``Settings``, ``RunOptions`` and ``Thresholds``,
-and a value is coerced by its field's type, so a setting added to ``Settings`` is at once a pyproject key,
-an environment variable and a flag. Every error names the key and where it was written; this module does
+The keys are not listed by hand: they are the fields of ``Settings``, ``RunOptions`` and ``Thresholds``
+(see ``keys``), and a value is coerced by its field's type, so a setting added to ``Settings`` needs no
+change here. Every error names the key and where it was written; this module does
 not import pytest (the plugin turns :class:`ConfigError` into ``pytest.UsageError``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
-import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pytest_lipsync.errors import ConfigError, VideoError
-from pytest_lipsync.gate import GateRules, Override, Thresholds, Tolerance
+from pytest_lipsync.gate import GateRules, Override, Tolerance
+from pytest_lipsync.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.settings import Settings
 
-TABLE = "tool.lipsync"
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")
 _YES = frozenset({"1", "true", "yes", "on"})
 _NO = frozenset({"0", "false", "no", "off"})
 SourceKind = Literal["pyproject", "env", "flag", "marker"]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What a gate run reads and writes, beside how it scores (paths relative to the rootdir)."""
-
-    videos: tuple[str, ...] = ()
-    reference: str | None = None
-    baseline: str | None = None
-    json: str | None = None
-    update_baseline: bool = False
-    no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,35 +68,10 @@ class LipsyncConfig:
         return None if value is None else self.root / Path(value).expanduser()
 
 
-def flat_keys() -> dict[str, type]:
-    """Every scalar key a layer may set (top level or threshold), with the type its value must have."""
-    return {**_hints(Settings), **_hints(RunOptions), **_hints(Thresholds), "allow": tuple[str, ...]}
-
-
 def read_pyproject(path: Path) -> Layer | None:
-    """The ``[tool.lipsync]`` table of ``path``; ``None`` when the file or the table is absent."""
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot be read ({exc})", path=path) from None
-    if "lipsync" not in text:
-        return None  # every pytest run of every project comes here: skip parsing when it cannot have the table
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot be read as TOML ({exc})", path=path) from None
-    table = document.get("tool", {}).get("lipsync")
-    if table is None:
-        return None
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{TABLE}] must be a table", path=path)
-    return Layer("pyproject", table, str(path))
+    """The ``[tool.lipsync]`` table of ``path`` as a layer; ``None`` when the file or the table is absent."""
+    table = read_table(path)
+    return None if table is None else Layer("pyproject", table, str(path))
 
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
@@ -163,7 +123,7 @@ def _layer_scalars(layer: Layer) -> dict[str, Any]:
     thresholds = raw.pop("thresholds", {})
     if not isinstance(thresholds, Mapping):
         raise _error(layer, "thresholds", "must be a table")
-    _reject_unknown(layer, thresholds, _hints(Thresholds), "thresholds.")
+    _reject_unknown(layer, thresholds, hints(Thresholds), "thresholds.")
     raw = {key: value for key, value in raw.items() if key not in _SUBTABLES}
     _reject_unknown(layer, raw, keys, "")
     named = {**{key: (key, value) for key, value in raw.items()}, **{k: (f"thresholds.{k}", v) for k, v in thresholds.items()}}
@@ -178,7 +138,7 @@ def _check_alone(layer: Layer, key: str, value: Any) -> None:
     if key == "allow":
         _check_kinds(layer, key, value)
     for owner in (Settings, RunOptions):
-        if key in _hints(owner):
+        if key in hints(owner):
             try:
                 owner(**{key: value})
             except ConfigError as exc:
@@ -204,7 +164,7 @@ def video_error_kinds() -> frozenset[str]:
 
 
 def _build(owner: type, scalars: Mapping[str, Any]) -> Any:
-    return owner(**{key: value for key, value in scalars.items() if key in _hints(owner)})
+    return owner(**{key: value for key, value in scalars.items() if key in hints(owner)})
 
 
 def _regression(layer: Layer, table: object, prefix: str) -> dict[str, Tolerance]:
@@ -230,7 +190,7 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
     glob = entry.get("glob")
     if not isinstance(glob, str) or not glob:
         raise _error(layer, f"{label}.glob", 'is required: the videos it applies to, e.g. glob = "hard/*.mp4"')
-    thresholds = _hints(Thresholds)
+    thresholds = hints(Thresholds)
     allowed = {**thresholds, "glob": str, "allow": tuple[str, ...], "regression": dict}
     rest = {key: value for key, value in entry.items() if key != "glob"}
     _reject_unknown(layer, rest, allowed, f"{label}.")
@@ -329,13 +289,6 @@ _SCALARS = {
     float: _number(float, (int, float), "a number"),
     str: _as_str,
 }
-
-
-@cache
-def _hints(owner: type) -> dict[str, Any]:
-    """The owner dataclass's fields and their resolved types (annotations are strings here)."""
-    hints = typing.get_type_hints(owner)
-    return {f.name: hints[f.name] for f in dataclasses.fields(owner)}
 
 
 def _error(layer: Layer, key: str, problem: str) -> ConfigError:

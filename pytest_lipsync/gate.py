@@ -13,44 +13,22 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from pytest_lipsync.keys import Thresholds
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from pytest_lipsync.results import VideoScore
 
-# Threshold key -> the metric it limits; the suffix says the direction (max: lower is better).
-THRESHOLD_METRICS: dict[str, str] = {"lse_d_max": "lse_d", "lse_c_min": "lse_c", "psnr_min": "psnr", "ssim_min": "ssim"}
 SYNC_METRICS: tuple[str, ...] = ("lse_d", "lse_c")
 QUALITY_METRICS: tuple[str, ...] = ("psnr", "ssim")
 
 _TOLERANCE = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*$")
 
 Outcome = Literal["passed", "failed", "xfailed"]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Absolute limits; ``None`` means the metric is not gated."""
-
-    lse_d_max: float | None = None
-    lse_c_min: float | None = None
-    psnr_min: float | None = None
-    ssim_min: float | None = None
-
-    def merged(self, changes: Mapping[str, float]) -> Thresholds:
-        return replace(self, **changes)
-
-    def limits(self) -> dict[str, tuple[str, float]]:
-        """metric -> (threshold key, limit) for every threshold that is set."""
-        return {
-            THRESHOLD_METRICS[f.name]: (f.name, value)
-            for f in fields(self)
-            if (value := getattr(self, f.name)) is not None
-        }
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lipsync.config import Layer, env_layer, flat_keys, read_pyproject
 from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.keys import flat_keys, read_table
 
 if TYPE_CHECKING:
+    from pytest_lipsync.config import Layer
     from pytest_lipsync.session import GateSession, LipsyncVideo, Outputs
 
 MARKER = "lipsync"
@@ -123,6 +124,8 @@ def lipsync_video(request: pytest.FixtureRequest) -> LipsyncVideo:
     """One configured video, with this test's ``@pytest.mark.lipsync(...)`` arguments applied."""
     from pytest_lipsync.session import LipsyncVideo
 
+    from pytest_lipsync.config import Layer
+
     gate = gate_of(request.config)
     marker = request.node.get_closest_marker(MARKER)
     layer = Layer("marker", marker.kwargs, request.node.nodeid) if marker is not None and marker.kwargs else None
@@ -173,6 +176,8 @@ def _finish(gate: GateSession) -> Outputs:
 
 def _layers(config: pytest.Config) -> list[Layer]:
     """pyproject < environment < flags; relative paths from the environment and flags are the caller's."""
+    from pytest_lipsync.config import Layer, env_layer, read_pyproject
+
     here = config.invocation_params.dir
     pyproject = read_pyproject(config.rootpath / "pyproject.toml")
     flags = {key: value for key in flat_keys() if (value := config.getoption(f"lipsync_{key}")) is not None}
@@ -199,7 +204,7 @@ def _flags_given(config: pytest.Config) -> bool:
 
 def _has_table(config: pytest.Config) -> bool:
     with _usage_errors():
-        return read_pyproject(config.rootpath / "pyproject.toml") is not None
+        return read_table(config.rootpath / "pyproject.toml") is not None
 
 
 @contextmanager

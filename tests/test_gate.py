@@ -15,6 +15,7 @@ from typing import Literal
 import pytest
 
 from pytest_lipsync import config as config_module
+from pytest_lipsync import keys
 from pytest_lipsync.baseline import check_compatible, load_baseline, update_baseline
 from pytest_lipsync.cli import main
 from pytest_lipsync.config import Layer, env_layer, resolve
@@ -24,11 +25,11 @@ from pytest_lipsync.gate import (
     GateRules,
     Override,
     Rules,
-    Thresholds,
     Tolerance,
     format_verdict,
     judge,
 )
+from pytest_lipsync.keys import Thresholds
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore, WeightsRecord
 from pytest_lipsync.scaffold import init_project, template
 from pytest_lipsync.settings import Settings
@@ -157,7 +158,8 @@ def test_fields_added_to_settings_become_keys_coerced_by_their_type(monkeypatch:
         max_length_mismatch: int = 2
 
     monkeypatch.setattr(config_module, "Settings", Extended)
-    config_module._hints.cache_clear()
+    monkeypatch.setattr(keys, "Settings", Extended)
+    keys.hints.cache_clear()
     try:
         layer = env_layer({"LIPSYNC_RESIZE_REFERENCE": "true", "LIPSYNC_MAX_LENGTH_MISMATCH": "5"})
         resolved = resolve([Layer("pyproject", {"ssim_window": "gaussian11"}, "p.toml"), layer], Path("."))
@@ -165,7 +167,7 @@ def test_fields_added_to_settings_become_keys_coerced_by_their_type(monkeypatch:
         with pytest.raises(ConfigError, match="ssim_window in p.toml must be one of 'uniform7', 'gaussian11', not 'box'"):
             resolve([Layer("pyproject", {"ssim_window": "box"}, "p.toml")], Path("."))
     finally:
-        config_module._hints.cache_clear()
+        keys.hints.cache_clear()
 
 
 def test_init_adds_a_commented_table_and_never_clobbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
