@@ -9,6 +9,7 @@ no torch, OpenCV or PyAV, and does nothing unless a ``--lipsync-*`` flag is give
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lipsync", "lip-sync quality gate (pytest-lipsync; every flag has the same-named [tool.lipsync] key)")
     for key, hint in flat_keys().items():
         flag = f"--lipsync-{key.replace('_', '-')}"
-        help_text = _HELP.get(key, f"the {key!r} setting")
+        help_text = _HELP.get(key) or _describe(key, hint)
         if hint is bool:
             group.addoption(flag, action="store_true", default=None, dest=f"lipsync_{key}", help=help_text)
         elif key in ("videos", "allow"):
@@ -196,6 +197,11 @@ def _absolute(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
         value = fixed[key]
         fixed[key] = [str(base / item) for item in value] if isinstance(value, list) else str(base / value)
     return fixed
+
+
+def _describe(key: str, hint: Any) -> str:
+    choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
+    return f"the {key!r} setting" + (f": {' | '.join(choices)}" if choices else "")
 
 
 def _flags_given(config: pytest.Config) -> bool:
