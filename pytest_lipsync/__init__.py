@@ -9,10 +9,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_lipsync.errors import ConfigError, LipsyncError, VideoError, WeightsError
-from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_lipsync.helpers import (
+        assert_lse_c_above,
+        assert_lse_d_below,
+        assert_no_regression,
+        assert_psnr_above,
+        assert_ssim_above,
+    )
+    from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
     from pytest_lipsync.scoring import Scorer, score
 
 __version__ = "0.1.0"
@@ -29,14 +36,31 @@ __all__ = [
     "VideoScore",
     "WeightsError",
     "__version__",
+    "assert_lse_c_above",
+    "assert_lse_d_below",
+    "assert_no_regression",
+    "assert_psnr_above",
+    "assert_ssim_above",
     "score",
 ]
 
+_HELPERS = frozenset(name for name in __all__ if name.startswith("assert_"))
+_RESULTS = frozenset({"Report", "ScoreError", "TrackScore", "VideoScore"})
+
 
 def __getattr__(name: str) -> Any:
-    """Load the scoring entry points (and with them torch) only when they are used."""
+    """Load the scoring entry points (and with them torch), the result types and the helpers only when they
+    are used: pytest imports this package for every run, and the plugin needs none of them to stay inert."""
     if name in ("Scorer", "score"):
         from pytest_lipsync import scoring
 
         return getattr(scoring, name)
+    if name in _RESULTS:
+        from pytest_lipsync import results
+
+        return getattr(results, name)
+    if name in _HELPERS:
+        from pytest_lipsync import helpers
+
+        return getattr(helpers, name)
     raise AttributeError(f"module 'pytest_lipsync' has no attribute {name!r}")

@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         run_doctor,
         run_fetch_models,
     )
+    from pytest_lipsync.scaffold import add_init_arguments, run_init
 
     parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check that scoring can run here, and why not")
     add_doctor_arguments(doctor)
     doctor.set_defaults(run=run_doctor)
+
+    init = commands.add_parser("init", help="add a [tool.lipsync] table to pyproject.toml and an example CI workflow")
+    add_init_arguments(init)
+    init.set_defaults(run=run_init)
     return parser
 
 

@@ -1,0 +1,124 @@
+"""Baseline files: the last accepted numbers, keyed by video, in the results JSON schema.
+
+A baseline is only comparable with a run that used the same scoring settings and the same weights:
+anything else would report regressions (or hide them) that come from the set-up, not the videos. So
+loading checks both and says what differs; the fix is always to re-create the baseline on purpose.
+Entries keep metrics, frame count and duration only: per-run timings and curves would make every update
+a diff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.gate import BaselineValues
+from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
+
+UPDATE_FLAG = "--lipsync-update-baseline"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A loaded baseline file (``entries`` by video key); ``run`` is what produced it."""
+
+    path: Path
+    run: RunRecord
+    entries: Mapping[str, VideoScore]
+
+    def values(self, key: str, fix: str = UPDATE_FLAG) -> BaselineValues:
+        entry = self.entries.get(key)
+        if entry is None:
+            return BaselineValues(missing=f"{key} is not in the baseline {self.path}: run with {fix} to add it")
+        return BaselineValues(metrics=entry.metrics)
+
+
+@dataclass(frozen=True)
+class BaselineChange:
+    """What an update did to the file, by video key."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: int
+
+    def describe(self, path: Path) -> str:
+        parts = [f"{len(self.added)} added", f"{len(self.changed)} changed", f"{len(self.removed)} removed"]
+        lines = [f"lipsync: baseline {path} written: {', '.join(parts)}, {self.unchanged} unchanged"]
+        for label, keys in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
+            lines += [f"  {label}: {key}" for key in keys]
+        return "\n".join(lines)
+
+
+def missing_file(path: Path, fix: str = UPDATE_FLAG) -> BaselineValues:
+    """The per-video answer when the configured baseline file does not exist yet."""
+    return BaselineValues(missing=f"the baseline file {path} does not exist: run with {fix} to create it")
+
+
+def load_baseline(path: Path) -> Baseline | None:
+    """The baseline at ``path``; ``None`` when there is no file yet. A damaged file is a :class:`ConfigError`."""
+    if not path.is_file():
+        return None
+    try:
+        report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"is not a readable baseline ({exc})",
+            path=path,
+            hint=f"Restore it from version control, or delete it and run with {UPDATE_FLAG}",
+        ) from None
+    return Baseline(path, report.run, {video.path: video for video in report.videos})
+
+
+def check_compatible(baseline: Baseline, run: RunRecord, fix: str = UPDATE_FLAG) -> None:
+    """Refuse to compare with a baseline made with other settings or weights, saying which differ."""
+    differences = _setting_differences(baseline.run.settings, run.settings)
+    before = {w.name: w.sha256 for w in baseline.run.weights}
+    now = {w.name: w.sha256 for w in run.weights}
+    differences += [
+        f"{name} weights SHA-256 {before.get(name, 'none')} in the baseline, {now.get(name, 'none')} now"
+        for name in sorted(set(before) | set(now))
+        if before.get(name) != now.get(name)
+    ]
+    if differences:
+        raise ConfigError(
+            "was made with other scoring settings or weights than this run, so its numbers are not "
+            f"comparable: {'; '.join(differences)}",
+            path=baseline.path,
+            hint=f"Score with the baseline's settings and weights, or re-create the baseline with {fix}",
+        )
+
+
+def update_baseline(
+    path: Path, old: Baseline | None, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]
+) -> BaselineChange:
+    """Write the baseline atomically from ``scores`` (key -> score), keeping old entries for known videos
+    that were not scored this time (deselected with ``-k``), dropping entries for videos that are gone.
+    Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers."""
+    previous = dict(old.entries) if old is not None else {}
+    fresh = {key: _entry(key, score) for key, score in scores.items() if score.ok}
+    kept = {key: entry for key, entry in previous.items() if key in known and key not in fresh}
+    entries = {**kept, **fresh}
+    write_json_atomic(path, Report(run, tuple(entries[key] for key in sorted(entries))).to_dict())
+    return BaselineChange(
+        added=tuple(sorted(set(fresh) - set(previous))),
+        changed=tuple(sorted(k for k in fresh if k in previous and previous[k].metrics != fresh[k].metrics)),
+        removed=tuple(sorted(set(previous) - set(entries))),
+        unchanged=sum(1 for k in entries if k in previous and previous[k].metrics == entries[k].metrics),
+    )
+
+
+def _entry(key: str, score: VideoScore) -> VideoScore:
+    return VideoScore(path=key, metrics=dict(score.metrics), frames=score.frames, duration=score.duration)
+
+
+def _setting_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{key} = {before.get(key)!r} in the baseline, {now.get(key)!r} now"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key)
+    ]

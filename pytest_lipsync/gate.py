@@ -1,0 +1,238 @@
+"""Verdicts: does one scored video pass the gate?
+
+Pure data in, pure data out, no pytest: the pytest items, the helpers and a later ``lipsync gate
+RESULTS.json`` all judge with these functions, so a merged report gets exactly the verdicts of the pytest
+run. Rules come in three kinds: absolute thresholds (``lse_d_max`` ...), regression tolerances against a
+baseline (``lse_d = "+0.2"``, ``lse_c = "-3%"``, always in the metric's direction of worsening), and an
+allow-list of error kinds that turn an unscorable video into an expected failure. Per-glob overrides replace
+any of them for the videos they match.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Literal
+
+from pytest_lipsync.keys import Thresholds
+from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
+
+if TYPE_CHECKING:
+    from pytest_lipsync.results import VideoScore
+
+SYNC_METRICS: tuple[str, ...] = ("lse_d", "lse_c")
+QUALITY_METRICS: tuple[str, ...] = ("psnr", "ssim")
+
+_TOLERANCE = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*$")
+
+Outcome = Literal["passed", "failed", "xfailed"]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much a metric may worsen against its baseline value: absolute (``+0.2``) or relative (``+3%``)."""
+
+    metric: str
+    amount: float
+    relative: bool
+
+    @classmethod
+    def parse(cls, metric: str, raw: object) -> Tolerance:
+        """``"+0.2"``, ``"-0.3"``, ``"+3%"`` or a bare number; a sign must point where the metric gets worse.
+
+        Raises ``ValueError`` with the reason; the configuration loader adds the key and the file.
+        """
+        if metric not in METRIC_HIGHER_IS_BETTER:
+            raise ValueError(f"{metric!r} is not a metric with a direction (one of {', '.join(METRIC_HIGHER_IS_BETTER)})")
+        text = str(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else raw
+        match = _TOLERANCE.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f'{raw!r} is not a tolerance: write e.g. "{_worse_sign(metric)}0.2" or "{_worse_sign(metric)}3%"')
+        sign, number, percent = match.groups()
+        if sign and sign != _worse_sign(metric):
+            direction = "higher" if METRIC_HIGHER_IS_BETTER[metric] else "lower"
+            raise ValueError(
+                f"{raw!r} points the wrong way: {metric} is better {direction}, so it worsens by "
+                f'"{_worse_sign(metric)}{number}{percent}"'
+            )
+        return cls(metric, float(number), relative=bool(percent))
+
+    def limit(self, baseline: float) -> float:
+        """The worst value still accepted, given the baseline value."""
+        step = abs(baseline) * self.amount / 100 if self.relative else self.amount
+        return baseline - step if METRIC_HIGHER_IS_BETTER[self.metric] else baseline + step
+
+    def __str__(self) -> str:
+        amount = f"{self.amount:g}{'%' if self.relative else ''}"
+        return f"{_worse_sign(self.metric)}{amount}"
+
+
+@dataclass(frozen=True)
+class Override:
+    """Rules for the videos whose key matches ``glob`` (matched from the right, as ``pathlib`` does)."""
+
+    glob: str
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    regression: Mapping[str, Tolerance] = field(default_factory=dict)
+    allow: tuple[str, ...] | None = None
+
+    def matches(self, key: str) -> bool:
+        return PurePosixPath(key).match(self.glob)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What applies to one video after overrides; ``origins`` says where each rule came from."""
+
+    thresholds: Thresholds = Thresholds()
+    regression: Mapping[str, Tolerance] = field(default_factory=dict)
+    allow: frozenset[str] = frozenset()
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The whole gate configuration: global rules and the overrides, in file order (later wins)."""
+
+    thresholds: Thresholds = Thresholds()
+    regression: Mapping[str, Tolerance] = field(default_factory=dict)
+    allow: tuple[str, ...] = ()
+    overrides: tuple[Override, ...] = ()
+
+    def for_video(self, key: str) -> Rules:
+        thresholds, regression, allow = self.thresholds, dict(self.regression), self.allow
+        origins: dict[str, str] = {}
+        for override in (o for o in self.overrides if o.matches(key)):
+            where = f"override {override.glob!r}"
+            thresholds = thresholds.merged(override.thresholds)
+            regression.update(override.regression)
+            origins.update({name: where for name in override.thresholds})
+            origins.update({f"regression {metric}": where for metric in override.regression})
+            if override.allow is not None:
+                allow, origins["allow"] = override.allow, where
+        return Rules(thresholds, regression, frozenset(allow), origins)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule applied to one metric. ``margin`` is the headroom: negative when the rule fails."""
+
+    metric: str
+    value: float
+    limit: float
+    rule: str
+    baseline: float | None = None
+
+    @property
+    def margin(self) -> float:
+        gap = self.value - self.limit
+        return gap if METRIC_HIGHER_IS_BETTER[self.metric] else -gap
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.value) and self.margin >= 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's answer for one video: the checks made, and the reason when it did not pass."""
+
+    key: str
+    outcome: Outcome
+    checks: tuple[Check, ...] = ()
+    reason: str = ""
+
+    @property
+    def failed_checks(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.passed)
+
+
+@dataclass(frozen=True)
+class BaselineValues:
+    """The baseline's view of one video: its metrics, or why there are none (``missing``: what to do)."""
+
+    metrics: Mapping[str, float] | None = None
+    missing: str | None = None
+
+
+NO_BASELINE = BaselineValues()
+
+
+def judge(
+    score: VideoScore,
+    key: str,
+    rules: Rules,
+    metrics: Collection[str] = SYNC_METRICS,
+    baseline: BaselineValues = NO_BASELINE,
+) -> Verdict:
+    """Apply ``rules`` to the ``metrics`` of one score; every failing rule is reported, not just the first."""
+    if score.error is not None:
+        reason = f"{score.error.kind}: {score.error.message}"
+        allowed = score.error.kind in rules.allow
+        if allowed:
+            reason = f"{reason} (allowed by {rules.origins.get('allow', 'allow')} = [{score.error.kind!r}])"
+        return Verdict(key, "xfailed" if allowed else "failed", reason=reason)
+    checks = _threshold_checks(score, rules, metrics) + _regression_checks(score, rules, metrics, baseline)
+    if baseline.missing is not None:
+        return Verdict(key, "failed", checks, reason=baseline.missing)
+    failed = [check for check in checks if not check.passed]
+    reason = f"{len(failed)} of {len(checks)} checks failed" if failed else ""
+    return Verdict(key, "failed" if failed else "passed", checks, reason)
+
+
+def format_verdict(verdict: Verdict) -> str:
+    """The compact failure text: one row per check (metric, value, limit, baseline, margin, rule)."""
+    lines = [f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key]
+    if verdict.checks:
+        rows = [("metric", "value", "limit", "baseline", "margin", "rule", "")]
+        rows += [_check_row(check) for check in verdict.checks]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _threshold_checks(score: VideoScore, rules: Rules, metrics: Collection[str]) -> tuple[Check, ...]:
+    limits = rules.thresholds.limits()
+    return tuple(
+        Check(metric, _value(score, metric), limit, _origin(rules, name))
+        for metric, (name, limit) in limits.items()
+        if metric in metrics
+    )
+
+
+def _regression_checks(
+    score: VideoScore, rules: Rules, metrics: Collection[str], baseline: BaselineValues
+) -> tuple[Check, ...]:
+    if baseline.metrics is None:
+        return ()
+    checks = []
+    for metric, tolerance in rules.regression.items():
+        before = baseline.metrics.get(metric)
+        if metric in metrics and before is not None and math.isfinite(before):
+            rule = _origin(rules, f"regression {metric}", f"regression {metric} {tolerance}")
+            checks.append(Check(metric, _value(score, metric), tolerance.limit(before), rule, before))
+    return tuple(checks)
+
+
+def _origin(rules: Rules, name: str, label: str | None = None) -> str:
+    where = rules.origins.get(name)
+    label = label or name
+    return f"{label} ({where})" if where else label
+
+
+def _value(score: VideoScore, metric: str) -> float:
+    return score.metrics.get(metric, math.nan)
+
+
+def _check_row(check: Check) -> tuple[str, ...]:
+    baseline = "-" if check.baseline is None else f"{check.baseline:.3f}"
+    status = "ok" if check.passed else "FAIL"
+    return (check.metric, f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}", check.rule, status)
+
+
+def _worse_sign(metric: str) -> str:
+    return "-" if METRIC_HIGHER_IS_BETTER[metric] else "+"
+

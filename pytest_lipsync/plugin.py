@@ -1,0 +1,222 @@
+"""pytest hooks and fixtures of pytest-lipsync, and nothing else: the logic lives in ``session``,
+``config``, ``gate``, ``items`` and ``reports``.
+
+pytest imports this module for every run of every project that has the package installed, so it imports
+no torch, OpenCV or PyAV, and does nothing unless a ``--lipsync-*`` flag is given, the rootdir's
+``pyproject.toml`` has a ``[tool.lipsync]`` table, or a test uses a lipsync fixture or helper.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.keys import flat_keys, read_table
+
+if TYPE_CHECKING:
+    from pytest_lipsync.config import Layer
+    from pytest_lipsync.session import GateSession, LipsyncVideo, Outputs
+
+MARKER = "lipsync"
+GATE = pytest.StashKey["GateSession"]()
+ACTIVE = pytest.StashKey[bool]()
+OUTPUTS = pytest.StashKey["Outputs"]()
+_CONFIGS: list[pytest.Config] = []  # innermost last: pytester runs sessions inside sessions
+
+_PATH_OPTIONS = ("videos", "reference", "baseline", "json")
+_HELP = {
+    "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
+    "reference": "ground-truth directory: adds a PSNR/SSIM item per video",
+    "json": "write the results as JSON (the `lipsync score --json` schema)",
+    "baseline": "baseline file for regression rules",
+    "update_baseline": "write the baseline from this run's scores",
+    "no_cache": "score every video again instead of replaying cached results",
+    "allow": "error kind that makes an unscorable video an expected failure; repeatable",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lipsync", "lip-sync quality gate (pytest-lipsync; every flag has the same-named [tool.lipsync] key)")
+    for key, hint in flat_keys().items():
+        flag = f"--lipsync-{key.replace('_', '-')}"
+        help_text = _HELP.get(key) or _describe(key, hint)
+        if hint is bool:
+            group.addoption(flag, action="store_true", default=None, dest=f"lipsync_{key}", help=help_text)
+        elif key in ("videos", "allow"):
+            group.addoption(flag, action="append", default=None, dest=f"lipsync_{key}", metavar=key.upper(), help=help_text)
+        else:
+            group.addoption(flag, default=None, dest=f"lipsync_{key}", metavar="VALUE", help=help_text)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(**settings): a pytest-lipsync gate item, or per-test settings and thresholds")
+    config.stash[ACTIVE] = _flags_given(config) or _has_table(config)
+    _CONFIGS.append(config)
+    if config.stash[ACTIVE]:
+        with _usage_errors():
+            gate_of(config).start(check_baseline=not hasattr(config, "workerinput"))
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """One line at the top of the log saying what the gate runs with, for whoever reads a CI failure."""
+    if not config.stash[ACTIVE]:
+        return None
+    from pytest_lipsync.reports.summary import header_line
+
+    return header_line(gate_of(config).config, cache_available=getattr(config, "cache", None) is not None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config in _CONFIGS:
+        _CONFIGS.remove(config)
+
+
+def gate_of(config: pytest.Config) -> GateSession:
+    """The run's :class:`GateSession`, made on first use: an inert run never imports the gate's modules."""
+    if GATE not in config.stash:
+        from pytest_lipsync.session import GateSession
+
+        config.stash[GATE] = GateSession(lambda: _layers(config), config.rootpath, getattr(config, "cache", None))
+    return config.stash[GATE]
+
+
+def current_gate() -> GateSession:
+    """The innermost running session's gate, for the helpers; outside pytest there is none."""
+    if not _CONFIGS:
+        raise RuntimeError("pytest-lipsync's assertions run inside a pytest session with the plugin installed")
+    return gate_of(_CONFIGS[-1])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Append the gate's items before ``-m`` / ``-k`` deselect (they run after this hook)."""
+    if config.stash[ACTIVE]:
+        from pytest_lipsync.items import make_items, report_collected
+
+        with _usage_errors():
+            made = make_items(session, gate_of(config))
+        report_collected(config, made)
+        items.extend(made)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``lipsync_video`` runs the test once per configured video, named by the video's key."""
+    if "lipsync_video" in metafunc.fixturenames:
+        with _usage_errors():
+            videos = gate_of(metafunc.config).videos
+        metafunc.parametrize("lipsync_video", videos, ids=[entry.key for entry in videos], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def lipsync_scorer(pytestconfig: pytest.Config) -> GateSession:
+    """The session's scorer: ``lipsync_scorer.score(path, reference=None)``; models load once."""
+    return gate_of(pytestconfig)
+
+
+@pytest.fixture
+def lipsync_video(request: pytest.FixtureRequest) -> LipsyncVideo:
+    """One configured video, with this test's ``@pytest.mark.lipsync(...)`` arguments applied."""
+    from pytest_lipsync.session import LipsyncVideo
+
+    from pytest_lipsync.config import Layer
+
+    gate = gate_of(request.config)
+    marker = request.node.get_closest_marker(MARKER)
+    layer = Layer("marker", marker.kwargs, request.node.nodeid) if marker is not None and marker.kwargs else None
+    with _usage_errors():
+        return LipsyncVideo(request.param, gate.config_with(layer))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if GATE not in config.stash or config.option.collectonly:
+        return
+    gate = config.stash[GATE]
+    if hasattr(config, "workerinput"):
+        config.workeroutput["lipsync"] = gate.payload()  # type: ignore[attr-defined]
+    elif config.stash[ACTIVE] or gate.scores:
+        with _usage_errors():
+            config.stash[OUTPUTS] = _finish(gate)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: take in a finished worker's scores and verdicts."""
+    payload = getattr(node, "workeroutput", {}).get("lipsync")
+    if payload:
+        gate_of(node.config).absorb(payload)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if GATE not in config.stash or hasattr(config, "workerinput"):
+        return
+    from pytest_lipsync.reports.summary import summary_lines
+
+    lines = summary_lines(config.stash[GATE], config.stash.get(OUTPUTS, None))
+    if lines:
+        terminalreporter.write_sep("=", "lipsync")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def _finish(gate: GateSession) -> Outputs:
+    """Write the JSON report, the baseline and the GitHub job summary, once, on the controller."""
+    from pytest_lipsync.reports.github import publish_step_summary
+
+    outputs = gate.finish()
+    publish_step_summary(gate)
+    return outputs
+
+
+def _layers(config: pytest.Config) -> list[Layer]:
+    """pyproject < environment < flags; relative paths from the environment and flags are the caller's."""
+    from pytest_lipsync.config import Layer, env_layer, read_pyproject
+
+    here = config.invocation_params.dir
+    pyproject = read_pyproject(config.rootpath / "pyproject.toml")
+    flags = {key: value for key in flat_keys() if (value := config.getoption(f"lipsync_{key}")) is not None}
+    environment = env_layer(os.environ)
+    return [
+        *([pyproject] if pyproject is not None else []),
+        Layer("env", _absolute(environment.values, here)),
+        Layer("flag", _absolute(flags, here)),
+    ]
+
+
+def _absolute(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """Run-option paths given relative to the invocation directory, made absolute."""
+    fixed = dict(values)
+    for key in fixed.keys() & set(_PATH_OPTIONS):
+        value = fixed[key]
+        fixed[key] = [str(base / item) for item in value] if isinstance(value, list) else str(base / value)
+    return fixed
+
+
+def _describe(key: str, hint: Any) -> str:
+    choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
+    return f"the {key!r} setting" + (f": {' | '.join(choices)}" if choices else "")
+
+
+def _flags_given(config: pytest.Config) -> bool:
+    return any(config.getoption(f"lipsync_{key}") is not None for key in flat_keys())
+
+
+def _has_table(config: pytest.Config) -> bool:
+    with _usage_errors():
+        return read_table(config.rootpath / "pyproject.toml") is not None
+
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """Turn a configuration problem into ``pytest.UsageError``: a clean message, no traceback."""
+    try:
+        yield
+    except LipsyncError as error:
+        raise pytest.UsageError(f"pytest-lipsync: {error.message}") from None

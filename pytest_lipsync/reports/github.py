@@ -1,0 +1,106 @@
+"""GitHub Actions output: a Markdown table for the job summary page and ``::error`` annotations.
+
+The step summary has a 1 MiB limit per step; the table is cut well below it (a note says how many rows
+were left out and that the JSON report has them). Annotations are capped at 10: GitHub shows only a few
+per step anyway, and the summary has the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_lipsync.gate import Verdict
+from pytest_lipsync.reports.summary import METRIC_LABELS
+from pytest_lipsync.results import VideoScore
+
+if TYPE_CHECKING:
+    from pytest_lipsync.session import GateSession
+
+SUMMARY_LIMIT = 256 * 1024
+MAX_ANNOTATIONS = 10
+
+
+def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get("GITHUB_ACTIONS") == "true"
+
+
+def markdown_summary(
+    scores: Sequence[VideoScore], verdicts: Mapping[str, Verdict], means: Mapping[str, float], limit: int = SUMMARY_LIMIT
+) -> str:
+    """The job-summary section: one row per video with its verdict, then the dataset means."""
+    columns = [m for m in METRIC_LABELS if any(m in s.metrics for s in scores)]
+    failed = sum(1 for v in verdicts.values() if v.outcome == "failed")
+    head = [f"## pytest-lipsync: {len(scores)} videos, {failed} failing checks", ""]
+    head += ["| video | " + " | ".join(METRIC_LABELS[m] for m in columns) + " | verdict |"]
+    head += ["|---|" + "---:|" * len(columns) + "---|"]
+    tail = ["", "**Mean:** " + ", ".join(f"{METRIC_LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
+    rows = [_row(score, columns, verdicts) for score in scores]
+    budget = limit - sum(len(line) + 1 for line in head + tail) - 200
+    kept = []
+    for row in rows:
+        budget -= len(row) + 1
+        if budget < 0:
+            break
+        kept.append(row)
+    if len(kept) < len(rows):
+        kept.append(f"\n_{len(rows) - len(kept)} more videos left out to stay under GitHub's size limit: see the JSON report._")
+    return "\n".join(head + kept + tail)
+
+
+def append_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Append to ``$GITHUB_STEP_SUMMARY`` (other steps' sections stay); ``None`` when it is not set."""
+    target = environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    with open(target, "a", encoding="utf-8") as sink:
+        sink.write(text + "\n")
+    return Path(target)
+
+
+def publish_step_summary(gate: GateSession) -> Path | None:
+    """Under GitHub Actions, append the run's table to the job summary."""
+    if not in_github_actions() or not gate.scores:
+        return None
+    return append_step_summary(markdown_summary([gate.scores[k] for k in sorted(gate.scores)], gate.verdicts, gate.means()))
+
+
+def annotations(verdicts: Mapping[str, Verdict]) -> list[str]:
+    """``::error file=<video key>`` workflow commands for the first failing videos (by key); keys are
+    rootdir-relative, which is what GitHub resolves against the checkout."""
+    failing = [verdicts[key] for key in sorted(verdicts) if verdicts[key].outcome == "failed"]
+    lines = []
+    for verdict in failing[:MAX_ANNOTATIONS]:
+        message = _escape(_describe(verdict))
+        lines.append(f"::error file={_escape(verdict.key, property=True)},title=lipsync gate::{message}")
+    return lines
+
+
+def _describe(verdict: Verdict) -> str:
+    checks = [f"{c.metric} {c.value:.3f} vs limit {c.limit:.3f} ({c.rule})" for c in verdict.failed_checks]
+    return "; ".join(checks) if checks else verdict.reason
+
+
+def _row(score: VideoScore, columns: Sequence[str], verdicts: Mapping[str, Verdict]) -> str:
+    cells = [_number(score.metrics.get(m)) for m in columns]
+    outcomes = [v for key, v in verdicts.items() if v.key == score.path]
+    if score.error is not None:
+        status = f"{score.error.kind}"
+    else:
+        status = "failed" if any(v.outcome == "failed" for v in outcomes) else "passed" if outcomes else "scored"
+    if any(v.outcome == "xfailed" for v in outcomes):
+        status += " (allowed)"
+    return f"| `{score.path}` | " + " | ".join(cells) + f" | {status} |"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _escape(text: str, *, property: bool = False) -> str:
+    """Workflow-command escaping: ``%``, CR and LF everywhere, and ``:`` and ``,`` inside a property."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property else text

@@ -1,0 +1,64 @@
+"""The end-of-run text: every scored video, dataset means, where the numbers came from, what was written."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pytest_lipsync.reports.table import format_table
+from pytest_lipsync.results import VideoScore
+from pytest_lipsync.service import Tally
+
+if TYPE_CHECKING:
+    from pytest_lipsync.config import LipsyncConfig
+    from pytest_lipsync.session import GateSession, Outputs
+
+MESSAGE_WIDTH = 60
+METRIC_LABELS: dict[str, str] = {"lse_d": "LSE-D", "lse_c": "LSE-C", "offset": "offset", "psnr": "PSNR", "ssim": "SSIM"}
+
+
+def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
+    """What the gate runs with, at the top of the log, for whoever reads a CI failure."""
+    settings, options = config.settings, config.options
+    cache = "off" if options.no_cache or not cache_available else "on"
+    baseline = f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
+    scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device}"
+    return f"lipsync: {scoring} baseline={baseline} cache={cache}"
+
+
+def format_means(means: Mapping[str, float], scored: int) -> str:
+    cells = "  ".join(f"{METRIC_LABELS.get(m, m)} {means[m]:.3f}" for m in METRIC_LABELS if m in means)
+    return f"mean over {scored} scored video{'s' if scored != 1 else ''}: {cells}" if cells else "no video could be scored"
+
+
+def format_tally(tally: Tally) -> str:
+    """Whether models ran: a fully cached run says so, since that is the point of the cache."""
+    note = " (no model loaded)" if tally.scored == 0 and tally.replayed else ""
+    return f"{tally.scored} scored, {tally.replayed} replayed from the cache{note}"
+
+
+def _short(score: VideoScore) -> VideoScore:
+    """The table's status cell keeps the error kind and the start of its message; the failure shows all."""
+    error = score.error
+    if error is None or len(error.message) <= MESSAGE_WIDTH:
+        return score
+    return replace(score, error=replace(error, message=error.message[: MESSAGE_WIDTH - 3] + "..."))
+
+
+def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
+    """The terminal section: the table, means, cache use, files written, and GitHub annotations there."""
+    from pytest_lipsync.reports.github import annotations, in_github_actions
+
+    if not gate.scores:
+        return []
+    scores = [gate.scores[key] for key in sorted(gate.scores)]
+    scored = sum(1 for score in scores if score.ok)
+    lines = [format_table([_short(s) for s in scores]), "", format_means(gate.means(), scored), format_tally(gate.tally)]
+    if outputs is not None and outputs.json is not None:
+        lines.append(f"lipsync: results written to {outputs.json}")
+    if outputs is not None and outputs.baseline is not None and outputs.baseline_path is not None:
+        lines.append(outputs.baseline.describe(outputs.baseline_path))
+    if in_github_actions():
+        lines += annotations(gate.verdicts)
+    return lines

@@ -1,0 +1,155 @@
+"""Scoring each video once per session, and once per content across sessions.
+
+The gate item, the quality item, the ``lipsync_video`` fixture and the helpers may all ask for the same
+video: a memo answers them after the first. Across runs, a result cache (pytest's ``config.cache``, or
+anything with ``get(key, default)`` / ``set(key, value)``) is keyed by the video's bytes, the settings that
+move numbers and the weights' SHA-256, so an unchanged gate replays its numbers without loading a model.
+The weights' identity comes from resolving the file (hashing it, memoised with a sidecar), never from
+loading it; a :class:`Scorer` is created on the first miss only. No pytest import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pytest_lipsync import __version__
+from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.models.verify import file_sha256
+from pytest_lipsync.results import SCHEMA_VERSION, RunRecord, VideoScore, WeightsRecord
+from pytest_lipsync.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_lipsync.scoring import Scorer
+
+CACHE_PREFIX = "lipsync/scores"
+
+
+class ResultCache(Protocol):
+    def get(self, key: str, default: Any) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How the session's scores were obtained: the terminal summary reports it (and tests check it)."""
+
+    scored: int = 0
+    replayed: int = 0
+
+
+def weights_records(settings: Settings) -> tuple[WeightsRecord, ...]:
+    """The weights ``settings`` score with, identified by SHA-256 without loading them (may download)."""
+    from pytest_lipsync.models.registry import S3FD, SYNCNET
+    from pytest_lipsync.models.resolve import resolve_weights
+
+    specs = [(SYNCNET, settings.syncnet_weights)]
+    if settings.protocol == "pipeline" and not settings.detector:
+        specs.append((S3FD, settings.s3fd_weights))
+    resolved = [resolve_weights(spec, explicit, offline=settings.offline) for spec, explicit in specs]
+    return tuple(WeightsRecord(w.spec.name, str(w.path), w.sha256, w.custom) for w in resolved)
+
+
+class ScoreService:
+    """Memo, then cache, then a lazily created :class:`Scorer` per settings; set-up errors are remembered."""
+
+    def __init__(self, cache: ResultCache | None = None) -> None:
+        self._cache = cache
+        self._memo: dict[tuple[Path, str, Path | None], VideoScore] = {}
+        self._scorers: dict[str, Scorer | LipsyncError] = {}
+        self._weights: dict[str, tuple[WeightsRecord, ...]] = {}
+        self._devices: dict[str, str] = {}
+        self.tally = Tally()
+
+    def score(self, path: Path, settings: Settings, reference: Path | None = None) -> VideoScore:
+        """The score of ``path`` (with ``reference`` for PSNR/SSIM); set-up problems raise :class:`LipsyncError`."""
+        memo_key = (path.resolve(), _identity(settings), reference)
+        if memo_key not in self._memo:
+            self._memo[memo_key] = self._cached_or_scored(path, settings, reference)
+        return self._memo[memo_key]
+
+    def run_record(self, settings: Settings) -> RunRecord:
+        """What produced this session's numbers, known without loading a model when everything was cached."""
+        return RunRecord(
+            tool_version=__version__,
+            settings=settings.result_settings(),
+            weights=self.weights(settings),
+            device=self._devices.get(_identity(settings), settings.device),
+        )
+
+    def weights(self, settings: Settings) -> tuple[WeightsRecord, ...]:
+        identity = _identity(settings)
+        if identity not in self._weights:
+            self._weights[identity] = weights_records(settings)
+        return self._weights[identity]
+
+    def _cached_or_scored(self, path: Path, settings: Settings, reference: Path | None) -> VideoScore:
+        key = self._cache_key(path, settings, reference) if self._cache is not None and path.is_file() else None
+        replayed = self._replay(key, path, settings)
+        if replayed is not None:
+            self.tally = replace(self.tally, replayed=self.tally.replayed + 1)
+            return replayed
+        scorer = self._scorer(settings)
+        result = scorer.score(path, reference=reference) if reference is not None else scorer.score(path)
+        self.tally = replace(self.tally, scored=self.tally.scored + 1)
+        if key is not None and self._cache is not None:
+            self._cache.set(key, {"score": result.to_dict(), "device": self._devices[_identity(settings)], "path": str(path)})
+        return result
+
+    def _replay(self, key: str | None, path: Path, settings: Settings) -> VideoScore | None:
+        """A cached result, or ``None``; an entry that does not parse is ignored (and rewritten by the caller)."""
+        if key is None or self._cache is None:
+            return None
+        entry = self._cache.get(key, None)
+        try:
+            score = _relocated(VideoScore.from_dict(entry["score"]), str(entry["path"]), str(path))
+            self._devices.setdefault(_identity(settings), str(entry["device"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return score
+
+    def _cache_key(self, path: Path, settings: Settings, reference: Path | None) -> str:
+        identity = {
+            "schema": SCHEMA_VERSION,
+            "video": file_sha256(path),
+            "reference": None if reference is None or not reference.is_file() else file_sha256(reference),
+            "settings": settings.result_settings(),
+            "weights": [w.sha256 for w in self.weights(settings)],
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{CACHE_PREFIX}/{digest}"
+
+    def _scorer(self, settings: Settings) -> Scorer:
+        identity = _identity(settings)
+        if identity not in self._scorers:
+            from pytest_lipsync.scoring import Scorer
+
+            try:
+                scorer = Scorer(settings)
+            except LipsyncError as exc:
+                self._scorers[identity] = exc
+                raise
+            self._scorers[identity] = scorer
+            self._devices[identity] = str(scorer.device)
+        made = self._scorers[identity]
+        if isinstance(made, LipsyncError):
+            raise made
+        return made
+
+
+def _identity(settings: Settings) -> str:
+    """A dictionary key for ``settings`` that does not need every field to be hashable."""
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+
+
+def _relocated(score: VideoScore, old: str, new: str) -> VideoScore:
+    """A cached score for a file with the same bytes elsewhere: its path, and its error message, name ``new``."""
+    error = score.error
+    if error is not None:
+        error = replace(error, message=error.message.replace(old, new))
+    return replace(score, path=new, error=error)

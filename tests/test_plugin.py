@@ -1,0 +1,419 @@
+"""The pytest plugin end to end: pytester projects gating generated clips with stand-in weights.
+
+The clips and the stand-in weights are made once per session. Inner runs share one result cache directory
+(the cache key is the content, settings and weights, so sharing is safe) so that each clip is scored by
+SyncNet once for the whole file; the tests about the cache itself use their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.media import ClipSpec
+
+pytest_plugins = ["pytester"]
+
+# With the stand-in weights, the in-sync clip scores LSE-D ~4.8, the clip with audio 3 frames late ~6.2.
+BETWEEN = 5.5
+
+
+@pytest.fixture(scope="session")
+def clips(make_clip, scorers) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    small = {"seconds": 1.0, "width": 48, "height": 48}
+    good = make_clip("gate_good.mp4", ClipSpec(seed=1, **small))  # type: ignore[arg-type]
+    # pytester's in-process runs drop the modules they import; numpy and torch cannot be imported twice,
+    # so the outer process imports everything scoring needs first, by scoring once.
+    assert scorers().score(good).ok
+    late = make_clip("gate_late.mp4", ClipSpec(seed=2, audio_delay_frames=3, **small))  # type: ignore[arg-type]
+    broken = good.with_name("gate_broken.mp4")
+    if not broken.exists():
+        broken.write_bytes(good.read_bytes()[:1500])
+    return {"good.mp4": good, "hard/late.mp4": late, "broken.mp4": broken}
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lipsync-cache")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, clips: dict[str, Path], syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A pytester project with the clips under ``videos/``; ``make(extra toml, with_broken)`` writes pyproject."""
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+        monkeypatch.delenv(name)
+
+    def make(extra: str = "", *, broken: bool = True) -> Path:
+        for name, source in clips.items():
+            if broken or name != "broken.mp4":
+                target = pytester.path / "videos" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        pytester.makepyprojecttoml(
+            f"""
+            [tool.lipsync]
+            videos = "videos"
+            protocol = "cropped"
+            fidelity = "clean"
+            device = "cpu"
+            offline = true
+            syncnet_weights = "{syncnet_weights}"
+            """
+            + extra
+        )
+        return pytester.path
+
+    return make
+
+
+def run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess("-v", "-o", f"cache_dir={cache}", *args)
+
+
+def test_gate_items_pass_fail_and_unscorable(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project(f"[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n")
+    result = run(pytester, shared_cache)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*collected 3 items",
+            "videos/broken.mp4::lipsync FAILED*",
+            "videos/good.mp4::lipsync PASSED*",
+            "videos/hard/late.mp4::lipsync FAILED*",
+        ]
+    )
+    output = result.stdout.str()
+    # The failing video: a compact table, the rule that fired, no Python traceback.
+    result.stdout.fnmatch_lines(
+        [
+            "videos/hard/late.mp4: 1 of 1 checks failed",
+            "*metric*value*limit*baseline*margin*rule*",
+            f"*lse_d*{BETWEEN:.3f}*-*lse_d_max*FAIL",
+        ]
+    )
+    assert "Traceback" not in output and "def runtest" not in output
+    result.stdout.fnmatch_lines(["videos/broken.mp4: unreadable: *broken.mp4: cannot be opened as a video*"])
+    # The summary: every video, dataset means.
+    result.stdout.fnmatch_lines(["*= lipsync =*", "video*LSE-D*LSE-C*offset*", "mean over 2 scored videos: LSE-D *"])
+
+
+def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project(
+        f"""
+        allow = ["unreadable"]
+        [tool.lipsync.thresholds]
+        lse_d_max = {BETWEEN}
+        [[tool.lipsync.overrides]]
+        glob = "hard/*.mp4"
+        lse_d_max = 9.0
+        """
+    )
+    result = run(pytester, shared_cache, "-rx")
+    result.assert_outcomes(passed=2, xfailed=1)
+    result.stdout.fnmatch_lines(["XFAIL videos/broken.mp4::lipsync - unreadable: *(allowed by allow = [[]'unreadable'[]])"])
+
+
+def test_override_rule_is_named_in_the_failure(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project('[[tool.lipsync.overrides]]\nglob = "hard/*.mp4"\nlse_d_max = 1.0\n', broken=False)
+    result = run(pytester, shared_cache)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*lse_d*1.000*lse_d_max (override 'hard/*.mp4')*FAIL"])
+
+
+def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project()
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    run(pytester, shared_cache, "-k", "good").assert_outcomes(passed=1)
+    globbed = pytester.runpytest_inprocess("--co", "-q", "--lipsync-videos=videos/**/l*.mp4", "--lipsync-videos=videos/good.mp4")
+    globbed.stdout.fnmatch_lines(["videos/good.mp4::lipsync", "videos/hard/late.mp4::lipsync"])
+    assert "broken" not in globbed.stdout.str()
+    run(pytester, shared_cache, "-m", "not lipsync").assert_outcomes(passed=1)
+    result = pytester.runpytest_inprocess("-m", "lipsync", "--co", "-q")
+    result.stdout.fnmatch_lines(["videos/broken.mp4::lipsync", "videos/good.mp4::lipsync", "videos/hard/late.mp4::lipsync"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("lse_d_maxx = 3\n", "[[]tool.lipsync[]] lse_d_maxx in */pyproject.toml is not a pytest-lipsync setting (did you mean lse_d_max?*"),
+        ("[tool.lipsync.thresholds]\nlse_c_min = 'high'\n", "[[]tool.lipsync[]] thresholds.lse_c_min in */pyproject.toml must be a number, not 'high'"),
+        ("[tool.lipsync.regression]\nlse_c = '+0.3'\n", "*regression.lse_c in */pyproject.toml '+0.3' points the wrong way*\"-0.3\"*"),
+        ("[tool.lipsync.regression]\nlse_d = 'a bit'\n", "*regression.lse_d in */pyproject.toml 'a bit' is not a tolerance*"),
+        ("batch_size = 'big'\n", "*batch_size in */pyproject.toml must be a whole number, not 'big'"),
+        ("allow = ['no_face']\n", "*allow in */pyproject.toml names 'no_face', which is not an error kind*"),
+        ("[[tool.lipsync.overrides]]\nlse_d_max = 9.0\n", "*overrides[[]0[]].glob in */pyproject.toml is required*"),
+    ],
+)
+def test_configuration_errors_name_the_key_and_the_file(project, pytester, extra: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    project(extra)
+    result = pytester.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*pytest-lipsync: {expected}"])
+
+
+def test_flag_and_environment_errors_name_their_source(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project()
+    result = pytester.runpytest_inprocess("--lipsync-lse-d-max=low")
+    result.stderr.fnmatch_lines(["*--lipsync-lse-d-max must be a number, not 'low'"])
+    monkeypatch.setenv("LIPSYNC_DEVICE", "gpu")
+    result = pytester.runpytest_inprocess()
+    result.stderr.fnmatch_lines(["*LIPSYNC_DEVICE is invalid: setting 'device' is 'gpu'*"])
+
+
+CONFIG_TEST = """
+import pytest
+
+def test_config(lipsync_scorer):
+    config = lipsync_scorer.config
+    print("RESOLVED", config.gate.thresholds.lse_d_max, config.settings.batch_size, config.settings.fidelity)
+
+@pytest.mark.lipsync(lse_d_max=1.5, fidelity="reference")
+def test_marker(lipsync_video):
+    print("MARKER", lipsync_video.key, lipsync_video.config.gate.thresholds.lse_d_max, lipsync_video.config.settings.fidelity)
+"""
+
+
+def test_precedence_pyproject_environment_flags_marker(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project("batch_size = 4\n[tool.lipsync.thresholds]\nlse_d_max = 7.0\n", broken=False)
+    pytester.makepyfile(test_config=CONFIG_TEST)
+    args = ("-s", "-p", "no:cacheprovider", "test_config.py", "-k", "test_config or test_marker and good")
+    run_default = pytester.runpytest_inprocess(*args)
+    run_default.stdout.fnmatch_lines(["*RESOLVED 7.0 4 clean*", "*MARKER videos/good.mp4 1.5 reference*"])
+    monkeypatch.setenv("LIPSYNC_LSE_D_MAX", "6")
+    monkeypatch.setenv("LIPSYNC_BATCH_SIZE", "8")
+    pytester.runpytest_inprocess(*args).stdout.fnmatch_lines(["*RESOLVED 6.0 8 clean*"])
+    flagged = pytester.runpytest_inprocess(*args, "--lipsync-lse-d-max=5", "--lipsync-fidelity=reference")
+    flagged.stdout.fnmatch_lines(["*RESOLVED 5.0 8 reference*", "*MARKER videos/good.mp4 1.5 reference*"])
+
+
+FLAGS_TEST = """
+def test_flags(lipsync_scorer):
+    config = lipsync_scorer.config
+    s, o = config.settings, config.options
+    print("SETTINGS", s.protocol, s.fidelity, s.device, s.offline, s.detector, s.s3fd_weights, s.syncnet_weights, s.batch_size)
+    print("OPTIONS", [p.rsplit("/", 1)[-1] for p in o.videos], o.reference.rsplit("/", 1)[-1], o.json.rsplit("/", 1)[-1],
+          o.baseline.rsplit("/", 1)[-1], o.update_baseline, o.no_cache)
+    print("GATE", config.gate.thresholds, config.gate.allow)
+"""
+
+
+def test_every_flag_reaches_its_setting(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_flags=FLAGS_TEST)
+    pytester.mkdir("gt")
+    flags = [
+        "--lipsync-videos=a", "--lipsync-videos=b", "--lipsync-reference=gt", "--lipsync-json=r.json",
+        "--lipsync-baseline=base.json", "--lipsync-update-baseline", "--lipsync-no-cache", "--lipsync-offline",
+        "--lipsync-protocol=cropped", "--lipsync-fidelity=clean", "--lipsync-device=cpu",
+        "--lipsync-syncnet-weights=s.model", "--lipsync-s3fd-weights=f.pth", "--lipsync-detector=pkg.mod:make",
+        "--lipsync-batch-size=3", "--lipsync-lse-c-min=2.5", "--lipsync-ssim-min=0.5", "--lipsync-allow=no_face_track",
+    ]
+    result = pytester.runpytest_inprocess("-s", "-p", "no:cacheprovider", "-k", "test_flags", *flags)
+    result.stdout.fnmatch_lines(
+        [
+            "*SETTINGS cropped clean cpu True pkg.mod:make f.pth s.model 3",
+            "OPTIONS ['a', 'b'] gt r.json base.json True True",
+            "GATE Thresholds(lse_d_max=None, lse_c_min=2.5, psnr_min=None, ssim_min=0.5) ('no_face_track',)",
+        ]
+    )
+
+
+def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project('baseline = "lipsync-baseline.json"\n[tool.lipsync.regression]\nlse_d = "+0.2"\nlse_c = "-3%"\n')
+    baseline = pytester.path / "lipsync-baseline.json"
+    missing = run(pytester, shared_cache, "-k", "good")
+    missing.assert_outcomes(failed=1)
+    missing.stdout.fnmatch_lines(["*baseline file */lipsync-baseline.json does not exist: run with --lipsync-update-baseline to create it"])
+
+    created = run(pytester, shared_cache, "--lipsync-update-baseline")
+    created.assert_outcomes(passed=2, failed=1)  # the broken video still fails; it has no entry
+    created.stdout.fnmatch_lines(["lipsync: baseline */lipsync-baseline.json written: 2 added, 0 changed, 0 removed, 0 unchanged"])
+    document = json.loads(baseline.read_text())
+    assert [v["path"] for v in document["videos"]] == ["videos/good.mp4", "videos/hard/late.mp4"]
+    assert document["settings"] == {"protocol": "cropped", "fidelity": "clean"} and document["videos"][0]["tracks"] == []
+
+    run(pytester, shared_cache, "-k", "good or late").assert_outcomes(passed=2)
+
+    good = document["videos"][0]["metrics"]
+    good["lse_d"] -= 1.0  # the accepted number was better: now the video regressed by 1.0 > 0.2
+    document["videos"].pop(1)
+    baseline.write_text(json.dumps(document))
+    regressed = run(pytester, shared_cache, "-k", "good or late")
+    regressed.assert_outcomes(failed=2)
+    regressed.stdout.fnmatch_lines([f"*lse_d*{good['lse_d'] + 0.2:.3f}*{good['lse_d']:.3f}*-0.8*regression lse_d +0.2*FAIL"])
+    regressed.stdout.fnmatch_lines(["*videos/hard/late.mp4 is not in the baseline */lipsync-baseline.json: run with --lipsync-update-baseline to add it"])
+
+    updated = run(pytester, shared_cache, "--lipsync-update-baseline", "-k", "good or late")
+    updated.stdout.fnmatch_lines(
+        [
+            "*written: 1 added, 1 changed, 0 removed, 0 unchanged",
+            "  added: videos/hard/late.mp4",
+            "  changed: videos/good.mp4",
+        ]
+    )
+
+    document = json.loads(baseline.read_text())
+    document["settings"]["fidelity"] = "reference"
+    document["weights"][0]["sha256"] = "0" * 64
+    baseline.write_text(json.dumps(document))
+    mismatch = run(pytester, shared_cache)
+    assert mismatch.ret == pytest.ExitCode.USAGE_ERROR
+    mismatch.stderr.fnmatch_lines(
+        [
+            "*lipsync-baseline.json: was made with other scoring settings or weights than this run*"
+            "fidelity = 'reference' in the baseline, 'clean' now; syncnet weights SHA-256 0000*"
+        ]
+    )
+
+
+def test_json_report_junit_properties_and_github_summary(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project(f"[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n")
+    summary = pytester.path / "step-summary.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run(pytester, shared_cache, "--lipsync-json=out/results.json", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=2)
+
+    document = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert document["schema_version"] == 1 and document["settings"] == {"protocol": "cropped", "fidelity": "clean"}
+    videos = {v["path"]: v for v in document["videos"]}
+    assert sorted(videos) == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
+    assert videos["videos/broken.mp4"]["error"]["kind"] == "unreadable"
+    assert set(videos["videos/good.mp4"]["metrics"]) == {"lse_d", "lse_c", "offset"}
+
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="lipsync_video" value="videos/good.mp4"' in junit and 'name="lipsync_lse_d"' in junit
+
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n## pytest-lipsync: 3 videos, 2 failing checks")
+    assert "| `videos/good.mp4` |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
+    result.stdout.fnmatch_lines(
+        [
+            "::error file=videos/broken.mp4,title=lipsync gate::unreadable: *",
+            "::error file=videos/hard/late.mp4,title=lipsync gate::lse_d * vs limit 5.500 (lse_d_max)",
+        ]
+    )
+
+
+def test_cache_replays_scores_without_a_model_and_still_judges(project, pytester, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    project("[tool.lipsync.thresholds]\nlse_d_max = 1.0\n", broken=False)
+    cache = tmp_path / "own-cache"
+    first = run(pytester, cache, "-k", "good")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
+    second = run(pytester, cache, "-k", "good")
+    second.assert_outcomes(failed=1)  # replayed numbers still meet the verdicts
+    second.stdout.fnmatch_lines(["0 scored, 1 replayed from the cache (no model loaded)"])
+    second.stdout.fnmatch_lines(["*lse_d*1.000*lse_d_max*FAIL"])
+
+    (entry,) = (cache / "v" / "lipsync" / "scores").iterdir()
+    entry.write_text("{not json")
+    run(pytester, cache, "-k", "good").stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
+    assert json.loads(entry.read_text())["score"]["metrics"]["lse_d"] > 1.0  # rewritten
+
+    run(pytester, cache, "-k", "good", "--lipsync-no-cache").stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
+    no_provider = run(pytester, cache, "-k", "good", "-p", "no:cacheprovider")
+    no_provider.stdout.fnmatch_lines(["*lipsync: * cache=off", "1 scored, 0 replayed from the cache"])
+
+
+USER_TEST = """
+import shutil
+from pathlib import Path
+
+from pytest_lipsync import assert_lse_c_above, assert_lse_d_below, assert_no_regression
+
+CLIP = Path({clip!r})
+
+def test_generated(tmp_path, lipsync_scorer):
+    video = tmp_path / "generated.mp4"
+    shutil.copyfile(CLIP, video)   # stands for the user's generator
+    assert lipsync_scorer.score(video).metrics["lse_d"] > 0
+    assert_lse_c_above(video, 0.0)
+    assert_lse_d_below(video, 1.0)
+
+def test_fixture_video(lipsync_video):
+    assert_lse_d_below(lipsync_video, 20.0)
+    assert_no_regression(lipsync_video)
+"""
+
+
+def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project('baseline = "base.json"\n[tool.lipsync.regression]\nlse_d = "+0.2"\n', broken=False)
+    pytester.makepyfile(test_user=USER_TEST.format(clip=str(clips["good.mp4"])))
+    run(pytester, shared_cache, "--lipsync-update-baseline", "-m", "lipsync")
+    result = run(pytester, shared_cache, "-m", "not lipsync")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_user.py::test_fixture_video[[]videos/good.mp4[]] PASSED*",
+            "test_user.py::test_fixture_video[[]videos/hard/late.mp4[]] PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            ">       assert_lse_d_below(video, 1.0)",
+            "E       AssertionError: /*/generated.mp4: lse_d = *, expected at most 1.0000 (margin -*)",
+            "test_user.py:13: AssertionError",
+        ]
+    )
+    assert "helpers.py" not in result.stdout.str()
+
+
+def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project(f'baseline = "base.json"\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    args = ("-n", "2", "-o", f"cache_dir={tmp_path / 'cache'}", "--lipsync-json=r.json")
+    result = pytester.runpytest_subprocess(*args, "--lipsync-update-baseline")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*= lipsync =*",
+            "mean over 2 scored videos: *",
+            "3 scored, 0 replayed from the cache",
+            "lipsync: baseline */base.json written: 2 added*",
+        ]
+    )
+    assert result.stdout.str().count("= lipsync =") == 1
+    videos = json.loads((pytester.path / "r.json").read_text())["videos"]
+    assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
+    assert len(json.loads((pytester.path / "base.json").read_text())["videos"]) == 2
+    summary = (pytester.path / "summary.md").read_text()
+    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| `videos/") == 3
+    assert result.stdout.str().count("::error file=") == 2
+
+    replayed = pytester.runpytest_subprocess(*args)  # compares with the baseline, from the cache
+    replayed.assert_outcomes(passed=1, failed=2)
+    replayed.stdout.fnmatch_lines(["0 scored, 3 replayed from the cache (no model loaded)"])
+
+
+def test_reference_adds_a_quality_item_per_video(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project('reference = "gt"\n', broken=False)
+    pytester.mkdir("gt")
+    collected = pytester.runpytest_inprocess("--co", "-q")
+    collected.stdout.fnmatch_lines(
+        [
+            "videos/good.mp4::lipsync",
+            "videos/good.mp4::quality",
+            "videos/hard/late.mp4::lipsync",
+            "videos/hard/late.mp4::quality",
+        ]
+    )
+    result = run(pytester, shared_cache, "-k", "good")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["videos/good.mp4: no ground truth found for videos/good.mp4*[[]tool.lipsync.pairs[]]"])
+
+
+def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "lipsync" not in result.stdout.str().replace("lipsync-", "")
+    code = "import sys, pytest_lipsync.plugin; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
