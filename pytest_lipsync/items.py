@@ -76,7 +76,7 @@ class QualityItem(VideoItem):
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
     """One item per video (two with a reference configured), in key order."""
-    with_quality = gate.config.options.reference is not None or bool(gate.config.pairs)
+    with_quality = gate.config.settings.reference is not None or bool(gate.config.pairs)
     items: list[pytest.Item] = []
     for entry in gate.videos:
         node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)

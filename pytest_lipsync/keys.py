@@ -27,10 +27,12 @@ THRESHOLD_METRICS: dict[str, str] = {"lse_d_max": "lse_d", "lse_c_min": "lse_c",
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What a gate run reads and writes, beside how it scores (paths relative to the rootdir)."""
+    """What a gate run reads and writes, beside how it scores (paths relative to the rootdir).
+
+    The ground-truth directory is ``Settings.reference``: it is a scoring setting that ``lipsync score`` shares.
+    """
 
     videos: tuple[str, ...] = ()
-    reference: str | None = None
     baseline: str | None = None
     json: str | None = None
     update_baseline: bool = False

@@ -129,8 +129,8 @@ class ScoreService:
         if identity not in self._scorers:
             from pytest_lipsync.scoring import Scorer
 
-            try:
-                scorer = Scorer(settings)
+            try:  # ground truth is paired here (rootdir-relative, [tool.lipsync.pairs]) and passed per video
+                scorer = Scorer(settings.replace(reference=None))
             except LipsyncError as exc:
                 self._scorers[identity] = exc
                 raise

@@ -79,7 +79,7 @@ def collect_videos(config: LipsyncConfig) -> tuple[VideoEntry, ...]:
     """Every configured video, sorted by key; each matched with its reference when one is configured."""
     from pytest_lipsync.media.discover import discover_videos
 
-    reference_root = config.path(config.options.reference)
+    reference_root = config.path(config.settings.reference)
     tree = _reference_tree(reference_root)
     entries: dict[str, VideoEntry] = {}
     for raw in config.options.videos:

@@ -197,7 +197,8 @@ def test_flags(lipsync_scorer):
     config = lipsync_scorer.config
     s, o = config.settings, config.options
     print("SETTINGS", s.protocol, s.fidelity, s.device, s.offline, s.detector, s.s3fd_weights, s.syncnet_weights, s.batch_size)
-    print("OPTIONS", [p.rsplit("/", 1)[-1] for p in o.videos], o.reference.rsplit("/", 1)[-1], o.json.rsplit("/", 1)[-1],
+    print("QUALITY", s.ssim_window, s.color, s.resize_reference, s.max_length_mismatch)
+    print("OPTIONS", [p.rsplit("/", 1)[-1] for p in o.videos], s.reference.rsplit("/", 1)[-1], o.json.rsplit("/", 1)[-1],
           o.baseline.rsplit("/", 1)[-1], o.update_baseline, o.no_cache)
     print("GATE", config.gate.thresholds, config.gate.allow)
 """
@@ -212,11 +213,14 @@ def test_every_flag_reaches_its_setting(pytester: pytest.Pytester) -> None:
         "--lipsync-protocol=cropped", "--lipsync-fidelity=clean", "--lipsync-device=cpu",
         "--lipsync-syncnet-weights=s.model", "--lipsync-s3fd-weights=f.pth", "--lipsync-detector=pkg.mod:make",
         "--lipsync-batch-size=3", "--lipsync-lse-c-min=2.5", "--lipsync-ssim-min=0.5", "--lipsync-allow=no_face_track",
+        "--lipsync-ssim-window=gaussian11", "--lipsync-color=y", "--lipsync-resize-reference",
+        "--lipsync-max-length-mismatch=4",
     ]
     result = pytester.runpytest_inprocess("-s", "-p", "no:cacheprovider", "-k", "test_flags", *flags)
     result.stdout.fnmatch_lines(
         [
             "*SETTINGS cropped clean cpu True pkg.mod:make f.pth s.model 3",
+            "QUALITY gaussian11 y True 4",
             "OPTIONS ['a', 'b'] gt r.json base.json True True",
             "GATE Thresholds(lse_d_max=None, lse_c_min=2.5, psnr_min=None, ssim_min=0.5) ('no_face_track',)",
         ]
