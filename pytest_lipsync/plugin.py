@@ -96,14 +96,23 @@ def current_gate() -> GateSession:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Append the gate's items before ``-m`` / ``-k`` deselect (they run after this hook)."""
-    if config.stash[ACTIVE]:
+    """Append the gate's items before ``-m`` / ``-k`` deselect (they run after this hook).
+
+    ``pytest tests/test_x.py`` names what to run: the videos join such a run only when ``--lipsync-videos``
+    is on its command line too, so a project with a ``[tool.lipsync]`` table can still run one test file.
+    """
+    if config.stash[ACTIVE] and _gate_items_wanted(config):
         from pytest_lipsync.items import make_items, report_collected
 
         with _usage_errors():
             made = make_items(session, gate_of(config))
         report_collected(config, made)
         items.extend(made)
+
+
+def _gate_items_wanted(config: pytest.Config) -> bool:
+    named_paths = config.args_source == pytest.Config.ArgsSource.ARGS
+    return not named_paths or config.getoption("lipsync_videos") is not None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -259,9 +259,9 @@ class GateSession:
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path)
 
     def means(self) -> dict[str, float]:
-        """Dataset means of every metric over the videos that have it."""
+        """Dataset means of every metric over the scored videos (a failed video's partial numbers stay out)."""
         values: dict[str, list[float]] = {}
-        for score in self.scores.values():
+        for score in (score for score in self.scores.values() if score.ok):
             for metric, value in score.metrics.items():
                 if math.isfinite(value):
                     values.setdefault(metric, []).append(value)

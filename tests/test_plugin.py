@@ -397,9 +397,21 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     replayed.stdout.fnmatch_lines(["0 scored, 3 replayed from the cache (no model loaded)"])
 
 
-def test_reference_adds_a_quality_item_per_video(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
-    project('reference = "gt"\n', broken=False)
-    pytester.mkdir("gt")
+QUALITY_TEST = """
+from pytest_lipsync import assert_psnr_above, assert_ssim_above
+
+def test_identical_copy():
+    assert_psnr_above({clip!r}, {clip!r}, 99.0)
+
+def test_other_clip():
+    assert_ssim_above({clip!r}, {other!r}, 0.999)
+"""
+
+
+def test_reference_adds_a_quality_item_per_video(project, pytester, clips, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    project('reference = "gt"\n[tool.lipsync.thresholds]\nssim_min = 0.99\npsnr_min = 30\n', broken=False)
+    (pytester.path / "gt" / "hard").mkdir(parents=True)
+    shutil.copyfile(clips["good.mp4"], pytester.path / "gt" / "good.mp4")  # identical: PSNR capped, SSIM 1
     collected = pytester.runpytest_inprocess("--co", "-q")
     collected.stdout.fnmatch_lines(
         [
@@ -409,9 +421,24 @@ def test_reference_adds_a_quality_item_per_video(project, pytester, shared_cache
             "videos/hard/late.mp4::quality",
         ]
     )
-    result = run(pytester, shared_cache, "-k", "good")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["videos/good.mp4: no ground truth found for videos/good.mp4*[[]tool.lipsync.pairs[]]"])
+    missing = run(pytester, shared_cache, "-k", "late")
+    missing.assert_outcomes(passed=1, failed=1)  # no ground truth fails the quality item only
+    missing.stdout.fnmatch_lines(["videos/hard/late.mp4: no ground truth found for videos/hard/late.mp4*[[]tool.lipsync.pairs[]]"])
+
+    shutil.copyfile(clips["good.mp4"], pytester.path / "gt" / "hard" / "late.mp4")  # another clip's frames
+    result = run(pytester, shared_cache, "--lipsync-json=r.json")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["videos/hard/late.mp4::quality FAILED*", "*ssim*0.990*ssim_min*FAIL"])
+    videos = {v["path"]: v for v in json.loads((pytester.path / "r.json").read_text())["videos"]}
+    good, late = videos["videos/good.mp4"], videos["videos/hard/late.mp4"]
+    assert good["metrics"]["psnr"] == 100.0 and good["metrics"]["ssim"] == 1.0
+    assert good["quality"]["identical_frames"] == good["quality"]["frames"] == 25
+    assert late["metrics"]["ssim"] < 0.99 and late["quality"]["reference"].endswith("gt/hard/late.mp4")
+
+    pytester.makepyfile(test_quality=QUALITY_TEST.format(clip=str(clips["good.mp4"]), other=str(clips["hard/late.mp4"])))
+    helpers = run(pytester, shared_cache, "test_quality.py")
+    helpers.assert_outcomes(passed=1, failed=1)
+    helpers.stdout.fnmatch_lines(["E       AssertionError: *gate_good.mp4: ssim = *, expected at least 0.9990 (margin -*)"])
 
 
 def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytester) -> None:
