@@ -8,6 +8,7 @@ is the mean over tracks, a short clip fails with the facts, and both fidelities 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +86,12 @@ def test_one_face_scores_as_the_literal_crop_and_protocol_6(short_clip: Path, cl
 
 
 def test_reference_fidelity_replays_the_lossy_steps_and_moves_numbers_a_little(
-    short_clip: Path, clean_score: VideoScore, pipeline_scorer  # type: ignore[no-untyped-def]
+    short_clip: Path, clean_score: VideoScore, pipeline_scorer, tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the XVID step writes its one file per track
     result = pipeline_scorer(min_track=50, fidelity="reference").score(short_clip)
     assert result.ok, result.error
+    assert list(tmp_path.iterdir()) == []
     (track,), (clean,) = result.tracks, clean_score.tracks
     assert (track.start_frame, track.end_frame, track.windows) == (clean.start_frame, clean.end_frame, clean.windows)
     assert track.lse_d != clean.lse_d
