@@ -78,6 +78,12 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
         "'clean' skips them",
     )
     parser.add_argument("--syncnet-weights", metavar="PATH", help="SyncNet weights (default: the verified cache)")
+    parser.add_argument("--s3fd-weights", metavar="PATH", help="S3FD face detector weights (default: the verified cache)")
+    parser.add_argument(
+        "--detector",
+        metavar="MODULE:FACTORY",
+        help="a face detector plug-in used instead of S3FD in the pipeline protocol",
+    )
     parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="SyncNet windows per batch")
     parser.add_argument("--offline", action="store_true", help="never download weights")
@@ -119,6 +125,8 @@ def run_score(args: argparse.Namespace) -> int:
         fidelity=args.fidelity,
         device=args.device,
         syncnet_weights=args.syncnet_weights,
+        s3fd_weights=args.s3fd_weights,
+        detector=args.detector,
         batch_size=args.batch_size,
         offline=args.offline,
         reference=args.reference,

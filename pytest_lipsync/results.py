@@ -24,6 +24,29 @@ METRIC_HIGHER_IS_BETTER: dict[str, bool] = {"lse_d": False, "lse_c": True, "psnr
 
 
 @dataclass(frozen=True)
+class BoxStats:
+    """Where a pipeline track's face was: detector boxes it was built from and its mean box size in pixels.
+
+    Means are over the interpolated boxes of every frame of the track (the boxes the crop is made from).
+    """
+
+    detections: int
+    mean_width: float
+    mean_height: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detections": self.detections,
+            "mean_width": _rounded(self.mean_width),
+            "mean_height": _rounded(self.mean_height),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BoxStats:
+        return cls(int(data["detections"]), _number(data["mean_width"]), _number(data["mean_height"]))
+
+
+@dataclass(frozen=True)
 class TrackScore:
     """One face track (the whole clip in the cropped protocol), scored as in PROTOCOL section 6."""
 
@@ -35,6 +58,7 @@ class TrackScore:
     offset: int
     mean_dist: tuple[float, ...] = ()
     frame_confidence: tuple[float, ...] = ()
+    boxes: BoxStats | None = None  # pipeline protocol only
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +70,7 @@ class TrackScore:
             "offset": self.offset,
             "mean_dist": [_rounded(v) for v in self.mean_dist],
             "frame_confidence": [_rounded(v) for v in self.frame_confidence],
+            "boxes": None if self.boxes is None else self.boxes.to_dict(),
         }
 
     @classmethod
@@ -59,6 +84,7 @@ class TrackScore:
             offset=int(data["offset"]),
             mean_dist=tuple(_number(v) for v in data.get("mean_dist", ())),
             frame_confidence=tuple(_number(v) for v in data.get("frame_confidence", ())),
+            boxes=None if data.get("boxes") is None else BoxStats.from_dict(data["boxes"]),
         )
 
 

@@ -24,7 +24,9 @@ from pytest_lipsync.settings import Settings
 if TYPE_CHECKING:
     import torch
 
+    from pytest_lipsync.faces.pipeline import FacePipeline
     from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.sync.scorer import SyncScorer, Timings
 
 CROP_SIZE = 224
@@ -48,25 +50,34 @@ class Scorer:
     """Models loaded once on one device, scoring any number of videos with one :class:`Settings`."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        from pytest_lipsync.models.registry import SYNCNET
-        from pytest_lipsync.models.resolve import resolve_weights
+        from pytest_lipsync.models.resolve import resolve_run_weights
         from pytest_lipsync.sync.model import load_syncnet
         from pytest_lipsync.sync.scorer import SyncScorer
 
         self.settings = settings or Settings()
-        if self.settings.protocol == "pipeline":
-            raise ConfigError(
-                "protocol 'pipeline' (scene cuts, face detection and tracking) is not available in this "
-                "version yet",
-                hint="Score face-crop videos with protocol = 'cropped' (--protocol cropped)",
-            )
         self.device = resolve_device(self.settings.device)
-        weights = resolve_weights(SYNCNET, self.settings.syncnet_weights, offline=self.settings.offline)
-        self.weights = (WeightsRecord("syncnet", str(weights.path), weights.sha256, weights.custom),)
+        weights = resolve_run_weights(self.settings)
+        self.weights: tuple[WeightsRecord, ...] = weights.records()
         self._sync: SyncScorer = SyncScorer(
-            load_syncnet(weights, self.device), self.device, self.settings.batch_size
+            load_syncnet(weights.syncnet, self.device), self.device, self.settings.batch_size
         )
         self._ground_truth = GroundTruth(self.settings, str(self.device))
+        self._faces: FacePipeline | None = None
+        if self.settings.protocol == "pipeline":
+            self._faces = self._face_pipeline(weights.s3fd)
+
+    def _face_pipeline(self, weights: ResolvedWeights | None) -> FacePipeline:
+        """The pipeline with the user's detector plug-in, or S3FD (``weights`` resolved for it) on the device."""
+        from pytest_lipsync.faces.pipeline import FacePipeline
+
+        if weights is None:
+            from pytest_lipsync.faces.plugin import load_detector
+
+            return FacePipeline(load_detector(str(self.settings.detector)), self._sync, self.settings)
+        from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
+
+        detector = S3FDDetector(load_s3fd(weights, self.device), self.device, facedet_scale=self.settings.facedet_scale)
+        return FacePipeline(detector, self._sync, self.settings)
 
     @property
     def run(self) -> RunRecord:
@@ -93,15 +104,32 @@ class Scorer:
 
         timings = Timings()
         try:
-            return self._score_cropped(Path(path), timings)
+            if self._faces is None:
+                tracks, frames = self._score_cropped(Path(path), timings)
+            else:
+                tracks, frames = self._score_pipeline(self._faces, Path(path), timings)
         except VideoError as exc:
             return VideoScore(
                 path=str(path),
                 timings=timings.seconds,
                 error=ScoreError(exc.kind, exc.message, exc.facts),
             )
+        return VideoScore(
+            path=str(path),
+            metrics=mean_over_tracks(tracks),
+            tracks=tracks,
+            frames=frames,
+            duration=frames / 25,
+            timings=dict(timings.seconds),
+        )
 
-    def _score_cropped(self, path: Path, timings: Timings) -> VideoScore:
+    def _score_pipeline(self, faces: FacePipeline, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int]:
+        from pytest_lipsync.media.decode import open_video
+
+        result = faces.score(open_video(path), timings)
+        return result.tracks, result.frames
+
+    def _score_cropped(self, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int]:
         from pytest_lipsync.media.decode import open_video
         from pytest_lipsync.media.prefetch import prefetch
         from pytest_lipsync.sync.scorer import TrackTooShort
@@ -122,24 +150,7 @@ class Scorer:
                 hint="Score clips of at least 0.24 s with sound",
                 facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
             ) from None
-        track = TrackScore(
-            start_frame=0,
-            end_frame=counter.frames - 1,
-            windows=windows,
-            lse_d=curve.lse_d,
-            lse_c=curve.lse_c,
-            offset=curve.offset,
-            mean_dist=curve.mean_dist,
-            frame_confidence=curve.frame_confidence,
-        )
-        return VideoScore(
-            path=str(path),
-            metrics=mean_over_tracks([track]),
-            tracks=(track,),
-            frames=counter.frames,
-            duration=counter.frames / 25,
-            timings=dict(timings.seconds),
-        )
+        return (curve.track_score(0, counter.frames - 1, windows),), counter.frames
 
 
 def score(path: str | Path, settings: Settings | None = None, **changes: object) -> VideoScore:

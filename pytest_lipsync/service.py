@@ -43,18 +43,6 @@ class Tally:
     replayed: int = 0
 
 
-def weights_records(settings: Settings) -> tuple[WeightsRecord, ...]:
-    """The weights ``settings`` score with, identified by SHA-256 without loading them (may download)."""
-    from pytest_lipsync.models.registry import S3FD, SYNCNET
-    from pytest_lipsync.models.resolve import resolve_weights
-
-    specs = [(SYNCNET, settings.syncnet_weights)]
-    if settings.protocol == "pipeline" and not settings.detector:
-        specs.append((S3FD, settings.s3fd_weights))
-    resolved = [resolve_weights(spec, explicit, offline=settings.offline) for spec, explicit in specs]
-    return tuple(WeightsRecord(w.spec.name, str(w.path), w.sha256, w.custom) for w in resolved)
-
-
 class ScoreService:
     """Memo, then cache, then a lazily created :class:`Scorer` per settings; set-up errors are remembered."""
 
@@ -85,7 +73,9 @@ class ScoreService:
     def weights(self, settings: Settings) -> tuple[WeightsRecord, ...]:
         identity = _identity(settings)
         if identity not in self._weights:
-            self._weights[identity] = weights_records(settings)
+            from pytest_lipsync.models.resolve import resolve_run_weights
+
+            self._weights[identity] = resolve_run_weights(settings).records()
         return self._weights[identity]
 
     def _cached_or_scored(self, path: Path, settings: Settings, reference: Path | None) -> VideoScore:

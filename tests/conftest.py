@@ -17,6 +17,18 @@ def syncnet_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def s3fd_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stand-in S3FD weights (fixed seed) in the released file format."""
+    import torch
+
+    from fixtures.faces import standin_s3fd_state_dict
+
+    path = tmp_path_factory.mktemp("s3fd") / "standin_sfd_face.pth"
+    torch.save(standin_s3fd_state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")
 

@@ -40,10 +40,23 @@ def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: 
     assert Report.from_dict(document).to_dict() == document
 
 
-def test_pipeline_protocol_says_plainly_it_is_not_there_yet(make_clip, syncnet_weights: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
-    assert main(["score", str(clip), "--syncnet-weights", str(syncnet_weights)]) == 2
-    assert "protocol 'pipeline'" in capsys.readouterr().err
+def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))
+    out = tmp_path / "pipeline.json"
+    args = ["score", str(clip), "--protocol", "pipeline", "--detector", "fixtures.faces:marker_detector"]
+    code = main([*args, "--fidelity", "clean", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"])
+
+    assert code == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(clip)))
+    assert row.split()[4:5] == ["110"] and row.endswith("ok")  # 110 frames: a track of more than min_track = 100
+    document = json.loads(out.read_text())
+    assert document["settings"]["protocol"] == "pipeline"
+    assert document["settings"]["detector"] == "fixtures.faces:marker_detector"
+    assert [w["name"] for w in document["weights"]] == ["syncnet"]
+    (track,) = document["videos"][0]["tracks"]
+    assert (track["start_frame"], track["end_frame"]) == (0, 109)
+    assert track["boxes"]["detections"] == 110
+    assert Report.from_dict(document).to_dict() == document
 
 
 def test_missing_weights_offline_is_a_usage_error(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -26,13 +26,6 @@ KEYS = Path(__file__).parent / "data" / "s3fd.keys.txt"
 
 
 @pytest.fixture(scope="session")
-def s3fd_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("s3fd") / "standin_sfd_face.pth"
-    torch.save(standin_s3fd_state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="session")
 def net(s3fd_weights: Path) -> S3FDNet:
     return load_s3fd(s3fd_weights, "cpu")
 

@@ -1,6 +1,7 @@
 """The pipeline protocol's face stages: scene cuts, S3FD, tracking and cropping (PROTOCOL sections 3-5).
 
 Each stage is a plain function or a small class on numpy arrays (``scenes``, ``s3fd``, ``tracking``,
-``crop``), and ``plugin`` loads a user detector in place of S3FD. Nothing is imported here, so that importing
-the package never pulls in torch, OpenCV or PySceneDetect.
+``crop``); ``plugin`` loads a user detector in place of S3FD, and ``pipeline`` composes the stages with SyncNet
+in two passes over the video. Nothing is imported here, so that importing the package never pulls in torch,
+OpenCV or PySceneDetect.
 """

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pytest_lipsync.models.loading import load_into
+from pytest_lipsync.models.resolve import ResolvedWeights, load_resolved
 
 STEPS = (4, 8, 16, 32, 64, 128)
 MIN_SIZES = (16, 32, 64, 128, 256, 512)
@@ -139,10 +140,13 @@ def _flatten(head: torch.Tensor) -> torch.Tensor:
     return head.permute(0, 2, 3, 1).reshape(head.shape[0], -1, head.shape[1])
 
 
-def load_s3fd(path: Path | str, device: torch.device | str) -> S3FDNet:
-    """The released weights in an :class:`S3FDNet` in eval mode on ``device``."""
+def load_s3fd(weights: ResolvedWeights | Path | str, device: torch.device | str) -> S3FDNet:
+    """The weights (resolved as the scorer finds them, or a file) in an :class:`S3FDNet` in eval mode on ``device``."""
     net = S3FDNet()
-    load_into(net, Path(path), model="S3FD")
+    if isinstance(weights, ResolvedWeights):
+        load_resolved(net, weights, model="S3FD")
+    else:
+        load_into(net, Path(weights), model="S3FD")
     return net.to(device).eval()
 
 

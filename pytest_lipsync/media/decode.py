@@ -8,7 +8,7 @@ late start); audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +25,7 @@ from pytest_lipsync.errors import (
 )
 
 if TYPE_CHECKING:
+    import av.audio.frame
     import av.container
     import av.stream
     import av.video.frame
@@ -105,8 +106,12 @@ class VideoSource:
         """Batches (B, H, W, 3) uint8 of the 25 fps stream; memory stays at one batch."""
         return batched((frame.to_ndarray() for frame in self.decoded(pix_fmt)), batch_size)
 
-    def audio(self) -> np.ndarray:
-        """The first audio stream as 16 kHz mono int16 (not normalised), from the container's start."""
+    def audio(self, *, mp3: bool = False) -> np.ndarray:
+        """The first audio stream as 16 kHz mono int16 (not normalised), from the container's start.
+
+        ``mp3=True`` replays the reference's MP3 re-encode first (PROTOCOL 1.1): the samples then keep the
+        codec's priming and padding, as the reference's AVI does, so nothing is trimmed to the duration.
+        """
         import av
 
         with self._open() as container:
@@ -117,22 +122,44 @@ class VideoSource:
                     hint="Mux the generated audio into the video",
                 )
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            chunks: list[np.ndarray] = []
-            first_time: float | None = None
+            start = _FirstTime()
+            frames = start.watch(container.decode(stream))
+            if mp3:
+                from pytest_lipsync.media.reencode import mp3_round_trip
+
+                frames = mp3_round_trip(frames)
             try:
-                for frame in container.decode(stream):
-                    if first_time is None and frame.time is not None:
-                        first_time = frame.time
-                    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+                samples = _resampled(frames)
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"audio decoding failed ({_reason(exc)})", path=self.path, hint="Re-export the file"
                 ) from exc
-            samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-            samples = _trim_to_duration(samples, stream)
-            return _align_start(samples, (first_time or 0.0) - self._origin)
+            if not mp3:
+                samples = _trim_to_duration(samples, stream)
+            return _align_start(samples, (start.time or 0.0) - self._origin)
+
+
+class _FirstTime:
+    """Remembers the time of the first timed frame that streams past."""
+
+    def __init__(self) -> None:
+        self.time: float | None = None
+
+    def watch(self, frames: Iterable[av.audio.frame.AudioFrame]) -> Iterator[av.audio.frame.AudioFrame]:
+        for frame in frames:
+            if self.time is None and frame.time is not None:
+                self.time = frame.time
+            yield frame
+
+
+def _resampled(frames: Iterable[av.audio.frame.AudioFrame]) -> np.ndarray:
+    """16 kHz mono int16 through libswresample, flushed so that the last samples are not lost."""
+    import av
+
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    chunks = [out.to_ndarray().reshape(-1) for frame in frames for out in resampler.resample(frame)]
+    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
 def open_video(path: str | Path) -> VideoSource:

@@ -21,8 +21,10 @@ import platformdirs
 from pytest_lipsync.errors import ConfigError, WeightsError
 from pytest_lipsync.models.download import download, is_mirror_url, unavailable
 from pytest_lipsync.models.loading import load_into
-from pytest_lipsync.models.registry import WeightsSpec
+from pytest_lipsync.models.registry import S3FD, SYNCNET, WeightsSpec
 from pytest_lipsync.models.verify import file_sha256
+from pytest_lipsync.results import WeightsRecord
+from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +47,31 @@ class ResolvedWeights:
     sha256: str
     custom: bool
     source: str
+
+    def record(self) -> WeightsRecord:
+        return WeightsRecord(self.spec.name, str(self.path), self.sha256, self.custom)
+
+
+@dataclass(frozen=True)
+class RunWeights:
+    """The files one set of settings scores with: SyncNet always, S3FD when the pipeline detects faces with it."""
+
+    syncnet: ResolvedWeights
+    s3fd: ResolvedWeights | None
+
+    def records(self) -> tuple[WeightsRecord, ...]:
+        return tuple(w.record() for w in (self.syncnet, self.s3fd) if w is not None)
+
+
+def resolve_run_weights(settings: Settings) -> RunWeights:
+    """Resolve (never load) every file ``settings`` need, so that a missing one fails before any model loads.
+
+    The result cache identifies a run by these hashes too, which is why resolving is separate from loading.
+    """
+    syncnet = resolve_weights(SYNCNET, settings.syncnet_weights, offline=settings.offline)
+    uses_s3fd = settings.protocol == "pipeline" and not settings.detector
+    s3fd = resolve_weights(S3FD, settings.s3fd_weights, offline=settings.offline) if uses_s3fd else None
+    return RunWeights(syncnet, s3fd)
 
 
 def cache_dir() -> Path:

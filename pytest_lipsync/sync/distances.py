@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from pytest_lipsync.filters import medfilt
+from pytest_lipsync.results import BoxStats, TrackScore
 
 VSHIFT = 15
 CONFIDENCE_KERNEL = 9
@@ -26,6 +27,20 @@ class SyncCurve:
     offset: int
     mean_dist: tuple[float, ...]
     frame_confidence: tuple[float, ...]
+
+    def track_score(self, start_frame: int, end_frame: int, windows: int, boxes: BoxStats | None = None) -> TrackScore:
+        """The result record of the track this curve was computed for."""
+        return TrackScore(
+            start_frame=start_frame,
+            end_frame=end_frame,
+            windows=windows,
+            lse_d=self.lse_d,
+            lse_c=self.lse_c,
+            offset=self.offset,
+            mean_dist=self.mean_dist,
+            frame_confidence=self.frame_confidence,
+            boxes=boxes,
+        )
 
 
 def offset_distances(lip: torch.Tensor, audio: torch.Tensor, vshift: int = VSHIFT) -> torch.Tensor:

@@ -58,7 +58,10 @@ class SyncScorer:
 
     def score_track(self, crops: Iterable[np.ndarray], audio: np.ndarray, timings: Timings) -> tuple[SyncCurve, int]:
         """The curve of one track and its number of windows; raises :class:`TrackTooShort`."""
-        lip, aud = self.embed_track(crops, audio, timings)
+        return self.curve(*self.embed_track(crops, audio, timings), timings)
+
+    def curve(self, lip: torch.Tensor, aud: torch.Tensor, timings: Timings) -> tuple[SyncCurve, int]:
+        """The distance curve of a track's embeddings, and its number of windows."""
         clock = time.perf_counter()
         curve = sync_curve(offset_distances(lip, aud))
         timings.add("distances", clock)
@@ -68,38 +71,21 @@ class SyncScorer:
         self, crops: Iterable[np.ndarray], audio: np.ndarray, timings: Timings
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Lip and audio embeddings (N, 1024) of the windows the reference scores."""
-        audio_frames = len(audio) // SAMPLES_PER_FRAME
-        limit = audio_frames - _LOOKAHEAD  # windows the audio allows
-        lip: list[torch.Tensor] = []
-        aud: list[torch.Tensor] = []
-        pending: list[np.ndarray] = []
-        done = 0  # windows embedded so far == index of the first pending frame
-        seen = 0
+        embedder = self.embedder(audio, timings)
         clock = time.perf_counter()
         for batch in crops:
-            seen += len(batch)
-            if done < limit:  # past the audio, frames are only counted
-                pending.extend(batch)
-            clock = timings.add("decode", clock)
-            while len(pending) >= self.batch_size + _LOOKAHEAD and done < limit:
-                count = min(self.batch_size, limit - done)
-                self._embed(pending, done, count, audio, lip, aud)
-                del pending[:count]
-                done += count
-            if done >= limit:
-                pending.clear()
-            clock = timings.add("syncnet", clock)
-        remaining = min(len(pending) - _LOOKAHEAD, limit - done)
-        if remaining > 0:
-            self._embed(pending, done, remaining, audio, lip, aud)
-            done += remaining
-        timings.add("syncnet", clock)
-        if done == 0:
-            raise TrackTooShort(seen, audio_frames)
-        return torch.cat(lip), torch.cat(aud)
+            timings.add("decode", clock)
+            embedder.add(batch)
+            clock = time.perf_counter()
+        timings.add("decode", clock)
+        return embedder.finish()
+
+    def embedder(self, audio: np.ndarray, timings: Timings) -> TrackEmbedder:
+        """A push-style embedder for one track, for callers that make several tracks' crops at once."""
+        return TrackEmbedder(self, audio, timings)
 
     @torch.inference_mode()
-    def _embed(
+    def embed_windows(
         self,
         pending: list[np.ndarray],
         first: int,
@@ -116,3 +102,53 @@ class SyncScorer:
         windows = np.lib.stride_tricks.sliding_window_view(columns, MFCC_COLUMNS, axis=1)[:, ::COLUMNS_PER_FRAME]
         mfcc = torch.from_numpy(np.ascontiguousarray(windows.transpose(1, 0, 2))).float()  # (count, 13, 20)
         aud.append(self.net.forward_aud(mfcc.unsqueeze(1).to(self.device)).float().cpu())
+
+
+class TrackEmbedder:
+    """Embeds one track's windows as its crops are pushed in: memory holds one batch of crops.
+
+    Window ``i`` is embedded once frame ``i + 5`` has arrived (it proves ``i`` is not the dropped last
+    window); frames past what the audio allows are only counted.
+    """
+
+    def __init__(self, scorer: SyncScorer, audio: np.ndarray, timings: Timings) -> None:
+        self._scorer = scorer
+        self._audio = audio
+        self._timings = timings
+        self._audio_frames = len(audio) // SAMPLES_PER_FRAME
+        self._limit = self._audio_frames - _LOOKAHEAD  # windows the audio allows
+        self._lip: list[torch.Tensor] = []
+        self._aud: list[torch.Tensor] = []
+        self._pending: list[np.ndarray] = []
+        self._done = 0  # windows embedded so far == index of the first pending frame
+        self._seen = 0
+
+    def add(self, batch: np.ndarray) -> None:
+        """The next (B, 224, 224, 3) uint8 BGR crops of the track."""
+        clock = time.perf_counter()
+        self._seen += len(batch)
+        if self._done < self._limit:
+            self._pending.extend(batch)
+        size = self._scorer.batch_size
+        while len(self._pending) >= size + _LOOKAHEAD and self._done < self._limit:
+            self._embed(min(size, self._limit - self._done))
+        if self._done >= self._limit:
+            self._pending.clear()
+        self._timings.add("syncnet", clock)
+
+    def finish(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lip and audio embeddings (N, 1024); raises :class:`TrackTooShort` when there is no window."""
+        clock = time.perf_counter()
+        remaining = min(len(self._pending) - _LOOKAHEAD, self._limit - self._done)
+        if remaining > 0:
+            self._embed(remaining)
+        self._pending.clear()
+        self._timings.add("syncnet", clock)
+        if self._done == 0:
+            raise TrackTooShort(self._seen, self._audio_frames)
+        return torch.cat(self._lip), torch.cat(self._aud)
+
+    def _embed(self, count: int) -> None:
+        self._scorer.embed_windows(self._pending, self._done, count, self._audio, self._lip, self._aud)
+        del self._pending[:count]
+        self._done += count

@@ -1,0 +1,304 @@
+"""The pipeline protocol end to end (PROTOCOL 3-6): frames -> scenes and faces -> tracks -> crops -> SyncNet.
+
+Two passes over the video keep memory bounded in its length. Pass 1 decodes, cuts scenes and detects faces,
+keeping only the boxes (40 bytes per face per frame). Tracking runs on the boxes. Pass 2 decodes again up to
+the last tracked frame and crops every track in progress as the frames go by: in ``clean`` fidelity each crop
+goes straight into its track's SyncNet embedder (memory: one SyncNet batch of crops per track in progress), in
+``reference`` fidelity into its track's XVID file, which is read back and scored when the track ends. Both
+passes decode on a background thread while the models work.
+
+In ``reference`` fidelity the frames are those the reference's stages read (PROTOCOL 1.1): scene cuts see the
+MPEG-4 q2 video as OpenCV decodes it, detection and cropping its JPEG q2 frames, SyncNet the crops after
+XVID and the 200 kb/s JPEG step, and the audio is the MP3 track decoded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice, tee
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pytest_lipsync.errors import NoFaceTrackError, TooShortError
+from pytest_lipsync.faces.crop import TrackCropper, audio_span
+from pytest_lipsync.faces.scenes import Scene, SceneCutter
+from pytest_lipsync.faces.tracking import RejectedTrack, Track, Tracking, build_tracks
+from pytest_lipsync.media.decode import batched
+from pytest_lipsync.media.prefetch import prefetch
+from pytest_lipsync.results import BoxStats, TrackScore
+from pytest_lipsync.settings import Settings
+
+if TYPE_CHECKING:
+    import av.video.frame
+
+    from pytest_lipsync.faces.plugin import Detector
+    from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.media.reencode import XvidRoundTrip
+    from pytest_lipsync.sync.distances import SyncCurve
+    from pytest_lipsync.sync.scorer import SyncScorer, Timings, TrackEmbedder
+
+# Frames per batch in both passes, and per detector call: a 1080p frame is 6 MB, and S3FD's activations at
+# 0.25 x 1080p take about 70 MB per frame.
+FRAME_BATCH = 8
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """Every kept track scored, in scene order, and the video's length in 25 fps frames."""
+
+    tracks: tuple[TrackScore, ...]
+    frames: int
+
+
+@dataclass(frozen=True)
+class Detections:
+    """What pass 1 keeps: per-frame (K, 5) boxes, the scenes, and the frame size."""
+
+    path: Path
+    boxes: list[np.ndarray]
+    scenes: list[Scene]
+    height: int
+    width: int
+
+
+class FacePipeline:
+    """Scene cuts, a detector, tracking, cropping and SyncNet for one :class:`Settings`; reusable across videos."""
+
+    def __init__(self, detector: Detector, sync: SyncScorer, settings: Settings) -> None:
+        self.detector = detector
+        self.sync = sync
+        self.settings = settings
+
+    @property
+    def reference(self) -> bool:
+        return self.settings.fidelity == "reference"
+
+    def score(self, source: VideoSource, timings: Timings) -> PipelineResult:
+        """Score every face track of the video; raises :class:`NoFaceTrackError` when there is none."""
+        clock = time.perf_counter()
+        audio = source.audio(mp3=self.reference)
+        timings.add("audio", clock)
+        found = self.detect(source, timings)
+        clock = time.perf_counter()
+        tracking = self.track(found)
+        timings.add("tracking", clock)
+        if not tracking.tracks:
+            raise no_face_track(found, tracking, self.settings)
+        return PipelineResult(self._score_tracks(source, found, tracking.tracks, audio, timings), len(found.boxes))
+
+    def detect(self, source: VideoSource, timings: Timings) -> Detections:
+        """Pass 1: scene cuts and detector boxes for every frame; nothing else of the frames is kept."""
+        cutter = SceneCutter(scene_threshold=self.settings.scene_threshold)
+        boxes: list[np.ndarray] = []
+        height = width = 0
+        clock = time.perf_counter()
+        for scene_frames, frames in prefetch(detection_batches(source, self.reference)):
+            clock = timings.add("decode", clock)
+            cutter.feed(scene_frames)
+            clock = timings.add("scenes", clock)
+            indices = np.arange(len(boxes), len(boxes) + len(frames))
+            boxes += self.detector.detect(np.ascontiguousarray(frames[..., ::-1]), indices)
+            height, width = frames.shape[1:3]
+            clock = timings.add("detection", clock)
+        scenes = cutter.finish()
+        timings.add("scenes", clock)
+        return Detections(source.path, boxes, scenes, height, width)
+
+    def track(self, found: Detections) -> Tracking:
+        settings = self.settings
+        return build_tracks(
+            found.boxes,
+            found.scenes,
+            min_track=settings.min_track,
+            num_failed_det=settings.num_failed_det,
+            min_face_size=settings.min_face_size,
+        )
+
+    def _score_tracks(
+        self, source: VideoSource, found: Detections, tracks: Sequence[Track], audio: np.ndarray, timings: Timings
+    ) -> tuple[TrackScore, ...]:
+        """Pass 2: crop the tracks in progress as the frames go by; score each one when it ends."""
+        waiting = sorted(range(len(tracks)), key=lambda k: tracks[k].first_frame)
+        running: dict[int, _TrackRun] = {}
+        scores: dict[int, TrackScore] = {}
+        stop = max(track.last_frame for track in tracks) + 1
+        first = 0
+        clock = time.perf_counter()
+        try:
+            for frames in prefetch(crop_batches(source, self.reference, stop)):
+                clock = timings.add("decode", clock)
+                end = first + len(frames)
+                while waiting and tracks[waiting[0]].first_frame < end:
+                    k = waiting.pop(0)
+                    running[k] = _TrackRun(tracks[k], found, audio, self, timings)
+                for k, run in list(running.items()):
+                    run.add(frames, first)
+                    if run.track.last_frame < end:
+                        scores[k] = running.pop(k).finish()
+                first = end
+                clock = time.perf_counter()
+        finally:
+            for run in running.values():
+                run.discard()
+        return tuple(scores[k] for k in range(len(tracks)))
+
+
+class _TrackRun:
+    """One track during pass 2: its crop windows, its audio, and where its crops go."""
+
+    def __init__(
+        self, track: Track, found: Detections, audio: np.ndarray, pipeline: FacePipeline, timings: Timings
+    ) -> None:
+        from pytest_lipsync.media.reencode import XvidRoundTrip
+
+        self.track = track
+        self._path = found.path
+        self._sync = pipeline.sync
+        self._timings = timings
+        start, stop = audio_span(track)
+        self._audio = audio[start:stop]
+        self._cropper = TrackCropper(track, found.height, found.width, crop_scale=pipeline.settings.crop_scale)
+        self._xvid: XvidRoundTrip | None = XvidRoundTrip() if pipeline.reference else None
+        self._embedder: TrackEmbedder | None = None if self._xvid else self._sync.embedder(self._audio, timings)
+
+    def add(self, frames: np.ndarray, first_frame: int) -> None:
+        clock = time.perf_counter()
+        crops = self._cropper.crop(frames, first_frame)
+        clock = self._timings.add("crop", clock)
+        if self._xvid is not None:
+            self._xvid.write(crops)
+            self._timings.add("fidelity", clock)
+        elif len(crops):
+            self._embedder.add(crops)  # type: ignore[union-attr]
+
+    def finish(self) -> TrackScore:
+        from pytest_lipsync.sync.scorer import TrackTooShort
+
+        try:
+            if self._xvid is not None:
+                crops = batched(self._xvid.read_back(), self._sync.batch_size)
+                curve, windows = self._sync.score_track(crops, self._audio, self._timings)
+            else:
+                curve, windows = self._sync.curve(*self._embedder.finish(), self._timings)  # type: ignore[union-attr]
+        except TrackTooShort as exc:
+            raise TooShortError(
+                f"face track at frames {self.track.first_frame}-{self.track.last_frame} is too short to score: "
+                f"{exc.frames} frames of crops and {exc.audio_frames} frames (40 ms each) of audio; SyncNet needs "
+                "at least 6 of both",
+                path=self._path,
+                hint="Raise min_track so that short tracks are not kept",
+                facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
+            ) from None
+        return _track_score(self.track, curve, windows)
+
+    def discard(self) -> None:
+        if self._xvid is not None:
+            self._xvid.discard()
+
+
+def _track_score(track: Track, curve: SyncCurve, windows: int) -> TrackScore:
+    widths, heights = track.boxes[:, 2] - track.boxes[:, 0], track.boxes[:, 3] - track.boxes[:, 1]
+    boxes = BoxStats(track.detections, float(np.mean(widths)), float(np.mean(heights)))
+    return curve.track_score(track.first_frame, track.last_frame, windows, boxes)
+
+
+# ---------------------------------------------------------------- the frames each pass reads
+
+
+def detection_batches(source: VideoSource, reference: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of (frames for scene cuts, frames for detection), BGR uint8 (B, H, W, 3)."""
+    if not reference:
+        for batch in source.frames(FRAME_BATCH):
+            yield batch, batch
+        return
+    video, copy = tee(_mpeg4_frames(source))
+    scene_frames = batched((frame.to_ndarray(format="bgr24") for frame in video), FRAME_BATCH)
+    yield from zip(scene_frames, batched(_jpeg_q2(copy), FRAME_BATCH), strict=True)
+
+
+def crop_batches(source: VideoSource, reference: bool, stop: int) -> Iterator[np.ndarray]:
+    """Batches of the frames cropping reads, BGR uint8, up to frame ``stop`` (exclusive)."""
+    if reference:
+        frames: Iterator[np.ndarray] = _jpeg_q2(_mpeg4_frames(source))
+    else:
+        frames = (frame.to_ndarray() for frame in source.decoded("bgr24"))
+    return batched(islice(frames, stop), FRAME_BATCH)
+
+
+def _mpeg4_frames(source: VideoSource) -> Iterator[av.video.frame.VideoFrame]:
+    from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, mpeg4_round_trip
+
+    return mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT))
+
+
+def _jpeg_q2(frames: Iterator[av.video.frame.VideoFrame]) -> Iterator[np.ndarray]:
+    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
+
+    return jpeg_round_trip((frame.reformat(format=JPEG_PIX_FMT) for frame in frames), qscale=2)
+
+
+# ---------------------------------------------------------------- no usable track
+
+
+def no_face_track(found: Detections, tracking: Tracking, settings: Settings) -> NoFaceTrackError:
+    """The error for a video without a kept track: what was found, which limit rejected it, what to change."""
+    frames = len(found.boxes)
+    longest = tracking.longest_rejected
+    facts = {
+        "frames": frames,
+        "frames_with_faces": sum(1 for boxes in found.boxes if len(boxes)),
+        "scenes": len(found.scenes),
+        "longest_track": None if longest is None else _track_facts(longest, found.scenes),
+        "limits": {
+            "min_track": settings.min_track,
+            "min_face_size": settings.min_face_size,
+            "num_failed_det": settings.num_failed_det,
+        },
+    }
+    if longest is None:
+        what = f"no face detected in any of its {frames} frames"
+        hint = "Check that the video shows a face; with a detector plug-in, check what it returns"
+    else:
+        what, hint = _rejection(longest, _scene_length(longest, found.scenes), settings)
+        what = f"no usable face track in its {frames} frames: the longest candidate track {what}"
+    return NoFaceTrackError(what, path=found.path, hint=hint, facts=facts)
+
+
+def _rejection(track: RejectedTrack, scene_length: int, settings: Settings) -> tuple[str, str]:
+    found = f"has {track.detections} detections (frames {track.first_frame}-{track.last_frame})"
+    if track.reason == "scene_length":
+        return (
+            f"{found} in a scene of {scene_length} frames, and scenes shorter than min_track = {settings.min_track} "
+            "frames are skipped",
+            f"For short clips lower the setting min_track below {scene_length}; for a false scene cut raise "
+            "scene_threshold",
+        )
+    if track.reason == "min_track":
+        return (
+            f"{found}, and min_track = {settings.min_track} needs more than {settings.min_track}",
+            f"For short clips lower the setting min_track below {track.detections}",
+        )
+    return (
+        f"{found} with a mean face size of {track.face_size:.1f} pixels, and min_face_size = "
+        f"{settings.min_face_size:g} needs more",
+        f"For small faces lower the setting min_face_size below {track.face_size:.1f}",
+    )
+
+
+def _track_facts(track: RejectedTrack, scenes: Sequence[Scene]) -> dict[str, object]:
+    return {
+        "first_frame": track.first_frame,
+        "last_frame": track.last_frame,
+        "detections": track.detections,
+        "face_size": track.face_size,
+        "scene_length": _scene_length(track, scenes),
+        "rejected_by": track.reason,
+    }
+
+
+def _scene_length(track: RejectedTrack, scenes: Sequence[Scene]) -> int:
+    return next(end - start for start, end in scenes if start <= track.first_frame < end)

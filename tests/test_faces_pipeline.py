@@ -1,0 +1,175 @@
+"""The pipeline protocol end to end: generated clips with marker faces, the marker detector plug-in, stand-in weights.
+
+Stage-level geometry (tracking, interpolation, crop pixels, scene cuts, S3FD arithmetic) is checked in the
+stage tests; here the composition is: one clip scored by the production pipeline must give the numbers of a
+literal PROTOCOL 5 crop + PROTOCOL 6 run on the same frames, tracks split at faces and cuts, the video metric
+is the mean over tracks, a short clip fails with the facts, and both fidelities run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures.faces import marker_boxes
+from fixtures.media import ClipSpec
+from pytest_lipsync import Settings
+from pytest_lipsync.media.decode import open_video
+from pytest_lipsync.results import VideoScore
+from pytest_lipsync.scoring import Scorer
+from tests.test_faces_tracking import LIMITS, literal_crop, literal_pipeline, literal_smoothing
+from tests.test_sync_protocol import literal_lse
+
+MARKER = "fixtures.faces:marker_detector"
+SHORT = ClipSpec(seconds=3.0, width=160, height=160, marker=True, seed=22)  # 75 frames: scored with min_track = 50
+TINY = ClipSpec(seconds=1.0, width=160, height=160, marker=True, seed=24)
+SHORT_LIMITS = {**LIMITS, "min_track": 50}
+TWO_FACES_CUT = ClipSpec(seconds=3.0, width=320, height=160, faces=2, marker=True, cut_frame=40, seed=23)
+
+
+@pytest.fixture(scope="session")
+def pipeline_scorer(syncnet_weights: Path):  # type: ignore[no-untyped-def]
+    """One pipeline Scorer per settings, shared by the session."""
+    made: dict[tuple[tuple[str, object], ...], Scorer] = {}
+
+    def get(**changes: object) -> Scorer:
+        key = tuple(sorted(changes.items()))
+        if key not in made:
+            base = Settings(fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+            made[key] = Scorer(base.replace(**{"detector": MARKER, **changes}))
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def short_clip(make_clip) -> Path:  # type: ignore[no-untyped-def]
+    return make_clip("pipeline_short.mp4", SHORT)
+
+
+@pytest.fixture(scope="module")
+def clean_score(short_clip: Path, pipeline_scorer) -> VideoScore:  # type: ignore[no-untyped-def]
+    return pipeline_scorer(min_track=50).score(short_clip)
+
+
+def literal_track_inputs(path: Path) -> tuple[list[np.ndarray], np.ndarray, tuple[int, int]]:
+    """PROTOCOL 5 written out: marker boxes per frame, the literal tracker, smoothing and padded crop."""
+    source = open_video(path)
+    frames = [frame.to_ndarray() for frame in source.decoded("bgr24")]
+    detections = [marker_boxes(frame[..., ::-1]) for frame in frames]
+    (track,) = literal_pipeline(detections, [(0, len(frames))], **SHORT_LIMITS)
+    s, x, y = literal_smoothing(track["bbox"])
+    crops = [literal_crop(frames[f], s[n], x[n], y[n]) for n, f in enumerate(track["frame"])]
+    first, last = track["frame"][0], track["frame"][-1]
+    return crops, source.audio()[first * 640 : (last + 1) * 640], (first, last)
+
+
+def test_one_face_scores_as_the_literal_crop_and_protocol_6(short_clip: Path, clean_score: VideoScore, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+    assert clean_score.ok, clean_score.error
+    crops, audio, (first, last) = literal_track_inputs(short_clip)
+    expected = literal_lse(pipeline_scorer(min_track=50)._sync.net, crops, audio)
+
+    (track,) = clean_score.tracks
+    assert (track.start_frame, track.end_frame) == (first, last) == (0, 74)
+    assert track.windows == expected["windows"] == 70
+    assert track.offset == expected["offset"]
+    assert track.lse_d == pytest.approx(expected["lse_d"], rel=1e-5)
+    assert track.lse_c == pytest.approx(expected["lse_c"], rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(track.mean_dist, expected["mean_dist"], rtol=1e-5)
+    assert clean_score.metrics == {"lse_d": track.lse_d, "lse_c": track.lse_c, "offset": float(track.offset)}
+    assert clean_score.frames == 75
+    assert track.boxes is not None and track.boxes.detections == 75
+    assert track.boxes.mean_width > 100 and track.boxes.mean_height > track.boxes.mean_width
+
+
+def test_reference_fidelity_replays_the_lossy_steps_and_moves_numbers_a_little(
+    short_clip: Path, clean_score: VideoScore, pipeline_scorer, tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the XVID step writes its one file per track
+    result = pipeline_scorer(min_track=50, fidelity="reference").score(short_clip)
+    assert result.ok, result.error
+    assert list(tmp_path.iterdir()) == []
+    (track,), (clean,) = result.tracks, clean_score.tracks
+    assert (track.start_frame, track.end_frame, track.windows) == (clean.start_frame, clean.end_frame, clean.windows)
+    assert track.lse_d != clean.lse_d
+    assert track.lse_d == pytest.approx(clean.lse_d, rel=0.1)
+    assert abs(track.lse_c - clean.lse_c) < 0.5
+    assert result.timings["fidelity"] > 0
+
+
+def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(make_clip, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+    result = pipeline_scorer(min_track=30).score(make_clip("pipeline_two_faces_cut.mp4", TWO_FACES_CUT))
+    assert result.ok, result.error
+    assert [(t.start_frame, t.end_frame) for t in result.tracks] == [(0, 39), (0, 39), (40, 74), (40, 74)]
+    left, right = result.tracks[:2]
+    assert left.boxes.mean_width == right.boxes.mean_width  # type: ignore[union-attr]
+    assert left.lse_d != right.lse_d  # different pixels around each face
+    assert result.metrics["lse_d"] == pytest.approx(np.mean([t.lse_d for t in result.tracks]), rel=1e-12)
+    assert result.metrics["lse_c"] == pytest.approx(np.mean([t.lse_c for t in result.tracks]), rel=1e-12)
+    assert result.metrics["offset"] == result.tracks[0].offset  # the longest (the first of equals)
+
+
+def test_a_three_second_clip_has_no_face_track_until_min_track_is_lowered(
+    short_clip: Path, clean_score: VideoScore, pipeline_scorer  # type: ignore[no-untyped-def]
+) -> None:
+    failed = pipeline_scorer().score(short_clip)
+    assert failed.error is not None and failed.metrics == {} and failed.tracks == ()
+    assert failed.error.kind == "no_face_track"
+    message = failed.error.message
+    assert message.startswith(f"{short_clip}: no usable face track in its 75 frames")
+    assert "75 detections (frames 0-74) in a scene of 75 frames" in message
+    assert "min_track = 100" in message and "lower the setting min_track below 75" in message
+    assert failed.error.facts == {
+        "frames": 75,
+        "frames_with_faces": 75,
+        "scenes": 1,
+        "longest_track": {
+            "first_frame": 0,
+            "last_frame": 74,
+            "detections": 75,
+            "face_size": None,
+            "scene_length": 75,
+            "rejected_by": "scene_length",
+        },
+        "limits": {"min_track": 100, "min_face_size": 100.0, "num_failed_det": 25},
+    }
+    assert clean_score.ok and [(t.start_frame, t.end_frame, t.windows) for t in clean_score.tracks] == [(0, 74, 70)]
+
+
+def test_small_faces_say_which_limit_rejected_them(short_clip: Path, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+    failed = pipeline_scorer(min_track=50, min_face_size=150).score(short_clip)
+    assert failed.error is not None and failed.error.kind == "no_face_track"
+    longest = failed.error.facts["longest_track"]
+    assert longest["rejected_by"] == "min_face_size" and 100 < longest["face_size"] <= 150
+    assert f"lower the setting min_face_size below {longest['face_size']:.1f}" in failed.error.message
+
+
+def test_s3fd_with_standin_weights_runs_end_to_end(make_clip, syncnet_weights: Path, s3fd_weights: Path) -> None:  # type: ignore[no-untyped-def]
+    """Stand-in S3FD finds random small boxes: the error must say exactly what it found."""
+    settings = Settings(
+        fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), s3fd_weights=str(s3fd_weights)
+    )
+    scorer = Scorer(settings)
+    assert [w.name for w in scorer.weights] == ["syncnet", "s3fd"]
+    assert scorer.weights[1].custom is True and scorer.run.settings["detector"] is None
+    result = scorer.score(make_clip("pipeline_tiny.mp4", TINY))
+    assert result.error is not None and result.error.kind == "no_face_track"
+    facts = result.error.facts
+    assert facts["frames"] == 25 and facts["scenes"] == 1
+    assert 0 < facts["frames_with_faces"] <= 25
+    longest = facts["longest_track"]
+    assert longest["rejected_by"] == "scene_length" and longest["scene_length"] == 25
+    assert f"has {longest['detections']} detections" in result.error.message
+
+
+def test_missing_s3fd_weights_offline_is_a_weights_error(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.errors import WeightsError
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LIPSYNC_HOME", raising=False)
+    monkeypatch.delenv("LIPSYNC_S3FD_WEIGHTS", raising=False)
+    with pytest.raises(WeightsError, match="sfd_face.pth"):
+        Scorer(Settings(device="cpu", syncnet_weights=str(syncnet_weights), offline=True))
