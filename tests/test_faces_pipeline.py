@@ -9,6 +9,7 @@ is the mean over tracks, a short clip fails with the facts, and both fidelities 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -85,19 +86,25 @@ def test_one_face_scores_as_the_literal_crop_and_protocol_6(short_clip: Path, cl
     assert track.boxes.mean_width > 100 and track.boxes.mean_height > track.boxes.mean_width
 
 
-def test_reference_fidelity_replays_the_lossy_steps_and_moves_numbers_a_little(
-    short_clip: Path, clean_score: VideoScore, pipeline_scorer, tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("rate", "channels", "repeats"), [(44100, 2, 1), (16000, 1, 2)])
+def test_reference_fidelity_replays_the_lossy_steps(
+    rate: int, channels: int, repeats: int, make_clip, pipeline_scorer, tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
 ) -> None:
+    clip = make_clip(f"pipeline_short_{rate}.mp4", replace(SHORT, audio_rate=rate, audio_channels=channels))
+    clean_score = pipeline_scorer(min_track=50).score(clip)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the XVID step writes its one file per track
-    result = pipeline_scorer(min_track=50, fidelity="reference").score(short_clip)
+    result = pipeline_scorer(min_track=50, fidelity="reference").score(clip)
     assert result.ok, result.error
     assert list(tmp_path.iterdir()) == []
     (track,), (clean,) = result.tracks, clean_score.tracks
-    assert (track.start_frame, track.end_frame, track.windows) == (clean.start_frame, clean.end_frame, clean.windows)
+    # The reference's AVI repeats the first frame where the MP3's priming delayed the streams.
+    assert result.frames == clean_score.frames + repeats
+    assert (track.start_frame, track.end_frame - repeats) == (clean.start_frame, clean.end_frame)
     assert track.lse_d != clean.lse_d
-    assert track.lse_d == pytest.approx(clean.lse_d, rel=0.1)
-    assert abs(track.lse_c - clean.lse_c) < 0.5
     assert result.timings["fidelity"] > 0
+    if rate == 44100:  # 128 kb/s MP3: a small move; LAME's 24 kb/s default for 16 kHz mono blurs these clips' sound
+        assert track.lse_d == pytest.approx(clean.lse_d, rel=0.1)
+        assert abs(track.lse_c - clean.lse_c) < 0.5
 
 
 def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(make_clip, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ import pytest
 
 from fixtures.media import ClipSpec, speech
 from pytest_lipsync.media.decode import open_video
-from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, XvidRoundTrip, mp3_round_trip, mpeg4_round_trip
+from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, XvidRoundTrip, leading_repeats, mp3_round_trip, mpeg4_round_trip
 
 RATE = 44100
 MP3_PRIMING = 1105  # LAME's encoder delay (576) + the decoder's (529), in samples at the source rate
@@ -101,3 +101,12 @@ def test_mp3_replay_keeps_the_source_rate(rate: int) -> None:
     samples = np.stack([speech(0.3, rate, 1, 5)[0]] * 2)
     (first, *_) = mp3_round_trip(audio_frames(samples, rate))
     assert first.sample_rate == rate and first.layout.nb_channels == 2
+
+
+@pytest.mark.parametrize(
+    ("rate", "repeats"), [(8000, 4), (12000, 3), (16000, 2), (22050, 2), (32000, 1), (44100, 1), (48000, 1)]
+)
+def test_leading_repeats_are_what_ffmpeg_9_wrote_into_the_reference_avi(rate: int, repeats: int) -> None:
+    """Measured outside the project: ``ffmpeg -qscale:v 2 -async 1 -r 25 video.avi`` gave its second frame pts
+    1 + repeats, and the constant-rate JPEG extraction repeated the first frame to fill the gap."""
+    assert leading_repeats(rate) == repeats

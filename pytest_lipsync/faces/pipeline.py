@@ -230,9 +230,16 @@ def crop_batches(source: VideoSource, reference: bool, stop: int) -> Iterator[np
 
 
 def _mpeg4_frames(source: VideoSource) -> Iterator[av.video.frame.VideoFrame]:
-    from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, mpeg4_round_trip
+    """The 25 fps frames of the reference's ``video.avi``: first frame repeated where its MP3 priming left a gap."""
+    from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, leading_repeats, mpeg4_round_trip
 
-    return mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT))
+    frames = mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT))
+    rate = source.info.audio_rate
+    repeats = leading_repeats(rate) if rate else 0
+    first = next(frames, None)
+    if first is not None:
+        yield from [first] * (1 + repeats)
+        yield from frames
 
 
 def _jpeg_q2(frames: Iterator[av.video.frame.VideoFrame]) -> Iterator[np.ndarray]:

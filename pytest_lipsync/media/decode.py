@@ -127,7 +127,7 @@ class VideoSource:
             if mp3:
                 from pytest_lipsync.media.reencode import mp3_round_trip
 
-                frames = mp3_round_trip(frames)
+                frames = mp3_round_trip(_frames_within_duration(frames, stream))
             try:
                 samples = _resampled(frames)
             except av.FFmpegError as exc:
@@ -245,6 +245,45 @@ def _trim_to_duration(samples: np.ndarray, stream: av.stream.Stream) -> np.ndarr
         return samples
     expected = round(Fraction(stream.duration) * stream.time_base * SAMPLE_RATE)
     return samples[:expected] if 0 < len(samples) - expected < _MAX_PADDING else samples
+
+
+def _frames_within_duration(
+    frames: Iterable[av.audio.frame.AudioFrame], stream: av.stream.Stream
+) -> Iterator[av.audio.frame.AudioFrame]:
+    """Source frames cut at the stream's duration, as ffmpeg's decoder hands them to the reference's MP3 encoder.
+
+    The rule of :func:`_trim_to_duration` at the source rate, before encoding, so that the encoder's own
+    priming and padding survive as in the reference's AVI. Frames past the duration are held back (at most
+    100 ms of them); more than that is real sound and passes untouched.
+    """
+    if stream.duration is None or stream.time_base is None or not stream.rate:
+        yield from frames
+        return
+    expected = round(Fraction(stream.duration) * stream.time_base * stream.rate)
+    remaining = iter(frames)
+    seen, held = 0, []
+    for frame in remaining:
+        if not held and seen + frame.samples <= expected:
+            seen += frame.samples
+            yield frame
+            continue
+        held.append(frame)
+        if seen + sum(f.samples for f in held) - expected >= stream.rate // 10:
+            break  # real sound past the duration: nothing is cut
+    else:
+        if held and expected > seen:
+            yield _head(held[0], expected - seen)
+        return
+    yield from held
+    yield from remaining
+
+
+def _head(frame: av.audio.frame.AudioFrame, samples: int) -> av.audio.frame.AudioFrame:
+    import av
+
+    kept = av.AudioFrame.from_ndarray(frame.to_ndarray()[..., :samples], format=frame.format.name, layout=frame.layout.name)
+    kept.sample_rate = frame.sample_rate
+    return kept
 
 
 def _align_start(samples: np.ndarray, start: float) -> np.ndarray:

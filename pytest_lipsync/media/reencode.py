@@ -6,10 +6,13 @@ as the reference's command line feeds it:
 
 - JPEG frames (``ffmpeg ... -threads 1 -f image2 %06d.jpg``, read back with OpenCV): one ``mjpeg`` encoder for
   the whole sequence (its rate control spans frames), single threaded, 25 fps time base, ``yuvj420p`` input.
-- ``ffmpeg -qscale:v 2 -r 25 video.avi``: ``mpeg4`` at a fixed quantiser 2 and ``libmp3lame`` at its defaults
-  (128 kb/s, source rate and channels). The AVI container stores no encoder delay, so the reference's audio
-  keeps the MP3 priming (1105 samples at the source rate) and the last frame's padding: packets are decoded
-  as bare bytes, without the skip-samples side data a smarter container would honour.
+- ``ffmpeg -qscale:v 2 -async 1 -r 25 video.avi``: ``mpeg4`` at a fixed quantiser 2 and ``libmp3lame`` at its
+  defaults (source rate and channels, and LAME's own default bit rate for them: 128 kb/s for 44.1 or 48 kHz,
+  24 kb/s for 16 kHz mono; ffmpeg passes no bit rate). The AVI container stores no encoder delay, so the
+  reference's audio keeps the MP3 priming (1105 samples at the source rate) and the last frame's padding:
+  packets are decoded as bare bytes, without the skip-samples side data a smarter container would honour.
+  The muxer shifts every stream by that priming instead, and the 25 fps frames extracted from the AVI repeat
+  the first frame to fill the gap (``leading_repeats``).
 - The crops of a track through OpenCV's own ``VideoWriter`` (fourcc ``XVID``, 25 fps, 224x224): the one step
   that needs a file, because OpenCV's writer only writes files; it is deleted once read back.
 """
@@ -38,7 +41,8 @@ if TYPE_CHECKING:
 JPEG_PIX_FMT = "yuvj420p"
 MPEG4_PIX_FMT = "yuv420p"
 _QP2LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA: -qscale:v q means global_quality = q * 118
-_MP3_BIT_RATE = 128_000
+# LAME's encoder delay (576) plus the decoder delay ffmpeg adds (528 + 1): libavcodec's initial_padding.
+MP3_PRIMING = 1105
 _MP3_RATES = (44100, 48000, 32000, 22050, 24000, 16000, 11025, 12000, 8000)
 # ffmpeg's default decoder for MP3 is the floating-point one; the fixed-point "mp3" decoder rounds differently.
 _MP3_DECODER = "mp3float"
@@ -93,13 +97,28 @@ def _mp3_encoder(first: av.audio.frame.AudioFrame) -> av.audio.codeccontext.Audi
     import av
 
     encoder = av.CodecContext.create("libmp3lame", "w")
-    encoder.sample_rate = min(_MP3_RATES, key=lambda rate: abs(rate - first.sample_rate))
+    encoder.sample_rate = mp3_rate(first.sample_rate)
     encoder.layout = "mono" if first.layout.nb_channels == 1 else "stereo"
     encoder.format = "s32p"  # what ffmpeg negotiates for libmp3lame; LAME works in float either way
-    encoder.bit_rate = _MP3_BIT_RATE
     encoder.time_base = Fraction(1, encoder.sample_rate)
     encoder.open()
     return encoder
+
+
+def mp3_rate(source_rate: int) -> int:
+    """The MP3 sample rate ffmpeg picks for a source: its own, or the nearest one MP3 allows."""
+    return min(_MP3_RATES, key=lambda rate: abs(rate - source_rate))
+
+
+def leading_repeats(source_rate: int) -> int:
+    """Extra copies of the first frame in the reference's JPEGs of ``video.avi``, for audio at ``source_rate``.
+
+    The MP3 track starts ``MP3_PRIMING`` samples early; the AVI muxer makes that non-negative by delaying
+    every stream, which leaves a gap of ``ceil(priming / rate * 25)`` frame slots after the first frame, and
+    ffmpeg's constant-rate JPEG extraction fills the gap with copies of it (measured with FFmpeg 9.0 for
+    8 to 48 kHz: 4 at 8 kHz, 2 at 16 kHz, 1 at 44.1 and 48 kHz). Video then lags the audio's own priming delay.
+    """
+    return -(-MP3_PRIMING * FPS // mp3_rate(source_rate))
 
 
 class XvidRoundTrip:
