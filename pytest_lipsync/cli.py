@@ -1,7 +1,8 @@
 """The ``lipsync`` command: the same scores as the pytest gate, from a shell.
 
-Exit codes: 0 every video scored, 1 some video failed, 2 usage or configuration error (including
-missing weights), so that scripts can tell "the videos are bad" from "the command is wrong".
+Exit codes: 0 every video scored (or the gate passed), 1 some video failed (or the gate failed), 2 usage or
+configuration error (including missing weights), so that scripts can tell "the videos are bad" from "the
+command is wrong".
 """
 
 from __future__ import annotations
@@ -42,27 +43,25 @@ def _parser() -> argparse.ArgumentParser:
         run_doctor,
         run_fetch_models,
     )
+    from pytest_lipsync.report_commands import add_gate_arguments, add_merge_arguments, run_gate, run_merge
     from pytest_lipsync.scaffold import add_init_arguments, run_init
 
     parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    score = commands.add_parser("score", help="score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)")
-    _add_score_arguments(score)
-    score.set_defaults(run=run_score)
-
-    fetch = commands.add_parser("fetch-models", help="download and verify the released model weights")
-    add_fetch_models_arguments(fetch)
-    fetch.set_defaults(run=run_fetch_models)
-
-    doctor = commands.add_parser("doctor", help="check that scoring can run here, and why not")
-    add_doctor_arguments(doctor)
-    doctor.set_defaults(run=run_doctor)
-
-    init = commands.add_parser("init", help="add a [tool.lipsync] table to pyproject.toml and an example CI workflow")
-    add_init_arguments(init)
-    init.set_defaults(run=run_init)
+    subcommands = (
+        ("score", "score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)", _add_score_arguments, run_score),
+        ("fetch-models", "download and verify the released model weights", add_fetch_models_arguments, run_fetch_models),
+        ("doctor", "check that scoring can run here, and why not", add_doctor_arguments, run_doctor),
+        ("merge", "combine shard reports into one (same settings and weights)", add_merge_arguments, run_merge),
+        ("gate", "apply pyproject.toml's thresholds and baseline to a (merged) report", add_gate_arguments, run_gate),
+        ("init", "add a [tool.lipsync] table to pyproject.toml and an example CI workflow", add_init_arguments, run_init),
+    )
+    for name, help_text, add_arguments, run in subcommands:
+        subparser = commands.add_parser(name, help=help_text)
+        add_arguments(subparser)
+        subparser.set_defaults(run=run)
     return parser
 
 
