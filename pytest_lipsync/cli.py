@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,6 +80,9 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="SyncNet windows per batch")
     parser.add_argument("--offline", action="store_true", help="never download weights")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="score with N processes, one GPU (or a share of the cores) each"
+    )
     _add_quality_arguments(parser, defaults)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -111,7 +113,7 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.quality.pairing import videos_root
     from pytest_lipsync.reports.table import format_table
     from pytest_lipsync.results import Report, write_json_atomic
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.workers import Job, Progress, score_jobs
 
     settings = Settings(
         protocol=args.protocol,
@@ -130,21 +132,19 @@ def run_score(args: argparse.Namespace) -> int:
     if not videos:
         print(f"lipsync: error: no video files found in {' '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    scorer = Scorer(settings)
-    scores = []
-    for number, video in enumerate(videos, 1):
-        started = time.perf_counter()
-        if not args.quiet:
-            print(f"[{number}/{len(videos)}] {video} ...", file=sys.stderr, flush=True)
-        result = scorer.score(video, videos_root=videos_root(video, args.paths))
-        scores.append(result)
-        if not args.quiet:
-            status = "ok" if result.ok else f"failed ({result.error.kind})"  # type: ignore[union-attr]
-            print(f"[{number}/{len(videos)}] {video} {status} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    jobs = [Job(number, video, videos_root(video, args.paths)) for number, video in enumerate(videos, 1)]
+    run, scores = score_jobs(jobs, settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))
     if args.json is not None:
-        write_json_atomic(args.json, Report(scorer.run, tuple(scores)).to_dict())
+        write_json_atomic(args.json, Report(run, tuple(scores)).to_dict())
     return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of workers")
+    return value
 
 
 if __name__ == "__main__":
