@@ -132,9 +132,18 @@ def apply(placement: Placement, environ: MutableMapping[str, str]) -> None:
         torch.set_num_threads(placement.threads)
 
 
-def pin_worker(worker_id: str, workers: int, device: str, gpus: str | None, environ: MutableMapping[str, str]) -> Placement:
-    """Pin the pytest-xdist worker ``worker_id`` (``gw3``) of ``workers``: call before CUDA initialises."""
-    placement = placement_for(worker_index(worker_id), workers, device, gpus, environ)
+def place_pytest_process(
+    workerinput: Mapping[str, object] | None, device: str, gpus: str | None, environ: MutableMapping[str, str]
+) -> Placement | None:
+    """Pin a pytest-xdist worker (``workerinput`` has its ``gwN`` id and the worker count) before CUDA
+    initialises; in the controller (``None``), only check ``gpus``, so a bad value is one usage error
+    rather than every worker failing to start."""
+    if workerinput is None:
+        if gpus is not None and pins_device(device):
+            visible_devices(environ, gpus)
+        return None
+    workers = int(str(workerinput.get("workercount", 1)))
+    placement = placement_for(worker_index(str(workerinput["workerid"])), workers, device, gpus, environ)
     apply(placement, environ)
     return placement
 

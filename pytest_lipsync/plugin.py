@@ -62,17 +62,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.stash[ACTIVE]:
         with _usage_errors():
             gate_of(config).start(check_baseline=not hasattr(config, "workerinput"))
-            if hasattr(config, "workerinput"):
-                _pin_worker(config)
+            _place(config)
 
 
-def _pin_worker(config: pytest.Config) -> None:
+def _place(config: pytest.Config) -> None:
     """One device (or a fair share of the cores) per xdist worker, before anything initialises CUDA."""
-    from pytest_lipsync.placement import pin_worker
+    from pytest_lipsync.placement import place_pytest_process
 
-    settings, options = gate_of(config).config.settings, gate_of(config).config.options
-    worker = config.workerinput  # type: ignore[attr-defined]
-    pin_worker(worker["workerid"], int(worker.get("workercount", 1)), settings.device, options.gpus, os.environ)
+    resolved = gate_of(config).config
+    workerinput = getattr(config, "workerinput", None)
+    place_pytest_process(workerinput, resolved.settings.device, resolved.options.gpus, os.environ)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

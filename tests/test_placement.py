@@ -115,3 +115,14 @@ def test_malformed_shards_are_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match=r'Write "i/n" with 1 <= i <= n'):
         Shard.parse(bad)
     assert str(Shard.parse(" 2 / 4 ")) == "2/4"
+
+
+def test_pytest_processes_controller_checks_workers_pin() -> None:
+    from pytest_lipsync.placement import place_pytest_process
+
+    environ = {"CUDA_VISIBLE_DEVICES": "3,5"}
+    assert place_pytest_process(None, "auto", "1", environ) is None and environ == {"CUDA_VISIBLE_DEVICES": "3,5"}
+    with pytest.raises(ConfigError, match="names device 2"):
+        place_pytest_process(None, "auto", "2", environ)
+    placed = place_pytest_process({"workerid": "gw1", "workercount": 2}, "auto", None, environ)
+    assert placed == Placement(cuda_visible_devices="5") and environ["CUDA_VISIBLE_DEVICES"] == "5"

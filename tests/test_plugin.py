@@ -522,3 +522,24 @@ def test_xdist_workers_are_pinned_one_device_each(pytester, monkeypatch) -> None
     result.assert_outcomes(passed=1)
     seen = {name: (pytester.path / f"env-{name}.txt").read_text() for name in ("controller", "gw0", "gw1")}
     assert seen == {"controller": "7,9", "gw0": "9", "gw1": "7"}
+
+
+def test_a_videos_two_items_share_one_xdist_group(project, pytester, clips) -> None:  # type: ignore[no-untyped-def]
+    """With ground truth, ``--dist loadgroup`` keeps a video's ``::lipsync`` and ``::quality`` on one worker."""
+    project('reference = "gt"\n', broken=False)
+    (pytester.path / "gt").mkdir()
+    pytester.makeconftest(
+        """
+        def pytest_collection_finish(session):
+            for item in session.items:
+                print("GROUP", item.nodeid, [mark.args for mark in item.iter_markers("xdist_group")])
+        """
+    )
+    result = pytester.runpytest_inprocess("--co", "-q", "-s")
+    result.stdout.fnmatch_lines(
+        [
+            "GROUP videos/good.mp4::lipsync [[]('videos/good.mp4',)[]]",
+            "GROUP videos/good.mp4::quality [[]('videos/good.mp4',)[]]",
+            "GROUP videos/hard/late.mp4::lipsync [[]('videos/hard/late.mp4',)[]]",
+        ]
+    )
