@@ -1,9 +1,9 @@
 """One gate run's state: its videos, their scores and verdicts, and what it writes at the end.
 
 The plugin's hooks and items only forward to a :class:`GateSession`; it holds no pytest objects, so the
-same logic serves ``lipsync gate``, which gives it the videos and scores of a report instead of scoring. Under xdist every worker has its own session, and the controller's
-session absorbs the workers' :meth:`payload` so that the summary, JSON, GitHub summary and baseline are
-written once, from all results.
+same logic serves ``lipsync gate``, which gives it a report's videos and scores instead of scoring. Under
+xdist every worker has its own session, and the controller's session absorbs the workers' :meth:`payload`
+so that the summary, JSON, GitHub summary and baseline are written once, from all results.
 """
 
 from __future__ import annotations
