@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,21 @@ def test_unreadable_report_names_the_file(tmp_path: Path, capsys: pytest.Capture
     assert "bad.json: is not a pytest-lipsync report" in capsys.readouterr().err
     assert main(["gate", str(tmp_path / "absent.json")]) == 2
     assert "absent.json: cannot be read" in capsys.readouterr().err
+
+
+def test_gate_reads_the_projects_pyproject_and_names_its_errors(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    report = _write(tmp_path / "all.json", ["a.mp4", "b.mp4"])
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # the pyproject is found upwards, as pytest finds its rootdir
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+        monkeypatch.delenv(name)
+    (tmp_path / "pyproject.toml").write_text("[tool.lipsync.thresholds]\nlse_d_max = 6.0\n")
+    assert main(["gate", str(report)]) == 1
+    assert "a.mp4: 1 of 1 checks failed" in capsys.readouterr().out
+    monkeypatch.setenv("LIPSYNC_LSE_D_MAX", "7.5")
+    assert main(["gate", str(report)]) == 0
+    assert main(["gate", str(report), "--lse-d-max", "6.5"]) == 1  # the command line beats the environment
+    capsys.readouterr()
+    (tmp_path / "pyproject.toml").write_text("[tool.lipsync]\nlse_d_maxx = 6.0\n")
+    assert main(["gate", str(report)]) == 2
+    assert f"[tool.lipsync] lse_d_maxx in {tmp_path / 'pyproject.toml'} is not a pytest-lipsync setting" in capsys.readouterr().err
