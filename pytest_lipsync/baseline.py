@@ -10,7 +10,7 @@ a diff.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,14 +76,7 @@ def load_baseline(path: Path) -> Baseline | None:
 
 def check_compatible(baseline: Baseline, run: RunRecord, fix: str = UPDATE_FLAG) -> None:
     """Refuse to compare with a baseline made with other settings or weights, saying which differ."""
-    differences = _setting_differences(baseline.run.settings, run.settings)
-    before = {w.name: w.sha256 for w in baseline.run.weights}
-    now = {w.name: w.sha256 for w in run.weights}
-    differences += [
-        f"{name} weights SHA-256 {before.get(name, 'none')} in the baseline, {now.get(name, 'none')} now"
-        for name in sorted(set(before) | set(now))
-        if before.get(name) != now.get(name)
-    ]
+    differences = run_differences(baseline.run, run)
     if differences:
         raise ConfigError(
             "was made with other scoring settings or weights than this run, so its numbers are not "
@@ -116,9 +109,19 @@ def _entry(key: str, score: VideoScore) -> VideoScore:
     return VideoScore(path=key, metrics=dict(score.metrics), frames=score.frames, duration=score.duration)
 
 
-def _setting_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+def run_differences(before: RunRecord, now: RunRecord, first: str = "in the baseline", second: str = "now") -> list[str]:
+    """What makes two runs' numbers incomparable: settings that move numbers, and weights by SHA-256.
+    ``first`` and ``second`` say where each run's value was found."""
+    settings = _differences(before.settings, now.settings, "{} =", repr, first, second)
+    weights = ({w.name: w.sha256 for w in run.weights} for run in (before, now))
+    return settings + _differences(*weights, "{} weights SHA-256", lambda sha: sha or "none", first, second)
+
+
+def _differences(
+    before: Mapping[str, Any], now: Mapping[str, Any], label: str, show: Callable[[Any], str], first: str, second: str
+) -> list[str]:
     return [
-        f"{key} = {before.get(key)!r} in the baseline, {now.get(key)!r} now"
+        f"{label.format(key)} {show(before.get(key))} {first}, {show(now.get(key))} {second}"
         for key in sorted(set(before) | set(now))
         if before.get(key) != now.get(key)
     ]

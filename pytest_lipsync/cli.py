@@ -1,14 +1,14 @@
 """The ``lipsync`` command: the same scores as the pytest gate, from a shell.
 
-Exit codes: 0 every video scored, 1 some video failed, 2 usage or configuration error (including
-missing weights), so that scripts can tell "the videos are bad" from "the command is wrong".
+Exit codes: 0 every video scored (or the gate passed), 1 some video failed (or the gate failed), 2 usage or
+configuration error (including missing weights), so that scripts can tell "the videos are bad" from "the
+command is wrong".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,27 +42,25 @@ def _parser() -> argparse.ArgumentParser:
         run_doctor,
         run_fetch_models,
     )
+    from pytest_lipsync.report_commands import add_gate_arguments, add_merge_arguments, run_gate, run_merge
     from pytest_lipsync.scaffold import add_init_arguments, run_init
 
     parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    score = commands.add_parser("score", help="score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)")
-    _add_score_arguments(score)
-    score.set_defaults(run=run_score)
-
-    fetch = commands.add_parser("fetch-models", help="download and verify the released model weights")
-    add_fetch_models_arguments(fetch)
-    fetch.set_defaults(run=run_fetch_models)
-
-    doctor = commands.add_parser("doctor", help="check that scoring can run here, and why not")
-    add_doctor_arguments(doctor)
-    doctor.set_defaults(run=run_doctor)
-
-    init = commands.add_parser("init", help="add a [tool.lipsync] table to pyproject.toml and an example CI workflow")
-    add_init_arguments(init)
-    init.set_defaults(run=run_init)
+    subcommands = (
+        ("score", "score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)", _add_score_arguments, run_score),
+        ("fetch-models", "download and verify the released model weights", add_fetch_models_arguments, run_fetch_models),
+        ("doctor", "check that scoring can run here, and why not", add_doctor_arguments, run_doctor),
+        ("merge", "combine shard reports into one (same settings and weights)", add_merge_arguments, run_merge),
+        ("gate", "apply pyproject.toml's thresholds and baseline to a (merged) report", add_gate_arguments, run_gate),
+        ("init", "add a [tool.lipsync] table to pyproject.toml and an example CI workflow", add_init_arguments, run_init),
+    )
+    for name, help_text, add_arguments, run in subcommands:
+        subparser = commands.add_parser(name, help=help_text)
+        add_arguments(subparser)
+        subparser.set_defaults(run=run)
     return parser
 
 
@@ -88,6 +86,9 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="SyncNet windows per batch")
     parser.add_argument("--offline", action="store_true", help="never download weights")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="score with N processes, one GPU (or a share of the cores) each"
+    )
     _add_quality_arguments(parser, defaults)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -118,7 +119,7 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.quality.pairing import videos_root
     from pytest_lipsync.reports.table import format_table
     from pytest_lipsync.results import Report, write_json_atomic
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.workers import Job, Progress, score_jobs
 
     settings = Settings(
         protocol=args.protocol,
@@ -139,21 +140,19 @@ def run_score(args: argparse.Namespace) -> int:
     if not videos:
         print(f"lipsync: error: no video files found in {' '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    scorer = Scorer(settings)
-    scores = []
-    for number, video in enumerate(videos, 1):
-        started = time.perf_counter()
-        if not args.quiet:
-            print(f"[{number}/{len(videos)}] {video} ...", file=sys.stderr, flush=True)
-        result = scorer.score(video, videos_root=videos_root(video, args.paths))
-        scores.append(result)
-        if not args.quiet:
-            status = "ok" if result.ok else f"failed ({result.error.kind})"  # type: ignore[union-attr]
-            print(f"[{number}/{len(videos)}] {video} {status} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    jobs = [Job(number, video, videos_root(video, args.paths)) for number, video in enumerate(videos, 1)]
+    run, scores = score_jobs(jobs, settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))
     if args.json is not None:
-        write_json_atomic(args.json, Report(scorer.run, tuple(scores)).to_dict())
+        write_json_atomic(args.json, Report(run, tuple(scores)).to_dict())
     return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of workers")
+    return value
 
 
 if __name__ == "__main__":

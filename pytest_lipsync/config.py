@@ -31,7 +31,9 @@ from pytest_lipsync.settings import Settings
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")
 _YES = frozenset({"1", "true", "yes", "on"})
 _NO = frozenset({"0", "false", "no", "off"})
-SourceKind = Literal["pyproject", "env", "flag", "marker"]
+SourceKind = Literal["pyproject", "env", "flag", "option", "marker"]
+# Run options that are paths: given in the environment or on a command line, they are the caller's.
+_PATH_OPTIONS = ("videos", "reference", "baseline", "json")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Layer:
             return f"LIPSYNC_{key.upper()}"
         if self.kind == "flag":
             return f"--lipsync-{key.replace('_', '-')}"
+        if self.kind == "option":  # a `lipsync` subcommand's own option
+            return f"--{key.replace('_', '-')}"
         if self.kind == "marker":
             return f"@pytest.mark.lipsync({key}=...) on {self.origin}"
         return f"[{TABLE}] {key} in {self.origin}"
@@ -85,6 +89,26 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
         if raw is not None:
             values[key] = _env_list(key, raw) if typing.get_origin(hint) in (tuple, list) else raw
     return Layer("env", values)
+
+
+def standard_layers(pyproject: Path, environ: Mapping[str, str], command_line: Layer, here: Path) -> list[Layer]:
+    """pyproject < environment < command line, as the plugin and ``lipsync gate`` both read them; paths
+    from the environment and the command line are relative to ``here``, the caller's directory."""
+    table = read_pyproject(pyproject)
+    return [
+        *([table] if table is not None else []),
+        Layer("env", _absolute(env_layer(environ).values, here)),
+        Layer(command_line.kind, _absolute(command_line.values, here), command_line.origin),
+    ]
+
+
+def _absolute(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    fixed = dict(values)
+    for key in fixed.keys() & set(_PATH_OPTIONS):
+        value = fixed[key]
+        if value is not None:
+            fixed[key] = [str(base / item) for item in value] if isinstance(value, (list, tuple)) else str(base / value)
+    return fixed
 
 
 def _env_list(key: str, raw: str) -> list[str]:

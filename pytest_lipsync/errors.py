@@ -100,3 +100,9 @@ class NoReferenceError(VideoError):
     """Ground truth was asked for (a reference directory) but none matches this video."""
 
     kind = "no_reference"
+
+
+class WorkerCrashedError(VideoError):
+    """The process scoring this video died (``lipsync score --workers N``); the other videos are scored."""
+
+    kind = "worker_crashed"

@@ -76,13 +76,15 @@ class QualityItem(VideoItem):
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
     """One item per video (two with a reference configured), in key order."""
-    with_quality = gate.config.settings.reference is not None or bool(gate.config.pairs)
     items: list[pytest.Item] = []
     for entry in gate.videos:
         node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)
         items.append(VideoItem.from_parent(node, name="lipsync", entry=entry, gate=gate))
-        if with_quality:
+        if gate.with_quality:
             items.append(QualityItem.from_parent(node, name="quality", entry=entry, gate=gate))
+    if gate.with_quality and session.config.pluginmanager.hasplugin("xdist"):
+        for item in items:  # with --dist loadgroup, one worker scores a video once for both items
+            item.add_marker(pytest.mark.xdist_group(item.entry.key))  # type: ignore[attr-defined]
     return items
 
 

@@ -37,6 +37,17 @@ class RunOptions:
     json: str | None = None
     update_baseline: bool = False
     no_cache: bool = False
+    shard: str | None = None  # "i/n": this CI job's share of the videos (see ``sharding``)
+    gpus: str | None = None  # "0,2": the devices xdist workers are spread over (see ``placement``)
+
+    def __post_init__(self) -> None:
+        from pytest_lipsync.placement import parse_gpus
+        from pytest_lipsync.sharding import Shard
+
+        if self.shard is not None:
+            Shard.parse(self.shard)
+        if self.gpus is not None:
+            parse_gpus(self.gpus)
 
 
 @dataclass(frozen=True)

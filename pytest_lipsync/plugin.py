@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,7 +29,6 @@ ACTIVE = pytest.StashKey[bool]()
 OUTPUTS = pytest.StashKey["Outputs"]()
 _CONFIGS: list[pytest.Config] = []  # innermost last: pytester runs sessions inside sessions
 
-_PATH_OPTIONS = ("videos", "reference", "baseline", "json")
 _HELP = {
     "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
     "reference": "ground-truth directory: adds a PSNR/SSIM item per video",
@@ -39,6 +37,8 @@ _HELP = {
     "update_baseline": "write the baseline from this run's scores",
     "no_cache": "score every video again instead of replaying cached results",
     "allow": "error kind that makes an unscorable video an expected failure; repeatable",
+    "shard": "i/n: score only this CI job's share of the videos (balanced by file size, stable)",
+    "gpus": "device ordinals (e.g. 0,2) that xdist workers are spread over, one device per worker",
 }
 
 
@@ -62,6 +62,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.stash[ACTIVE]:
         with _usage_errors():
             gate_of(config).start(check_baseline=not hasattr(config, "workerinput"))
+            _place(config)
+
+
+def _place(config: pytest.Config) -> None:
+    """One device (or a fair share of the cores) per xdist worker, before anything initialises CUDA."""
+    from pytest_lipsync.placement import place_pytest_process
+
+    resolved = gate_of(config).config
+    workerinput = getattr(config, "workerinput", None)
+    place_pytest_process(workerinput, resolved.settings.device, resolved.options.gpus, os.environ)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -185,27 +195,11 @@ def _finish(gate: GateSession) -> Outputs:
 
 
 def _layers(config: pytest.Config) -> list[Layer]:
-    """pyproject < environment < flags; relative paths from the environment and flags are the caller's."""
-    from pytest_lipsync.config import Layer, env_layer, read_pyproject
+    from pytest_lipsync.config import Layer, standard_layers
 
-    here = config.invocation_params.dir
-    pyproject = read_pyproject(config.rootpath / "pyproject.toml")
     flags = {key: value for key in flat_keys() if (value := config.getoption(f"lipsync_{key}")) is not None}
-    environment = env_layer(os.environ)
-    return [
-        *([pyproject] if pyproject is not None else []),
-        Layer("env", _absolute(environment.values, here)),
-        Layer("flag", _absolute(flags, here)),
-    ]
-
-
-def _absolute(values: Mapping[str, Any], base: Path) -> dict[str, Any]:
-    """Run-option paths given relative to the invocation directory, made absolute."""
-    fixed = dict(values)
-    for key in fixed.keys() & set(_PATH_OPTIONS):
-        value = fixed[key]
-        fixed[key] = [str(base / item) for item in value] if isinstance(value, list) else str(base / value)
-    return fixed
+    here = config.invocation_params.dir
+    return standard_layers(config.rootpath / "pyproject.toml", os.environ, Layer("flag", flags), here)
 
 
 def _describe(key: str, hint: Any) -> str:

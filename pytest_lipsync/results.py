@@ -199,20 +199,24 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Report:
-    """A results document: the run record and one entry per video."""
+    """A results document: the run record and one entry per video; ``shard`` ("i/n") when a CI job
+    scored a share of the videos (``lipsync merge`` checks that the shards add up)."""
 
     run: RunRecord
     videos: tuple[VideoScore, ...]
+    shard: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), "videos": [v.to_dict() for v in self.videos]}
+        shard = {} if self.shard is None else {"shard": self.shard}
+        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), **shard, "videos": [v.to_dict() for v in self.videos]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version is {version!r}, this version of {TOOL_NAME} reads {SCHEMA_VERSION}")
-        return cls(run=RunRecord.from_dict(data), videos=tuple(VideoScore.from_dict(v) for v in data["videos"]))
+        videos = tuple(VideoScore.from_dict(v) for v in data["videos"])
+        return cls(run=RunRecord.from_dict(data), videos=videos, shard=data.get("shard"))
 
 
 def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:

@@ -37,10 +37,22 @@ class ResultCache(Protocol):
 
 @dataclass(frozen=True)
 class Tally:
-    """How the session's scores were obtained: the terminal summary reports it (and tests check it)."""
+    """How the session's scores were obtained: the terminal summary reports it (and tests check it).
+    ``report``: the file they were read from, when a report was gated (``lipsync gate``)."""
 
     scored: int = 0
     replayed: int = 0
+    report: str | None = None
+
+
+class Scores(Protocol):
+    """Where a gate gets its scores: :class:`ScoreService` scores, ``report_gate.ReportScores`` reads."""
+
+    tally: Tally
+
+    def score(self, path: Path, settings: Settings, reference: Path | None = None) -> VideoScore: ...
+
+    def run_record(self, settings: Settings) -> RunRecord: ...
 
 
 class ScoreService:

@@ -1,9 +1,9 @@
 """One gate run's state: its videos, their scores and verdicts, and what it writes at the end.
 
 The plugin's hooks and items only forward to a :class:`GateSession`; it holds no pytest objects, so the
-same logic can serve ``lipsync gate``. Under xdist every worker has its own session, and the controller's
-session absorbs the workers' :meth:`payload` so that the summary, JSON, GitHub summary and baseline are
-written once, from all results.
+same logic serves ``lipsync gate``, which gives it a report's videos and scores instead of scoring. Under
+xdist every worker has its own session, and the controller's session absorbs the workers' :meth:`payload`
+so that the summary, JSON, GitHub summary and baseline are written once, from all results.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pytest_lipsync.config import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
-from pytest_lipsync.service import ResultCache, ScoreService, Tally
+from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
 
 
 @dataclass(frozen=True)
@@ -121,17 +121,28 @@ def _with_reference(entry: VideoEntry, base: Path, tree: Any, config: LipsyncCon
 
 
 class GateSession:
-    """The run's configuration (resolved lazily, so an inert plugin reads nothing), scores and verdicts."""
+    """The run's configuration (resolved lazily, so an inert plugin reads nothing), scores and verdicts.
 
-    def __init__(self, layers: Callable[[], Sequence[Layer]], root: Path, cache: ResultCache | None) -> None:
+    ``videos`` and ``service`` replace collecting and scoring: ``lipsync gate`` passes a report's."""
+
+    def __init__(
+        self,
+        layers: Callable[[], Sequence[Layer]],
+        root: Path,
+        cache: ResultCache | None,
+        *,
+        videos: tuple[VideoEntry, ...] | None = None,
+        service: Scores | None = None,
+    ) -> None:
         self._read_layers = layers
         self._layer_list: Sequence[Layer] | None = None
         self._root = root
         self._config: LipsyncConfig | None = None
-        self._videos: tuple[VideoEntry, ...] | None = None
+        self._collected = videos
+        self._videos = videos
         self._baseline: Baseline | None | bool = False
         self._cache = cache
-        self._service: ScoreService | None = None
+        self._service = service
         self.scores: dict[str, VideoScore] = {}
         self.verdicts: dict[str, Verdict] = {}
         self.run: RunRecord | None = None
@@ -160,16 +171,23 @@ class GateSession:
         return self.config if marker is None else resolve([*self._layers(), marker], self._root)
 
     @property
-    def service(self) -> ScoreService:
+    def service(self) -> Scores:
         if self._service is None:
             self._service = ScoreService(None if self.config.options.no_cache else self._cache)
         return self._service
 
     @property
     def videos(self) -> tuple[VideoEntry, ...]:
+        """The videos this run gates: the configured ones, or this CI job's share of them (``shard``)."""
         if self._videos is None:
-            self._videos = collect_videos(self.config)
+            self._collected = collect_videos(self.config)
+            self._videos = _sharded(self._collected, self.config.options.shard)
         return self._videos
+
+    @property
+    def with_quality(self) -> bool:
+        """Whether every video also has a PSNR/SSIM verdict (ground truth is configured)."""
+        return self.config.settings.reference is not None or bool(self.config.pairs)
 
     def entry(self, path: Path) -> VideoEntry:
         """The gate's entry for ``path``, or a new one keyed relative to the rootdir (a user's own video)."""
@@ -250,11 +268,12 @@ class GateSession:
         ordered = tuple(self.scores[key] for key in sorted(self.scores))
         run = self.run or _empty_run(self.config)
         if json_path is not None:
-            write_json_atomic(json_path, Report(run, ordered).to_dict())
+            write_json_atomic(json_path, Report(run, ordered, shard=options.shard).to_dict())
         baseline_path = self.config.path(options.baseline)
         if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path)
-        known = {entry.key for entry in self.videos} | set(self.scores)
+        self.videos  # noqa: B018 -- collects: a shard's update keeps the other shards' entries
+        known = {entry.key for entry in self._collected or ()} | set(self.scores)
         change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path)
 
@@ -266,6 +285,23 @@ class GateSession:
                 if math.isfinite(value):
                     values.setdefault(metric, []).append(value)
         return {metric: sum(v) / len(v) for metric, v in values.items()}
+
+
+def _sharded(entries: tuple[VideoEntry, ...], shard: str | None) -> tuple[VideoEntry, ...]:
+    if shard is None:
+        return entries
+    from pytest_lipsync.sharding import Shard, select
+
+    chosen = select({entry.key: _size(entry.path) for entry in entries}, Shard.parse(shard))
+    return tuple(entry for entry in entries if entry.key in chosen)
+
+
+def _size(path: Path) -> int:
+    """A video's size in bytes; a file that vanished counts as empty (it fails when scored)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _verdict_dict(verdict: Verdict) -> dict[str, Any]:

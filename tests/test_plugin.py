@@ -448,3 +448,98 @@ def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytest
     assert "lipsync" not in result.stdout.str().replace("lipsync-", "")
     code = "import sys, pytest_lipsync.plugin; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def _summary_section(text: str) -> list[str]:
+    """The table and means of a terminal summary: from the table's header to the means line."""
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("video ") and "LSE-D" in line)
+    end = next(n for n, line in enumerate(lines) if line.startswith("mean over"))
+    return lines[start : end + 1]
+
+
+def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.cli import main
+
+    project(f'allow = ["unreadable"]\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "whole.md"))
+    whole = run(pytester, shared_cache, "--lipsync-json=all.json")
+    whole.assert_outcomes(passed=1, failed=1, xfailed=1)
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    shards = [run(pytester, shared_cache, f"--lipsync-shard={i}/2", f"--lipsync-json=s{i}.json") for i in (1, 2)]
+    parts = [json.loads((pytester.path / f"s{i}.json").read_text()) for i in (1, 2)]
+    assert [part["shard"] for part in parts] == ["1/2", "2/2"]
+    keys = [[video["path"] for video in part["videos"]] for part in parts]
+    assert sorted(keys[0] + keys[1]) == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
+    assert all(keys) and sum(sum(shard.parseoutcomes().values()) for shard in shards) == 3
+
+    monkeypatch.chdir(pytester.path)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "gate.md"))
+    capsys.readouterr()
+    assert main(["merge", "s2.json", "s1.json", "-o", "merged.json"]) == 0
+    merged = json.loads((pytester.path / "merged.json").read_text())
+    assert merged == json.loads((pytester.path / "all.json").read_text())
+    assert main(["gate", "merged.json"]) == 1
+    out = capsys.readouterr().out
+    assert _summary_section(out) == _summary_section(whole.stdout.str())
+    assert (pytester.path / "gate.md").read_text() == (pytester.path / "whole.md").read_text()
+    assert "videos/hard/late.mp4: 1 of 1 checks failed" in out and "scores read from merged.json (no model loaded)" in out
+    assert out.count("::error file=") == whole.stdout.str().count("::error file=") == 1
+    assert out.rstrip().endswith("lipsync gate: failed: 1 of 3 verdicts failed")
+
+    assert main(["gate", "merged.json", "--lse-d-max", "9", "--baseline", "base.json", "--update-baseline"]) == 0
+    assert "base.json written: 2 added, 0 changed, 0 removed" in capsys.readouterr().out
+    assert [v["path"] for v in json.loads((pytester.path / "base.json").read_text())["videos"]] == ["videos/good.mp4", "videos/hard/late.mp4"]
+    assert main(["gate", "merged.json", "--lse-d-max", "9", "--baseline", "base.json"]) == 0
+    assert main(["gate", "s1.json", "--baseline", "absent.json"]) == 1  # the missing baseline fails every video
+
+
+def test_shard_flag_errors_name_the_flag(project, pytester) -> None:  # type: ignore[no-untyped-def]
+    project()
+    result = pytester.runpytest_inprocess("--lipsync-shard=3/2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lipsync-shard is invalid: shard is '3/2'. Write \"i/n\" with 1 <= i <= n*"])
+
+
+def test_xdist_workers_are_pinned_one_device_each(pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Faked devices: CUDA_VISIBLE_DEVICES lists two, --lipsync-gpus reorders them; nothing is scored."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,9")
+    pytester.makepyprojecttoml('[tool.lipsync]\ndevice = "auto"\n')
+    pytester.makeconftest(
+        """
+        import os
+
+        def pytest_sessionstart(session):
+            worker = getattr(session.config, "workerinput", {}).get("workerid", "controller")
+            with open(f"env-{worker}.txt", "w") as sink:
+                sink.write(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+        """
+    )
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "--lipsync-gpus=1,0", "test_nothing.py")
+    result.assert_outcomes(passed=1)
+    seen = {name: (pytester.path / f"env-{name}.txt").read_text() for name in ("controller", "gw0", "gw1")}
+    assert seen == {"controller": "7,9", "gw0": "9", "gw1": "7"}
+
+
+def test_a_videos_two_items_share_one_xdist_group(project, pytester, clips) -> None:  # type: ignore[no-untyped-def]
+    """With ground truth, ``--dist loadgroup`` keeps a video's ``::lipsync`` and ``::quality`` on one worker."""
+    project('reference = "gt"\n', broken=False)
+    (pytester.path / "gt").mkdir()
+    pytester.makeconftest(
+        """
+        def pytest_collection_finish(session):
+            for item in session.items:
+                print("GROUP", item.nodeid, [mark.args for mark in item.iter_markers("xdist_group")])
+        """
+    )
+    result = pytester.runpytest_inprocess("--co", "-q", "-s")
+    result.stdout.fnmatch_lines(
+        [
+            "GROUP videos/good.mp4::lipsync [[]('videos/good.mp4',)[]]",
+            "GROUP videos/good.mp4::quality [[]('videos/good.mp4',)[]]",
+            "GROUP videos/hard/late.mp4::lipsync [[]('videos/hard/late.mp4',)[]]",
+        ]
+    )

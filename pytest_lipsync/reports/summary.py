@@ -34,6 +34,8 @@ def format_means(means: Mapping[str, float], scored: int) -> str:
 
 def format_tally(tally: Tally) -> str:
     """Whether models ran: a fully cached run says so, since that is the point of the cache."""
+    if tally.report is not None:
+        return f"scores read from {tally.report} (no model loaded)"
     note = " (no model loaded)" if tally.scored == 0 and tally.replayed else ""
     return f"{tally.scored} scored, {tally.replayed} replayed from the cache{note}"
 

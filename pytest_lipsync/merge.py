@@ -1,0 +1,101 @@
+"""``lipsync merge``: the shard reports of a CI matrix, combined into one report to gate.
+
+A merged report is only meaningful when its parts are comparable and complete: every part made with the
+same scoring settings and the same weights, no video scored twice, and, for sharded
+parts, every shard of one split present once. Anything else is refused with both files named and what
+differs, because a gate passing on two thirds of the videos is worse than no gate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pytest_lipsync.baseline import run_differences
+from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.results import Report
+from pytest_lipsync.sharding import Shard
+
+_SAME_RUN = "Score every shard with the same settings and weights (one image, one pyproject.toml)"
+
+
+@dataclass(frozen=True)
+class NamedReport:
+    """A report and the file it came from, for messages."""
+
+    path: Path
+    report: Report
+
+
+def load_report(path: Path) -> NamedReport:
+    """Read a report written by ``--lipsync-json`` or ``lipsync score --json``; a bad file, or one of another
+    schema version, is a usage error naming it."""
+    try:
+        return NamedReport(path, Report.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+    except OSError as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint="Pass the JSON reports the shards wrote") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"is not a pytest-lipsync report ({exc})",
+            path=path,
+            hint="Pass files written by --lipsync-json or lipsync score --json, by this version of pytest-lipsync",
+        ) from None
+
+
+def merge_reports(parts: Sequence[NamedReport]) -> Report:
+    """One report holding every part's videos (sorted by key), refusing incomparable or incomplete parts."""
+    first = parts[0]
+    for part in parts[1:]:
+        _check_same_run(first, part)
+    _check_shards(parts)
+    owners: dict[str, Path] = {}
+    for part in parts:
+        for video in part.report.videos:
+            if video.path in owners:
+                raise ConfigError(
+                    f"{video.path} is in both {owners[video.path]} and {part.path}",
+                    hint="Each video must be scored once: give every job the same videos and its own --lipsync-shard i/n",
+                )
+            owners[video.path] = part.path
+    videos = sorted((video for part in parts for video in part.report.videos), key=lambda video: video.path)
+    devices = ", ".join(dict.fromkeys(part.report.run.device for part in parts))
+    return Report(replace(first.report.run, device=devices), tuple(videos))
+
+
+def _check_same_run(first: NamedReport, other: NamedReport) -> None:
+    differences = run_differences(first.report.run, other.report.run, f"in {first.path}", f"in {other.path}")
+    if differences:
+        raise ConfigError(
+            f"{first.path} and {other.path} cannot be merged, their numbers are not comparable: {'; '.join(differences)}",
+            hint=_SAME_RUN,
+        )
+
+
+def _check_shards(parts: Sequence[NamedReport]) -> None:
+    """Sharded parts must be one split, each shard once and none missing; unsharded parts may join them."""
+    seen: dict[Shard, Path] = {}
+    for part in parts:
+        if part.report.shard is None:
+            continue
+        shard = Shard.parse(part.report.shard)
+        clash = next((path for known, path in seen.items() if known.count != shard.count or known == shard), None)
+        if clash is not None:
+            raise ConfigError(
+                f"{clash} is shard {_shard_of(seen, clash)} and {part.path} is shard {shard}: they are not shards of one split",
+                hint="Merge the reports of one run, one of each shard i/n",
+            )
+        seen[shard] = part.path
+    if seen:
+        count = next(iter(seen)).count
+        missing = [f"{index}/{count}" for index in range(1, count + 1) if Shard(index, count) not in seen]
+        if missing:
+            raise ConfigError(
+                f"shard {', '.join(missing)} is missing (merged: {', '.join(str(p) for p in seen.values())})",
+                hint="Pass every shard's report: a gate on part of the videos would pass what it never saw",
+            )
+
+
+def _shard_of(seen: dict[Shard, Path], path: Path) -> Shard:
+    return next(shard for shard, known in seen.items() if known == path)

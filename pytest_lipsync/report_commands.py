@@ -1,0 +1,62 @@
+"""``lipsync merge`` and ``lipsync gate``: argument definitions and command bodies (exit 0 passed,
+1 gate failed, 2 usage or configuration error, which ``cli.main`` turns :class:`LipsyncError` into)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pytest_lipsync.config import Layer
+from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.keys import Thresholds, hints
+
+# The gate's own options: where the baseline is and whether to rewrite it, the thresholds, the allow list.
+_GATE_KEYS = ("baseline", "update_baseline", *hints(Thresholds), "allow")
+
+
+def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json", help="shard reports (--lipsync-json)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="ALL.json", help="the merged report")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from pytest_lipsync.merge import load_report, merge_reports
+    from pytest_lipsync.results import write_json_atomic
+
+    if args.output.resolve() in {path.resolve() for path in args.reports}:
+        raise ConfigError("is both an input and the output", path=args.output, hint="Write the merged report to a new file")
+    merged = merge_reports([load_report(path) for path in args.reports])
+    write_json_atomic(args.output, merged.to_dict())
+    print(f"lipsync: merged {len(merged.videos)} videos from {len(args.reports)} reports into {args.output}")
+    return 0
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", type=Path, metavar="RESULTS.json", help="a report (usually merged)")
+    parser.add_argument("--baseline", metavar="PATH", help="baseline file (default: [tool.lipsync] baseline)")
+    parser.add_argument("--update-baseline", action="store_true", default=None, help="write the baseline from the report")
+    for key in hints(Thresholds):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=float, metavar="LIMIT", help=f"the {key!r} threshold")
+    parser.add_argument("--allow", action="append", metavar="KIND", help="error kind that is an expected failure; repeatable")
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from pytest_lipsync.merge import load_report
+    from pytest_lipsync.report_gate import gate_report
+
+    here = Path.cwd()
+    options = Layer("option", {key: value for key in _GATE_KEYS if (value := getattr(args, key)) is not None})
+    report = load_report(args.report).report
+    result = gate_report(report, str(args.report), project_root(here), os.environ, options, here)
+    for line in result.lines:
+        print(line)
+    return 0 if result.passed else 1
+
+
+def project_root(start: Path) -> Path:
+    """The nearest directory from ``start`` upwards with a ``pyproject.toml``, as pytest finds its rootdir."""
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    return start

@@ -1,0 +1,54 @@
+"""Splitting the videos of a gate among CI jobs: ``--lipsync-shard i/n``.
+
+Every job of a matrix collects the same videos and keeps its own share, so the split must depend only on
+what every job sees alike: the videos' keys and file sizes (not modification times, not the order a
+directory lists). Scoring time grows with a video's length, and its size is a cheap, stable stand-in for
+it. The split is greedy longest-processing-time: videos from the largest down (ties by key) each go to
+the shard with the least bytes so far (ties to the lowest shard), which leaves no shard more than one
+video's size above another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pytest_lipsync.errors import ConfigError
+
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` (1-based, as CI matrices count) of ``count``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = _SHARD.match(text)
+        index, count = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        if not 1 <= index <= count:
+            raise ConfigError(f"shard is {text!r}", hint='Write "i/n" with 1 <= i <= n, e.g. "2/4" for the second of four jobs')
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def assign(sizes: Mapping[str, int], count: int) -> dict[str, int]:
+    """Video key -> shard index (1-based) for every video, by greedy longest-processing-time."""
+    loads = [0] * count
+    shards = {}
+    for key in sorted(sizes, key=lambda k: (-sizes[k], k)):
+        lightest = min(range(count), key=lambda n: (loads[n], n))
+        loads[lightest] += sizes[key]
+        shards[key] = lightest + 1
+    return shards
+
+
+def select(sizes: Mapping[str, int], shard: Shard) -> frozenset[str]:
+    """The keys of the videos that ``shard`` scores."""
+    return frozenset(key for key, index in assign(sizes, shard.count).items() if index == shard.index)

@@ -1,0 +1,210 @@
+"""``lipsync score --workers N``: a folder scored by N processes, each with its own device and models.
+
+Processes are started with ``spawn`` (a forked child would inherit the parent's CUDA and thread pools) and
+placed as pytest-xdist workers are (``placement``): one GPU each, or a share of the cores. Each creates its
+:class:`Scorer` once and is handed one video at a time, so the fast ones take more. Results are put back in
+the order of the videos, so the table and the JSON are those of a single process. A worker that dies (a
+segfault in a decoder, the OOM killer) costs the video it held, which fails with ``worker_crashed``, and is
+replaced; a set-up problem (weights, settings) stops the command as it would a single process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
+from pytest_lipsync.placement import apply, placement_for
+from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
+from pytest_lipsync.settings import Settings
+
+
+class VideoScorer(Protocol):
+    """What a worker needs of a :class:`~pytest_lipsync.scoring.Scorer` (tests pass stand-ins)."""
+
+    run: RunRecord
+
+    def score(self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None) -> VideoScore: ...
+
+
+ScorerFactory = Callable[[Settings], VideoScorer]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Video ``number`` (1-based, in output order) and the root its ground truth is paired from."""
+
+    number: int
+    video: Path
+    videos_root: Path | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress lines on stderr, numbered over all videos whichever process scores them."""
+
+    total: int
+    quiet: bool = False
+
+    def started(self, job: Job, worker: int | None = None) -> None:
+        where = "" if worker is None else f" (worker {worker + 1})"
+        self._say(f"[{job.number}/{self.total}] {job.video} ...{where}")
+
+    def finished(self, job: Job, result: VideoScore, seconds: float) -> None:
+        status = "ok" if result.error is None else f"failed ({result.error.kind})"
+        self._say(f"[{job.number}/{self.total}] {job.video} {status} in {seconds:.1f} s")
+
+    def _say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+
+def make_scorer(settings: Settings) -> VideoScorer:
+    from pytest_lipsync.scoring import Scorer
+
+    return Scorer(settings)
+
+
+def score_jobs(
+    jobs: Sequence[Job], settings: Settings, workers: int, progress: Progress, factory: ScorerFactory = make_scorer
+) -> tuple[RunRecord, list[VideoScore]]:
+    """Score ``jobs`` here (one worker) or in a pool; the results in job order, and the run record."""
+    if workers <= 1 or len(jobs) <= 1:
+        scorer = factory(settings)
+        return scorer.run, [_timed(scorer, job, progress) for job in jobs]
+    return _Pool(settings, min(workers, len(jobs)), factory).score(jobs, progress)
+
+
+def _timed(scorer: VideoScorer, job: Job, progress: Progress) -> VideoScore:
+    started = time.perf_counter()
+    progress.started(job)
+    result = scorer.score(job.video, videos_root=job.videos_root)
+    progress.finished(job, result, time.perf_counter() - started)
+    return result
+
+
+def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory, conn: Connection) -> None:
+    """A worker process: place itself before torch loads, make its scorer once, score what it is sent."""
+    apply(placement_for(index, workers, settings.device, None, os.environ), os.environ)
+    try:
+        scorer = factory(settings)
+    except LipsyncError as exc:
+        conn.send(("setup", exc.message))
+        return
+    conn.send(("ready", scorer.run.to_dict()))
+    while (job := conn.recv()) is not None:
+        try:
+            result = scorer.score(job.video, videos_root=job.videos_root)
+        except Exception as exc:  # a bug must cost its video, not the other workers' results
+            result = _crashed(job, f"the worker scoring it raised {type(exc).__name__}: {exc}")
+        conn.send(("done", result.to_dict()))
+
+
+class _Worker:
+    """One child process, its end of the pipe, and the job it holds."""
+
+    def __init__(self, index: int, pool: _Pool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.index = index
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(index, pool.workers, pool.settings, pool.factory, child), daemon=True)
+        self.process.start()
+        child.close()
+        self.ready = False
+        self.job: Job | None = None
+        self.started = 0.0
+
+    def give(self, job: Job, progress: Progress) -> None:
+        self.job, self.started = job, time.perf_counter()
+        self.conn.send(job)
+        progress.started(job, self.index)
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.terminate()
+        self.conn.close()
+
+
+@dataclass(frozen=True)
+class _Pool:
+    settings: Settings
+    workers: int
+    factory: ScorerFactory
+
+    def score(self, jobs: Sequence[Job], progress: Progress) -> tuple[RunRecord, list[VideoScore]]:
+        pending, results = deque(jobs), {}
+        run: RunRecord | None = None
+        live = {worker.conn: worker for worker in (_Worker(index, self) for index in range(self.workers))}
+        try:
+            while len(results) < len(jobs):
+                for conn in wait(list(live)):
+                    worker = live.pop(conn)
+                    message = _receive(conn)
+                    if message is None:  # died: its video failed; a new worker takes its place
+                        self._lost(worker, results, progress)
+                        worker = _Worker(worker.index, self) if pending else None
+                        if worker is not None:
+                            live[worker.conn] = worker
+                        continue
+                    live[conn] = worker
+                    if message[0] == "setup":
+                        raise ConfigError(message[1])
+                    if message[0] == "ready":
+                        worker.ready, run = True, run or RunRecord.from_dict(message[1])
+                    else:
+                        self._done(worker, VideoScore.from_dict(message[1]), results, progress)
+                    if pending:
+                        worker.give(pending.popleft(), progress)
+        finally:
+            for worker in live.values():
+                worker.stop()
+        assert run is not None  # every result came from a worker that said it was ready
+        return run, [results[job.number] for job in jobs]
+
+    @staticmethod
+    def _done(worker: _Worker, result: VideoScore, results: dict[int, VideoScore], progress: Progress) -> None:
+        job, worker.job = worker.job, None
+        assert job is not None  # a worker answers only what it was given
+        results[job.number] = result
+        progress.finished(job, result, time.perf_counter() - worker.started)
+
+    def _lost(self, worker: _Worker, results: dict[int, VideoScore], progress: Progress) -> None:
+        worker.stop()
+        why = f"the worker process scoring it died (exit code {worker.process.exitcode})"
+        if not worker.ready:
+            raise ConfigError(
+                f"a scoring worker process died while loading the models (exit code {worker.process.exitcode})",
+                hint="Run lipsync doctor, or score with --workers 1 to see the failure",
+            )
+        if worker.job is not None:
+            self._done(worker, _crashed(worker.job, why), results, progress)
+
+
+def _receive(conn: Connection) -> tuple[Any, ...] | None:
+    """The worker's next message; ``None`` when it died."""
+    try:
+        return conn.recv()  # type: ignore[no-any-return]
+    except (EOFError, OSError):
+        return None
+
+
+def _crashed(job: Job, why: str) -> VideoScore:
+    error = WorkerCrashedError(
+        why,
+        path=job.video,
+        hint="Score it alone (lipsync score FILE) to see the failure; the other videos are unaffected",
+    )
+    return VideoScore(path=str(job.video), error=ScoreError(error.kind, error.message, error.facts))
