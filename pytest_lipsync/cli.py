@@ -8,13 +8,14 @@ command is wrong".
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.quality.settings import COLORS, SSIM_WINDOWS
+from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PROTOCOLS, Settings
 
 EXIT_OK = 0
@@ -64,15 +65,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Settings `lipsync score` takes as options; anything not given comes from [tool.lipsync] or LIPSYNC_*.
+_SCORE_KEYS = (
+    "protocol", "fidelity", "device", "syncnet_weights", "s3fd_weights", "detector", "batch_size", "offline",
+    "facedet_scale", "crop_scale", "min_track", "num_failed_det", "min_face_size", "scene_threshold",
+    "reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch",
+)
+
+
 def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options default to "not given", so that pyproject.toml and the environment fill the rest (DESIGN)."""
     defaults = Settings()
     parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default=defaults.protocol)
+    parser.add_argument("--protocol", choices=PROTOCOLS, help=f"default: {defaults.protocol}")
     parser.add_argument(
         "--fidelity",
         choices=FIDELITIES,
-        default=defaults.fidelity,
-        help="'reference' replays the reference scripts' lossy re-encodes (comparable with papers); "
+        help="'reference' (default) replays the reference scripts' lossy re-encodes (comparable with papers); "
         "'clean' skips them",
     )
     parser.add_argument("--syncnet-weights", metavar="PATH", help="SyncNet weights (default: the verified cache)")
@@ -82,15 +91,25 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE:FACTORY",
         help="a face detector plug-in used instead of S3FD in the pipeline protocol",
     )
-    parser.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="SyncNet windows per batch")
-    parser.add_argument("--offline", action="store_true", help="never download weights")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--batch-size", type=int, help=f"SyncNet windows per batch (default: {defaults.batch_size})")
+    parser.add_argument("--offline", action="store_true", default=None, help="never download weights")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument(
         "--workers", type=_positive_int, default=1, metavar="N", help="score with N processes, one GPU (or a share of the cores) each"
     )
+    _add_pipeline_arguments(parser, defaults)
     _add_quality_arguments(parser, defaults)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_pipeline_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    pipeline = parser.add_argument_group("pipeline protocol (PROTOCOL 3-5; the reference's defaults)")
+    for key, kind in (
+        ("min_track", int), ("num_failed_det", int), ("min_face_size", float),
+        ("facedet_scale", float), ("crop_scale", float), ("scene_threshold", float),
+    ):
+        pipeline.add_argument(f"--{key.replace('_', '-')}", type=kind, metavar="N", help=f"default: {getattr(defaults, key)}")
 
 
 def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -100,18 +119,30 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
         metavar="DIR",
         help="ground-truth videos, matched by path relative to the scored directory, then by file stem",
     )
-    quality.add_argument("--ssim-window", choices=SSIM_WINDOWS, default=defaults.ssim_window)
-    quality.add_argument("--color", choices=COLORS, default=defaults.color, help="'y': BT.601 luma")
+    quality.add_argument("--ssim-window", choices=SSIM_WINDOWS, help=f"default: {defaults.ssim_window}")
+    quality.add_argument("--color", choices=COLORS, help=f"'y': BT.601 luma (default: {defaults.color})")
+    quality.add_argument("--region", choices=REGIONS, help=f"default: {defaults.region}")
     quality.add_argument(
-        "--resize-reference", action="store_true", help="resize ground truth of another size (area interpolation)"
+        "--resize-reference", action="store_true", default=None, help="resize ground truth of another size (area interpolation)"
     )
     quality.add_argument(
         "--max-length-mismatch",
         type=int,
-        default=defaults.max_length_mismatch,
         metavar="FRAMES",
-        help="frames the two videos may differ by (default: %(default)s)",
+        help=f"frames the two videos may differ by (default: {defaults.max_length_mismatch})",
     )
+
+
+def score_settings(args: argparse.Namespace, here: Path, environ: Mapping[str, str]) -> Settings:
+    """The options given, over ``LIPSYNC_*``, over the nearest pyproject.toml's ``[tool.lipsync]``: as in pytest."""
+    from pytest_lipsync.config import Layer, resolve, standard_layers
+    from pytest_lipsync.report_commands import project_root
+
+    project = project_root(here)
+    given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key)) is not None}
+    config = resolve(standard_layers(project / "pyproject.toml", environ, Layer("option", given), here), project)
+    reference = config.path(config.settings.reference)
+    return config.settings.replace(reference=None if reference is None else str(reference))
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -121,21 +152,7 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.workers import Job, Progress, score_jobs
 
-    settings = Settings(
-        protocol=args.protocol,
-        fidelity=args.fidelity,
-        device=args.device,
-        syncnet_weights=args.syncnet_weights,
-        s3fd_weights=args.s3fd_weights,
-        detector=args.detector,
-        batch_size=args.batch_size,
-        offline=args.offline,
-        reference=args.reference,
-        ssim_window=args.ssim_window,
-        color=args.color,
-        resize_reference=args.resize_reference,
-        max_length_mismatch=args.max_length_mismatch,
-    )
+    settings = score_settings(args, Path.cwd(), os.environ)
     videos = discover_videos(args.paths)
     if not videos:
         print(f"lipsync: error: no video files found in {' '.join(args.paths)}", file=sys.stderr)

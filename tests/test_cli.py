@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,35 @@ def test_bad_command_lines_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
+
+
+def test_settings_come_from_pyproject_then_environment_then_options(  # type: ignore[no-untyped-def]
+    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`lipsync score` reads the same [tool.lipsync] table and LIPSYNC_* variables as the pytest gate."""
+    clip = make_clip("cli_short_face.mp4", ClipSpec(seconds=3.0, width=160, height=160, marker=True, seed=22))
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        f'[tool.lipsync]\nprotocol = "cropped"\nfidelity = "clean"\nsyncnet_weights = "{syncnet_weights}"\n'
+        'device = "cpu"\noffline = true\nmin_track = 60\n'
+    )
+    monkeypatch.chdir(project / "sub")  # the nearest pyproject.toml upwards, as pytest finds its rootdir
+    for name in [name for name in os.environ if name.startswith("LIPSYNC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LIPSYNC_PROTOCOL", "pipeline")
+    monkeypatch.setenv("LIPSYNC_DETECTOR", "fixtures.faces:marker_detector")
+    out = tmp_path / "layers.json"
+
+    assert main(["score", str(clip), "--min-track", "50", "--json", str(out), "-q"]) == 0  # 75 frames: 50 < 75 < 100
+    settings = json.loads(out.read_text())["settings"]
+    assert (settings["protocol"], settings["fidelity"], settings["min_track"]) == ("pipeline", "clean", 50)
+    capsys.readouterr()
+
+    assert main(["score", str(clip), "--min-track", "80", "-q"]) == 1
+    assert "no_face_track" in capsys.readouterr().out
+
+    (project / "pyproject.toml").write_text('[tool.lipsync]\nmin_tracks = 60\n')
+    assert main(["score", str(clip), "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "min_tracks" in error and str(project / "pyproject.toml") in error
