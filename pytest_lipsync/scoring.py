@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pytest_lipsync.faces.pipeline import FacePipeline
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
+    from pytest_lipsync.quality.face import FaceRegions
     from pytest_lipsync.sync.scorer import SyncScorer, Timings
 
 CROP_SIZE = 224
@@ -56,14 +57,16 @@ class Scorer:
 
         self.settings = settings or Settings()
         self.device = resolve_device(self.settings.device)
+        pipeline = self.settings.protocol == "pipeline"
+        # Before the weights: a region that cannot work is a ConfigError before anything loads.
+        self._ground_truth = GroundTruth(self.settings, str(self.device), self._face_regions if pipeline else None)
         weights = resolve_run_weights(self.settings)
         self.weights: tuple[WeightsRecord, ...] = weights.records()
         self._sync: SyncScorer = SyncScorer(
             load_syncnet(weights.syncnet, self.device), self.device, self.settings.batch_size
         )
-        self._ground_truth = GroundTruth(self.settings, str(self.device))
         self._faces: FacePipeline | None = None
-        if self.settings.protocol == "pipeline":
+        if pipeline:
             self._faces = self._face_pipeline(weights.s3fd)
 
     def _face_pipeline(self, weights: ResolvedWeights | None) -> FacePipeline:
@@ -78,6 +81,23 @@ class Scorer:
 
         detector = S3FDDetector(load_s3fd(weights, self.device), self.device, facedet_scale=self.settings.facedet_scale)
         return FacePipeline(detector, self._sync, self.settings)
+
+    def _face_regions(self, path: Path) -> FaceRegions:
+        """The tracks ``region = "face"`` crops at: pass 1 and tracking again, on the clean 25 fps frames.
+
+        Not LSE's tracks: in reference fidelity LSE reads a replay whose frames are shifted (the first one
+        repeated for the MP3's priming), and quality compares the clean frames. One code path for both
+        fidelities, at the price of a second detection pass, only when the face region is asked for.
+        """
+        from pytest_lipsync.faces.pipeline import FacePipeline
+        from pytest_lipsync.media.decode import open_video
+        from pytest_lipsync.quality.face import FaceRegions
+        from pytest_lipsync.sync.scorer import Timings
+
+        assert self._faces is not None  # given to GroundTruth for the pipeline protocol only
+        clean = FacePipeline(self._faces.detector, self._sync, self.settings.replace(fidelity="clean"))
+        _, tracks = clean.find_tracks(open_video(path), Timings())
+        return FaceRegions(tracks, self.settings.crop_scale)
 
     @property
     def run(self) -> RunRecord:

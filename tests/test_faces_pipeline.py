@@ -56,15 +56,23 @@ def clean_score(short_clip: Path, pipeline_scorer) -> VideoScore:  # type: ignor
     return pipeline_scorer(min_track=50).score(short_clip)
 
 
-def literal_track_inputs(path: Path) -> tuple[list[np.ndarray], np.ndarray, tuple[int, int]]:
-    """PROTOCOL 5 written out: marker boxes per frame, the literal tracker, smoothing and padded crop."""
-    source = open_video(path)
-    frames = [frame.to_ndarray() for frame in source.decoded("bgr24")]
+def literal_track(frames: list[np.ndarray]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """The one track of PROTOCOL 5 written out: marker boxes per frame, the literal tracker and smoothing.
+
+    Frame numbers, then the smoothed half size and centre per frame; ``frames`` in RGB or BGR.
+    """
     detections = [marker_boxes(frame[..., ::-1]) for frame in frames]
     (track,) = literal_pipeline(detections, [(0, len(frames))], **SHORT_LIMITS)
-    s, x, y = literal_smoothing(track["bbox"])
-    crops = [literal_crop(frames[f], s[n], x[n], y[n]) for n, f in enumerate(track["frame"])]
-    first, last = track["frame"][0], track["frame"][-1]
+    return (track["frame"], *literal_smoothing(track["bbox"]))
+
+
+def literal_track_inputs(path: Path) -> tuple[list[np.ndarray], np.ndarray, tuple[int, int]]:
+    """PROTOCOL 5 written out: :func:`literal_track`, then the padded crop; and the track's audio."""
+    source = open_video(path)
+    frames = [frame.to_ndarray() for frame in source.decoded("bgr24")]
+    numbers, s, x, y = literal_track(frames)
+    crops = [literal_crop(frames[f], s[n], x[n], y[n]) for n, f in enumerate(numbers)]
+    first, last = numbers[0], numbers[-1]
     return crops, source.audio()[first * 640 : (last + 1) * 640], (first, last)
 
 

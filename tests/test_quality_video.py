@@ -107,11 +107,13 @@ def test_an_unreadable_reference_is_a_mismatch_naming_both_files(pair: tuple[Pat
         compare_videos(broken, truth)
 
 
-def test_face_region_is_accepted_as_a_setting_but_not_available_yet(pair: tuple[Path, Path]) -> None:
+def test_face_region_without_a_way_to_the_face_tracks_is_a_config_error(pair: tuple[Path, Path]) -> None:
     settings = Settings(region="face")
     assert settings.quality.region == "face"
-    with pytest.raises(ConfigError, match="region 'face' .* not available in this version yet"):
+    with pytest.raises(ConfigError, match="region 'face' measures inside the generated video's face tracks"):
         compare_videos(pair[1], pair[0], settings.quality)
+    with pytest.raises(ConfigError, match="no way to find them was given"):
+        GroundTruth(settings)
 
 
 # ---------------------------------------------------------------------------------------------- settings

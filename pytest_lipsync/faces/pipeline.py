@@ -82,13 +82,18 @@ class FacePipeline:
         clock = time.perf_counter()
         audio = source.audio(mp3=self.reference)
         timings.add("audio", clock)
+        found, tracks = self.find_tracks(source, timings)
+        return PipelineResult(self._score_tracks(source, found, tracks, audio, timings), len(found.boxes))
+
+    def find_tracks(self, source: VideoSource, timings: Timings) -> tuple[Detections, tuple[Track, ...]]:
+        """Pass 1 and tracking: the kept tracks, or :class:`NoFaceTrackError` saying why there is none."""
         found = self.detect(source, timings)
         clock = time.perf_counter()
         tracking = self.track(found)
         timings.add("tracking", clock)
         if not tracking.tracks:
             raise no_face_track(found, tracking, self.settings)
-        return PipelineResult(self._score_tracks(source, found, tracking.tracks, audio, timings), len(found.boxes))
+        return found, tracking.tracks
 
     def detect(self, source: VideoSource, timings: Timings) -> Detections:
         """Pass 1: scene cuts and detector boxes for every frame; nothing else of the frames is kept."""

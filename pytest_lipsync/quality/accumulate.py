@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,8 +48,24 @@ class MetricSeries:
 
 
 @dataclass(frozen=True)
+class TrackSpan:
+    """The frames of one face track whose crops were compared (``region = "face"``), both ends included."""
+
+    first_frame: int
+    last_frame: int
+
+    @property
+    def frames(self) -> int:
+        return self.last_frame - self.first_frame + 1
+
+
+@dataclass(frozen=True)
 class QualityResult:
-    """PSNR and SSIM of one video against its reference, with the variant and alignment that produced them."""
+    """PSNR and SSIM of one video against its reference, with the variant and alignment that produced them.
+
+    With ``region = "face"`` the series run over face crops, track after track in the order of ``tracks``
+    (each track's crops in frame order), and the means are over all (track, frame) crops.
+    """
 
     psnr: MetricSeries
     ssim: MetricSeries
@@ -60,16 +76,25 @@ class QualityResult:
     color: Color
     region: Region
     psnr_cap_db: float = PSNR_CAP_DB
+    tracks: tuple[TrackSpan, ...] = ()
 
     @property
     def frames(self) -> int:
         return self.lengths.compared
 
+    def crop_at(self, index: int) -> tuple[int, int]:
+        """(track, frame) of the ``index``-th value of a face-region series."""
+        for track, span in enumerate(self.tracks):
+            if index < span.frames:
+                return track, span.first_frame + index
+            index -= span.frames
+        raise IndexError("no face crop at this index")
+
     def to_json(self) -> dict[str, Any]:
         """Standard JSON (no infinities: PSNR is capped), every variant and length fact named."""
         return {
-            "psnr": self.psnr.to_json(),
-            "ssim": self.ssim.to_json(),
+            "psnr": self._series_json(self.psnr),
+            "ssim": self._series_json(self.ssim),
             "frames": self.frames,
             "generated_frames": self.lengths.generated_frames,
             "reference_frames": self.lengths.reference_frames,
@@ -80,7 +105,30 @@ class QualityResult:
             "color": self.color,
             "region": self.region,
             "resized_reference": self.resized_reference,
+            **self._tracks_json(),
         }
+
+    def _series_json(self, series: MetricSeries) -> dict[str, Any]:
+        """A series; in the face region the worst value names its track and video frame, not a crop index."""
+        document = series.to_json()
+        if self.tracks:
+            track, frame = self.crop_at(series.worst_frame)
+            document["worst"] = {"frame": frame, "track": track, "value": series.worst}
+        return document
+
+    def _tracks_json(self) -> dict[str, Any]:
+        if not self.tracks:
+            return {}
+        spans = [{"first_frame": span.first_frame, "last_frame": span.last_frame} for span in self.tracks]
+        return {"tracks": spans, "crops": sum(span.frames for span in self.tracks)}
+
+
+class Accumulator(Protocol):
+    """What :func:`compare_streams` feeds aligned batches to: whole frames, or their face crops."""
+
+    def add(self, gt: np.ndarray, gen: np.ndarray) -> None: ...
+
+    def result(self, lengths: LengthAlignment, resized_reference: bool) -> QualityResult: ...
 
 
 class QualityAccumulator:
@@ -100,9 +148,23 @@ class QualityAccumulator:
         self._psnr.extend(reported_psnr(psnr_values).tolist())
         self._ssim.extend(ssim_values.tolist())
 
-    def result(self, lengths: LengthAlignment, resized_reference: bool) -> QualityResult:
-        if len(self._psnr) != lengths.compared:
-            raise ValueError(f"{len(self._psnr)} frames were measured but the alignment compares {lengths.compared}")
+    @property
+    def count(self) -> int:
+        return len(self._psnr)
+
+    def extend(self, other: QualityAccumulator) -> None:
+        """Append the values ``other`` measured (the face crops of the next track)."""
+        self._psnr.extend(other._psnr)
+        self._ssim.extend(other._ssim)
+        self._identical += other._identical
+
+    def result(
+        self, lengths: LengthAlignment, resized_reference: bool, tracks: tuple[TrackSpan, ...] = ()
+    ) -> QualityResult:
+        """The result; ``tracks``: the face tracks whose crops were measured, in the order they were added."""
+        expected = sum(span.frames for span in tracks) if tracks else lengths.compared
+        if self.count != expected:
+            raise ValueError(f"{self.count} frames or crops were measured but {expected} were compared")
         return QualityResult(
             psnr=MetricSeries.of(self._psnr),
             ssim=MetricSeries.of(self._ssim),
@@ -112,6 +174,7 @@ class QualityAccumulator:
             ssim_window=self.settings.ssim_window,
             color=self.settings.color,
             region=self.settings.region,
+            tracks=tracks,
         )
 
     def _measure(self, gt: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,15 +197,17 @@ def compare_streams(
     device: str = "cpu",
     video: Path | None = None,
     reference_path: Path | None = None,
+    accumulator: Accumulator | None = None,
 ) -> QualityResult:
     """Compare two streams of (B, H, W, 3) uint8 RGB batches frame by frame (the alignment module's rules).
 
-    ``video`` and ``reference_path`` only name the files in errors. A length mismatch beyond
+    ``video`` and ``reference_path`` only name the files in errors. ``accumulator`` measures the aligned
+    batches (default: whole frames; :mod:`.face` measures face crops). A length mismatch beyond
     ``settings.max_length_mismatch`` is only known once both streams have ended, so it raises after the
     common frames were measured; the longer stream's tail is decoded to count it, never measured.
     """
     generated_stream, reference_stream = _Stream(generated), _Stream(reference)
-    accumulator = QualityAccumulator(settings, device)
+    accumulator = accumulator or QualityAccumulator(settings, device)
     resized = False
     for gen, gt in _aligned_batches(generated_stream, reference_stream):
         generated_size, reference_size = (gen.shape[2], gen.shape[1]), (gt.shape[2], gt.shape[1])

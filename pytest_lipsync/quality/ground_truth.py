@@ -10,7 +10,14 @@ Quality is requested by giving a reference file, or by setting ``reference`` (a 
   ``error`` (null, or kind, message and facts), and when compared: ``psnr`` and ``ssim`` (``mean``,
   ``worst`` frame and value, ``per_frame``), ``frames`` compared, ``generated_frames``,
   ``reference_frames``, ``length_mismatch`` (generated minus reference), ``identical_frames``,
-  ``psnr_cap_db`` and ``resized_reference``.
+  ``psnr_cap_db`` and ``resized_reference``. With ``region = "face"`` also ``tracks`` (the first and last
+  frame of each face track whose crops were compared), ``crops`` (how many), and the series run over the
+  crops track after track, the worst value naming its ``track`` and video ``frame`` (see :mod:`.face`).
+
+**The face region** needs the generated video's face tracks: the :class:`~pytest_lipsync.scoring.Scorer`
+gives a ``face_regions`` function that finds them. A video without a usable track gets a ``no_face_track``
+quality error (its LSE fails the same way). With ``protocol = "cropped"`` there are no tracks (the frames
+already are face crops), so ``region = "face"`` is a :class:`ConfigError` when the ``GroundTruth`` is made.
 
 **A quality failure keeps the LSE numbers.** A pair that cannot be compared (``reference_mismatch``) or a
 video without ground truth (``no_reference``) puts its error in ``quality["error"]`` and, unless the video
@@ -23,11 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.errors import NoReferenceError, VideoError
+from pytest_lipsync.errors import ConfigError, NoReferenceError, VideoError
 from pytest_lipsync.quality.accumulate import QualityResult
+from pytest_lipsync.quality.face import FaceRegions
 from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_reference
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
@@ -36,11 +45,21 @@ from pytest_lipsync.settings import Settings
 
 
 class GroundTruth:
-    """Finds and compares ground truth for one scoring run; the reference directory is scanned once."""
+    """Finds and compares ground truth for one scoring run; the reference directory is scanned once.
 
-    def __init__(self, settings: Settings, device: str = "cpu") -> None:
+    ``face_regions``: the generated video's face tracks for a path, which ``region = "face"`` requires.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        device: str = "cpu",
+        face_regions: Callable[[Path], FaceRegions] | None = None,
+    ) -> None:
+        _check_region(settings, face_regions)
         self.settings: QualitySettings = settings.quality
         self.device = device
+        self.face_regions = face_regions
         self.tree = None if settings.reference is None else ReferenceTree.scan(Path(settings.reference))
 
     def add_to(
@@ -71,11 +90,19 @@ class GroundTruth:
             match = self._match(video, reference, videos_root)
             if match.reference is None:
                 raise self._missing(video, videos_root)
-            result = compare_videos(video, match.reference, self.settings, self.device)
+            faces = self._faces(video)
+            result = compare_videos(video, match.reference, self.settings, self.device, faces=faces)
         except VideoError as exc:
             error = ScoreError(exc.kind, exc.message, exc.facts)
             return self._section(match, None, error), {}, error
         return self._section(match, result, None), {"psnr": result.psnr.mean, "ssim": result.ssim.mean}, None
+
+    def _faces(self, video: Path) -> FaceRegions | None:
+        """The video's face tracks when the region is the face (they cost a detection pass), else None."""
+        if self.settings.region != "face":
+            return None
+        assert self.face_regions is not None  # _check_region
+        return self.face_regions(video)
 
     def _match(self, video: Path, reference: Path | None, videos_root: Path) -> ReferenceMatch:
         if reference is not None:
@@ -107,3 +134,20 @@ class GroundTruth:
             **({} if result is None else result.to_json()),
             "error": None if error is None else error.to_dict(),
         }
+
+
+def _check_region(settings: Settings, face_regions: Callable[[Path], FaceRegions] | None) -> None:
+    """Refuse ``region = "face"`` before any video where no face tracks can be had (module docstring)."""
+    if settings.region != "face":
+        return
+    if settings.protocol == "cropped":
+        raise ConfigError(
+            "region = 'face' measures inside the face tracks of the pipeline protocol, and protocol = 'cropped' "
+            "has none: its frames already are the face crops",
+            hint="Use region = 'frame', which compares those face crops whole, or protocol = 'pipeline'",
+        )
+    if face_regions is None:
+        raise ConfigError(
+            "region = 'face' needs the generated videos' face tracks, and no way to find them was given",
+            hint="Score through a Scorer (it finds them with the pipeline's detector), or use region = 'frame'",
+        )

@@ -3,7 +3,9 @@
 Both files go through the same 25 fps decoding as LSE (:class:`~pytest_lipsync.media.decode.VideoSource`), in
 RGB, in small batches decoded on background threads while the metrics run, so memory holds a few batches per
 video whatever its length. Frame i is compared with frame i by the rules of :mod:`.alignment` (sizes must agree
-unless ``resize_reference``; lengths may differ by ``max_length_mismatch`` frames).
+unless ``resize_reference``; lengths may differ by ``max_length_mismatch`` frames). With ``region = "face"``
+the measures run on the face crops of the generated video's tracks instead (:mod:`.face`), cut from the same
+decoded frames.
 
 **Infinite PSNR.** Identical frames have infinite PSNR. Results cap each frame's PSNR at 100 dB
 (:data:`~pytest_lipsync.quality.psnr.PSNR_CAP_DB`), average the capped values, and count the identical frames
@@ -26,6 +28,7 @@ import numpy as np
 
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, VideoError
 from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
+from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
 
 # A 1080p RGB frame is 6 MB; each video holds at most four batches (two queued, one being decoded, one being
@@ -40,27 +43,40 @@ def compare_videos(
     device: str = "cpu",
     *,
     batch_size: int = BATCH_SIZE,
+    faces: FaceRegions | None = None,
 ) -> QualityResult:
     """PSNR/SSIM of ``generated`` against ``reference``, frame by frame (``device``: ``"cpu"`` or a torch device).
 
-    Raises :class:`ReferenceMismatchError` when the pair cannot be compared and the :class:`VideoError` of
-    the generated video when it cannot be read; ``region = "face"`` is a :class:`ConfigError` for now.
+    ``faces``: the generated video's face tracks, which ``region = "face"`` needs (a :class:`ConfigError`
+    without them) and measures in; the frame region does not use them. Raises
+    :class:`ReferenceMismatchError` when the pair cannot be compared and the :class:`VideoError` of the
+    generated video when it cannot be read.
     """
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.media.prefetch import prefetch
 
+    accumulator = None
     if settings.region == "face":
-        raise ConfigError(
-            "region 'face' (PSNR/SSIM inside the face tracks) is not available in this version yet",
-            hint="Use region = 'frame' (the default)",
-        )
+        if faces is None:
+            raise ConfigError(
+                "region 'face' measures inside the generated video's face tracks, and none were given",
+                hint="Pass faces=FaceRegions(tracks), score through a Scorer with protocol = 'pipeline', or use "
+                "region = 'frame'",
+            )
+        accumulator = FaceCropAccumulator(faces, settings, device, video=generated)
     generated_frames = open_video(generated).frames(batch_size, pix_fmt="rgb24")
     # Closed on the way out, error or not, so that a mismatch found early stops both decoding threads at once.
     with closing(prefetch(generated_frames)) as generated_batches, closing(
         prefetch(_reference_frames(generated, reference, batch_size))
     ) as reference_batches:
         return compare_streams(
-            generated_batches, reference_batches, settings, device=device, video=generated, reference_path=reference
+            generated_batches,
+            reference_batches,
+            settings,
+            device=device,
+            video=generated,
+            reference_path=reference,
+            accumulator=accumulator,
         )
 
 
