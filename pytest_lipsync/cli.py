@@ -11,12 +11,17 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PROTOCOLS, Settings
+
+if TYPE_CHECKING:
+    from pytest_lipsync.config import LipsyncConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -133,8 +138,11 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
     )
 
 
-def score_settings(args: argparse.Namespace, here: Path, environ: Mapping[str, str]) -> Settings:
-    """The options given, over ``LIPSYNC_*``, over the nearest pyproject.toml's ``[tool.lipsync]``: as in pytest."""
+def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str]) -> LipsyncConfig:
+    """The options given, over ``LIPSYNC_*``, over the nearest pyproject.toml's ``[tool.lipsync]``: as in pytest.
+
+    The ground-truth directory is made absolute here, from the project's directory as the gate takes it.
+    """
     from pytest_lipsync.config import Layer, resolve, standard_layers
     from pytest_lipsync.report_commands import project_root
 
@@ -142,7 +150,16 @@ def score_settings(args: argparse.Namespace, here: Path, environ: Mapping[str, s
     given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key)) is not None}
     config = resolve(standard_layers(project / "pyproject.toml", environ, Layer("option", given), here), project)
     reference = config.path(config.settings.reference)
-    return config.settings.replace(reference=None if reference is None else str(reference))
+    return replace(config, settings=config.settings.replace(reference=None if reference is None else str(reference)))
+
+
+def paired_reference(video: Path, config: LipsyncConfig) -> Path | None:
+    """``[tool.lipsync.pairs]``: ground truth named for the video's path relative to the project, as in the gate."""
+    try:
+        key = video.resolve().relative_to(config.root.resolve()).as_posix()
+    except ValueError:
+        return None
+    return config.pairs.get(key)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -152,13 +169,16 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.workers import Job, Progress, score_jobs
 
-    settings = score_settings(args, Path.cwd(), os.environ)
+    config = score_config(args, Path.cwd(), os.environ)
     videos = discover_videos(args.paths)
     if not videos:
         print(f"lipsync: error: no video files found in {' '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    jobs = [Job(number, video, videos_root(video, args.paths)) for number, video in enumerate(videos, 1)]
-    run, scores = score_jobs(jobs, settings, args.workers, Progress(len(jobs), args.quiet))
+    jobs = [
+        Job(number, video, videos_root(video, args.paths), paired_reference(video, config))
+        for number, video in enumerate(videos, 1)
+    ]
+    run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))
     if args.json is not None:
         write_json_atomic(args.json, Report(run, tuple(scores)).to_dict())

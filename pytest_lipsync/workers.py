@@ -40,11 +40,12 @@ ScorerFactory = Callable[[Settings], VideoScorer]
 
 @dataclass(frozen=True)
 class Job:
-    """Video ``number`` (1-based, in output order) and the root its ground truth is paired from."""
+    """Video ``number`` (1-based, in output order), the root its ground truth is paired from, or its ground truth."""
 
     number: int
     video: Path
     videos_root: Path | None = None
+    reference: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def score_jobs(
 def _timed(scorer: VideoScorer, job: Job, progress: Progress) -> VideoScore:
     started = time.perf_counter()
     progress.started(job)
-    result = scorer.score(job.video, videos_root=job.videos_root)
+    result = scorer.score(job.video, job.reference, videos_root=job.videos_root)
     progress.finished(job, result, time.perf_counter() - started)
     return result
 
@@ -102,7 +103,7 @@ def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory,
     conn.send(("ready", scorer.run.to_dict()))
     while (job := conn.recv()) is not None:
         try:
-            result = scorer.score(job.video, videos_root=job.videos_root)
+            result = scorer.score(job.video, job.reference, videos_root=job.videos_root)
         except Exception as exc:  # a bug must cost its video, not the other workers' results
             result = _crashed(job, f"the worker scoring it raised {type(exc).__name__}: {exc}")
         conn.send(("done", result.to_dict()))

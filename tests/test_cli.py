@@ -116,3 +116,29 @@ def test_settings_come_from_pyproject_then_environment_then_options(  # type: ig
     assert main(["score", str(clip), "-q"]) == 2
     error = capsys.readouterr().err
     assert "min_tracks" in error and str(project / "pyproject.toml") in error
+
+
+def test_pairs_in_pyproject_name_a_videos_ground_truth(  # type: ignore[no-untyped-def]
+    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch
+) -> None:
+    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    project = tmp_path / "paired"
+    (project / "out").mkdir(parents=True)
+    (project / "truth").mkdir()
+    video = project / "out" / "take_7.mp4"
+    video.write_bytes(clip.read_bytes())
+    (project / "truth" / "original.mp4").write_bytes(clip.read_bytes())  # no name in common with the video
+    (project / "pyproject.toml").write_text(
+        f'[tool.lipsync]\nprotocol = "cropped"\nfidelity = "clean"\nsyncnet_weights = "{syncnet_weights}"\n'
+        'device = "cpu"\noffline = true\n[tool.lipsync.pairs]\n"out/take_7.mp4" = "truth/original.mp4"\n'
+    )
+    monkeypatch.chdir(project)
+    for name in [name for name in os.environ if name.startswith("LIPSYNC_")]:
+        monkeypatch.delenv(name)
+    out = tmp_path / "paired.json"
+
+    assert main(["score", "out", "--json", str(out), "-q"]) == 0
+    (result,) = json.loads(out.read_text())["videos"]
+    assert result["quality"]["match"] == "explicit"
+    assert result["quality"]["reference"] == str(project / "truth" / "original.mp4")
+    assert result["metrics"]["ssim"] == 1.0
