@@ -126,7 +126,7 @@ class Scorer:
     def _score_pipeline(self, faces: FacePipeline, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int]:
         from pytest_lipsync.media.decode import open_video
 
-        result = faces.score(open_video(path), timings)
+        result = faces.score(open_video(path, self.settings.max_pixels), timings)
         return result.tracks, result.frames
 
     def _score_cropped(self, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int]:
@@ -135,7 +135,7 @@ class Scorer:
         from pytest_lipsync.sync.scorer import TrackTooShort
 
         clock = time.perf_counter()
-        source = open_video(path)
+        source = open_video(path, self.settings.max_pixels)
         audio = source.audio()
         timings.add("audio", clock)
         counter = _Counter()
