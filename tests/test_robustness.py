@@ -243,3 +243,30 @@ def test_rotation_metadata_turns_frames_upright(tmp_path: Path) -> None:
 )
 def test_upright_filters_undo_the_display_matrix(rotation: float, filters: tuple[tuple[str, str], ...]) -> None:
     assert upright_filters(rotation) == filters
+
+
+def test_frames_over_max_pixels_are_refused_before_decoding(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync import Settings
+    from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.scoring import Scorer
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a too large video was decoded")
+
+    monkeypatch.setattr(VideoSource, "decoded", no_decoding)
+    monkeypatch.setattr(VideoSource, "audio", no_decoding)
+    path = write_clip(tmp_path / "big.mkv", TINY)
+    settings = Settings(protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+    error = Scorer(settings.replace(max_pixels=1000)).score(path).error
+    assert error is not None and error.kind == "too_large"
+    assert error.facts == {"width": 64, "height": 64, "max_pixels": 1000}
+    assert all(word in error.message for word in (str(path), "64x64", "4096 pixels", "limit of 1000", "'max_pixels'"))
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_max_pixels_must_be_a_positive_integer(value: object) -> None:
+    from pytest_lipsync import Settings
+    from pytest_lipsync.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="setting 'max_pixels'"):
+        Settings(max_pixels=value)  # type: ignore[arg-type]
