@@ -17,12 +17,15 @@ session's cropped, clean, CPU :class:`Scorer`. Decisions this module pins down:
 * **All-silent audio** fails with ``silent_audio``: numbers from digital silence mean nothing, and a gate
   must not pass them.
 * **Several audio streams**: the first is scored, the others are ignored.
+* **Fail closed**: whatever the kind (every :class:`VideoError` subclass), an error never passes the
+  gate, whatever the thresholds; only ``allow`` naming that kind for that video turns it into an xfail.
 * **Rotation** (display matrix, as phones write it): frames come out upright, as ``ffmpeg`` gives them.
   PyAV cannot write the matrix, so the test patches the ``tkhd`` matrix of a written MP4.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import struct
@@ -34,7 +37,11 @@ import numpy as np
 import pytest
 
 from fixtures.media import ClipSpec, write_clip
+from pytest_lipsync.config import video_error_kinds
+from pytest_lipsync.gate import GateRules, Override, judge
+from pytest_lipsync.keys import Thresholds
 from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
+from pytest_lipsync.results import ScoreError, VideoScore
 
 TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
@@ -270,3 +277,21 @@ def test_max_pixels_must_be_a_positive_integer(value: object) -> None:
 
     with pytest.raises(ConfigError, match="setting 'max_pixels'"):
         Settings(max_pixels=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", sorted(video_error_kinds()))
+def test_no_error_kind_passes_the_gate_unless_allowed_by_name(kind: str) -> None:
+    """Fail closed: even with numbers that would pass and every other kind allowed, an error fails."""
+    error = ScoreError(kind, f"clip.mp4: {kind}. Do something")
+    score = VideoScore(path="clip.mp4", metrics={"lse_d": 1.0, "lse_c": 12.0}, error=error)
+    lenient = GateRules(thresholds=Thresholds(lse_d_max=99.0, lse_c_min=0.0), allow=tuple(video_error_kinds() - {kind}))
+    elsewhere = dataclasses.replace(lenient, overrides=(Override("other/*.mp4", allow=(kind,)),))
+    for rules in (GateRules(), lenient, elsewhere):
+        verdict = judge(score, "clip.mp4", rules.for_video("clip.mp4"))
+        assert verdict.outcome == "failed" and verdict.reason.startswith(f"{kind}: clip.mp4")
+    allowed = judge(score, "clip.mp4", dataclasses.replace(lenient, allow=(kind,)).for_video("clip.mp4"))
+    assert allowed.outcome == "xfailed" and f"[{kind!r}]" in allowed.reason
+
+
+def test_the_new_kinds_are_error_kinds() -> None:
+    assert {"silent_audio", "too_large", "unreadable", "decode_error"} <= video_error_kinds()
