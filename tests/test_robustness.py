@@ -12,8 +12,8 @@ session's cropped, clean, CPU :class:`Scorer`. Decisions this module pins down:
   ``max_corrupt_fraction`` is a later part of issue 7.)
 * **A PNG renamed .mp4** opens as a one-picture stream: ``no_video_stream`` (a still image, not a video).
 * **Audio shorter or longer than the video**: as in the reference, the shorter decides: the track has
-  ``min(video, audio) - 5`` windows; ``frames`` is the video's and ``facts`` is empty, so the shorter
-  stream is visible from ``windows``.
+  ``min(frames, audio_frames) - 5`` windows, and the result records both lengths (``frames`` for the
+  video, ``audio_frames`` for the sound, in 25 fps frames), so the report says which one was shorter.
 * **All-silent audio** fails with ``silent_audio``: numbers from digital silence mean nothing, and a gate
   must not pass them.
 * **Several audio streams**: the first is scored, the others are ignored.
@@ -228,7 +228,8 @@ def test_the_shorter_stream_decides_the_windows(video: float, audio: float, scor
     result = scorers().score(mixed_lengths(video, audio)(tmp_path))
     assert result.error is None, result.error
     assert abs(result.frames - video * 25) <= 1  # the video's own length (the last frame's duration is a guess)
-    assert result.tracks[0].windows == min(result.frames, round(audio * 25)) - 5
+    assert result.audio_frames == round(audio * 25)
+    assert result.tracks[0].windows == min(result.frames, result.audio_frames) - 5
 
 
 def test_rotation_metadata_turns_frames_upright(tmp_path: Path) -> None:
