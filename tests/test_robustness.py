@@ -124,6 +124,13 @@ def png_as_mp4(folder: Path) -> Path:
     return path
 
 
+def claims_huge_frames(folder: Path) -> Path:
+    """A raw YUV4MPEG2 file whose header claims 16000x12000 frames (192 M pixels), with 3 kB of data."""
+    path = folder / "huge.y4m"
+    path.write_bytes(b"YUV4MPEG2 W16000 H12000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(3000))
+    return path
+
+
 def rotated(folder: Path) -> Path:
     """A 64x32 MP4 whose left half is white, with a phone's ``rotate=90`` display matrix in its ``tkhd``."""
     path = folder / "portrait.mp4"
@@ -161,6 +168,7 @@ FAILURES: dict[str, tuple[Build, str, str]] = {
     "video_only": (clip("mute.mkv", audio=False), "no_audio_stream", "Mux the generated audio"),
     "fewer_frames_than_a_window": (clip("short.mkv", seconds=0.16), "too_short", "at least 0.24 s"),
     "silent_audio": (clip("hush.mkv", silent=True), "silent_audio", "Check that the generated speech"),
+    "header_claims_huge_frames": (claims_huge_frames, "too_large", "16000x12000 (192000000 pixels)"),
 }
 
 # case id -> builder of an input that must score
