@@ -80,6 +80,12 @@ class NoFaceTrackError(VideoError):
     kind = "no_face_track"
 
 
+class SilentAudioError(VideoError):
+    """The audio stream is digital silence: SyncNet would still give numbers, but they would mean nothing."""
+
+    kind = "silent_audio"
+
+
 class DecodeError(VideoError):
     kind = "decode_error"
 

@@ -117,6 +117,7 @@ class VideoScore:
     metrics: Mapping[str, float] = field(default_factory=dict)
     tracks: tuple[TrackScore, ...] = ()
     frames: int = 0
+    audio_frames: int = 0  # the sound's length in 25 fps frames: the shorter of it and ``frames`` bounds the windows
     duration: float = 0.0
     timings: Mapping[str, float] = field(default_factory=dict)
     error: ScoreError | None = None
@@ -131,6 +132,7 @@ class VideoScore:
             "path": self.path,
             "metrics": {name: _finite(value) for name, value in self.metrics.items()},
             "frames": self.frames,
+            "audio_frames": self.audio_frames,
             "duration": round(self.duration, 6),
             "tracks": [track.to_dict() for track in self.tracks],
             "timings": {stage: round(seconds, 6) for stage, seconds in self.timings.items()},
@@ -146,6 +148,7 @@ class VideoScore:
             metrics={name: _number(value) for name, value in (data.get("metrics") or {}).items()},
             tracks=tuple(TrackScore.from_dict(t) for t in data.get("tracks", ())),
             frames=int(data.get("frames", 0)),
+            audio_frames=int(data.get("audio_frames", 0)),
             duration=float(data.get("duration", 0.0)),
             timings=dict(data.get("timings") or {}),
             error=None if error is None else ScoreError.from_dict(error),

@@ -125,9 +125,9 @@ class Scorer:
         timings = Timings()
         try:
             if self._faces is None:
-                tracks, frames = self._score_cropped(Path(path), timings)
+                tracks, frames, audio_frames = self._score_cropped(Path(path), timings)
             else:
-                tracks, frames = self._score_pipeline(self._faces, Path(path), timings)
+                tracks, frames, audio_frames = self._score_pipeline(self._faces, Path(path), timings)
         except VideoError as exc:
             return VideoScore(
                 path=str(path),
@@ -139,23 +139,27 @@ class Scorer:
             metrics=mean_over_tracks(tracks),
             tracks=tracks,
             frames=frames,
+            audio_frames=audio_frames,
             duration=frames / 25,
             timings=dict(timings.seconds),
         )
 
-    def _score_pipeline(self, faces: FacePipeline, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int]:
+    def _score_pipeline(
+        self, faces: FacePipeline, path: Path, timings: Timings
+    ) -> tuple[tuple[TrackScore, ...], int, int]:
         from pytest_lipsync.media.decode import open_video
 
-        result = faces.score(open_video(path), timings)
-        return result.tracks, result.frames
+        result = faces.score(open_video(path, self.settings.max_pixels), timings)
+        return result.tracks, result.frames, result.audio_frames
 
-    def _score_cropped(self, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int]:
-        from pytest_lipsync.media.decode import open_video
+    def _score_cropped(self, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int, int]:
+        """The track, the video's frames and the sound's frames (25 fps): the shorter bounds the windows."""
+        from pytest_lipsync.media.decode import SAMPLES_PER_FRAME, open_video
         from pytest_lipsync.media.prefetch import prefetch
         from pytest_lipsync.sync.scorer import TrackTooShort
 
         clock = time.perf_counter()
-        source = open_video(path)
+        source = open_video(path, self.settings.max_pixels)
         audio = source.audio()
         timings.add("audio", clock)
         counter = _Counter()
@@ -170,7 +174,7 @@ class Scorer:
                 hint="Score clips of at least 0.24 s with sound",
                 facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
             ) from None
-        return (curve.track_score(0, counter.frames - 1, windows),), counter.frames
+        return (curve.track_score(0, counter.frames - 1, windows),), counter.frames, len(audio) // SAMPLES_PER_FRAME
 
 
 def score(path: str | Path, settings: Settings | None = None, **changes: object) -> VideoScore:

@@ -20,6 +20,7 @@ Fidelity = Literal["reference", "clean"]
 
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
+MAX_PIXELS = 36_000_000  # a little over 8K (7680x4320 is 33.2 M pixels): the ``max_pixels`` default
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 _QUALITY = QualitySettings()
 # Flat copies of QualitySettings' fields (pyproject keys are Settings' fields), validated by QualitySettings.
@@ -63,6 +64,7 @@ class Settings:
     region: Region = _QUALITY.region
     resize_reference: bool = _QUALITY.resize_reference
     max_length_mismatch: int = _QUALITY.max_length_mismatch
+    max_pixels: int = MAX_PIXELS  # frames above this (from the header) are refused before decoding: too_large
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)
@@ -77,6 +79,7 @@ class Settings:
         _positive("min_track", self.min_track, integer=True)
         _positive("num_failed_det", self.num_failed_det, integer=True)
         _positive("scene_threshold", self.scene_threshold)
+        _positive("max_pixels", self.max_pixels, integer=True)
         for key in ("crop_scale", "min_face_size"):
             value = getattr(self, key)
             if not _is_number(value) or value < 0:

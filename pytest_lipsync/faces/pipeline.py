@@ -27,7 +27,7 @@ from pytest_lipsync.errors import NoFaceTrackError, TooShortError
 from pytest_lipsync.faces.crop import TrackCropper, audio_span
 from pytest_lipsync.faces.scenes import Scene, SceneCutter
 from pytest_lipsync.faces.tracking import RejectedTrack, Track, Tracking, build_tracks
-from pytest_lipsync.media.decode import batched
+from pytest_lipsync.media.decode import SAMPLES_PER_FRAME, batched
 from pytest_lipsync.media.prefetch import prefetch
 from pytest_lipsync.results import BoxStats, TrackScore
 from pytest_lipsync.settings import Settings
@@ -48,10 +48,11 @@ FRAME_BATCH = 8
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """Every kept track scored, in scene order, and the video's length in 25 fps frames."""
+    """Every kept track scored, in scene order, and the video's and the sound's lengths in 25 fps frames."""
 
     tracks: tuple[TrackScore, ...]
     frames: int
+    audio_frames: int
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class FacePipeline:
         audio = source.audio(mp3=self.reference)
         timings.add("audio", clock)
         found, tracks = self.find_tracks(source, timings)
-        return PipelineResult(self._score_tracks(source, found, tracks, audio, timings), len(found.boxes))
+        scored = self._score_tracks(source, found, tracks, audio, timings)
+        return PipelineResult(scored, len(found.boxes), len(audio) // SAMPLES_PER_FRAME)
 
     def find_tracks(self, source: VideoSource, timings: Timings) -> tuple[Detections, tuple[Track, ...]]:
         """Pass 1 and tracking: the kept tracks, or :class:`NoFaceTrackError` saying why there is none."""

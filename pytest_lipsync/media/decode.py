@@ -3,7 +3,11 @@
 Both streams are measured from the container's start (the earliest stream start), so that frame ``i``
 and audio sample ``640 * i`` describe the same instant even when one stream starts late. Frames come from
 libavfilter's ``fps=25`` filter (nearest frame in time to each slot, the first frame repeated to fill a
-late start); audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gives it.
+late start), turned upright when the container carries rotation (display matrix), as ``ffmpeg`` does by
+default; audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gives it.
+
+A header claiming more than ``max_pixels`` pixels per frame is refused before any frame is decoded, so a
+hostile or corrupt file cannot make the decoder allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from pytest_lipsync.errors import (
     NoAudioStreamError,
     NotFoundError,
     NoVideoStreamError,
+    SilentAudioError,
+    TooLargeError,
     UnreadableError,
 )
+from pytest_lipsync.settings import MAX_PIXELS
 
 if TYPE_CHECKING:
     import av.audio.frame
@@ -34,6 +41,13 @@ FPS = 25
 SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 _MAX_PADDING = SAMPLE_RATE // 10
+_IMAGE_FORMATS = ("image2", "_pipe")  # demuxers of still images (a PNG renamed .mp4 opens as png_pipe)
+# Clockwise rotation the display matrix asks for -> libavfilter filters that undo it (ffmpeg's autorotate).
+_UPRIGHT: dict[int, tuple[tuple[str, str], ...]] = {
+    90: (("transpose", "clock"),),
+    180: (("hflip", ""), ("vflip", "")),
+    270: (("transpose", "cclock"),),
+}
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,7 @@ class VideoInfo:
 class VideoSource:
     """A video file opened for reading; each ``frames()`` or ``audio()`` call is one streaming pass."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
@@ -68,6 +82,7 @@ class VideoSource:
         with self._open() as container:
             self.info = _probe(self.path, container)
             self._origin = _origin(container)
+        _check_size(self.info, max_pixels)
 
     def _open(self) -> av.container.InputContainer:
         import av
@@ -88,13 +103,16 @@ class VideoSource:
         with self._open() as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            graph = _fps_graph(stream, self._origin, pix_fmt)
+            graph = None
             try:
                 for frame in container.decode(stream):
+                    if graph is None:  # built on the first frame, which carries the rotation
+                        graph = _fps_graph(stream, self._origin, pix_fmt, upright_filters(frame.rotation))
                     graph.push(frame)
                     yield from _drain(graph)
-                graph.push(None)
-                yield from _drain(graph)
+                if graph is not None:
+                    graph.push(None)
+                    yield from _drain(graph)
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"video decoding failed ({_reason(exc)})",
@@ -136,6 +154,7 @@ class VideoSource:
                 ) from exc
             if not mp3:
                 samples = _trim_to_duration(samples, stream)
+            _check_sound(self.path, samples)
             return _align_start(samples, (start.time or 0.0) - self._origin)
 
 
@@ -162,8 +181,39 @@ def _resampled(frames: Iterable[av.audio.frame.AudioFrame]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
-def open_video(path: str | Path) -> VideoSource:
-    return VideoSource(path)
+def open_video(path: str | Path, max_pixels: int = MAX_PIXELS) -> VideoSource:
+    return VideoSource(path, max_pixels)
+
+
+def upright_filters(rotation: float) -> tuple[tuple[str, str], ...]:
+    """The (filter, arguments) that turn frames upright, from ``frame.rotation`` (the display matrix's
+    counter-clockwise angle, as ``av_display_rotation_get`` gives it); none for 0 or an angle that is
+    not a multiple of 90 degrees, which ffmpeg does not correct either."""
+    clockwise = round(-rotation) % 360
+    return _UPRIGHT.get(clockwise, ())
+
+
+def _check_size(info: VideoInfo, max_pixels: int) -> None:
+    """Refuse, from the header alone, frames too large to decode safely."""
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        raise TooLargeError(
+            f"frames are {info.width}x{info.height} ({pixels} pixels), over the limit of {max_pixels}",
+            path=info.path,
+            hint="Downscale the video, or raise the 'max_pixels' setting if the size is real",
+            facts={"width": info.width, "height": info.height, "max_pixels": max_pixels},
+        )
+
+
+def _check_sound(path: Path, samples: np.ndarray) -> None:
+    """All-zero audio scores as numbers that mean nothing, so it fails instead of passing a gate by luck."""
+    if samples.size and not samples.any():
+        raise SilentAudioError(
+            "audio stream is digital silence; lip sync cannot be judged without speech",
+            path=path,
+            hint="Check that the generated speech was muxed, not an empty track",
+            facts={"samples": int(samples.size)},
+        )
 
 
 def batched(items: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -179,11 +229,23 @@ def batched(items: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
 
 def _probe(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    if container.format.name.endswith(_IMAGE_FORMATS):
+        raise NoVideoStreamError(
+            f"is a still image ({container.format.name}), not a video",
+            path=path,
+            hint="Score a video file, not an audio or image file",
+        )
     if not container.streams.video:
         raise NoVideoStreamError(
             "has no video stream", path=path, hint="Score a video file, not an audio or image file"
         )
     video = container.streams.video[0]
+    if video.codec_context is None or not video.codec_context.width or not video.codec_context.height:
+        raise UnreadableError(
+            "has a video stream whose codec or frame size cannot be read",
+            path=path,
+            hint="The file is damaged or truncated (or uses a codec this FFmpeg lacks); re-export it",
+        )
     audio = container.streams.audio[0] if container.streams.audio else None
     rate = video.average_rate or video.guessed_rate
     return VideoInfo(
@@ -210,17 +272,17 @@ def _origin(container: av.container.InputContainer) -> float:
     return 0.0 if container.start_time is None else container.start_time / 1_000_000
 
 
-def _fps_graph(stream: av.stream.Stream, origin: float, pix_fmt: str) -> av.filter.Graph:
+def _fps_graph(
+    stream: av.stream.Stream, origin: float, pix_fmt: str, upright: tuple[tuple[str, str], ...] = ()
+) -> av.filter.Graph:
     import av.filter
 
     graph = av.filter.Graph()
-    source = graph.add_buffer(template=stream)
-    fps = graph.add("fps", f"fps={FPS}:start_time={origin!r}")
-    convert = graph.add("format", pix_fmt)
-    sink = graph.add("buffersink")
-    source.link_to(fps)
-    fps.link_to(convert)
-    convert.link_to(sink)
+    chain = [graph.add_buffer(template=stream), graph.add("fps", f"fps={FPS}:start_time={origin!r}")]
+    chain += [graph.add(name, args) for name, args in upright]
+    chain += [graph.add("format", pix_fmt), graph.add("buffersink")]
+    for before, after in zip(chain, chain[1:]):
+        before.link_to(after)
     graph.configure()
     return graph
 

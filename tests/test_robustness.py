@@ -1,0 +1,306 @@
+"""Every bad input gets a precise error kind, a message naming the file with a hint, or sane numbers.
+
+Each case builds its input from a tiny generated clip (or a mutation of one) and scores it with the
+session's cropped, clean, CPU :class:`Scorer`. Decisions this module pins down:
+
+* **Truncated MP4** (cut at 10, 50, 90 %): PyAV writes the ``moov`` index at the end, so every cut loses
+  it: 10 % and 50 % cannot be opened and 90 % leaves a video stream without codec parameters; all are
+  ``unreadable``. In a fast-start MP4 (index first) the index promises packets the file lacks: a cut
+  through a packet the decoder is handed fails the whole video with ``decode_error`` (10 % and 90 % here),
+  never a score of garbage; a cut that leaves only whole packets (50 % here) scores the decodable prefix,
+  its windows bounded by the shorter of the surviving streams. (Counting damaged frames against a
+  ``max_corrupt_fraction`` is a later part of issue 7.)
+* **A PNG renamed .mp4** opens as a one-picture stream: ``no_video_stream`` (a still image, not a video).
+* **Audio shorter or longer than the video**: as in the reference, the shorter decides: the track has
+  ``min(frames, audio_frames) - 5`` windows, and the result records both lengths (``frames`` for the
+  video, ``audio_frames`` for the sound, in 25 fps frames), so the report says which one was shorter.
+* **All-silent audio** fails with ``silent_audio``: numbers from digital silence mean nothing, and a gate
+  must not pass them.
+* **Several audio streams**: the first is scored, the others are ignored.
+* **Fail closed**: whatever the kind (every :class:`VideoError` subclass), an error never passes the
+  gate, whatever the thresholds; only ``allow`` naming that kind for that video turns it into an xfail.
+* **Rotation** (display matrix, as phones write it): frames come out upright, as ``ffmpeg`` gives them.
+  PyAV cannot write the matrix, so the test patches the ``tkhd`` matrix of a written MP4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from fixtures.media import ClipSpec, write_clip
+from pytest_lipsync.config import video_error_kinds
+from pytest_lipsync.gate import GateRules, Override, judge
+from pytest_lipsync.keys import Thresholds
+from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
+from pytest_lipsync.results import ScoreError, VideoScore
+
+TINY = ClipSpec(seconds=1.0, width=64, height=64)
+# Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
+REMUXABLE = ClipSpec(seconds=1.0, width=64, height=64, video_codec="mjpeg")
+Build = Callable[[Path], Path]
+
+
+def clip(name: str, **changes: object) -> Build:
+    """A builder for a tiny clip with ``changes`` to :data:`TINY`."""
+    return lambda folder: write_clip(folder / name, ClipSpec(**{**TINY.__dict__, **changes}))
+
+
+def truncated(fraction: float, *, faststart: bool = False) -> Build:
+    """The first ``fraction`` of the bytes of a tiny MP4 (index at the end, or first with ``faststart``)."""
+
+    def build(folder: Path) -> Path:
+        whole = folder / "whole.mp4"
+        if faststart:
+            source = write_clip(folder / "src.mkv", REMUXABLE)
+            remux(whole, source, [source], faststart=True)
+        else:
+            write_clip(whole, TINY)
+        data = whole.read_bytes()
+        path = folder / f"cut{round(fraction * 100)}.mp4"
+        path.write_bytes(data[: int(len(data) * fraction)])
+        return path
+
+    return build
+
+
+def remux(path: Path, video_from: Path, audio_from: list[Path], *, faststart: bool = False) -> Path:
+    """Copy the video of ``video_from`` and the first audio stream of each of ``audio_from`` into ``path``."""
+    inputs = [av.open(str(source)) for source in dict.fromkeys([video_from, *audio_from])]
+    by_path = dict(zip(dict.fromkeys([video_from, *audio_from]), inputs))
+    wanted = [by_path[video_from].streams.video[0]] + [by_path[source].streams.audio[0] for source in audio_from]
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
+        copies = {stream: out.add_stream_from_template(stream) for stream in wanted}
+        for container in inputs:
+            for packet in container.demux([s for s in wanted if s.container is container]):
+                if packet.dts is not None:
+                    packet.stream = copies[packet.stream]
+                    out.mux(packet)
+    for container in inputs:
+        container.close()
+    return path
+
+
+def mixed_lengths(video_seconds: float, audio_seconds: float) -> Build:
+    def build(folder: Path) -> Path:
+        video = write_clip(folder / "v.mkv", ClipSpec(**{**REMUXABLE.__dict__, "seconds": video_seconds, "audio": False}))
+        audio = write_clip(folder / "a.mkv", ClipSpec(**{**REMUXABLE.__dict__, "seconds": audio_seconds, "video": False}))
+        return remux(folder / "mixed.mkv", video, [audio])
+
+    return build
+
+
+def several_audio_streams(folder: Path) -> Path:
+    speech = write_clip(folder / "speech.mkv", REMUXABLE)
+    silence = write_clip(folder / "silence.mkv", ClipSpec(**{**REMUXABLE.__dict__, "silent": True, "video": False}))
+    return remux(folder / "two_tracks.mkv", speech, [speech, silence])
+
+
+def zero_bytes(folder: Path) -> Path:
+    path = folder / "empty.mp4"
+    path.write_bytes(b"")
+    return path
+
+
+def random_bytes(folder: Path) -> Path:
+    path = folder / "noise.mp4"
+    path.write_bytes(np.random.default_rng(7).bytes(20_000))
+    return path
+
+
+def png_as_mp4(folder: Path) -> Path:
+    import cv2
+
+    path = folder / "picture.mp4"
+    path.write_bytes(cv2.imencode(".png", np.full((48, 64, 3), 90, np.uint8))[1].tobytes())
+    return path
+
+
+def claims_huge_frames(folder: Path) -> Path:
+    """A raw YUV4MPEG2 file whose header claims 16000x12000 frames (192 M pixels), with 3 kB of data."""
+    path = folder / "huge.y4m"
+    path.write_bytes(b"YUV4MPEG2 W16000 H12000 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(3000))
+    return path
+
+
+def rotated(folder: Path) -> Path:
+    """A 64x32 MP4 whose left half is white, with a phone's ``rotate=90`` display matrix in its ``tkhd``."""
+    path = folder / "portrait.mp4"
+    picture = np.zeros((32, 64, 3), np.uint8)
+    picture[:, :32] = 255
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        for index in range(8):
+            frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = path.read_bytes()
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    at = data.index(identity, data.index(b"tkhd"))
+    portrait = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(data[:at] + portrait + data[at + len(identity) :])
+    return path
+
+
+# case id -> (builder, kind, words the message must contain besides the file name)
+FAILURES: dict[str, tuple[Build, str, str]] = {
+    "missing": (lambda folder: folder / "missing.mp4", "not_found", "Check the path"),
+    "directory": (lambda folder: folder, "unreadable", "is a directory"),
+    "zero_bytes": (zero_bytes, "unreadable", "re-export"),
+    "cut_10": (truncated(0.1), "unreadable", "re-export"),
+    "cut_50": (truncated(0.5), "unreadable", "re-export"),
+    "cut_90": (truncated(0.9), "unreadable", "re-export"),
+    "faststart_cut_10": (truncated(0.1, faststart=True), "decode_error", "re-export"),
+    "faststart_cut_90": (truncated(0.9, faststart=True), "decode_error", "re-export"),
+    "random_bytes": (random_bytes, "unreadable", "re-export"),
+    "png_as_mp4": (png_as_mp4, "no_video_stream", "not an audio or image file"),
+    "audio_only": (clip("sound.mkv", video=False), "no_video_stream", "not an audio or image file"),
+    "video_only": (clip("mute.mkv", audio=False), "no_audio_stream", "Mux the generated audio"),
+    "fewer_frames_than_a_window": (clip("short.mkv", seconds=0.16), "too_short", "at least 0.24 s"),
+    "silent_audio": (clip("hush.mkv", silent=True), "silent_audio", "Check that the generated speech"),
+    "header_claims_huge_frames": (claims_huge_frames, "too_large", "16000x12000 (192000000 pixels)"),
+}
+
+# case id -> builder of an input that must score
+SCORED: dict[str, Build] = {
+    "faststart_cut_50": truncated(0.5, faststart=True),
+    "odd_size_ffv1": clip("odd.mkv", width=63, height=47, video_codec="ffv1"),
+    "odd_size_mpeg4": clip("odd.avi", width=63, height=47),
+    "10bit_hevc": clip("hevc10.mkv", video_codec="libx265", pix_fmt="yuv420p10le"),
+    "10bit_ffv1": clip("ffv1_10.mkv", video_codec="ffv1", pix_fmt="yuv420p10le"),
+    "444_x264": clip("full_chroma.mkv", pix_fmt="yuv444p"),
+    "alpha_ffv1": clip("alpha.mkv", video_codec="ffv1", pix_fmt="yuva420p"),
+    "alpha_png": clip("alpha.mov", video_codec="png", pix_fmt="rgba"),
+    "stereo": clip("stereo.mkv", audio_channels=2),
+    "5.1": clip("surround.mkv", audio_channels=6),
+    **{f"{rate / 1000:g}kHz": clip(f"rate{rate}.mkv", audio_rate=rate) for rate in (8000, 22050, 44100, 48000, 96000)},
+    "several_audio_streams": several_audio_streams,
+}
+
+
+@pytest.mark.parametrize("case", FAILURES)
+def test_bad_input_fails_with_its_kind_the_file_and_a_hint(case: str, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    build, kind, words = FAILURES[case]
+    path = build(tmp_path)
+    result = scorers().score(path)
+    assert result.error is not None, f"{case} scored: {result.metrics}"
+    assert (result.error.kind, result.metrics, result.tracks) == (kind, {}, ())
+    assert str(path) in result.error.message and words in result.error.message
+
+
+def test_unreadable_permissions_fail_as_unreadable(scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_clip(tmp_path / "locked.mkv", TINY)
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        pytest.skip("running as root: a mode-000 file is still readable")
+    error = scorers().score(path).error
+    assert error is not None and error.kind == "unreadable"
+    assert str(path) in error.message and "re-export" in error.message
+
+
+@pytest.mark.parametrize("case", SCORED)
+def test_unusual_but_valid_input_scores_sanely(case: str, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = scorers().score(SCORED[case](tmp_path))
+    assert result.error is None, result.error
+    assert 6 <= result.frames <= 25 and len(result.tracks) == 1
+    assert 1 <= result.tracks[0].windows <= result.frames - 5
+    assert all(math.isfinite(result.metrics[name]) for name in ("lse_d", "lse_c"))
+    assert result.metrics["lse_d"] > 0
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (44100, 6), (48000, 2), (96000, 1)])
+def test_any_rate_and_layout_becomes_16khz_mono_of_the_same_length(rate: int, channels: int, tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "sound.mkv", ClipSpec(**{**TINY.__dict__, "audio_rate": rate, "audio_channels": channels}))
+    audio = open_video(path).audio()
+    assert abs(len(audio) - TINY.seconds * SAMPLE_RATE) <= SAMPLE_RATE // 25
+    assert np.abs(audio.astype(np.int32)).max() > 3000
+
+
+def test_the_first_of_several_audio_streams_is_scored(tmp_path: Path) -> None:
+    audio = open_video(several_audio_streams(tmp_path)).audio()
+    np.testing.assert_array_equal(audio, open_video(tmp_path / "speech.mkv").audio())
+
+
+@pytest.mark.parametrize("video, audio", [(1.0, 0.4), (0.4, 1.0)], ids=["audio_shorter", "video_shorter"])
+def test_the_shorter_stream_decides_the_windows(video: float, audio: float, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = scorers().score(mixed_lengths(video, audio)(tmp_path))
+    assert result.error is None, result.error
+    assert abs(result.frames - video * 25) <= 1  # the video's own length (the last frame's duration is a guess)
+    assert result.audio_frames == round(audio * 25)
+    assert result.tracks[0].windows == min(result.frames, result.audio_frames) - 5
+
+
+def test_rotation_metadata_turns_frames_upright(tmp_path: Path) -> None:
+    frames = np.concatenate(list(open_video(rotated(tmp_path)).frames()))
+    assert frames.shape[1:] == (64, 32, 3)  # portrait, as ffmpeg shows it
+    assert frames[:, :28].mean() > 200 and frames[:, 36:].mean() < 50  # the left half turned to the top
+
+
+@pytest.mark.parametrize(
+    "rotation, filters",
+    [
+        (0.0, ()),
+        (-90.0, (("transpose", "clock"),)),
+        (90.0, (("transpose", "cclock"),)),
+        (180.0, (("hflip", ""), ("vflip", ""))),
+        (-180.0, (("hflip", ""), ("vflip", ""))),
+        (45.0, ()),
+    ],
+)
+def test_upright_filters_undo_the_display_matrix(rotation: float, filters: tuple[tuple[str, str], ...]) -> None:
+    assert upright_filters(rotation) == filters
+
+
+def test_frames_over_max_pixels_are_refused_before_decoding(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync import Settings
+    from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.scoring import Scorer
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a too large video was decoded")
+
+    monkeypatch.setattr(VideoSource, "decoded", no_decoding)
+    monkeypatch.setattr(VideoSource, "audio", no_decoding)
+    path = write_clip(tmp_path / "big.mkv", TINY)
+    settings = Settings(protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+    error = Scorer(settings.replace(max_pixels=1000)).score(path).error
+    assert error is not None and error.kind == "too_large"
+    assert error.facts == {"width": 64, "height": 64, "max_pixels": 1000}
+    assert all(word in error.message for word in (str(path), "64x64", "4096 pixels", "limit of 1000", "'max_pixels'"))
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_max_pixels_must_be_a_positive_integer(value: object) -> None:
+    from pytest_lipsync import Settings
+    from pytest_lipsync.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="setting 'max_pixels'"):
+        Settings(max_pixels=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", sorted(video_error_kinds()))
+def test_no_error_kind_passes_the_gate_unless_allowed_by_name(kind: str) -> None:
+    """Fail closed: even with numbers that would pass and every other kind allowed, an error fails."""
+    error = ScoreError(kind, f"clip.mp4: {kind}. Do something")
+    score = VideoScore(path="clip.mp4", metrics={"lse_d": 1.0, "lse_c": 12.0}, error=error)
+    lenient = GateRules(thresholds=Thresholds(lse_d_max=99.0, lse_c_min=0.0), allow=tuple(video_error_kinds() - {kind}))
+    elsewhere = dataclasses.replace(lenient, overrides=(Override("other/*.mp4", allow=(kind,)),))
+    for rules in (GateRules(), lenient, elsewhere):
+        verdict = judge(score, "clip.mp4", rules.for_video("clip.mp4"))
+        assert verdict.outcome == "failed" and verdict.reason.startswith(f"{kind}: clip.mp4")
+    allowed = judge(score, "clip.mp4", dataclasses.replace(lenient, allow=(kind,)).for_video("clip.mp4"))
+    assert allowed.outcome == "xfailed" and f"[{kind!r}]" in allowed.reason
+
+
+def test_the_new_kinds_are_error_kinds() -> None:
+    assert {"silent_audio", "too_large", "unreadable", "decode_error"} <= video_error_kinds()
