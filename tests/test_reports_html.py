@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -119,6 +120,20 @@ def test_report_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["report", str(results), "-o", str(tmp_path / "html")]) == 0
     assert (tmp_path / "html" / "index.html").is_file()
     assert f"HTML report written to {tmp_path / 'html' / 'index.html'}" in capsys.readouterr().out
+
+
+def test_report_command_shows_changes_since_the_baseline(tmp_path: Path) -> None:
+    report = _report()
+    results, baseline = tmp_path / "results.json", tmp_path / "baseline.json"
+    results.write_text(json.dumps(report.to_dict()))
+    earlier = replace(report.videos[0], metrics={"lse_d": 5.9, "lse_c": 4.0, "offset": 1.0})
+    baseline.write_text(json.dumps(replace(report, videos=(earlier,)).to_dict()))
+    assert main(["report", str(results), "-o", str(tmp_path / "html"), "--baseline", str(baseline)]) == 0
+    page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
+    rows = page.rows
+    assert "In brackets: the change since the baseline." in "".join(page.text)
+    assert rows[2][:5] == [ODD_NAME, "6.100", "(+0.200)", "3.900", "(-0.100)"]
+    assert rows[1][1:3] == ["-", "-"]
 
 
 @pytest.mark.parametrize(("content", "reason"), [(None, "cannot be read"), ("{not json", "is not a pytest-lipsync report")])

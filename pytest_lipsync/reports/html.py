@@ -17,16 +17,19 @@ from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, vi
 from pytest_lipsync.results import Report, TrackScore, VideoScore
 
 INDEX = "index.html"
+# A baseline's metrics by video key: the summary shows each metric's change from it.
+BaselineMetrics = Mapping[str, Mapping[str, float]]
 # Summary column -> (metric, digits); None digits: an integer.
 _COLUMNS: dict[str, tuple[str, int | None]] = {
     "LSE-D": ("lse_d", 3), "LSE-C": ("lse_c", 3), "offset": ("offset", None), "PSNR": ("psnr", 2), "SSIM": ("ssim", 4),
 }
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 70em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; padding: 0 1em; max-width: 70em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 td.num { text-align: right; }
+td small { color: #666; }
 #summary th { cursor: pointer; background: #f0f0f0; user-select: none; }
 #summary th::after { content: " \\2195"; color: #999; }
 tr.failed td { background: #fde8e8; }
@@ -58,14 +61,14 @@ document.querySelectorAll('#summary th').forEach(function (th, column) {
 """
 
 
-def write_report(report: Report, directory: Path) -> Path:
+def write_report(report: Report, directory: Path, baseline: BaselineMetrics | None = None) -> Path:
     """Write ``directory/index.html`` and its plots; returns the page's path."""
     directory.mkdir(parents=True, exist_ok=True)
     videos = sorted(report.videos, key=lambda video: (video.ok, video.path))
     plots, note = _all_plots(videos, directory)
     body = [
         "<h1>pytest-lipsync report</h1>",
-        _summary(videos),
+        _summary(videos, baseline or {}),
         *(_section(number, video, plots.get(number, [])) for number, video in enumerate(videos, 1)),
         _run(report),
     ]
@@ -92,26 +95,36 @@ def _page(body: str) -> str:
     )
 
 
-def _summary(videos: Iterable[VideoScore]) -> str:
+def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
     """The sortable table, failing rows first; each row links to its video's section."""
     header = "".join(f"<th>{escape(name)}</th>" for name in ("video", *_COLUMNS, "status"))
-    rows = "\n".join(_summary_row(number, video) for number, video in enumerate(videos, 1))
-    return f'<h2>Summary</h2>\n<table id="summary">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>'
+    rows = "\n".join(_summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1))
+    note = "<p>In brackets: the change since the baseline.</p>\n" if baseline else ""
+    return f'<h2>Summary</h2>\n{note}<table id="summary">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>'
 
 
-def _summary_row(number: int, video: VideoScore) -> str:
+def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) -> str:
     name = f'<td data-sort="{escape(video.path)}"><a href="#video-{number}">{escape(video.path)}</a></td>'
-    cells = "".join(_number_cell(video.metrics.get(metric), digits) for metric, digits in _COLUMNS.values())
+    cells = "".join(
+        _number_cell(video.metrics.get(metric), digits, before.get(metric)) for metric, digits in _COLUMNS.values()
+    )
     status = "ok" if video.error is None else video.error.kind
     state = "ok" if video.ok else "failed"
     return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{escape(status)}">{escape(status)}</td></tr>'
 
 
-def _number_cell(value: float | None, digits: int | None) -> str:
+def _number_cell(value: float | None, digits: int | None, before: float | None = None) -> str:
+    """A metric, and its change since the baseline when there is a baseline value."""
     if value is None or not math.isfinite(value):
         return '<td class="num" data-sort="-">-</td>'
-    text = str(int(value)) if digits is None else f"{value:.{digits}f}"
+    text = _format(value, digits)
+    if before is not None and math.isfinite(before):
+        text += f" <small>({'+' if value >= before else '-'}{_format(abs(value - before), digits)})</small>"
     return f'<td class="num" data-sort="{value!r}">{text}</td>'
+
+
+def _format(value: float, digits: int | None) -> str:
+    return str(int(value)) if digits is None else f"{value:.{digits}f}"
 
 
 def _section(number: int, video: VideoScore, plots: list[Plot]) -> str:
