@@ -54,6 +54,11 @@ class BaselineChange:
         return "\n".join(lines)
 
 
+def baseline_metrics(baseline: Baseline) -> dict[str, Mapping[str, float]]:
+    """Each video's accepted metrics, for reports that show the change since the baseline."""
+    return {key: entry.metrics for key, entry in baseline.entries.items()}
+
+
 def missing_file(path: Path, fix: str = UPDATE_FLAG) -> BaselineValues:
     """The per-video answer when the configured baseline file does not exist yet."""
     return BaselineValues(missing=f"the baseline file {path} does not exist: run with {fix} to create it")

@@ -48,7 +48,14 @@ def _parser() -> argparse.ArgumentParser:
         run_doctor,
         run_fetch_models,
     )
-    from pytest_lipsync.report_commands import add_gate_arguments, add_merge_arguments, run_gate, run_merge
+    from pytest_lipsync.report_commands import (
+        add_gate_arguments,
+        add_merge_arguments,
+        add_report_arguments,
+        run_gate,
+        run_merge,
+        run_report,
+    )
     from pytest_lipsync.scaffold import add_init_arguments, run_init
 
     parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
@@ -61,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         ("doctor", "check that scoring can run here, and why not", add_doctor_arguments, run_doctor),
         ("merge", "combine shard reports into one (same settings and weights)", add_merge_arguments, run_merge),
         ("gate", "apply pyproject.toml's thresholds and baseline to a (merged) report", add_gate_arguments, run_gate),
+        ("report", "write an HTML report (summary, plots, settings) from a results JSON", add_report_arguments, run_report),
         ("init", "add a [tool.lipsync] table to pyproject.toml and an example CI workflow", add_init_arguments, run_init),
     )
     for name, help_text, add_arguments, run in subcommands:

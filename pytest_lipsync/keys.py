@@ -35,6 +35,7 @@ class RunOptions:
     videos: tuple[str, ...] = ()
     baseline: str | None = None
     json: str | None = None
+    html: str | None = None  # a directory: the HTML report (see ``reports.html``)
     update_baseline: bool = False
     no_cache: bool = False
     shard: str | None = None  # "i/n": this CI job's share of the videos (see ``sharding``)

@@ -35,7 +35,7 @@ def load_report(path: Path) -> NamedReport:
     try:
         return NamedReport(path, Report.from_dict(json.loads(path.read_text(encoding="utf-8"))))
     except OSError as exc:
-        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint="Pass the JSON reports the shards wrote") from None
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint="Pass a report written by --lipsync-json or lipsync score --json") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
             f"is not a pytest-lipsync report ({exc})",

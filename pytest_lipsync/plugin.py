@@ -33,6 +33,7 @@ _HELP = {
     "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
     "reference": "ground-truth directory: adds a PSNR/SSIM item per video",
     "json": "write the results as JSON (the `lipsync score --json` schema)",
+    "html": "write an HTML report (index.html and plots) into this directory",
     "baseline": "baseline file for regression rules",
     "update_baseline": "write the baseline from this run's scores",
     "no_cache": "score every video again instead of replaying cached results",

@@ -1,4 +1,4 @@
-"""``lipsync merge`` and ``lipsync gate``: argument definitions and command bodies (exit 0 passed,
+"""``lipsync merge``, ``lipsync gate`` and ``lipsync report``: argument definitions and command bodies (exit 0 passed,
 1 gate failed, 2 usage or configuration error, which ``cli.main`` turns :class:`LipsyncError` into)."""
 
 from __future__ import annotations
@@ -52,6 +52,28 @@ def run_gate(args: argparse.Namespace) -> int:
     for line in result.lines:
         print(line)
     return 0 if result.passed else 1
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", type=Path, metavar="RESULTS.json", help="a report (--lipsync-json, lipsync score --json)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for index.html and its plots")
+    parser.add_argument("--baseline", type=Path, metavar="PATH", help="a baseline file: show each metric's change since it")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from pytest_lipsync.baseline import baseline_metrics, check_compatible, load_baseline
+    from pytest_lipsync.merge import load_report
+    from pytest_lipsync.reports.html import write_report
+
+    report = load_report(args.report).report
+    baseline = None if args.baseline is None else load_baseline(args.baseline)
+    if args.baseline is not None and baseline is None:
+        raise ConfigError("does not exist", path=args.baseline, hint="Pass the baseline file the gate uses")
+    if baseline is not None:
+        check_compatible(baseline, report.run)  # changes from other settings or weights would mislead
+    page = write_report(report, args.output, None if baseline is None else baseline_metrics(baseline))
+    print(f"lipsync: HTML report written to {page}")
+    return 0
 
 
 def project_root(start: Path) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.baseline import Baseline, BaselineChange, check_compatible, load_baseline, missing_file, update_baseline
+from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, Verdict, judge
@@ -60,6 +60,7 @@ class Outputs:
     json: Path | None = None
     baseline: BaselineChange | None = None
     baseline_path: Path | None = None
+    html: Path | None = None
 
 
 def video_key(path: Path, root: Path, videos_root: Path | None = None) -> str:
@@ -262,20 +263,22 @@ class GateSession:
         self.tally = Tally(self.tally.scored + scored, self.tally.replayed + replayed)
 
     def finish(self) -> Outputs:
-        """Write the JSON report and the baseline (controller only), from every result this run has."""
+        """Write the JSON and HTML reports and the baseline (controller only), from every result this run has."""
         options = self.config.options
-        json_path = self.config.path(options.json)
+        json_path, html_path = self.config.path(options.json), self.config.path(options.html)
         ordered = tuple(self.scores[key] for key in sorted(self.scores))
         run = self.run or _empty_run(self.config)
+        report = Report(run, ordered, shard=options.shard)
         if json_path is not None:
-            write_json_atomic(json_path, Report(run, ordered, shard=options.shard).to_dict())
+            write_json_atomic(json_path, report.to_dict())
+        page = None if html_path is None else _write_html(report, html_path, None if options.update_baseline else self.baseline())
         baseline_path = self.config.path(options.baseline)
         if not options.update_baseline or baseline_path is None:
-            return Outputs(json=json_path)
+            return Outputs(json=json_path, html=page)
         self.videos  # noqa: B018 -- collects: a shard's update keeps the other shards' entries
         known = {entry.key for entry in self._collected or ()} | set(self.scores)
         change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
-        return Outputs(json=json_path, baseline=change, baseline_path=baseline_path)
+        return Outputs(json=json_path, baseline=change, baseline_path=baseline_path, html=page)
 
     def means(self) -> dict[str, float]:
         """Dataset means of every metric over the scored videos (a failed video's partial numbers stay out)."""
@@ -285,6 +288,14 @@ class GateSession:
                 if math.isfinite(value):
                     values.setdefault(metric, []).append(value)
         return {metric: sum(v) / len(v) for metric, v in values.items()}
+
+
+def _write_html(report: Report, directory: Path, baseline: Baseline | None) -> Path:
+    """The HTML report (with changes since ``baseline``), imported only when asked for: it is the one part of
+    a run that may load matplotlib."""
+    from pytest_lipsync.reports.html import write_report
+
+    return write_report(report, directory, None if baseline is None else baseline_metrics(baseline))
 
 
 def _sharded(entries: tuple[VideoEntry, ...], shard: str | None) -> tuple[VideoEntry, ...]:

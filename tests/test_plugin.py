@@ -446,7 +446,7 @@ def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytest
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "lipsync" not in result.stdout.str().replace("lipsync-", "")
-    code = "import sys, pytest_lipsync.plugin; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect') if m in sys.modules))"
+    code = "import sys, pytest_lipsync.plugin; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect', 'matplotlib') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 

@@ -59,6 +59,8 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     lines = [format_table([_short(s) for s in scores]), "", format_means(gate.means(), scored), format_tally(gate.tally)]
     if outputs is not None and outputs.json is not None:
         lines.append(f"lipsync: results written to {outputs.json}")
+    if outputs is not None and outputs.html is not None:
+        lines.append(f"lipsync: HTML report written to {outputs.html}")
     if outputs is not None and outputs.baseline is not None and outputs.baseline_path is not None:
         lines.append(outputs.baseline.describe(outputs.baseline_path))
     if in_github_actions():

@@ -1,0 +1,180 @@
+"""The HTML report (``lipsync report``, ``--lipsync-html``): one page a CI user opens to see why a video failed.
+
+The page is self-contained so that it works as a downloaded CI artifact and offline: inline CSS and JS, plots
+as PNG files beside it, referenced relatively; nothing from the network. Every value from a report (paths,
+error messages, settings) is escaped, since video names and messages are arbitrary text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
+from pytest_lipsync.results import Report, TrackScore, VideoScore
+
+INDEX = "index.html"
+# A baseline's metrics by video key: the summary shows each metric's change from it.
+BaselineMetrics = Mapping[str, Mapping[str, float]]
+# Summary column -> (metric, digits); None digits: an integer.
+_COLUMNS: dict[str, tuple[str, int | None]] = {
+    "LSE-D": ("lse_d", 3), "LSE-C": ("lse_c", 3), "offset": ("offset", None), "PSNR": ("psnr", 2), "SSIM": ("ssim", 4),
+}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; padding: 0 1em; max-width: 70em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+td.num { text-align: right; }
+td small { color: #666; }
+#summary th { cursor: pointer; background: #f0f0f0; user-select: none; }
+#summary th::after { content: " \\2195"; color: #999; }
+tr.failed td { background: #fde8e8; }
+td.status.ok { color: #176b2c; }
+pre.error { background: #fde8e8; border-left: 4px solid #c62828; padding: 0.6em; white-space: pre-wrap; }
+p.note { background: #fff8e1; border-left: 4px solid #f9a825; padding: 0.6em; }
+section { border-top: 1px solid #ddd; margin-top: 1.5em; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+code { word-break: break-all; }
+"""
+
+# Click a header to sort by it (numbers by value, "-" last); click again to reverse.
+_SCRIPT = """
+document.querySelectorAll('#summary th').forEach(function (th, column) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0], up = th.dataset.order !== 'up';
+    th.dataset.order = up ? 'up' : 'down';
+    Array.from(body.rows).sort(function (a, b) {
+      var x = a.cells[column].dataset.sort, y = b.cells[column].dataset.sort;
+      var nx = parseFloat(x), ny = parseFloat(y), order;
+      if (!isNaN(nx) && !isNaN(ny)) { order = nx - ny; }
+      else if (isNaN(nx) !== isNaN(ny)) { return isNaN(nx) ? 1 : -1; }
+      else { order = x.localeCompare(y); }
+      return up ? order : -order;
+    }).forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def write_report(report: Report, directory: Path, baseline: BaselineMetrics | None = None) -> Path:
+    """Write ``directory/index.html`` and its plots; returns the page's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    videos = sorted(report.videos, key=lambda video: (video.ok, video.path))
+    plots, note = _all_plots(videos, directory)
+    body = [
+        "<h1>pytest-lipsync report</h1>",
+        _summary(videos, baseline or {}),
+        *(_section(number, video, plots.get(number, [])) for number, video in enumerate(videos, 1)),
+        _run(report),
+    ]
+    if note:
+        body.insert(1, f'<p class="note">{escape(note)}</p>')
+    page = directory / INDEX
+    page.write_text(_page("\n".join(body)), encoding="utf-8")
+    return page
+
+
+def _all_plots(videos: Iterable[VideoScore], directory: Path) -> tuple[dict[int, list[Plot]], str | None]:
+    """Each video's plots by its number, or none and the message saying how to get them."""
+    try:
+        load_pyplot()
+    except PlotsUnavailable as missing:
+        return {}, str(missing)
+    return {number: video_plots(video, directory, f"video-{number:03d}") for number, video in enumerate(videos, 1)}, None
+
+
+def _page(body: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>pytest-lipsync report</title>\n'
+        f"<style>{_STYLE}</style>\n</head>\n<body>\n{body}\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
+    """The sortable table, failing rows first; each row links to its video's section."""
+    header = "".join(f"<th>{escape(name)}</th>" for name in ("video", *_COLUMNS, "status"))
+    rows = "\n".join(_summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1))
+    note = "<p>In brackets: the change since the baseline.</p>\n" if baseline else ""
+    return f'<h2>Summary</h2>\n{note}<table id="summary">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>'
+
+
+def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) -> str:
+    name = f'<td data-sort="{escape(video.path)}"><a href="#video-{number}">{escape(video.path)}</a></td>'
+    cells = "".join(
+        _number_cell(video.metrics.get(metric), digits, before.get(metric)) for metric, digits in _COLUMNS.values()
+    )
+    status = "ok" if video.error is None else video.error.kind
+    state = "ok" if video.ok else "failed"
+    return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{escape(status)}">{escape(status)}</td></tr>'
+
+
+def _number_cell(value: float | None, digits: int | None, before: float | None = None) -> str:
+    """A metric, and its change since the baseline when there is a baseline value."""
+    if value is None or not math.isfinite(value):
+        return '<td class="num" data-sort="-">-</td>'
+    text = _format(value, digits)
+    if before is not None and math.isfinite(before):
+        text += f" <small>({'+' if value >= before else '-'}{_format(abs(value - before), digits)})</small>"
+    return f'<td class="num" data-sort="{value!r}">{text}</td>'
+
+
+def _format(value: float, digits: int | None) -> str:
+    return str(int(value)) if digits is None else f"{value:.{digits}f}"
+
+
+def _section(number: int, video: VideoScore, plots: list[Plot]) -> str:
+    """A video's error, tracks and plots."""
+    parts = [f'<section id="video-{number}">', f"<h2>{escape(video.path)}</h2>"]
+    if video.error is not None:
+        parts.append(f'<pre class="error">{escape(video.error.kind)}: {escape(video.error.message)}</pre>')
+    parts.append(f"<p>{video.frames} frames, {video.duration:.2f} s, {len(video.tracks)} face track(s)</p>")
+    if video.tracks:
+        parts.append(_tracks(video.tracks))
+    parts += [
+        f'<figure><img src="{escape(plot.file)}" alt="{escape(plot.caption)}"><figcaption>{escape(plot.caption)}</figcaption></figure>'
+        for plot in plots
+    ]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _tracks(tracks: Iterable[TrackScore]) -> str:
+    header = "".join(f"<th>{name}</th>" for name in ("track", "frames", "windows", "LSE-D", "LSE-C", "offset", "mean box"))
+    rows = "".join(
+        f"<tr><td>{number}</td><td>{track.start_frame}-{track.end_frame}</td><td>{track.windows}</td>"
+        f"{_number_cell(track.lse_d, 3)}{_number_cell(track.lse_c, 3)}<td>{track.offset}</td><td>{_box(track)}</td></tr>"
+        for number, track in enumerate(tracks, 1)
+    )
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _box(track: TrackScore) -> str:
+    boxes = track.boxes
+    return "-" if boxes is None else f"{boxes.mean_width:.0f}x{boxes.mean_height:.0f} px ({boxes.detections} detections)"
+
+
+def _run(report: Report) -> str:
+    """Where the numbers came from: tool version, device, settings and weights hashes (to compare runs)."""
+    run = report.run
+    facts = {"tool version": run.tool_version, "device": run.device, **({"shard": report.shard} if report.shard else {})}
+    weights = "".join(
+        f"<tr><td>{escape(w.name)}</td><td><code>{escape(w.sha256)}</code></td><td>{escape(w.path)}</td>"
+        f"<td>{'custom' if w.custom else 'released'}</td></tr>"
+        for w in run.weights
+    )
+    return (
+        '<section id="run">\n<h2>Run</h2>\n'
+        f"{_pairs(facts)}\n<h3>Settings</h3>\n{_pairs(run.settings)}\n<h3>Weights</h3>\n"
+        f"<table><thead><tr><th>name</th><th>SHA-256</th><th>path</th><th></th></tr></thead><tbody>{weights}</tbody></table>\n"
+        "</section>"
+    )
+
+
+def _pairs(values: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{escape(str(key))}</td><td>{escape(str(value))}</td></tr>" for key, value in values.items())
+    return f"<table><tbody>{rows}</tbody></table>"

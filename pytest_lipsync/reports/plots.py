@@ -1,0 +1,130 @@
+"""PNG plots of one video's scores, for the HTML report: where sync holds, how sure SyncNet is, which frames
+differ most from ground truth.
+
+matplotlib is an optional extra (``pytest-lipsync[report]``): it is imported here only, lazily, with the
+``Agg`` backend (CI has no display), and its absence is :class:`PlotsUnavailable` so that the report is
+still written, without plots, saying how to get them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_lipsync.results import TrackScore, VideoScore
+
+INSTALL_HINT = 'pip install "pytest-lipsync[report]"'
+MISSING_MESSAGE = f"Plots need matplotlib, which is not installed: {INSTALL_HINT}"
+
+
+class PlotsUnavailable(Exception):
+    """matplotlib cannot be imported; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A written PNG (its file name, relative to the report directory) and what it shows."""
+
+    file: str
+    caption: str
+
+
+def load_pyplot() -> Any:
+    """``matplotlib.pyplot`` on the ``Agg`` backend, imported on first use so that the plugin stays light."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError:
+        raise PlotsUnavailable(MISSING_MESSAGE) from None
+    return pyplot
+
+
+def video_plots(video: VideoScore, directory: Path, stem: str) -> list[Plot]:
+    """Every plot ``video`` has data for, written as ``directory/stem-*.png``."""
+    pyplot = load_pyplot()
+    plots = []
+    tracks = [track for track in video.tracks if track.frame_confidence]
+    if tracks:
+        plots.append(_save(pyplot, _confidence_figure(pyplot, tracks, video.frames), directory, f"{stem}-confidence.png",
+                           "Smoothed per-frame confidence of each face track"))
+    for number, track in enumerate(video.tracks, 1):
+        if track.mean_dist:
+            plots.append(_save(pyplot, _distance_figure(pyplot, track, number), directory, f"{stem}-distance-{number}.png",
+                               f"Track {number}: mean distance against offset (minimum = LSE-D, median - minimum = LSE-C)"))
+    series = _quality_series(video.quality)
+    if series:
+        plots.append(_save(pyplot, _quality_figure(pyplot, series), directory, f"{stem}-quality.png",
+                           "Per-frame PSNR and SSIM against ground truth, worst frame marked"))
+    return plots
+
+
+def _save(pyplot: Any, figure: Any, directory: Path, name: str, caption: str) -> Plot:
+    """Write and close ``figure``: open figures would pile up over a large dataset."""
+    directory.mkdir(parents=True, exist_ok=True)
+    figure.savefig(directory / name, dpi=100)
+    pyplot.close(figure)
+    return Plot(name, caption)
+
+
+def _confidence_figure(pyplot: Any, tracks: Sequence[TrackScore], frames: int) -> Any:
+    """The x axis spans the whole video (when its length is known), so that frames without a track show as gaps."""
+    figure, axes = pyplot.subplots(figsize=(8, 3), layout="constrained")
+    for number, track in enumerate(tracks, 1):
+        span = range(track.start_frame, track.start_frame + len(track.frame_confidence))
+        axes.plot(span, track.frame_confidence, label=f"track {number} (frames {track.start_frame}-{track.end_frame})")
+    if frames:
+        axes.set_xlim(0, frames - 1)
+    axes.set(xlabel="frame", ylabel="confidence", title="Per-frame confidence")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    return figure
+
+
+def _distance_figure(pyplot: Any, track: TrackScore, number: int) -> Any:
+    """The curve, its minimum (LSE-D at the chosen offset) and its median: the gap is LSE-C."""
+    shift = len(track.mean_dist) // 2
+    offsets = list(range(-shift, len(track.mean_dist) - shift))
+    finite = [value for value in track.mean_dist if math.isfinite(value)]
+    figure, axes = pyplot.subplots(figsize=(6, 3), layout="constrained")
+    axes.plot(offsets, track.mean_dist, marker=".", color="tab:blue")
+    if finite:
+        lowest, median = min(finite), statistics.median(finite)
+        at = offsets[track.mean_dist.index(lowest)]
+        axes.axhline(median, color="tab:gray", linestyle="--", label=f"median {median:.3f}")
+        axes.annotate("", xy=(at, lowest), xytext=(at, median), arrowprops={"arrowstyle": "<->", "color": "tab:green"})
+        axes.plot([at], [lowest], "o", color="tab:red", label=f"min (LSE-D) {lowest:.3f} at offset {at}")
+        axes.plot([], [], color="tab:green", label=f"LSE-C {median - lowest:.3f}")
+        axes.legend(loc="best", fontsize="small")
+    axes.set(xlabel="offset (frames)", ylabel="mean distance", title=f"Track {number}")
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def _quality_series(quality: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """The metrics of ``quality`` that have a per-frame series (none when the pair could not be compared)."""
+    if not quality:
+        return {}
+    return {name: quality[name] for name in ("psnr", "ssim") if isinstance(quality.get(name), Mapping) and quality[name].get("per_frame")}
+
+
+def _quality_figure(pyplot: Any, series: Mapping[str, Mapping[str, Any]]) -> Any:
+    """One panel per metric; the worst value is marked where it is in the series and labelled with its frame."""
+    figure, panels = pyplot.subplots(len(series), 1, figsize=(8, 2.2 * len(series)), sharex=True, layout="constrained", squeeze=False)
+    for axes, (name, data) in zip(panels[:, 0], series.items()):
+        values = [math.nan if value is None else value for value in data["per_frame"]]
+        axes.plot(range(len(values)), values, color="tab:blue")
+        worst = data.get("worst") or {}
+        if worst.get("value") is not None:
+            index = min(range(len(values)), key=lambda i: values[i] if math.isfinite(values[i]) else math.inf)
+            axes.plot([index], [values[index]], "o", color="tab:red", label=f"worst {worst['value']:.4g} (frame {worst.get('frame')})")
+            axes.legend(loc="best", fontsize="small")
+        axes.set(ylabel=name.upper())
+        axes.grid(alpha=0.3)
+    panels[-1, 0].set(xlabel="compared frame")
+    return figure
