@@ -173,7 +173,7 @@ def paired_reference(video: Path, config: LipsyncConfig) -> Path | None:
 def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.media.discover import discover_videos
     from pytest_lipsync.quality.pairing import videos_root
-    from pytest_lipsync.reports.table import format_table
+    from pytest_lipsync.reports.table import custom_weights_notice, format_table
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.workers import Job, Progress, score_jobs
 
@@ -188,6 +188,9 @@ def run_score(args: argparse.Namespace) -> int:
     ]
     run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))
+    notice = custom_weights_notice(run.weights)
+    if notice is not None:
+        print(notice)
     if args.json is not None:
         write_json_atomic(args.json, Report(run, tuple(scores)).to_dict())
     return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED

@@ -142,3 +142,12 @@ def test_pairs_in_pyproject_name_a_videos_ground_truth(  # type: ignore[no-untyp
     assert result["quality"]["match"] == "explicit"
     assert result["quality"]["reference"] == str(project / "truth" / "original.mp4")
     assert result["metrics"]["ssim"] == 1.0
+
+
+def test_custom_weights_are_called_out_under_the_table(make_clip, syncnet_weights: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]
+    assert main([*args, "--syncnet-weights", str(syncnet_weights)]) == 0
+    note = capsys.readouterr().out.splitlines()[-1]
+    assert note.startswith(f"note: scored with custom weights (syncnet {syncnet_weights} (SHA-256 ")
+    assert "not comparable with published LSE-D/LSE-C" in note

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pytest_lipsync.gate import Verdict
 from pytest_lipsync.reports.summary import METRIC_LABELS
+from pytest_lipsync.reports.table import custom_weights_notice
 from pytest_lipsync.results import VideoScore
 
 if TYPE_CHECKING:
@@ -29,15 +30,20 @@ def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def markdown_summary(
-    scores: Sequence[VideoScore], verdicts: Mapping[str, Verdict], means: Mapping[str, float], limit: int = SUMMARY_LIMIT
+    scores: Sequence[VideoScore],
+    verdicts: Mapping[str, Verdict],
+    means: Mapping[str, float],
+    limit: int = SUMMARY_LIMIT,
+    notice: str | None = None,
 ) -> str:
-    """The job-summary section: one row per video with its verdict, then the dataset means."""
+    """The job-summary section: one row per video with its verdict, then the dataset means (and ``notice``)."""
     columns = [m for m in METRIC_LABELS if any(m in s.metrics for s in scores)]
     failed = sum(1 for v in verdicts.values() if v.outcome == "failed")
     head = [f"## pytest-lipsync: {len(scores)} videos, {failed} failing checks", ""]
     head += ["| video | " + " | ".join(METRIC_LABELS[m] for m in columns) + " | verdict |"]
     head += ["|---|" + "---:|" * len(columns) + "---|"]
     tail = ["", "**Mean:** " + ", ".join(f"{METRIC_LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
+    tail += [f"_{notice}_", ""] if notice else []
     rows = [_row(score, columns, verdicts) for score in scores]
     budget = limit - sum(len(line) + 1 for line in head + tail) - 200
     kept = []
@@ -65,7 +71,9 @@ def publish_step_summary(gate: GateSession) -> Path | None:
     """Under GitHub Actions, append the run's table to the job summary."""
     if not in_github_actions() or not gate.scores:
         return None
-    return append_step_summary(markdown_summary([gate.scores[k] for k in sorted(gate.scores)], gate.verdicts, gate.means()))
+    notice = None if gate.run is None else custom_weights_notice(gate.run.weights)
+    scores = [gate.scores[k] for k in sorted(gate.scores)]
+    return append_step_summary(markdown_summary(scores, gate.verdicts, gate.means(), notice=notice))
 
 
 def annotations(verdicts: Mapping[str, Verdict]) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
+from pytest_lipsync.reports.table import custom_weights_notice
 from pytest_lipsync.results import Report, TrackScore, VideoScore
 
 INDEX = "index.html"
@@ -72,8 +73,9 @@ def write_report(report: Report, directory: Path, baseline: BaselineMetrics | No
         *(_section(number, video, plots.get(number, [])) for number, video in enumerate(videos, 1)),
         _run(report),
     ]
-    if note:
-        body.insert(1, f'<p class="note">{escape(note)}</p>')
+    for line in (note, custom_weights_notice(report.run.weights)):
+        if line:
+            body.insert(1, f'<p class="note">{escape(line)}</p>')
     page = directory / INDEX
     page.write_text(_page("\n".join(body)), encoding="utf-8")
     return page

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_lipsync.results import VideoScore
+from pytest_lipsync.results import VideoScore, WeightsRecord
 
 _LSE_COLUMNS = ("LSE-D", "LSE-C", "offset")
 _QUALITY_COLUMNS = ("PSNR", "SSIM")
@@ -50,3 +50,14 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def _align(cell: str, width: int, column: int, columns: int) -> str:
     return cell.ljust(width) if column in (0, columns - 1) else cell.rjust(width)
+
+
+def custom_weights_notice(weights: Sequence[WeightsRecord]) -> str | None:
+    """A line under every table scored with weights other than the released files: not paper numbers."""
+    custom = [f"{w.name} {w.path} (SHA-256 {w.sha256[:12]}...)" for w in weights if w.custom]
+    if not custom:
+        return None
+    return (
+        f"note: scored with custom weights ({'; '.join(custom)}): these numbers are not comparable with "
+        "published LSE-D/LSE-C, which use the released syncnet_v2.model and sfd_face.pth"
+    )
