@@ -233,9 +233,13 @@ def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
 
 
 def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
-    """Write ``document`` so that readers see the old file or the new one, never half of one."""
+    """Write ``document`` as standard JSON (no NaN or Infinity), atomically."""
+    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

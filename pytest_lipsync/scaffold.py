@@ -11,6 +11,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from pytest_lipsync.results import write_text_atomic
+
 WORKFLOW = Path(".github/workflows/lipsync.yml")
 _TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*lipsync\s*[.\]]", re.MULTILINE)
 
@@ -41,13 +43,12 @@ def _add_table(pyproject: Path) -> str:
         return f"{pyproject}: already has a [tool.lipsync] table, left unchanged"
     separator = "" if not existing or existing.endswith("\n") else "\n"
     table = template("pyproject-table.toml")
-    pyproject.write_text(existing + separator + (table if existing else table.lstrip("\n")), encoding="utf-8")
+    write_text_atomic(pyproject, existing + separator + (table if existing else table.lstrip("\n")))
     return f"{pyproject}: {'added' if existing else 'created with'} a commented [tool.lipsync] table"
 
 
 def _write_once(path: Path, text: str) -> str:
     if path.exists():
         return f"{path}: exists, left unchanged"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)
     return f"{path}: written (a self-hosted GPU runner workflow; edit the generator step)"

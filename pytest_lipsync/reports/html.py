@@ -15,7 +15,7 @@ from typing import Any
 
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import custom_weights_notice
-from pytest_lipsync.results import Report, TrackScore, VideoScore
+from pytest_lipsync.results import Report, TrackScore, VideoScore, write_text_atomic
 
 INDEX = "index.html"
 # A baseline's metrics by video key: the summary shows each metric's change from it.
@@ -77,7 +77,7 @@ def write_report(report: Report, directory: Path, baseline: BaselineMetrics | No
         if line:
             body.insert(1, f'<p class="note">{escape(line)}</p>')
     page = directory / INDEX
-    page.write_text(_page("\n".join(body)), encoding="utf-8")
+    write_text_atomic(page, _page("\n".join(body)))
     return page
 
 
