@@ -24,7 +24,7 @@ from pytest_lipsync.settings import Settings
 if TYPE_CHECKING:
     import torch
 
-    from pytest_lipsync.faces.pipeline import FacePipeline
+    from pytest_lipsync.faces.pipeline import FacePipeline, PipelineResult
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.quality.face import FaceRegions
@@ -151,6 +151,19 @@ class Scorer:
 
         result = faces.score(open_video(path, self.settings.max_pixels), timings)
         return result.tracks, result.frames, result.audio_frames
+
+    def score_tracks(self, path: str | Path) -> PipelineResult:
+        """The pipeline protocol's scored tracks with their per-frame geometry, for drawing them
+        (``lipsync visualize``); unlike :meth:`score`, a video that cannot be scored raises its VideoError."""
+        from pytest_lipsync.media.decode import open_video
+        from pytest_lipsync.sync.scorer import Timings
+
+        if self._faces is None:
+            raise ConfigError(
+                "protocol = 'cropped' has no face tracks to draw: its frames already are the face crops",
+                hint="Use protocol = 'pipeline' (--protocol pipeline) for videos with faces in them",
+            )
+        return self._faces.score(open_video(path, self.settings.max_pixels), Timings())
 
     def _score_cropped(self, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int, int]:
         """The track, the video's frames and the sound's frames (25 fps): the shorter bounds the windows."""
