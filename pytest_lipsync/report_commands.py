@@ -62,6 +62,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from pytest_lipsync.baseline import baseline_metrics, check_compatible, load_baseline
+    from pytest_lipsync.cli import score_config
     from pytest_lipsync.merge import load_report
     from pytest_lipsync.reports.html import write_report
 
@@ -71,7 +72,8 @@ def run_report(args: argparse.Namespace) -> int:
         raise ConfigError("does not exist", path=args.baseline, hint="Pass the baseline file the gate uses")
     if baseline is not None:
         check_compatible(baseline, report.run)  # changes from other settings or weights would mislead
-    page = write_report(report, args.output, None if baseline is None else baseline_metrics(baseline))
+    rules = score_config(args, Path.cwd(), os.environ).gate  # the project's lse_c_min places the confidence bands
+    page = write_report(report, args.output, None if baseline is None else baseline_metrics(baseline), rules)
     print(f"lipsync: HTML report written to {page}")
     return 0
 

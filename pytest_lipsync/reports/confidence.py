@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pytest_lipsync.gate import GateRules
 
 DEFAULT_THRESHOLD = 3.0
+# Window i covers frames i..i+4 of its track: its confidence belongs to its middle frame, i + 2.
+WINDOW_CENTRE = 2
 BAND_MARGIN = 1.0
 # BGR, as OpenCV draws; the plots use the same colours (as RGB).
 RED = (40, 40, 220)
@@ -65,7 +67,7 @@ def confidence_at(frame_confidence: Sequence[float], index: int) -> float | None
     ``index - 2``), the first or last window's for the frames at the track's ends; None without windows."""
     if not frame_confidence:
         return None
-    return frame_confidence[min(max(index - 2, 0), len(frame_confidence) - 1)]
+    return frame_confidence[min(max(index - WINDOW_CENTRE, 0), len(frame_confidence) - 1)]
 
 
 def rgb(colour: tuple[int, int, int]) -> tuple[float, float, float]:
