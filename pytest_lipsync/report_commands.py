@@ -64,6 +64,7 @@ def run_report(args: argparse.Namespace) -> int:
     from pytest_lipsync.baseline import baseline_metrics, check_compatible, load_baseline
     from pytest_lipsync.cli import score_config
     from pytest_lipsync.merge import load_report
+    from pytest_lipsync.reports.github import append_step_summary, artifact_line, in_github_actions
     from pytest_lipsync.reports.html import write_report
 
     report = load_report(args.report).report
@@ -75,6 +76,9 @@ def run_report(args: argparse.Namespace) -> int:
     rules = score_config(args, Path.cwd(), os.environ).gate  # the project's lse_c_min places the confidence bands
     page = write_report(report, args.output, None if baseline is None else baseline_metrics(baseline), rules)
     print(f"lipsync: HTML report written to {page}")
+    link = artifact_line(os.environ) if in_github_actions(os.environ) else None
+    if link is not None:
+        append_step_summary(link, os.environ)
     return 0
 
 
