@@ -131,7 +131,7 @@ def _save(pyplot: Any, figure: Any, directory: Path, name: str, caption: str) ->
 def _confidence_figure(pyplot: Any, tracks: Sequence[TrackScore], frames: int, band: ConfidenceBand) -> Any:
     """The x axis spans the whole video (when its length is known), so that frames without a track show as gaps;
     each frame is plotted at the centre of its window, as ``lipsync visualize`` colours it."""
-    figure, axes = pyplot.subplots(figsize=(8, 3), layout="constrained")
+    figure, axes = pyplot.subplots(figsize=(10, 3), layout="constrained")
     axes.axhspan(band.low, band.high, color=rgb(AMBER), alpha=0.25, label=f"threshold band: {band.label}")
     axes.axhline(band.threshold, color=rgb(AMBER), linewidth=1)
     for number, track in enumerate(tracks, 1):
@@ -142,7 +142,7 @@ def _confidence_figure(pyplot: Any, tracks: Sequence[TrackScore], frames: int, b
         axes.set_xlim(0, frames - 1)
     axes.set(xlabel="frame", ylabel="confidence", title="Per-frame confidence")
     axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside: the curves stay visible
     return figure
 
 
