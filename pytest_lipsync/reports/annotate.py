@@ -116,10 +116,14 @@ def h264_encoder() -> str:
 
 
 def drawn_tracks(result: PipelineResult, source: VideoSource, crop_scale: float, shift: int) -> tuple[DrawnTrack, ...]:
-    """The tracks' crop windows in frame coordinates, computed as cropping computes them."""
+    """The tracks' crop windows in frame coordinates, computed as cropping computes them (on the decoded
+    frames' size: a rotated video's upright frames are not the size its header says)."""
     from pytest_lipsync.faces.crop import crop_windows
 
-    height, width = source.info.height, source.info.width
+    first = next(source.frames(1), None)
+    if first is None:
+        return ()
+    height, width = first.shape[1:3]
     drawn = []
     for number, (score, track) in enumerate(zip(result.tracks, result.geometry, strict=True), 1):
         pad, top, bottom, left, right = crop_windows(track.s, track.cx, track.cy, height, width, crop_scale=crop_scale).T
@@ -165,7 +169,9 @@ def write_annotated(
 def annotate_frame(
     picture: np.ndarray, frame: int, tracks: Sequence[DrawnTrack], band: ConfidenceBand
 ) -> tuple[np.ndarray, bool]:
-    """``picture`` (BGR, drawn on in place) with the boxes of the tracks covering ``frame``; and whether any does."""
+    """``picture`` (BGR, drawn on in place) with the boxes of the tracks covering ``frame``; and whether any does.
+
+    A box is white where its track has no confidence to show (a result without the per-frame series)."""
     covering = [(track, window) for track in tracks if (window := track.window(frame)) is not None]
     for track, window in covering:
         confidence = confidence_at(track.score.frame_confidence, frame - track.first_frame)
