@@ -153,3 +153,21 @@ def test_the_band_is_the_gates_lse_c_min_for_that_video() -> None:
     assert band_for(rules, "a.mp4") == ConfidenceBand(5.0, "gate")
     assert band_for(rules, "hard/b.mp4").threshold == 2.0
     assert (band_for(rules, "a.mp4").low, band_for(rules, "a.mp4").high) == (4.0, 6.0)
+
+
+def test_reference_fidelity_tracks_move_back_by_the_replays_repeated_frames(make_clip) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.faces.pipeline import PipelineResult, replay_shift
+    from pytest_lipsync.faces.tracking import Track
+    from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.media.reencode import leading_repeats
+    from pytest_lipsync.reports.annotate import drawn_tracks
+
+    source = open_video(make_clip("no_face.mp4", NO_FACE))  # 96x72, 16 kHz sound
+    assert (replay_shift(source, reference=True), replay_shift(source, reference=False)) == (leading_repeats(16000), 0) == (2, 0)
+    s, cx, cy = np.full(3, 10.0), np.array([30.0, 31.0, 32.0]), np.full(3, 20.0)
+    track = Track(np.arange(5, 8), np.zeros((3, 4)), s, cx, cy, 3)
+    score = TrackScore(5, 7, 1, 7.0, 3.0, 0, (), (1.0,))
+    (drawn,) = drawn_tracks(PipelineResult((score,), 10, 10, (track,)), source, 0.4, shift=2)
+    assert drawn.first_frame == 3 and drawn.window(2) is None and drawn.window(6) is None
+    # PROTOCOL 5 written out: rows cy - s to cy + s (1 + 2 * 0.4), columns cx -+ s (1 + 0.4), truncated.
+    assert drawn.window(3).tolist() == [16, 10, 44, 38] and drawn.window(5).tolist() == [18, 10, 46, 38]
