@@ -246,10 +246,27 @@ def write_text_atomic(path: Path, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
+        publish(Path(temporary), path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def publish(temporary: Path, path: Path) -> None:
+    """Rename a finished temporary file over ``path`` with the permissions a plain ``open()`` would give.
+
+    ``mkstemp`` creates files readable by their owner only; a report, baseline or annotated video is meant to
+    be shared (a CI artifact, a web server, a teammate's checkout), so it gets ``0o666`` less the umask.
+    """
+    os.chmod(temporary, 0o666 & ~_umask())
+    os.replace(temporary, path)
+
+
+def _umask() -> int:
+    """The process's umask; reading it means setting it, so it is set straight back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _finite(value: float) -> float | None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from pytest_lipsync.errors import ConfigError, NoFaceTrackError
 from pytest_lipsync.reports.confidence import ConfidenceBand, confidence_at
-from pytest_lipsync.results import TrackScore
+from pytest_lipsync.results import TrackScore, publish
 
 if TYPE_CHECKING:
     import av.audio.stream
@@ -159,7 +159,7 @@ def write_annotated(
                 frames, uncovered = frames + 1, uncovered + (not covered)
             container.mux(video.encode(None))
             sound.until(None)
-        os.replace(temporary, output)
+        publish(Path(temporary), output)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
