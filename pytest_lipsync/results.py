@@ -220,6 +220,8 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        if not isinstance(data, Mapping):  # a hand-edited file: any JSON parses, few documents are reports
+            raise ValueError(f"a report is a JSON object, not a {type(data).__name__}")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version is {version!r}, this version of {TOOL_NAME} reads {SCHEMA_VERSION}")

@@ -54,6 +54,7 @@ TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
 REMUXABLE = ClipSpec(seconds=1.0, width=64, height=64, video_codec="mjpeg")
 Build = Callable[[Path], Path]
+pytest_plugins = ["pytester"]
 
 
 def clip(name: str, **changes: object) -> Build:
@@ -493,3 +494,67 @@ def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tm
     message = results[1].error.message  # type: ignore[union-attr]
     assert message.startswith(f"{tmp_path / 'hang.mp4'}: scoring was stopped after ")
     assert "over the time limit of 0.5 s; the worker process scoring it did not respond and was killed" in message
+
+
+# ---------------------------------------------------------------- damaged configuration and baseline files
+
+BAD_TOML = '[tool.lipsync]\nvideos = "videos"\nprotocol = = "cropped"\n'
+
+
+def test_malformed_pyproject_names_the_file_and_the_line_in_pytest(pytester: pytest.Pytester) -> None:
+    """pytest parses pyproject.toml itself before the plugin does, and says where it fails."""
+    pytester.makepyprojecttoml(BAD_TOML)
+    result = pytester.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: */pyproject.toml: Invalid value (at line 3, column 12)"])
+
+
+def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.cli import main
+
+    (tmp_path / "pyproject.toml").write_text(BAD_TOML)
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", str(make_clip("toml_clip.mkv", TINY)), "-q"]) == 2
+    expected = f"lipsync: error: {tmp_path / 'pyproject.toml'}: is not valid TOML: Invalid value (at line 3, column 12). Fix"
+    assert capsys.readouterr().err.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"schema_version": 1, "tool": {"name": "pytest-lipsync", "vers', "Unterminated string starting at: line 1 column 58"),
+        ('{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}', "could not convert string to float: 'low'"),
+        ("[1, 2]", "a report is a JSON object, not a list"),
+    ],
+    ids=["truncated", "hand_edited_metric", "not_a_report"],
+)
+def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: str, tmp_path: Path) -> None:
+    from pytest_lipsync.baseline import load_baseline
+    from pytest_lipsync.errors import ConfigError
+
+    path = tmp_path / "lipsync-baseline.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_baseline(path)
+    assert raised.value.message.startswith(f"{path}: is not a readable baseline ({problem}")
+    assert "Restore it from version control, or delete it and run with --lipsync-update-baseline" in raised.value.message
+
+
+# ---------------------------------------------------------------- the README lists every kind
+
+
+def _readme_kinds() -> dict[str, str]:
+    """kind -> example message, from the tables of the README's "Error kinds" section."""
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n### Error kinds\n", 1)[1].split("\n## ", 1)[0]
+    rows = (line.split(" | ") for line in section.splitlines() if line.startswith("| `"))
+    return {kind.strip("| `"): example.strip("| `") for kind, example in rows}
+
+
+def test_the_readme_lists_every_error_kind_with_an_example_message() -> None:
+    from pytest_lipsync import errors
+
+    raised = {errors.ConfigError.kind, errors.WeightsError.kind} | (video_error_kinds() - {errors.VideoError.kind})
+    documented = _readme_kinds()
+    assert sorted(documented) == sorted(raised)
+    assert all(": " in example and ". " in example for example in documented.values())  # file: what. what to do
