@@ -559,3 +559,35 @@ def test_the_readme_lists_every_error_kind_with_an_example_message() -> None:
     assert sorted(documented) == sorted(raised)
     for kind in video_error_kinds() - {errors.VideoError.kind}:  # "file: what is wrong. what to do"
         assert documented[kind].startswith("out/a.") and ". " in documented[kind], kind
+
+
+# ---------------------------------------------------------------- one bad video never stops the others
+
+
+def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Under ``--workers 2``, each bad file fails with its own kind and every good one scores (in one process,
+    ``test_workers`` shows the same results, and the corpus above each kind)."""
+    import json
+
+    from pytest_lipsync.cli import main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    kinds = {
+        "good1.mkv": "ok",
+        "good2.avi": "ok",
+        zero_bytes(folder).name: "unreadable",
+        clip("sound.mkv", video=False)(folder).name: "no_video_stream",
+        clip("hush.mkv", silent=True)(folder).name: "silent_audio",
+        clip("short.mkv", seconds=0.16)(folder).name: "too_short",
+        damaged("damaged.mkv", "mjpeg", (10, 15))(folder).name: "decode_error",
+    }
+    clip("good1.mkv")(folder), clip("good2.avi", seed=5)(folder)
+    out = tmp_path / "scores.json"
+    args = ["score", str(folder), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
+    code = main([*args, "--syncnet-weights", str(syncnet_weights), "--workers", "2", "--json", str(out), "-q"])
+    assert code == 1
+    videos = json.loads(out.read_text())["videos"]
+    assert {Path(video["path"]).name: (video["error"] or {"kind": "ok"})["kind"] for video in videos} == kinds
+    assert all(video["metrics"]["lse_d"] > 0 for video in videos if video["error"] is None)
+    assert "decode_error" in capsys.readouterr().out
