@@ -322,7 +322,7 @@ def _probe(path: Path, container: av.container.InputContainer) -> VideoInfo:
             path=path,
             hint="The file is damaged or truncated (or uses a codec this FFmpeg lacks); re-export it",
         )
-    audio = container.streams.audio[0] if container.streams.audio else None
+    audio = container.streams.audio[0].codec_context if container.streams.audio else None  # None: codec unknown
     rate = video.average_rate or video.guessed_rate
     return VideoInfo(
         path=path,
@@ -331,9 +331,9 @@ def _probe(path: Path, container: av.container.InputContainer) -> VideoInfo:
         codec=video.codec_context.name,
         source_fps=float(rate) if rate else None,
         duration=_duration(container, video),
-        audio_codec=audio.codec_context.name if audio else None,
-        audio_rate=audio.codec_context.sample_rate if audio else None,
-        audio_channels=audio.codec_context.channels if audio else None,
+        audio_codec=audio.name if audio else None,
+        audio_rate=audio.sample_rate if audio else None,
+        audio_channels=audio.channels if audio else None,
     )
 
 
