@@ -441,6 +441,29 @@ def test_a_video_past_its_timeout_fails_with_timeout_and_stops_decoding(syncnet_
     assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
 
 
+def test_the_timeout_holds_while_one_frame_becomes_millions(tmp_path: Path) -> None:
+    """A header whose frame rate is one frame a day (a flipped bit did it in the fuzzer) makes three frames
+    6.5 million at 25 fps, with no packet in between: the limit is checked per output frame too."""
+    from fractions import Fraction
+
+    from pytest_lipsync.errors import ScoringTimeoutError
+
+    path = tmp_path / "daily.avi"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=Fraction(1, 86400))
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuvj420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 9 * index, np.uint8), format="bgr24")
+            frame.pts = index
+            for packet in [*stream.encode(frame), *(stream.encode(None) if index == 2 else [])]:
+                out.mux(packet)
+    source = open_video(path, timeout=0.2)
+    assert source.info.duration == 3 * 86400
+    with pytest.raises(ScoringTimeoutError, match="over the time limit of 0.2 s"):
+        for _ in source.decoded():
+            pass
+
+
 def test_the_default_timeout_grows_with_the_header_duration(tmp_path: Path) -> None:
     source = open_video(write_clip(tmp_path / "clip.mkv", TINY))
     assert source.info.duration is not None

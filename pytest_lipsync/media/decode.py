@@ -137,10 +137,10 @@ class VideoSource:
                     if graph is None:  # built on the first frame, which carries the rotation
                         graph = _fps_graph(stream, self._origin, pix_fmt, upright_filters(frame.rotation))
                     graph.push(frame)
-                    yield from _drain(graph)
+                    yield from _drain(graph, self.deadline)
                 if graph is not None:
                     graph.push(None)
-                    yield from _drain(graph)
+                    yield from _drain(graph, self.deadline)
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"video decoding failed ({_reason(exc)})",
@@ -363,10 +363,13 @@ def _fps_graph(
     return graph
 
 
-def _drain(graph: av.filter.Graph) -> Iterator[av.video.frame.VideoFrame]:
+def _drain(graph: av.filter.Graph, deadline: Deadline) -> Iterator[av.video.frame.VideoFrame]:
+    """The frames the graph has ready. The deadline is checked per frame: one source frame may become
+    millions at 25 fps (a corrupt header claiming a frame rate of 1 per day), with no packet in between."""
     import av
 
     while True:
+        deadline.check()
         try:
             yield graph.pull()
         except (av.BlockingIOError, av.EOFError):
