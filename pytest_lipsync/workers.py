@@ -107,6 +107,7 @@ def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory,
         return
     conn.send(("ready", scorer.run.to_dict()))
     while (job := conn.recv()) is not None:
+        conn.send(("limit", video_limit(job.video, settings)))
         try:
             result = scorer.score(job.video, job.reference, videos_root=job.videos_root)
         except Exception as exc:  # a bug must cost its video, not the other workers' results
@@ -171,6 +172,9 @@ class _Pool:
                     live[conn] = worker
                     if message[0] == "setup":
                         raise ConfigError(message[1])
+                    if message[0] == "limit":
+                        worker.limit = message[1]
+                        continue
                     if message[0] == "ready":
                         worker.ready, run = True, run or RunRecord.from_dict(message[1])
                     else:
@@ -185,10 +189,10 @@ class _Pool:
         return run, [results[job.number] for job in jobs]
 
     def _give(self, worker: _Worker, job: Job, progress: Progress) -> None:
+        """Until the worker has read the video's header (its ``limit`` message), the limit of a video without one."""
         from pytest_lipsync.deadline import video_timeout
 
-        duration = _header_duration(job.video) if self.settings.timeout is None else None
-        worker.give(job, video_timeout(self.settings.timeout, duration), progress)
+        worker.give(job, video_timeout(self.settings.timeout, None), progress)
 
     def _replace(self, worker: _Worker, live: dict[Connection, _Worker], pending: deque[Job]) -> None:
         if pending:
@@ -232,16 +236,19 @@ class _Pool:
             self._done(worker, _crashed(worker.job, why), results, progress)
 
 
-def _header_duration(video: Path) -> float | None:
-    """The duration the video's header claims, for its default time limit; ``None`` when it cannot be read
-    (the worker then reports why)."""
+def video_limit(video: Path, settings: Settings) -> float:
+    """The video's time limit, read in the worker: opening a hostile header may crash, and only a worker may.
+    A header that cannot be read gets the limit of one without a duration (scoring then reports why)."""
+    from pytest_lipsync.deadline import video_timeout
     from pytest_lipsync.errors import VideoError
     from pytest_lipsync.media.decode import open_video
 
+    if settings.timeout is not None:
+        return settings.timeout
     try:
-        return open_video(video).info.duration
+        return open_video(video, settings.max_pixels).deadline.limit
     except VideoError:
-        return None
+        return video_timeout(None, None)
 
 
 def _receive(conn: Connection) -> tuple[Any, ...] | None:

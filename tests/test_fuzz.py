@@ -2,8 +2,9 @@
 
 Mutations (see ``fixtures.fuzz``): bit flips, truncations, another clip's header spliced in, bytes inserted
 or deleted, over an MPEG-4/AVI, an H.264+AAC/MP4 and an MJPEG/Matroska clip. A mutated clip that still
-scores is fine (it is a valid video); a finding is an exception escaping ``Scorer.score``, a kind that is
-not a :class:`VideoError` kind, a case that takes longer than ``CASE_SECONDS``, or the scoring process
+scores is fine (it is a valid video), and so is ``timeout`` (the cases run with ``timeout = 15`` s, see
+``fixtures.fuzz``); a finding is an exception escaping ``Scorer.score``, a kind that is not a
+:class:`VideoError` kind, a case that takes longer than ``CASE_SECONDS``, or the scoring process
 dying (a segfault or an abort in a decoder). The cases run in one child process; when it dies or hangs the
 case is recorded and a new child goes on from the next one, so one run lists every finding.
 
