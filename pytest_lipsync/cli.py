@@ -86,6 +86,7 @@ _SCORE_KEYS = (
     "protocol", "fidelity", "device", "syncnet_weights", "s3fd_weights", "detector", "batch_size", "offline",
     "facedet_scale", "crop_scale", "min_track", "num_failed_det", "min_face_size", "scene_threshold",
     "reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch",
+    "timeout", "max_corrupt_fraction",
 )
 
 
@@ -122,6 +123,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help=f"SyncNet windows per batch (default: {defaults.batch_size})")
     parser.add_argument("--offline", action="store_true", default=None, help="never download weights")
     _add_pipeline_arguments(parser, defaults)
+    _add_limit_arguments(parser, defaults)
 
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -151,6 +153,19 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
         type=int,
         metavar="FRAMES",
         help=f"frames the two videos may differ by (default: {defaults.max_length_mismatch})",
+    )
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    limits = parser.add_argument_group("limits per video (over them, the video fails and the others go on)")
+    limits.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="time per video (default: 60 s + 20 x its duration)"
+    )
+    limits.add_argument(
+        "--max-corrupt-fraction",
+        type=float,
+        metavar="F",
+        help=f"share of damaged frames tolerated, 0 to 1 (default: {defaults.max_corrupt_fraction})",
     )
 
 
