@@ -8,7 +8,7 @@ scores is fine (it is a valid video), and so is ``timeout`` (the cases run with 
 dying (a segfault or an abort in a decoder). The cases run in one child process; when it dies or hangs the
 case is recorded and a new child goes on from the next one, so one run lists every finding.
 
-CI runs ``LIPSYNC_FUZZ_CASES`` (default 40) cases from ``LIPSYNC_FUZZ_SEED`` (default 0); set them for a
+CI runs ``LIPSYNC_FUZZ_CASES`` (default 200) cases from ``LIPSYNC_FUZZ_SEED`` (default 0); set them for a
 longer hunt, e.g. ``LIPSYNC_FUZZ_CASES=5000 LIPSYNC_FUZZ_SEED=7 python -m pytest tests/test_fuzz.py``.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from fixtures.fuzz import write_bases
 from pytest_lipsync.config import video_error_kinds
 
-CASES = int(os.environ.get("LIPSYNC_FUZZ_CASES", "40"))
+CASES = int(os.environ.get("LIPSYNC_FUZZ_CASES", "200"))
 SEED = int(os.environ.get("LIPSYNC_FUZZ_SEED", "0"))
 CASE_SECONDS = 60.0  # per case, and for the child to load the model: far above any case's time on a slow runner
 ROOT = Path(__file__).parents[1]
