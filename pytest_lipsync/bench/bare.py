@@ -61,8 +61,9 @@ def syncnet_forward(net: SyncNet, device: torch.device, windows: int, batch_size
 
     generator = torch.Generator().manual_seed(0)
     largest = min(batch_size, windows)
-    video = (torch.rand(3, largest + LIP_FRAMES - 1, 224, 224, generator=generator) * 255).to(device)
-    mfcc = torch.randn(largest, 1, 13, 20, generator=generator).to(device)
+    dtype = next(net.parameters()).dtype  # a reduced-precision variant may have cast the weights
+    video = (torch.rand(3, largest + LIP_FRAMES - 1, 224, 224, generator=generator) * 255).to(device, dtype)
+    mfcc = torch.randn(largest, 1, 13, 20, generator=generator).to(device, dtype)
 
     def towers() -> None:
         for first in range(0, windows, batch_size):

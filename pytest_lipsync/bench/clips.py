@@ -61,6 +61,7 @@ def generated_clip(directory: Path, resolution: str, seconds: float, faces: int)
     name = f"{resolution}_{seconds:g}s_{faces}face{'s' if faces > 1 else ''}"
     path = directory / f"{name}.mp4"
     if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.part.mp4")
         write_clip(partial, ClipSpec(seconds=seconds, width=width, height=height, faces=faces, marker=True, seed=faces))
         partial.replace(path)

@@ -32,6 +32,8 @@ class Variant:
 
 @dataclass(frozen=True)
 class Preset:
+    """A matrix to start from; every command-line option given replaces its part."""
+
     resolutions: tuple[str, ...]
     seconds: tuple[float, ...]
     faces: tuple[int, ...]

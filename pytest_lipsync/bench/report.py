@@ -3,7 +3,8 @@
 Columns: ``s`` seconds; ``fps`` 25 fps video frames per second; ``RTF`` real-time factor, seconds per second
 of video (below 1: faster than real time); ``share`` of the run's wall time; ``peak RSS`` the run's own
 process (VmHWM); ``bare`` the S3FD and SyncNet forward passes alone on the same work; ``overhead`` end to end
-(without quality) over bare; ``speed-up`` and ``Δ`` against the baseline variant on the same clip and protocol.
+(without quality) over bare; ``speed-up`` (without quality) and ``Δ`` against the baseline variant on the same
+clip and protocol.
 """
 
 from __future__ import annotations
