@@ -7,16 +7,19 @@ with the same batch and input size; SyncNet: the same windows in the same batche
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     import numpy as np
     import torch
 
     from pytest_lipsync.faces.s3fd import S3FDDetector
-    from pytest_lipsync.sync.model import SyncNet
+    from pytest_lipsync.sync.scorer import SyncScorer
 
 
 def timed(run: Callable[[], object], device: torch.device) -> float:
@@ -30,48 +33,68 @@ def timed(run: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def s3fd_forward(
-    net: torch.nn.Module, device: torch.device, calls: Mapping[tuple[int, int, int], int], scale: float, limit: int | None
-) -> tuple[float, int]:
-    """Seconds of ``net`` on every (batch, height, width) call of the run, and how many calls were timed.
+def forward_context(owner: object, device: torch.device) -> AbstractContextManager[object]:
+    """The context the run's forward passes ran in: the owner's ``precision`` (autocast) when it has one."""
+    precision = getattr(owner, "precision", "fp32")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    from pytest_lipsync.models.runtime import autocast  # arrives with the precision setting
 
-    At most ``limit`` calls per shape are timed and the rest scaled from them (every call of a shape costs
-    the same); each shape is run once untimed first, as the run's first batch was.
+    return autocast(precision, device)
+
+
+def s3fd_forward(
+    detector: S3FDDetector, calls: Mapping[tuple[int, int, int], int], limit: int | None
+) -> tuple[float, int]:
+    """Seconds of S3FD's network on every (batch, height, width) call of the run, and how many calls were timed.
+
+    The network input is made in advance by the detector's own preparation (resize, layout, mean), so that
+    only the forward pass is timed, in the run's precision. At most ``limit`` calls per shape are timed and
+    the rest scaled from them (every call of a shape costs the same); each shape runs once untimed first, as
+    the run's first batch of it did.
     """
+    import numpy as np
     import torch
 
-    dtype = next(net.parameters()).dtype
+    device = detector.device
     total, timed_calls = 0.0, 0
     for (batch, height, width), count in calls.items():
-        x = torch.rand(batch, 3, round(height * scale), round(width * scale), device=device, dtype=dtype) * 255 - 118
+        frames = np.random.default_rng(0).integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
         runs = count if limit is None else min(count, limit)
         with torch.inference_mode():
-            net(x)
-            seconds = timed(lambda: [net(x) for _ in range(runs)], device)
+            x = detector._network_input(frames)
+            with forward_context(detector, device):
+                detector.net(x)
+                seconds = timed(lambda: [detector.net(x) for _ in range(runs)], device)
         total += seconds * count / runs
         timed_calls += runs
     return total, timed_calls
 
 
-def syncnet_forward(net: SyncNet, device: torch.device, windows: int, batch_size: int) -> float:
-    """Seconds of the lip and audio towers over ``windows`` windows, in the scorer's batches."""
+def syncnet_forward(sync: SyncScorer, windows: int) -> float:
+    """Seconds of the lip and audio towers over ``windows`` windows, in the scorer's batches and precision.
+
+    The inputs have the run's layout: uint8 (frames, 224, 224, 3) crops turned into a (3, frames, 224, 224)
+    float view, and float32 MFCC windows.
+    """
     import torch
 
     from pytest_lipsync.sync.model import LIP_FRAMES
 
+    device, batch_size = sync.device, sync.batch_size
     generator = torch.Generator().manual_seed(0)
     largest = min(batch_size, windows)
-    dtype = next(net.parameters()).dtype  # a reduced-precision variant may have cast the weights
-    video = (torch.rand(3, largest + LIP_FRAMES - 1, 224, 224, generator=generator) * 255).to(device, dtype)
-    mfcc = torch.randn(largest, 1, 13, 20, generator=generator).to(device, dtype)
+    crops = torch.randint(0, 256, (largest + LIP_FRAMES - 1, 224, 224, 3), dtype=torch.uint8, generator=generator)
+    video = crops.to(device).permute(3, 0, 1, 2).float()
+    mfcc = torch.randn(largest, 1, 13, 20, generator=generator).to(device)
 
     def towers() -> None:
         for first in range(0, windows, batch_size):
             count = min(batch_size, windows - first)
-            net.forward_lip_sequence(video[:, : count + LIP_FRAMES - 1])
-            net.forward_aud(mfcc[:count])
+            sync.net.forward_lip_sequence(video[:, : count + LIP_FRAMES - 1])
+            sync.net.forward_aud(mfcc[:count])
 
-    with torch.inference_mode():
+    with torch.inference_mode(), forward_context(sync, device):
         return timed(towers, device) if windows else 0.0
 
 

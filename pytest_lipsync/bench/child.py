@@ -21,8 +21,7 @@ from pytest_lipsync.results import write_json_atomic
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
-    import torch
-
+    from pytest_lipsync.faces.s3fd import S3FDDetector
     from pytest_lipsync.sync.scorer import SyncScorer
 
 
@@ -78,16 +77,16 @@ def score_run(job: Job) -> dict[str, Any]:
         detector = CountingDetector(faces.detector, markers=job.markers)
         faces.detector = detector  # type: ignore[assignment]
     path = Path(job.clip)
-    net = None if detector is None else getattr(detector.inner, "net", None)
-    _warm_up(sync, scorer.device, net, path, settings.facedet_scale)
+    s3fd = None if detector is None or not hasattr(detector.inner, "net") else detector.inner
+    _warm_up(sync, s3fd, path)
     started = time.perf_counter()
     result = scorer.score(path, reference=path if job.quality else None)
     wall = time.perf_counter() - started
     peak = peak_rss_mib()  # before the bare passes, which hold their own inputs
     windows = sum(track.windows for track in result.tracks)
     bare_s3fd, timed_calls = 0.0, 0
-    if net is not None:
-        bare_s3fd, timed_calls = s3fd_forward(net, scorer.device, detector.calls, settings.facedet_scale, job.bare_calls)  # type: ignore[union-attr]
+    if s3fd is not None:
+        bare_s3fd, timed_calls = s3fd_forward(s3fd, detector.calls, job.bare_calls)  # type: ignore[union-attr]
     return {
         "frames": result.frames,
         "audio_frames": result.audio_frames,
@@ -102,7 +101,7 @@ def score_run(job: Job) -> dict[str, Any]:
         "bare": {
             "s3fd": bare_s3fd,
             "s3fd_calls_timed": timed_calls,
-            "syncnet": syncnet_forward(sync.net, scorer.device, windows, sync.batch_size),
+            "syncnet": syncnet_forward(sync, windows),
         },
         "peak_rss_mib": peak,
         "device": str(scorer.device),
@@ -117,7 +116,7 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def _warm_up(sync: SyncScorer, device: torch.device, net: torch.nn.Module | None, path: Path, scale: float) -> None:
+def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
     """One forward pass per model at the run's first shapes, untimed: first calls pick kernels and allocate."""
     from pytest_lipsync.bench.bare import s3fd_forward, syncnet_forward
     from pytest_lipsync.faces.pipeline import FRAME_BATCH
@@ -125,10 +124,9 @@ def _warm_up(sync: SyncScorer, device: torch.device, net: torch.nn.Module | None
     from pytest_lipsync.sync.model import LIP_FRAMES
 
     info = open_video(path).info
-    windows = min(sync.batch_size, max(1, (info.expected_frames or 0) - LIP_FRAMES))
-    syncnet_forward(sync.net, device, windows, sync.batch_size)
-    if net is not None:
-        s3fd_forward(net, device, {(FRAME_BATCH, info.height, info.width): 1}, scale, 1)
+    syncnet_forward(sync, min(sync.batch_size, max(1, (info.expected_frames or 0) - LIP_FRAMES)))
+    if s3fd is not None:
+        s3fd_forward(s3fd, {(FRAME_BATCH, info.height, info.width): 1}, 1)
 
 
 def s3fd_run(job: Job) -> dict[str, Any]:
