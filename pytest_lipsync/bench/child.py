@@ -105,15 +105,16 @@ def score_run(job: Job) -> dict[str, Any]:
         },
         "peak_rss_mib": peak,
         "device": str(scorer.device),
-        "threads": torch_threads(),
+        **torch_info(),
         "settings": settings.result_settings(),
     }
 
 
-def torch_threads() -> int:
+def torch_info() -> dict[str, Any]:
+    """What a quoted figure must name besides the machine: torch's version and its CPU threads."""
     import torch
 
-    return torch.get_num_threads()
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:

@@ -26,10 +26,11 @@ def format_report(document: dict[str, Any]) -> str:
 def _header(document: dict[str, Any]) -> str:
     machine = document["machine"]
     runs = document["runs"]
-    threads = runs[0]["threads"] if runs else "?"
+    torch = f"torch {runs[0]['torch']}, {runs[0]['threads']} threads" if runs else "torch"
+    weights = "stand-in weights" if document["weights"]["standin"] else "released weights"
     lines = [
-        f"Machine: {machine['processor']}, {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}; "
-        f"device {machine['device']}, {threads} torch threads.",
+        f"Machine: {machine['processor']}, {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
+        f"{torch}; device {machine['device']}; {weights}.",
     ]
     if document["notice"]:
         lines.insert(0, f"**{document['notice'].upper()}**: LSE values with these weights mean nothing; score changes "
