@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.memory import peak_rss_mib
+from pytest_lipsync.bench.memory import peak_rss_mib
 from pytest_lipsync.quality.color import float_planes
 from pytest_lipsync.quality.psnr import psnr, psnr_torch
 from pytest_lipsync.quality.settings import Color, SsimWindow

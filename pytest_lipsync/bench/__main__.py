@@ -1,0 +1,9 @@
+"""``python -m pytest_lipsync.bench``: the same as ``lipsync bench``."""
+
+from __future__ import annotations
+
+import sys
+
+from pytest_lipsync.bench.command import main
+
+sys.exit(main())

@@ -1,0 +1,170 @@
+"""One benchmark run in a fresh process: one clip, one protocol, one variant (or the S3FD batching check).
+
+Peak RSS cannot be reset inside a process, so every configuration gets its own (``memory.peak_rss_mib``).
+The driver writes a :class:`Job` as JSON and runs ``python -m pytest_lipsync.bench.child --one JOB --out OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_lipsync.bench.memory import peak_rss_mib
+from pytest_lipsync.bench.models import BenchWeights, CountingDetector
+from pytest_lipsync.results import write_json_atomic
+from pytest_lipsync.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_lipsync.faces.s3fd import S3FDDetector
+    from pytest_lipsync.sync.scorer import SyncScorer
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a child needs, as plain JSON data. ``kind``: ``score`` or ``s3fd`` (batched vs one frame)."""
+
+    kind: str
+    clip: str
+    protocol: str
+    variant: str
+    changes: dict[str, Any]
+    weights: BenchWeights
+    markers: bool  # stand-in S3FD on a generated clip: track the drawn faces' marker boxes
+    quality: bool  # PSNR/SSIM of the clip against itself: the metrics' full cost
+    device: str
+    min_track: int
+    bare_calls: int | None
+    single_frames: int
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        return cls(**{**data, "weights": BenchWeights(**data["weights"])})
+
+    def settings(self) -> Settings:
+        base = Settings(
+            protocol=self.protocol,  # type: ignore[arg-type]
+            device=self.device,
+            syncnet_weights=self.weights.syncnet,
+            s3fd_weights=self.weights.s3fd,
+            offline=True,
+            min_track=self.min_track,
+        )
+        return base.replace(**self.changes)
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    return score_run(job) if job.kind == "score" else s3fd_run(job)
+
+
+def score_run(job: Job) -> dict[str, Any]:
+    """The product path end to end (``Scorer.score``), then the bare models on the same work, then peak RSS."""
+    from pytest_lipsync.bench.bare import s3fd_forward, syncnet_forward
+    from pytest_lipsync.scoring import Scorer
+
+    settings = job.settings()
+    scorer = Scorer(settings)
+    # The benchmark reaches into the scorer it times: the detector is wrapped to count (and, with stand-in
+    # weights, to find the drawn faces), and the bare forward uses the very modules the run used.
+    faces, sync = scorer._faces, scorer._sync
+    detector = None
+    if faces is not None:
+        detector = CountingDetector(faces.detector, markers=job.markers)
+        faces.detector = detector  # type: ignore[assignment]
+    path = Path(job.clip)
+    s3fd = None if detector is None or not hasattr(detector.inner, "net") else detector.inner
+    _warm_up(sync, s3fd, path)
+    started = time.perf_counter()
+    result = scorer.score(path, reference=path if job.quality else None)
+    wall = time.perf_counter() - started
+    peak = peak_rss_mib()  # before the bare passes, which hold their own inputs
+    windows = sum(track.windows for track in result.tracks)
+    bare_s3fd, timed_calls = 0.0, 0
+    if s3fd is not None:
+        bare_s3fd, timed_calls = s3fd_forward(s3fd, detector.calls, job.bare_calls)  # type: ignore[union-attr]
+    return {
+        "frames": result.frames,
+        "audio_frames": result.audio_frames,
+        "wall": wall,
+        "stages": dict(result.timings),
+        "tracks": len(result.tracks),
+        "windows": windows,
+        "detector_frames": 0 if detector is None else detector.frames,
+        "detector_calls": 0 if detector is None else sum(detector.calls.values()),
+        "metrics": {key: result.metrics[key] for key in ("lse_d", "lse_c", "offset") if key in result.metrics},
+        "error": None if result.error is None else result.error.message,
+        "bare": {
+            "s3fd": bare_s3fd,
+            "s3fd_calls_timed": timed_calls,
+            "syncnet": syncnet_forward(sync, windows),
+        },
+        "peak_rss_mib": peak,
+        "device": str(scorer.device),
+        **torch_info(),
+        "settings": settings.result_settings(),
+    }
+
+
+def torch_info() -> dict[str, Any]:
+    """What a quoted figure must name besides the machine: torch's version and its CPU threads."""
+    import torch
+
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
+    """One forward pass per model at the run's first shapes, untimed: first calls pick kernels and allocate."""
+    from pytest_lipsync.bench.bare import s3fd_forward, syncnet_forward
+    from pytest_lipsync.faces.pipeline import FRAME_BATCH
+    from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.sync.model import LIP_FRAMES
+
+    info = open_video(path).info
+    syncnet_forward(sync, min(sync.batch_size, max(1, (info.expected_frames or 0) - LIP_FRAMES)))
+    if s3fd is not None:
+        s3fd_forward(s3fd, {(FRAME_BATCH, info.height, info.width): 1}, 1)
+
+
+def s3fd_run(job: Job) -> dict[str, Any]:
+    """S3FD fp32 batched (the pipeline's batch) against one frame per call, on the clip's first frames."""
+    import numpy as np
+
+    from pytest_lipsync.bench.bare import detector_throughput
+    from pytest_lipsync.faces.pipeline import FRAME_BATCH
+    from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
+    from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.scoring import resolve_device
+
+    device = resolve_device(job.device)
+    batches, frames = [], 0
+    for batch in open_video(job.clip).frames(FRAME_BATCH):
+        batches.append(batch)
+        frames += len(batch)
+        if frames >= job.single_frames:
+            break
+    rgb = np.ascontiguousarray(np.concatenate(batches)[: job.single_frames, ..., ::-1])
+    detector = S3FDDetector(load_s3fd(job.weights.s3fd, device), device)
+    return detector_throughput(detector, rgb, FRAME_BATCH) | {"peak_rss_mib": peak_rss_mib()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--one", type=Path, required=True, help="the job, as JSON")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the measurements")
+    args = parser.parse_args(argv)
+    job = Job.from_dict(json.loads(args.one.read_text()))
+    write_json_atomic(args.out, run_job(job))
+    return 0
+
+
+def job_json(job: Job) -> str:
+    return json.dumps(asdict(job))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

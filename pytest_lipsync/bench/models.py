@@ -1,0 +1,85 @@
+"""Which weights a benchmark runs with, and the detector wrapper that counts what S3FD was asked to do.
+
+The released weights are used when they are on this machine (no download); otherwise deterministic stand-in
+weights, whose timings are real and whose scores mean nothing, so every output says so. Stand-in S3FD finds
+no face on the generated clips, so on those the wrapper returns the drawn faces' marker boxes after S3FD has
+run at full cost: tracking, cropping and SyncNet then work on real tracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_lipsync.faces.plugin import Detector
+
+STANDIN_NOTICE = "stand-in weights: timings only"
+
+
+@dataclass(frozen=True)
+class BenchWeights:
+    syncnet: str
+    s3fd: str
+    standin: bool
+
+
+def bench_weights(directory: Path, standin: bool = False) -> BenchWeights:
+    """The released weights when both are found here (never downloaded), else stand-ins written to ``directory``."""
+    from pytest_lipsync.models.registry import S3FD, SYNCNET
+    from pytest_lipsync.models.resolve import locate_weights
+
+    if not standin:
+        found = [locate_weights(spec) for spec in (SYNCNET, S3FD)]
+        if all(weights is not None and not weights.custom for weights in found):
+            return BenchWeights(str(found[0].path), str(found[1].path), standin=False)  # type: ignore[union-attr]
+    return BenchWeights(str(standin_syncnet()), str(standin_s3fd(directory)), standin=True)
+
+
+def standin_syncnet() -> Path:
+    from pytest_lipsync.synthetic.weights import standin_syncnet_file
+
+    return standin_syncnet_file()
+
+
+def standin_s3fd(directory: Path) -> Path:
+    """Written once per benchmark directory, renamed into place so that concurrent children never read half."""
+    import torch
+
+    from pytest_lipsync.synthetic.faces import standin_s3fd_state_dict
+
+    path = directory / "standin_sfd_face.pth"
+    if not path.exists():
+        partial = path.with_name(f".{path.name}.part")
+        torch.save(standin_s3fd_state_dict(), partial)
+        partial.replace(path)
+    return path
+
+
+@dataclass
+class CountingDetector:
+    """Wraps the run's detector: counts calls and frames per input shape, for the bare forward of the same work.
+
+    With ``markers`` the boxes are the marker boxes of the generated clip (the detector still runs).
+    """
+
+    inner: Detector
+    markers: bool
+    calls: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (batch, height, width) -> calls
+
+    def detect(self, frames: np.ndarray, indices: np.ndarray) -> list[np.ndarray]:
+        shape = (len(frames), frames.shape[1], frames.shape[2])
+        self.calls[shape] = self.calls.get(shape, 0) + 1
+        boxes = list(self.inner.detect(frames, indices))
+        if not self.markers:
+            return boxes
+        from pytest_lipsync.synthetic.faces import marker_boxes
+
+        return [marker_boxes(frame) for frame in frames]
+
+    @property
+    def frames(self) -> int:
+        return sum(batch * count for (batch, _, _), count in self.calls.items())
