@@ -17,9 +17,11 @@ from pytest_lipsync.quality.settings import Color, QualitySettings, Region, Ssim
 
 Protocol = Literal["pipeline", "cropped"]
 Fidelity = Literal["reference", "clean"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 MAX_PIXELS = 36_000_000  # a little over 8K (7680x4320 is 33.2 M pixels): the ``max_pixels`` default
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 _QUALITY = QualitySettings()
@@ -38,6 +40,10 @@ _RESULT_KEYS: tuple[str, ...] = (
     "scene_threshold",
     "detector",
 )
+# The faster options: never the default, recorded (and called out under every table) only when used, so
+# results, cache keys and baselines made before they existed stay comparable with default runs.
+FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
+_PIPELINE_ONLY = ("detect_every",)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class Settings:
     resize_reference: bool = _QUALITY.resize_reference
     max_length_mismatch: int = _QUALITY.max_length_mismatch
     max_pixels: int = MAX_PIXELS  # frames above this (from the header) are refused before decoding: too_large
+    precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
+    detect_every: int = 1  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)
@@ -80,6 +88,8 @@ class Settings:
         _positive("num_failed_det", self.num_failed_det, integer=True)
         _positive("scene_threshold", self.scene_threshold)
         _positive("max_pixels", self.max_pixels, integer=True)
+        _choice("precision", self.precision, PRECISIONS)
+        _positive("detect_every", self.detect_every, integer=True)
         for key in ("crop_scale", "min_face_size"):
             value = getattr(self, key)
             if not _is_number(value) or value < 0:
@@ -99,7 +109,24 @@ class Settings:
         keys = _RESULT_KEYS if self.protocol == "pipeline" else ("protocol", "fidelity")
         if self.reference is not None:  # the directory itself moves no number; the variant does
             keys += _QUALITY_KEYS
-        return {key: getattr(self, key) for key in keys}
+        return {**{key: getattr(self, key) for key in keys}, **self.fast_options()}
+
+    def fast_options(self) -> dict[str, Any]:
+        """The faster, non-protocol options that take effect in this run (empty for the protocol's own settings)."""
+        used = {key: getattr(self, key) for key, default in FAST_DEFAULTS.items() if getattr(self, key) != default}
+        return {key: value for key, value in used.items() if key not in _PIPELINE_ONLY or self.protocol == "pipeline"}
+
+    def check_detect_every(self) -> None:
+        """``detect_every`` must leave tracks joinable: a gap of N frames between detections must not end them.
+
+        Checked on the merged settings (by ``config.resolve`` and the face pipeline), not per source, so that
+        ``detect_every`` and ``num_failed_det`` may be raised together from different places."""
+        if self.detect_every > self.num_failed_det:
+            raise ConfigError(
+                f"setting 'detect_every' is {self.detect_every}, more than num_failed_det = {self.num_failed_det}: "
+                "every track would end at the first skipped frame",
+                hint=f"Use detect_every <= {self.num_failed_det}, or raise num_failed_det to at least {self.detect_every}",
+            )
 
 
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
-from pytest_lipsync.reports.table import custom_weights_notice
+from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import Report, TrackScore, VideoScore, write_text_atomic
 
 INDEX = "index.html"
@@ -73,7 +73,7 @@ def write_report(report: Report, directory: Path, baseline: BaselineMetrics | No
         *(_section(number, video, plots.get(number, [])) for number, video in enumerate(videos, 1)),
         _run(report),
     ]
-    for line in (note, custom_weights_notice(report.run.weights)):
+    for line in (note, run_notice(report.run)):
         if line:
             body.insert(1, f'<p class="note">{escape(line)}</p>')
     page = directory / INDEX
