@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from pytest_lipsync.models.loading import load_into
 from pytest_lipsync.models.resolve import ResolvedWeights, load_resolved
+from pytest_lipsync.settings import Precision
 
 STEPS = (4, 8, 16, 32, 64, 128)
 MIN_SIZES = (16, 32, 64, 128, 256, 512)
@@ -223,7 +224,7 @@ class S3FDDetector:
         *,
         facedet_scale: float = 0.25,
         conf_th: float = 0.9,
-        precision: str = "fp32",
+        precision: Precision = "fp32",
     ) -> None:
         from pytest_lipsync.models.runtime import check_precision
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
+from pytest_lipsync.settings import Precision
 from pytest_lipsync.sync.distances import SyncCurve, offset_distances, sync_curve
 from pytest_lipsync.sync.mfcc import COLUMNS_PER_FRAME, mfcc_columns
 from pytest_lipsync.sync.model import LIP_FRAMES, MFCC_COLUMNS, SyncNet
@@ -54,7 +55,7 @@ class SyncScorer:
     With ``precision`` bf16/fp16 the forward passes run under autocast and the embeddings come back as
     float32, so the distances keep the reference's dtype."""
 
-    def __init__(self, net: SyncNet, device: torch.device, batch_size: int = 32, precision: str = "fp32") -> None:
+    def __init__(self, net: SyncNet, device: torch.device, batch_size: int = 32, precision: Precision = "fp32") -> None:
         from pytest_lipsync.models.runtime import check_precision
 
         check_precision(precision, device)
