@@ -52,9 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         add_gate_arguments,
         add_merge_arguments,
         add_report_arguments,
+        add_visualize_arguments,
         run_gate,
         run_merge,
         run_report,
+        run_visualize,
     )
     from pytest_lipsync.scaffold import add_init_arguments, run_init
 
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         ("merge", "combine shard reports into one (same settings and weights)", add_merge_arguments, run_merge),
         ("gate", "apply pyproject.toml's thresholds and baseline to a (merged) report", add_gate_arguments, run_gate),
         ("report", "write an HTML report (summary, plots, settings) from a results JSON", add_report_arguments, run_report),
+        ("visualize", "write a copy of a video with its face tracks boxed, coloured by sync confidence", add_visualize_arguments, run_visualize),
         ("init", "add a [tool.lipsync] table to pyproject.toml and an example CI workflow", add_init_arguments, run_init),
     )
     for name, help_text, add_arguments, run in subcommands:
@@ -83,14 +86,26 @@ _SCORE_KEYS = (
     "protocol", "fidelity", "device", "syncnet_weights", "s3fd_weights", "detector", "batch_size", "offline",
     "facedet_scale", "crop_scale", "min_track", "num_failed_det", "min_face_size", "scene_threshold",
     "reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch",
+    "timeout", "max_corrupt_fraction",
     "precision", "detect_every",
 )
 
 
 def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options default to "not given", so that pyproject.toml and the environment fill the rest (DESIGN)."""
-    defaults = Settings()
     parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
+    add_settings_arguments(parser)
+    _add_quality_arguments(parser, Settings())
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="score with N processes, one GPU (or a share of the cores) each"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scoring settings but ground truth's. Options default to "not given", so that pyproject.toml and the
+    environment fill the rest (DESIGN)."""
+    defaults = Settings()
     parser.add_argument("--protocol", choices=PROTOCOLS, help=f"default: {defaults.protocol}")
     parser.add_argument(
         "--fidelity",
@@ -108,14 +123,9 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, help=f"SyncNet windows per batch (default: {defaults.batch_size})")
     parser.add_argument("--offline", action="store_true", default=None, help="never download weights")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
-    parser.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N", help="score with N processes, one GPU (or a share of the cores) each"
-    )
     _add_pipeline_arguments(parser, defaults)
-    _add_quality_arguments(parser, defaults)
+    _add_limit_arguments(parser, defaults)
     _add_fast_arguments(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -156,6 +166,19 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
     )
 
 
+def _add_limit_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    limits = parser.add_argument_group("limits per video (over them, the video fails and the others go on)")
+    limits.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="time per video (default: 60 s + 20 x its duration)"
+    )
+    limits.add_argument(
+        "--max-corrupt-fraction",
+        type=float,
+        metavar="F",
+        help=f"share of damaged frames tolerated, 0 to 1 (default: {defaults.max_corrupt_fraction})",
+    )
+
+
 def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str]) -> LipsyncConfig:
     """The options given, over ``LIPSYNC_*``, over the nearest pyproject.toml's ``[tool.lipsync]``: as in pytest.
 
@@ -165,7 +188,7 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
     from pytest_lipsync.report_commands import project_root
 
     project = project_root(here)
-    given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key)) is not None}
+    given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key, None)) is not None}
     config = resolve(standard_layers(project / "pyproject.toml", environ, Layer("option", given), here), project)
     reference = config.path(config.settings.reference)
     return replace(config, settings=config.settings.replace(reference=None if reference is None else str(reference)))

@@ -194,7 +194,7 @@ def _finish(gate: GateSession) -> Outputs:
     from pytest_lipsync.reports.github import publish_step_summary
 
     outputs = gate.finish()
-    publish_step_summary(gate)
+    publish_step_summary(gate, outputs.html)
     return outputs
 
 

@@ -1,4 +1,4 @@
-"""``lipsync merge``, ``lipsync gate`` and ``lipsync report``: argument definitions and command bodies (exit 0 passed,
+"""``lipsync merge``, ``lipsync gate``, ``lipsync report`` and ``lipsync visualize``: argument definitions and command bodies (exit 0 passed,
 1 gate failed, 2 usage or configuration error, which ``cli.main`` turns :class:`LipsyncError` into)."""
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from pytest_lipsync.baseline import baseline_metrics, check_compatible, load_baseline
+    from pytest_lipsync.cli import score_config
     from pytest_lipsync.merge import load_report
+    from pytest_lipsync.reports.github import append_step_summary, artifact_line, in_github_actions
     from pytest_lipsync.reports.html import write_report
 
     report = load_report(args.report).report
@@ -71,8 +73,43 @@ def run_report(args: argparse.Namespace) -> int:
         raise ConfigError("does not exist", path=args.baseline, hint="Pass the baseline file the gate uses")
     if baseline is not None:
         check_compatible(baseline, report.run)  # changes from other settings or weights would mislead
-    page = write_report(report, args.output, None if baseline is None else baseline_metrics(baseline))
+    rules = score_config(args, Path.cwd(), os.environ).gate  # the project's lse_c_min places the confidence bands
+    page = write_report(report, args.output, None if baseline is None else baseline_metrics(baseline), rules)
     print(f"lipsync: HTML report written to {page}")
+    link = artifact_line(os.environ) if in_github_actions(os.environ) else None
+    if link is not None:
+        append_step_summary(link, os.environ)
+    return 0
+
+
+def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
+    from pytest_lipsync.cli import add_settings_arguments
+
+    parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to annotate")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="the annotated copy (MP4)")
+    add_settings_arguments(parser)
+
+
+def run_visualize(args: argparse.Namespace) -> int:
+    """Score the video's tracks with the settings ``lipsync score`` would use and write the annotated copy;
+    the colours' threshold is the video's ``lse_c_min`` in the project's gate (see ``reports.confidence``)."""
+    from pytest_lipsync.cli import score_config
+    from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.reports.annotate import visualize
+    from pytest_lipsync.reports.confidence import band_for
+    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.session import video_key
+
+    config = score_config(args, Path.cwd(), os.environ)
+    if args.output.resolve() == args.video.resolve():
+        raise ConfigError("is both the video and the output", path=args.output, hint="Write the annotated copy to a new file")
+    source = open_video(args.video, config.settings.max_pixels)  # a wrong path fails before the models load
+    band = band_for(config.gate, video_key(args.video, config.root))
+    written = visualize(source, Scorer(config.settings.replace(reference=None)), args.output, band)
+    print(
+        f"lipsync: annotated video written to {written.path}: {written.frames} frames, {written.tracks} face "
+        f"track(s), {written.frames_without_track} frames without a track; box colours: {band.label}"
+    )
     return 0
 
 

@@ -70,7 +70,7 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
             gate.verdict(entry, QUALITY_METRICS)
     failed = [gate.verdicts[key] for key in sorted(gate.verdicts) if gate.verdicts[key].outcome == "failed"]
     outputs = gate.finish()
-    publish_step_summary(gate)
+    publish_step_summary(gate, outputs.html)
     details = [line for verdict in failed for line in (*format_verdict(verdict).splitlines(), "")]
     verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {len(gate.verdicts)} verdicts failed"
     return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs)

@@ -122,6 +122,9 @@ class VideoScore:
     timings: Mapping[str, float] = field(default_factory=dict)
     error: ScoreError | None = None
     quality: Mapping[str, Any] | None = None
+    # Source frames the decoder lost or concealed, under ``max_corrupt_fraction`` (more fails the video):
+    # the score is of the frames that decoded. Older results, written before it was counted, read as 0.
+    damaged_frames: int = 0
 
     @property
     def ok(self) -> bool:
@@ -138,6 +141,7 @@ class VideoScore:
             "timings": {stage: round(seconds, 6) for stage, seconds in self.timings.items()},
             "error": None if self.error is None else self.error.to_dict(),
             "quality": None if self.quality is None else dict(self.quality),
+            "damaged_frames": self.damaged_frames,
         }
 
     @classmethod
@@ -153,6 +157,7 @@ class VideoScore:
             timings=dict(data.get("timings") or {}),
             error=None if error is None else ScoreError.from_dict(error),
             quality=data.get("quality"),
+            damaged_frames=int(data.get("damaged_frames", 0)),
         )
 
 
@@ -215,6 +220,8 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        if not isinstance(data, Mapping):  # a hand-edited file: any JSON parses, few documents are reports
+            raise ValueError(f"a report is a JSON object, not a {type(data).__name__}")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version is {version!r}, this version of {TOOL_NAME} reads {SCHEMA_VERSION}")
@@ -246,10 +253,27 @@ def write_text_atomic(path: Path, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
+        publish(Path(temporary), path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def publish(temporary: Path, path: Path) -> None:
+    """Rename a finished temporary file over ``path`` with the permissions a plain ``open()`` would give.
+
+    ``mkstemp`` creates files readable by their owner only; a report, baseline or annotated video is meant to
+    be shared (a CI artifact, a web server, a teammate's checkout), so it gets ``0o666`` less the umask.
+    """
+    os.chmod(temporary, 0o666 & ~_umask())
+    os.replace(temporary, path)
+
+
+def _umask() -> int:
+    """The process's umask; reading it means setting it, so it is set straight back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _finite(value: float) -> float | None:

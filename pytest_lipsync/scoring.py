@@ -24,7 +24,7 @@ from pytest_lipsync.settings import Settings
 if TYPE_CHECKING:
     import torch
 
-    from pytest_lipsync.faces.pipeline import FacePipeline
+    from pytest_lipsync.faces.pipeline import FacePipeline, PipelineResult
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.quality.face import FaceRegions
@@ -122,15 +122,26 @@ class Scorer:
         lse = self._score_lse(Path(path))
         return self._ground_truth.add_to(lse, Path(path), None if reference is None else Path(reference), videos_root)
 
+    def _open(self, path: Path) -> VideoSource:
+        """The video with this run's limits: frame size, damaged frames and time (its deadline starts now)."""
+        from pytest_lipsync.media.decode import open_video
+
+        settings = self.settings
+        return open_video(
+            path, settings.max_pixels, max_corrupt_fraction=settings.max_corrupt_fraction, timeout=settings.timeout
+        )
+
     def _score_lse(self, path: Path) -> VideoScore:
         from pytest_lipsync.sync.scorer import Timings
 
         timings = Timings()
         try:
+            source = self._open(path)
+            timings.deadline = source.deadline
             if self._faces is None:
-                tracks, frames, audio_frames = self._score_cropped(Path(path), timings)
+                tracks, frames, audio_frames = self._score_cropped(source, timings)
             else:
-                tracks, frames, audio_frames = self._score_pipeline(self._faces, Path(path), timings)
+                tracks, frames, audio_frames = self._score_pipeline(self._faces, source, timings)
         except VideoError as exc:
             return VideoScore(
                 path=str(path),
@@ -145,24 +156,39 @@ class Scorer:
             audio_frames=audio_frames,
             duration=frames / 25,
             timings=dict(timings.seconds),
+            damaged_frames=source.damaged_frames,
         )
 
+    @staticmethod
     def _score_pipeline(
-        self, faces: FacePipeline, path: Path, timings: Timings
+        faces: FacePipeline, source: VideoSource, timings: Timings
     ) -> tuple[tuple[TrackScore, ...], int, int]:
-        from pytest_lipsync.media.decode import open_video
-
-        result = faces.score(open_video(path, self.settings.max_pixels), timings)
+        result = faces.score(source, timings)
         return result.tracks, result.frames, result.audio_frames
 
-    def _score_cropped(self, path: Path, timings: Timings) -> tuple[tuple[TrackScore, ...], int, int]:
+    def score_tracks(self, path: str | Path) -> PipelineResult:
+        """The pipeline protocol's scored tracks with their per-frame geometry, for drawing them
+        (``lipsync visualize``); unlike :meth:`score`, a video that cannot be scored raises its VideoError."""
+        from pytest_lipsync.sync.scorer import Timings
+
+        if self._faces is None:
+            raise ConfigError(
+                "protocol = 'cropped' has no face tracks to draw: its frames already are the face crops",
+                hint="Use protocol = 'pipeline' (--protocol pipeline) for videos with faces in them",
+            )
+        source = self._open(Path(path))
+        timings = Timings()
+        timings.deadline = source.deadline
+        return self._faces.score(source, timings)
+
+    def _score_cropped(self, source: VideoSource, timings: Timings) -> tuple[tuple[TrackScore, ...], int, int]:
         """The track, the video's frames and the sound's frames (25 fps): the shorter bounds the windows."""
-        from pytest_lipsync.media.decode import SAMPLES_PER_FRAME, open_video
+        from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
         from pytest_lipsync.media.prefetch import prefetch
         from pytest_lipsync.sync.scorer import TrackTooShort
 
         clock = time.perf_counter()
-        source = open_video(path, self.settings.max_pixels)
+        path = source.path
         audio = source.audio()
         timings.add("audio", clock)
         counter = _Counter()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_lipsync import __version__
-from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.errors import LipsyncError, ScoringTimeoutError
 from pytest_lipsync.models.verify import file_sha256
 from pytest_lipsync.results import SCHEMA_VERSION, RunRecord, VideoScore, WeightsRecord
 from pytest_lipsync.settings import Settings
@@ -99,7 +99,7 @@ class ScoreService:
         scorer = self._scorer(settings)
         result = scorer.score(path, reference=reference) if reference is not None else scorer.score(path)
         self.tally = replace(self.tally, scored=self.tally.scored + 1)
-        if key is not None and self._cache is not None:
+        if key is not None and self._cache is not None and not _depends_on_the_machine(result):
             self._cache.set(key, {"score": result.to_dict(), "device": self._devices[_identity(settings)], "path": str(path)})
         return result
 
@@ -121,6 +121,9 @@ class ScoreService:
             "video": file_sha256(path),
             "reference": None if reference is None or not reference.is_file() else file_sha256(reference),
             "settings": settings.result_settings(),
+            # Not in the results' settings (a score under them is the same number), but they decide which
+            # videos fail: a cached failure must not outlive a raised limit.
+            "limits": [settings.max_pixels, settings.max_corrupt_fraction],
             "weights": [w.sha256 for w in self.weights(settings)],
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
@@ -147,6 +150,11 @@ class ScoreService:
 def _identity(settings: Settings) -> str:
     """A dictionary key for ``settings`` that does not need every field to be hashable."""
     return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+
+
+def _depends_on_the_machine(result: VideoScore) -> bool:
+    """A timeout says how busy the machine was, not what the video is: it is scored again next time."""
+    return result.error is not None and result.error.kind == ScoringTimeoutError.kind
 
 
 def _relocated(score: VideoScore, old: str, new: str) -> VideoScore:

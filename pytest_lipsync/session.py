@@ -18,7 +18,7 @@ from typing import Any
 from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, Verdict, judge
+from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
 
@@ -271,7 +271,8 @@ class GateSession:
         report = Report(run, ordered, shard=options.shard)
         if json_path is not None:
             write_json_atomic(json_path, report.to_dict())
-        page = None if html_path is None else _write_html(report, html_path, None if options.update_baseline else self.baseline())
+        baseline = None if options.update_baseline or html_path is None else self.baseline()
+        page = None if html_path is None else _write_html(report, html_path, baseline, self.config.gate)
         baseline_path = self.config.path(options.baseline)
         if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path, html=page)
@@ -290,12 +291,12 @@ class GateSession:
         return {metric: sum(v) / len(v) for metric, v in values.items()}
 
 
-def _write_html(report: Report, directory: Path, baseline: Baseline | None) -> Path:
+def _write_html(report: Report, directory: Path, baseline: Baseline | None, rules: GateRules) -> Path:
     """The HTML report (with changes since ``baseline``), imported only when asked for: it is the one part of
     a run that may load matplotlib."""
     from pytest_lipsync.reports.html import write_report
 
-    return write_report(report, directory, None if baseline is None else baseline_metrics(baseline))
+    return write_report(report, directory, None if baseline is None else baseline_metrics(baseline), rules)
 
 
 def _sharded(entries: tuple[VideoEntry, ...], shard: str | None) -> tuple[VideoEntry, ...]:

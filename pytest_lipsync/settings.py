@@ -23,6 +23,9 @@ PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 MAX_PIXELS = 36_000_000  # a little over 8K (7680x4320 is 33.2 M pixels): the ``max_pixels`` default
+# The ``max_corrupt_fraction`` default: a damaged frame touches the 5 SyncNet windows around it, so 1 % of
+# damaged frames touches at most 5 % of the windows the means are taken over; more fails the video.
+MAX_CORRUPT_FRACTION = 0.01
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 _QUALITY = QualitySettings()
 # Flat copies of QualitySettings' fields (pyproject keys are Settings' fields), validated by QualitySettings.
@@ -71,6 +74,8 @@ class Settings:
     resize_reference: bool = _QUALITY.resize_reference
     max_length_mismatch: int = _QUALITY.max_length_mismatch
     max_pixels: int = MAX_PIXELS  # frames above this (from the header) are refused before decoding: too_large
+    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION  # of source frames lost or concealed: decode_error above it
+    timeout: float | None = None  # seconds per video; None: 60 s + 20 x its duration (see ``deadline``)
     precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
     detect_every: int = 1  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
 
@@ -88,6 +93,12 @@ class Settings:
         _positive("num_failed_det", self.num_failed_det, integer=True)
         _positive("scene_threshold", self.scene_threshold)
         _positive("max_pixels", self.max_pixels, integer=True)
+        if self.timeout is not None:
+            _positive("timeout", self.timeout)
+        if not _is_number(self.max_corrupt_fraction) or not 0 <= self.max_corrupt_fraction <= 1:
+            raise ConfigError(
+                f"setting 'max_corrupt_fraction' is {self.max_corrupt_fraction!r}", hint="Use a number from 0 to 1"
+            )
         _choice("precision", self.precision, PRECISIONS)
         _positive("detect_every", self.detect_every, integer=True)
         for key in ("crop_scale", "min_face_size"):

@@ -5,7 +5,9 @@ placed as pytest-xdist workers are (``placement``): one GPU each, or a share of 
 :class:`Scorer` once and is handed one video at a time, so the fast ones take more. Results are put back in
 the order of the videos, so the table and the JSON are those of a single process. A worker that dies (a
 segfault in a decoder, the OOM killer) costs the video it held, which fails with ``worker_crashed``, and is
-replaced; a set-up problem (weights, settings) stops the command as it would a single process.
+replaced; a set-up problem (weights, settings) stops the command as it would a single process. A worker
+still busy with one video at twice its ``timeout`` (a hang in native code never reaches the cooperative
+check, see ``deadline``) is killed and replaced, and the video fails with ``timeout``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
 from pytest_lipsync.placement import apply, placement_for
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.settings import Settings
+
+
+_POLL_SECONDS = 0.5  # how often the parent looks for workers stuck past their time limit
 
 
 class VideoScorer(Protocol):
@@ -102,6 +107,7 @@ def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory,
         return
     conn.send(("ready", scorer.run.to_dict()))
     while (job := conn.recv()) is not None:
+        conn.send(("limit", video_limit(job.video, settings)))
         try:
             result = scorer.score(job.video, job.reference, videos_root=job.videos_root)
         except Exception as exc:  # a bug must cost its video, not the other workers' results
@@ -122,11 +128,16 @@ class _Worker:
         self.ready = False
         self.job: Job | None = None
         self.started = 0.0
+        self.limit = 0.0
 
-    def give(self, job: Job, progress: Progress) -> None:
-        self.job, self.started = job, time.perf_counter()
+    def give(self, job: Job, limit: float, progress: Progress) -> None:
+        self.job, self.started, self.limit = job, time.perf_counter(), limit
         self.conn.send(job)
         progress.started(job, self.index)
+
+    def overdue(self, now: float) -> bool:
+        """Busy for longer than twice the video's limit: the cooperative check had as long again to fire."""
+        return self.job is not None and now - self.started > 2 * self.limit
 
     def stop(self) -> None:
         try:
@@ -151,29 +162,60 @@ class _Pool:
         live = {worker.conn: worker for worker in (_Worker(index, self) for index in range(self.workers))}
         try:
             while len(results) < len(jobs):
-                for conn in wait(list(live)):
+                for conn in wait(list(live), timeout=_POLL_SECONDS):
                     worker = live.pop(conn)
                     message = _receive(conn)
                     if message is None:  # died: its video failed; a new worker takes its place
                         self._lost(worker, results, progress)
-                        worker = _Worker(worker.index, self) if pending else None
-                        if worker is not None:
-                            live[worker.conn] = worker
+                        self._replace(worker, live, pending)
                         continue
                     live[conn] = worker
                     if message[0] == "setup":
                         raise ConfigError(message[1])
+                    if message[0] == "limit":
+                        worker.limit = message[1]
+                        continue
                     if message[0] == "ready":
                         worker.ready, run = True, run or RunRecord.from_dict(message[1])
                     else:
                         self._done(worker, VideoScore.from_dict(message[1]), results, progress)
                     if pending:
-                        worker.give(pending.popleft(), progress)
+                        self._give(worker, pending.popleft(), progress)
+                self._kill_overdue(live, pending, results, progress)
         finally:
             for worker in live.values():
                 worker.stop()
         assert run is not None  # every result came from a worker that said it was ready
         return run, [results[job.number] for job in jobs]
+
+    def _give(self, worker: _Worker, job: Job, progress: Progress) -> None:
+        """Until the worker has read the video's header (its ``limit`` message), the limit of a video without one."""
+        from pytest_lipsync.deadline import video_timeout
+
+        worker.give(job, video_timeout(self.settings.timeout, None), progress)
+
+    def _replace(self, worker: _Worker, live: dict[Connection, _Worker], pending: deque[Job]) -> None:
+        if pending:
+            fresh = _Worker(worker.index, self)
+            live[fresh.conn] = fresh
+
+    def _kill_overdue(
+        self, live: dict[Connection, _Worker], pending: deque[Job], results: dict[int, VideoScore], progress: Progress
+    ) -> None:
+        """Kill the workers stuck on a video past twice its limit; the video fails with ``timeout``."""
+        from pytest_lipsync.deadline import timeout_error
+
+        now = time.perf_counter()
+        for conn, worker in list(live.items()):
+            if worker.overdue(now):
+                assert worker.job is not None  # only a busy worker is overdue
+                del live[conn]
+                worker.process.kill()
+                worker.stop()
+                error = timeout_error(worker.job.video, now - worker.started, worker.limit, killed=True)
+                timed_out = VideoScore(str(worker.job.video), error=ScoreError(error.kind, error.message, error.facts))
+                self._done(worker, timed_out, results, progress)
+                self._replace(worker, live, pending)
 
     @staticmethod
     def _done(worker: _Worker, result: VideoScore, results: dict[int, VideoScore], progress: Progress) -> None:
@@ -192,6 +234,21 @@ class _Pool:
             )
         if worker.job is not None:
             self._done(worker, _crashed(worker.job, why), results, progress)
+
+
+def video_limit(video: Path, settings: Settings) -> float:
+    """The video's time limit, read in the worker: opening a hostile header may crash, and only a worker may.
+    A header that cannot be read gets the limit of one without a duration (scoring then reports why)."""
+    from pytest_lipsync.deadline import video_timeout
+    from pytest_lipsync.errors import VideoError
+    from pytest_lipsync.media.decode import open_video
+
+    if settings.timeout is not None:
+        return settings.timeout
+    try:
+        return open_video(video, settings.max_pixels).deadline.limit
+    except VideoError:
+        return video_timeout(None, None)
 
 
 def _receive(conn: Connection) -> tuple[Any, ...] | None:

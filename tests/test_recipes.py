@@ -61,7 +61,7 @@ def test_dockerfile_is_a_cuda_runtime_image_with_the_weights_fetched_at_build_ti
 def test_recipe_commands_are_ones_the_cli_has() -> None:
     workflow = template("lipsync-matrix.yml")
     commands = _lipsync_commands(_dockerfile_commands() + _workflow_run_lines(workflow))
-    assert {command[0] for command in commands} == {"fetch-models", "doctor", "merge", "gate"}
+    assert {command[0] for command in commands} == {"fetch-models", "doctor", "merge", "gate", "report"}
     parser = _parser()
     for command in commands:
         parser.parse_args(command)  # exits (status 2) on an unknown command or option

@@ -9,10 +9,12 @@ from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pytest_lipsync.cli import main
-from pytest_lipsync.reports.html import write_report
+from pytest_lipsync.reports.github import artifact_line
+from pytest_lipsync.reports.html import MANIFEST, annotated_path, write_report
 from pytest_lipsync.reports.plots import INSTALL_HINT, load_pyplot
 from pytest_lipsync.results import BoxStats, Report, RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord
 from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 -- the pytester project's fixtures
@@ -21,6 +23,8 @@ pytest_plugins = ["pytester"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ODD_NAME = "clips/a<b>&c.mp4"
+GITHUB_RUN = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "me/gen", "GITHUB_RUN_ID": "7"}
+ARTIFACTS = "https://github.com/me/gen/actions/runs/7#artifacts"
 
 
 class Page(HTMLParser):
@@ -146,12 +150,103 @@ def test_report_command_refuses_an_unreadable_json(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "html").exists()
 
 
-def test_pytest_run_writes_the_html_report(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_pytest_run_writes_the_html_report(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("matplotlib")
     load_pyplot()  # imported outside: pytester's in-process runs drop the modules they import
-    project("", broken=True)
+    project("[tool.lipsync.thresholds]\nlse_c_min = 2.5\n", broken=True)
+    for name, value in {**GITHUB_RUN, "GITHUB_STEP_SUMMARY": str(pytester.path / "summary.md")}.items():
+        monkeypatch.setenv(name, value)
     result = run(pytester, shared_cache, "--lipsync-html=out/html")
     page = pytester.path / "out" / "html" / "index.html"
     result.stdout.fnmatch_lines([f"lipsync: HTML report written to {page}"])
     text = "".join(Page(page.read_text(encoding="utf-8")).text)
     assert all(name in text for name in ("videos/good.mp4", "videos/hard/late.mp4", "videos/broken.mp4"))
+    summary = (pytester.path / "summary.md").read_text(encoding="utf-8")
+    assert f"[this run's artifacts]({ARTIFACTS})" in summary and "`lipsync-report` artifact" in summary
+    captions = [attrs.get("alt") for tag, attrs in Page(page.read_text(encoding="utf-8")).tags if tag == "img"]
+    assert "Smoothed per-frame confidence of each face track; shaded: the threshold band (lse_c_min 2.5 +- 1)" in captions
+
+
+def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from pytest_lipsync.gate import GateRules
+    from pytest_lipsync.keys import Thresholds
+
+    for rules, label in ((None, "default threshold 3 +- 1"), (GateRules(Thresholds(lse_c_min=5.0)), "lse_c_min 5 +- 1")):
+        page = Page(write_report(_report(), tmp_path / label, rules=rules).read_text(encoding="utf-8"))
+        captions = [attrs["alt"] for tag, attrs in page.tags if tag == "img"]
+        assert f"Smoothed per-frame confidence of each face track; shaded: the threshold band ({label})" in captions
+
+
+def _quality_video(generated: Path, reference: Path) -> VideoScore:
+    psnr = {"mean": 30.0, "worst": {"frame": 12, "value": 24.5}, "per_frame": [30.0] * 25}
+    ssim = {"mean": 0.9, "worst": {"frame": 20, "value": 0.7}, "per_frame": [0.9] * 25}
+    quality = {"reference": str(reference), "psnr": psnr, "ssim": ssim, "error": None}
+    return VideoScore(str(generated), {"psnr": 30.0, "ssim": 0.9}, frames=25, duration=1.0, quality=quality)
+
+
+def test_the_worst_frames_get_a_side_by_side_image(quality_trees: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    out, gt = quality_trees
+    report = replace(_report(), videos=(_quality_video(out / "talks" / "a.avi", gt / "talks" / "a.mkv"),))
+    page = Page(write_report(report, tmp_path / "html").read_text(encoding="utf-8"))
+    images = {attrs["src"]: attrs["alt"] for tag, attrs in page.tags if tag == "img"}
+    assert images["video-001-worst-12.png"] == "Frame 12, the worst by PSNR: generated, ground truth, difference (x4)"
+    assert images["video-001-worst-20.png"] == "Frame 20, the worst by SSIM: generated, ground truth, difference (x4)"
+    with Image.open(tmp_path / "html" / "video-001-worst-12.png") as image:
+        assert image.size == (1200, 360) and len(np.unique(np.asarray(image.convert("L")))) > 50  # not blank
+
+
+def test_no_worst_frame_image_when_the_files_are_not_here(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    report = replace(_report(), videos=(_quality_video(tmp_path / "gone.mp4", tmp_path / "gone-too.mp4"),))
+    page = Page(write_report(report, tmp_path / "html").read_text(encoding="utf-8"))
+    assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
+
+
+def test_a_section_embeds_its_annotated_video_when_there_is_one(tmp_path: Path) -> None:
+    from urllib.parse import unquote
+
+    annotated = annotated_path(tmp_path, ODD_NAME)
+    assert annotated == tmp_path / "videos" / "clips" / "a<b>&c.mp4"
+    annotated.parent.mkdir(parents=True)
+    annotated.write_bytes(b"stand-in")
+    page = Page(write_report(_report(), tmp_path).read_text(encoding="utf-8"))
+    links = [attrs["src"] for tag, attrs in page.tags if tag == "video"] + [
+        attrs["href"] for tag, attrs in page.tags if tag == "a" and "videos/" in (attrs["href"] or "")
+    ]
+    assert links == ["videos/clips/a%3Cb%3E%26c.mp4"] * 2 and (tmp_path / unquote(links[0])).is_file()
+    assert annotated_path(tmp_path, "/abs/talk.mov") == tmp_path / "videos" / "abs" / "talk.mp4"
+
+
+def test_rewriting_removes_the_previous_reports_plots_only(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    write_report(_report(), tmp_path)
+    before = sorted(path.name for path in tmp_path.glob("*.png"))
+    assert len(before) == 4
+    (tmp_path / "notes.png").write_bytes(b"mine")
+    (tmp_path / MANIFEST).write_text(json.dumps({"files": [*before, "../outside.png"]}))
+    (tmp_path.parent / "outside.png").write_bytes(b"not the report's")
+    write_report(replace(_report(), videos=_report().videos[1:]), tmp_path)  # only the failed video: no plots
+    assert sorted(path.name for path in tmp_path.glob("*.png")) == ["notes.png"]
+    assert (tmp_path.parent / "outside.png").exists()
+    assert json.loads((tmp_path / MANIFEST).read_text()) == {"files": []}
+
+
+def test_artifact_line_needs_the_run_and_report_adds_it_to_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "me/gen", "GITHUB_RUN_ID": "42"}
+    line = artifact_line(environ)
+    assert line == (
+        "**HTML report** (plots, annotated videos): the `lipsync-report` artifact of "
+        "[this run's artifacts](https://github.com/me/gen/actions/runs/42#artifacts)."
+    )
+    assert artifact_line({**environ, "GITHUB_RUN_ID": ""}) is None
+    results, summary = tmp_path / "results.json", tmp_path / "summary.md"
+    results.write_text(json.dumps(_report().to_dict()))
+    monkeypatch.chdir(tmp_path)
+    for name, value in {**environ, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["report", str(results), "-o", str(tmp_path / "html")]) == 0
+    assert summary.read_text() == f"{line}\n"

@@ -8,8 +8,14 @@ session's cropped, clean, CPU :class:`Scorer`. Decisions this module pins down:
   ``unreadable``. In a fast-start MP4 (index first) the index promises packets the file lacks: a cut
   through a packet the decoder is handed fails the whole video with ``decode_error`` (10 % and 90 % here),
   never a score of garbage; a cut that leaves only whole packets (50 % here) scores the decodable prefix,
-  its windows bounded by the shorter of the surviving streams. (Counting damaged frames against a
-  ``max_corrupt_fraction`` is a later part of issue 7.)
+  its windows bounded by the shorter of the surviving streams. The cut packet counts as a damaged frame
+  (below), which in a clip of one second is over the 1 % limit.
+* **Damaged packets in the middle**: the frames that decode are scored and ``damaged_frames`` counts the
+  frames lost (a packet the decoder rejects) or concealed (flagged ``is_corrupt``), once per video however
+  many passes decode it; above ``max_corrupt_fraction`` of the frames the video fails with ``decode_error``.
+* **Timestamps that go backwards** score, as ffmpeg's fps filter orders them (see the test's docstring).
+* **Time limit**: past ``timeout`` a video fails with ``timeout`` between two batches; a worker of
+  ``lipsync score --workers N`` stuck in native code at twice the limit is killed, the others go on.
 * **A PNG renamed .mp4** opens as a one-picture stream: ``no_video_stream`` (a still image, not a video).
 * **Audio shorter or longer than the video**: as in the reference, the shorter decides: the track has
   ``min(frames, audio_frames) - 5`` windows, and the result records both lengths (``frames`` for the
@@ -29,6 +35,7 @@ import dataclasses
 import math
 import os
 import struct
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,12 +48,13 @@ from pytest_lipsync.config import video_error_kinds
 from pytest_lipsync.gate import GateRules, Override, judge
 from pytest_lipsync.keys import Thresholds
 from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
-from pytest_lipsync.results import ScoreError, VideoScore
+from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 
 TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
 REMUXABLE = ClipSpec(seconds=1.0, width=64, height=64, video_codec="mjpeg")
 Build = Callable[[Path], Path]
+pytest_plugins = ["pytester"]
 
 
 def clip(name: str, **changes: object) -> Build:
@@ -304,3 +312,305 @@ def test_no_error_kind_passes_the_gate_unless_allowed_by_name(kind: str) -> None
 
 def test_the_new_kinds_are_error_kinds() -> None:
     assert {"silent_audio", "too_large", "unreadable", "decode_error"} <= video_error_kinds()
+
+
+# ---------------------------------------------------------------- damage in the middle of a file
+
+
+def damaged(name: str, video_codec: str, packets: tuple[int, ...], seconds: float = 1.0, **changes: object) -> Build:
+    """A tiny clip whose video packets number ``packets`` (demux order) are noise after their first 8 bytes,
+    as a bad sector or a broken upload leaves them; the container around them is intact."""
+
+    def build(folder: Path) -> Path:
+        spec = ClipSpec(**{**TINY.__dict__, "seconds": seconds, "video_codec": video_codec, **changes})
+        path = write_clip(folder / name, spec)
+        with av.open(str(path)) as container:
+            spans = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+        data = bytearray(path.read_bytes())
+        noise = np.random.default_rng(3)
+        for pos, size in (spans[k] for k in packets):
+            data[pos + 8 : pos + size] = noise.bytes(size - 8)
+        path.write_bytes(bytes(data))
+        return path
+
+    return build
+
+
+def scorer_with(syncnet_weights: Path, **changes: object):  # type: ignore[no-untyped-def]
+    """A cropped, clean, CPU :class:`Scorer` with ``changes`` to its settings."""
+    from pytest_lipsync import Settings
+    from pytest_lipsync.scoring import Scorer
+
+    settings = Settings(protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+    return Scorer(settings.replace(**changes))
+
+
+# MJPEG rejects a damaged packet (InvalidDataError: the frame is lost); MPEG-4 Part 2 conceals the damage
+# and flags the frame ``is_corrupt`` (the frame is kept).
+DAMAGED = {
+    "rejected_mjpeg": damaged("rejected.mkv", "mjpeg", (10, 15)),
+    "concealed_mpeg4": damaged("concealed.avi", "mpeg4", (10, 15)),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED)
+def test_damaged_packets_cost_only_their_frames_and_are_counted(case: str, syncnet_weights: Path, tmp_path: Path) -> None:
+    result = scorer_with(syncnet_weights, max_corrupt_fraction=0.5).score(DAMAGED[case](tmp_path))
+    assert result.error is None, result.error
+    assert result.frames == 25 and result.tracks[0].windows == 20  # lost frames' slots are filled by their neighbours
+    assert result.damaged_frames == 2
+    document = result.to_dict()
+    assert document["damaged_frames"] == result.damaged_frames and VideoScore.from_dict(document).to_dict() == document
+
+
+def test_more_damage_than_max_corrupt_fraction_fails_with_the_counts(syncnet_weights: Path, tmp_path: Path) -> None:
+    path = damaged("rejected.mkv", "mjpeg", (10, 15))(tmp_path)
+    error = scorer_with(syncnet_weights).score(path).error  # the default limit: 1 %
+    assert error is not None and error.kind == "decode_error"
+    assert error.facts == {"damaged_frames": 2, "frames": 25, "max_corrupt_fraction": 0.01}
+    message = "2 of its 25 video frames are damaged (lost or concealed by the decoder, 8.0%), over the limit max_corrupt_fraction = 0.01"
+    assert message in error.message and "raise the 'max_corrupt_fraction' setting" in error.message
+    assert scorer_with(syncnet_weights, max_corrupt_fraction=0.08).score(path).ok  # the limit is inclusive
+
+
+def test_damage_is_counted_once_per_video_over_both_pipeline_passes(syncnet_weights: Path, tmp_path: Path) -> None:
+    path = damaged("face.mkv", "mjpeg", (12,), seconds=1.2, width=96, height=96, marker=True)(tmp_path)
+    pipeline = {"protocol": "pipeline", "detector": "fixtures.faces:marker_detector", "min_track": 10, "min_face_size": 10.0}
+    result = scorer_with(syncnet_weights, max_corrupt_fraction=0.1, **pipeline).score(path)
+    assert result.error is None, result.error
+    assert result.damaged_frames == 1 and result.frames == 30
+
+
+def test_every_decoding_pass_finds_the_same_damage(tmp_path: Path) -> None:
+    source = open_video(damaged("rejected.mkv", "mjpeg", (3, 4, 5))(tmp_path), max_corrupt_fraction=0.5)
+    for _ in range(2):
+        assert len(list(source.decoded())) == 25 and source.damaged_frames == 3
+
+
+def test_results_written_before_damage_was_counted_still_load() -> None:
+    document = VideoScore("a.mp4", {"lse_d": 7.0}).to_dict()
+    del document["damaged_frames"]
+    assert VideoScore.from_dict(document) == VideoScore("a.mp4", {"lse_d": 7.0}, damaged_frames=0)
+
+
+# ---------------------------------------------------------------- timestamps that go backwards
+
+
+def backwards_timestamps(folder: Path) -> Path:
+    """20 MJPEG frames (frame ``i`` is grey level ``10 * i``) whose PTS run 0..9, then back to 5..14 (in 25 fps
+    ticks), as a careless concatenation leaves them. Muxers demand increasing DTS, so PTS are set apart."""
+    from fractions import Fraction
+
+    path = folder / "backwards.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuvj420p"
+        for index, tick in enumerate([*range(10), *range(5, 15)]):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 10 * index, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                packet.pts, packet.dts = tick + 10, index  # PTS may not fall below DTS
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_timestamps_that_go_backwards_give_a_monotonic_stream_as_ffmpeg_does(tmp_path: Path) -> None:
+    """Decision: no error. The 25 fps stream is what ffmpeg's fps filter (the reference's ``-r 25``) makes of
+    it: a frame stamped behind a slot already emitted is dropped (frames 10-13, stamped 5-8), one stamped on
+    the slot still open replaces the frame there (frame 14, stamped 9, replaces frame 9), then the stream
+    goes on. The video is scored in stream time: 15 frames for the 15 ticks it spans."""
+    source = open_video(backwards_timestamps(tmp_path))
+    shown = [round(frame.to_ndarray().mean() / 10) for frame in source.decoded()]
+    assert shown == [*range(9), *range(14, 20)]
+    assert source.damaged_frames == 0
+
+
+# ---------------------------------------------------------------- time limit per video
+
+
+def test_a_video_past_its_timeout_fails_with_timeout_and_stops_decoding(syncnet_weights: Path, tmp_path: Path) -> None:
+    import threading
+
+    path = write_clip(tmp_path / "slow.mkv", TINY)
+    error = scorer_with(syncnet_weights, timeout=1e-3).score(path).error
+    assert error is not None and error.kind == "timeout"
+    assert error.facts["limit"] == 1e-3 and error.facts["elapsed"] > 1e-3
+    assert "over the time limit of 0.001 s" in error.message and "Raise the 'timeout' setting" in error.message
+    assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
+
+
+def test_the_timeout_holds_while_one_frame_becomes_millions(tmp_path: Path) -> None:
+    """A header whose frame rate is one frame a day (a flipped bit did it in the fuzzer) makes three frames
+    6.5 million at 25 fps, with no packet in between: the limit is checked per output frame too."""
+    from fractions import Fraction
+
+    from pytest_lipsync.errors import ScoringTimeoutError
+
+    path = tmp_path / "daily.avi"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mjpeg", rate=Fraction(1, 86400))
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuvj420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 9 * index, np.uint8), format="bgr24")
+            frame.pts = index
+            for packet in [*stream.encode(frame), *(stream.encode(None) if index == 2 else [])]:
+                out.mux(packet)
+    source = open_video(path, timeout=0.2)
+    assert source.info.duration == 3 * 86400
+    with pytest.raises(ScoringTimeoutError, match="over the time limit of 0.2 s"):
+        for _ in source.decoded():
+            pass
+
+
+def test_the_default_timeout_grows_with_the_header_duration(tmp_path: Path) -> None:
+    source = open_video(write_clip(tmp_path / "clip.mkv", TINY))
+    assert source.info.duration is not None
+    assert source.deadline.limit == pytest.approx(60 + 20 * source.info.duration)
+    assert open_video(source.path, timeout=2.5).deadline.limit == 2.5
+
+
+@pytest.mark.parametrize(("key", "value"), [("timeout", 0), ("timeout", -1.0), ("timeout", "5"), ("max_corrupt_fraction", -0.1), ("max_corrupt_fraction", 1.5), ("max_corrupt_fraction", None)])
+def test_timeout_and_max_corrupt_fraction_are_validated(key: str, value: object) -> None:
+    from pytest_lipsync import Settings
+    from pytest_lipsync.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"setting '{key}' is"):
+        Settings(**{key: value})  # type: ignore[arg-type]
+
+
+def test_timeout_and_max_corrupt_fraction_are_keys_of_every_source(tmp_path: Path) -> None:
+    from pytest_lipsync.config import Layer, env_layer, resolve
+    from pytest_lipsync.errors import ConfigError
+
+    layers = [Layer("pyproject", {"max_corrupt_fraction": 0.05}, "pyproject.toml"), env_layer({"LIPSYNC_TIMEOUT": "90"})]
+    settings = resolve(layers, tmp_path).settings
+    assert (settings.timeout, settings.max_corrupt_fraction) == (90.0, 0.05)
+    with pytest.raises(ConfigError, match="--lipsync-timeout is invalid: setting 'timeout' is 0.0"):
+        resolve([Layer("flag", {"timeout": "0"})], tmp_path)
+
+
+class _Hanging:
+    """A stand-in scorer stuck forever on any video named ``hang*``, as a native decoder hang would leave it."""
+
+    run = RunRecord("0", {}, (), "cpu")
+
+    def score(self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None) -> VideoScore:
+        if Path(path).name.startswith("hang"):
+            while True:
+                time.sleep(60)
+        return VideoScore(str(path), {"lse_d": 1.0})
+
+
+def hanging_scorer(settings: object) -> _Hanging:
+    return _Hanging()
+
+
+def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tmp_path: Path) -> None:
+    from pytest_lipsync.settings import Settings
+    from pytest_lipsync.workers import Job, Progress, score_jobs
+
+    jobs = [Job(n, tmp_path / name) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)]
+    _, results = score_jobs(jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer)
+    assert [result.error.kind if result.error else "ok" for result in results] == ["ok", "timeout", "ok", "ok"]
+    message = results[1].error.message  # type: ignore[union-attr]
+    assert message.startswith(f"{tmp_path / 'hang.mp4'}: scoring was stopped after ")
+    assert "over the time limit of 0.5 s; the worker process scoring it did not respond and was killed" in message
+
+
+# ---------------------------------------------------------------- damaged configuration and baseline files
+
+BAD_TOML = '[tool.lipsync]\nvideos = "videos"\nprotocol = = "cropped"\n'
+
+
+def test_malformed_pyproject_names_the_file_and_the_line_in_pytest(pytester: pytest.Pytester) -> None:
+    """pytest parses pyproject.toml itself before the plugin does, and says where it fails."""
+    pytester.makepyprojecttoml(BAD_TOML)
+    result = pytester.runpytest_inprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: */pyproject.toml: Invalid value (at line 3, column 12)"])
+
+
+def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.cli import main
+
+    (tmp_path / "pyproject.toml").write_text(BAD_TOML)
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", str(make_clip("toml_clip.mkv", TINY)), "-q"]) == 2
+    expected = f"lipsync: error: {tmp_path / 'pyproject.toml'}: is not valid TOML: Invalid value (at line 3, column 12). Fix"
+    assert capsys.readouterr().err.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"schema_version": 1, "tool": {"name": "pytest-lipsync", "vers', "Unterminated string starting at: line 1 column 58"),
+        ('{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}', "could not convert string to float: 'low'"),
+        ("[1, 2]", "a report is a JSON object, not a list"),
+    ],
+    ids=["truncated", "hand_edited_metric", "not_a_report"],
+)
+def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: str, tmp_path: Path) -> None:
+    from pytest_lipsync.baseline import load_baseline
+    from pytest_lipsync.errors import ConfigError
+
+    path = tmp_path / "lipsync-baseline.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_baseline(path)
+    assert raised.value.message.startswith(f"{path}: is not a readable baseline ({problem}")
+    assert "Restore it from version control, or delete it and run with --lipsync-update-baseline" in raised.value.message
+
+
+# ---------------------------------------------------------------- the README lists every kind
+
+
+def _readme_kinds() -> dict[str, str]:
+    """kind -> example message, from the tables of the README's "Error kinds" section."""
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n### Error kinds\n", 1)[1].split("\n## ", 1)[0]
+    rows = (line.split(" | ") for line in section.splitlines() if line.startswith("| `"))
+    return {kind.strip("| `"): example.strip("| `") for kind, example in rows}
+
+
+def test_the_readme_lists_every_error_kind_with_an_example_message() -> None:
+    from pytest_lipsync import errors
+
+    raised = {errors.ConfigError.kind, errors.WeightsError.kind} | (video_error_kinds() - {errors.VideoError.kind})
+    documented = _readme_kinds()
+    assert sorted(documented) == sorted(raised)
+    for kind in video_error_kinds() - {errors.VideoError.kind}:  # "file: what is wrong. what to do"
+        assert documented[kind].startswith("out/a.") and ". " in documented[kind], kind
+
+
+# ---------------------------------------------------------------- one bad video never stops the others
+
+
+def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Under ``--workers 2``, each bad file fails with its own kind and every good one scores (in one process,
+    ``test_workers`` shows the same results, and the corpus above each kind)."""
+    import json
+
+    from pytest_lipsync.cli import main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    kinds = {
+        "good1.mkv": "ok",
+        "good2.avi": "ok",
+        zero_bytes(folder).name: "unreadable",
+        clip("sound.mkv", video=False)(folder).name: "no_video_stream",
+        clip("hush.mkv", silent=True)(folder).name: "silent_audio",
+        clip("short.mkv", seconds=0.16)(folder).name: "too_short",
+        damaged("damaged.mkv", "mjpeg", (10, 15))(folder).name: "decode_error",
+    }
+    clip("good1.mkv")(folder), clip("good2.avi", seed=5)(folder)
+    out = tmp_path / "scores.json"
+    args = ["score", str(folder), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
+    code = main([*args, "--syncnet-weights", str(syncnet_weights), "--workers", "2", "--json", str(out), "-q"])
+    assert code == 1
+    videos = json.loads(out.read_text())["videos"]
+    assert {Path(video["path"]).name: (video["error"] or {"kind": "ok"})["kind"] for video in videos} == kinds
+    assert all(video["metrics"]["lse_d"] > 0 for video in videos if video["error"] is None)
+    assert "decode_error" in capsys.readouterr().out

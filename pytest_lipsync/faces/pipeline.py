@@ -50,11 +50,16 @@ _NO_BOXES.setflags(write=False)
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """Every kept track scored, in scene order, and the video's and the sound's lengths in 25 fps frames."""
+    """Every kept track scored, in scene order, and the video's and the sound's lengths in 25 fps frames.
+
+    ``geometry``: the same tracks' per-frame boxes and crop geometry (``lipsync visualize`` draws them), in
+    the frames the pipeline read: in ``reference`` fidelity :func:`replay_shift` frames later than the video's.
+    """
 
     tracks: tuple[TrackScore, ...]
     frames: int
     audio_frames: int
+    geometry: tuple[Track, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class FacePipeline:
         timings.add("audio", clock)
         found, tracks = self.find_tracks(source, timings)
         scored = self._score_tracks(source, found, tracks, audio, timings)
-        return PipelineResult(scored, len(found.boxes), len(audio) // SAMPLES_PER_FRAME)
+        return PipelineResult(scored, len(found.boxes), len(audio) // SAMPLES_PER_FRAME, tracks)
 
     def find_tracks(self, source: VideoSource, timings: Timings) -> tuple[Detections, tuple[Track, ...]]:
         """Pass 1 and tracking: the kept tracks, or :class:`NoFaceTrackError` saying why there is none."""
@@ -251,16 +256,23 @@ def crop_batches(source: VideoSource, reference: bool, stop: int) -> Iterator[np
     return batched(islice(frames, stop), FRAME_BATCH)
 
 
+def replay_shift(source: VideoSource, reference: bool) -> int:
+    """How many frames later than the video's own frame the pipeline's frame of the same picture is numbered:
+    the reference replay repeats the first frame where its MP3 priming left a gap; none in clean fidelity."""
+    from pytest_lipsync.media.reencode import leading_repeats
+
+    rate = source.info.audio_rate
+    return leading_repeats(rate) if reference and rate else 0
+
+
 def _mpeg4_frames(source: VideoSource) -> Iterator[av.video.frame.VideoFrame]:
     """The 25 fps frames of the reference's ``video.avi``: first frame repeated where its MP3 priming left a gap."""
-    from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, leading_repeats, mpeg4_round_trip
+    from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, mpeg4_round_trip
 
     frames = mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT))
-    rate = source.info.audio_rate
-    repeats = leading_repeats(rate) if rate else 0
     first = next(frames, None)
     if first is not None:
-        yield from [first] * (1 + repeats)
+        yield from [first] * (1 + replay_shift(source, reference=True))
         yield from frames
 
 

@@ -8,10 +8,19 @@ default; audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gives 
 
 A header claiming more than ``max_pixels`` pixels per frame is refused before any frame is decoded, so a
 hostile or corrupt file cannot make the decoder allocate gigabytes.
+
+Damage in the middle of a file costs only the frames it hits. Video is decoded packet by packet: a packet
+the decoder rejects (MJPEG, for one, raises ``InvalidDataError``) is skipped and counts as a lost frame; a
+frame the decoder concealed (MPEG-4 and H.264 patch damaged blocks and flag the frame ``is_corrupt``) is
+kept and counts as damaged. After a whole pass, more damaged frames than ``max_corrupt_fraction`` of the
+frames the decoder was handed fail the video with ``decode_error``; fewer are reported with the score
+(``damaged_frames``). Counts are of source frames, before the 25 fps conversion. A file the demuxer cannot
+read on (a cut or garbled container) still fails at once: that is not a damaged frame but a lost stream.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pytest_lipsync.deadline import Deadline, video_timeout
 from pytest_lipsync.errors import (
     DecodeError,
     NoAudioStreamError,
@@ -29,9 +39,10 @@ from pytest_lipsync.errors import (
     TooLargeError,
     UnreadableError,
 )
-from pytest_lipsync.settings import MAX_PIXELS
+from pytest_lipsync.settings import MAX_CORRUPT_FRACTION, MAX_PIXELS
 
 if TYPE_CHECKING:
+    import av.packet
     import av.audio.frame
     import av.container
     import av.stream
@@ -71,10 +82,25 @@ class VideoInfo:
 
 
 class VideoSource:
-    """A video file opened for reading; each ``frames()`` or ``audio()`` call is one streaming pass."""
+    """A video file opened for reading; each ``frames()`` or ``audio()`` call is one streaming pass.
 
-    def __init__(self, path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
+    ``deadline`` starts when the file is opened, with the ``timeout`` setting (``None``: the default for the
+    header's duration); every decoding pass checks it. ``damaged_frames`` is known after a complete pass
+    (every pass of one file finds the same damage, so it is set, never added up).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_pixels: int = MAX_PIXELS,
+        *,
+        max_corrupt_fraction: float = MAX_CORRUPT_FRACTION,
+        timeout: float | None = None,
+    ) -> None:
+        started = time.monotonic()
         self.path = Path(path)
+        self.max_corrupt_fraction = max_corrupt_fraction
+        self.damaged_frames = 0
         if not self.path.exists():
             raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
         if self.path.is_dir():
@@ -83,6 +109,7 @@ class VideoSource:
             self.info = _probe(self.path, container)
             self._origin = _origin(container)
         _check_size(self.info, max_pixels)
+        self.deadline = Deadline(self.path, video_timeout(timeout, self.info.duration), started)
 
     def _open(self) -> av.container.InputContainer:
         import av
@@ -104,21 +131,24 @@ class VideoSource:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             graph = None
+            damage = _Damage()
             try:
-                for frame in container.decode(stream):
+                for frame in damage.frames(container.demux(stream), self.deadline):
                     if graph is None:  # built on the first frame, which carries the rotation
                         graph = _fps_graph(stream, self._origin, pix_fmt, upright_filters(frame.rotation))
                     graph.push(frame)
-                    yield from _drain(graph)
+                    yield from _drain(graph, self.deadline)
                 if graph is not None:
                     graph.push(None)
-                    yield from _drain(graph)
+                    yield from _drain(graph, self.deadline)
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"video decoding failed ({_reason(exc)})",
                     path=self.path,
                     hint="The file is damaged; re-export it",
                 ) from exc
+        damage.check(self.path, self.max_corrupt_fraction)
+        self.damaged_frames = damage.damaged
 
     def frames(self, batch_size: int = 32, pix_fmt: str = "bgr24") -> Iterator[np.ndarray]:
         """Batches (B, H, W, 3) uint8 of the 25 fps stream; memory stays at one batch."""
@@ -158,6 +188,46 @@ class VideoSource:
             return _align_start(samples, (start.time or 0.0) - self._origin)
 
 
+class _Damage:
+    """Counts, over one pass, the frames the decoder was handed and those it lost or concealed."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.damaged = 0
+
+    def frames(
+        self, packets: Iterable[av.packet.Packet], deadline: Deadline
+    ) -> Iterator[av.video.frame.VideoFrame]:
+        """Every frame the packets decode to; a rejected packet is skipped (one frame lost), the rest go on."""
+        import av
+
+        for packet in packets:
+            deadline.check()
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                if packet.size:  # the empty packet that flushes the decoder holds no frame
+                    self.total += 1
+                    self.damaged += 1
+                continue
+            for frame in frames:
+                self.total += 1
+                self.damaged += bool(frame.is_corrupt)
+                yield frame
+
+    def check(self, path: Path, limit: float) -> None:
+        """Fail the video when more than ``limit`` of its frames were damaged (all of them, when none decoded)."""
+        if self.damaged and (self.damaged > limit * self.total or self.damaged == self.total):
+            raise DecodeError(
+                f"{self.damaged} of its {self.total} video frames are damaged (lost or concealed by the decoder, "
+                f"{self.damaged / self.total:.1%}), over the limit max_corrupt_fraction = {limit:g}",
+                path=path,
+                hint="The file is damaged; re-export it, or raise the 'max_corrupt_fraction' setting to score the frames "
+                "that decode",
+                facts={"damaged_frames": self.damaged, "frames": self.total, "max_corrupt_fraction": limit},
+            )
+
+
 class _FirstTime:
     """Remembers the time of the first timed frame that streams past."""
 
@@ -181,8 +251,14 @@ def _resampled(frames: Iterable[av.audio.frame.AudioFrame]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
-def open_video(path: str | Path, max_pixels: int = MAX_PIXELS) -> VideoSource:
-    return VideoSource(path, max_pixels)
+def open_video(
+    path: str | Path,
+    max_pixels: int = MAX_PIXELS,
+    *,
+    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION,
+    timeout: float | None = None,
+) -> VideoSource:
+    return VideoSource(path, max_pixels, max_corrupt_fraction=max_corrupt_fraction, timeout=timeout)
 
 
 def upright_filters(rotation: float) -> tuple[tuple[str, str], ...]:
@@ -246,7 +322,7 @@ def _probe(path: Path, container: av.container.InputContainer) -> VideoInfo:
             path=path,
             hint="The file is damaged or truncated (or uses a codec this FFmpeg lacks); re-export it",
         )
-    audio = container.streams.audio[0] if container.streams.audio else None
+    audio = container.streams.audio[0].codec_context if container.streams.audio else None  # None: codec unknown
     rate = video.average_rate or video.guessed_rate
     return VideoInfo(
         path=path,
@@ -255,9 +331,9 @@ def _probe(path: Path, container: av.container.InputContainer) -> VideoInfo:
         codec=video.codec_context.name,
         source_fps=float(rate) if rate else None,
         duration=_duration(container, video),
-        audio_codec=audio.codec_context.name if audio else None,
-        audio_rate=audio.codec_context.sample_rate if audio else None,
-        audio_channels=audio.codec_context.channels if audio else None,
+        audio_codec=audio.name if audio else None,
+        audio_rate=audio.sample_rate if audio else None,
+        audio_channels=audio.channels if audio else None,
     )
 
 
@@ -287,10 +363,13 @@ def _fps_graph(
     return graph
 
 
-def _drain(graph: av.filter.Graph) -> Iterator[av.video.frame.VideoFrame]:
+def _drain(graph: av.filter.Graph, deadline: Deadline) -> Iterator[av.video.frame.VideoFrame]:
+    """The frames the graph has ready. The deadline is checked per frame: one source frame may become
+    millions at 25 fps (a corrupt header claiming a frame rate of 1 per day), with no packet in between."""
     import av
 
     while True:
+        deadline.check()
         try:
             yield graph.pull()
         except (av.BlockingIOError, av.EOFError):

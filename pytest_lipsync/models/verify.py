@@ -17,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from pytest_lipsync.results import publish
+
 _CHUNK = 1 << 20
 _SIDECAR_SUFFIX = ".sha256.json"
 
@@ -68,7 +70,7 @@ def _write_sidecar(path: Path, stat: os.stat_result, digest: str) -> None:
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as sink:
                 json.dump(record, sink)
-            os.replace(temporary, sidecar_path(path))
+            publish(Path(temporary), sidecar_path(path))
         except OSError:
             os.unlink(temporary)
             raise

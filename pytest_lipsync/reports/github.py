@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 SUMMARY_LIMIT = 256 * 1024
 MAX_ANNOTATIONS = 10
+# The artifact the example workflows (templates/lipsync.yml) upload the --lipsync-html directory as.
+HTML_ARTIFACT = "lipsync-report"
 
 
 def in_github_actions(environ: Mapping[str, str] = os.environ) -> bool:
@@ -67,13 +69,29 @@ def append_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> P
     return Path(target)
 
 
-def publish_step_summary(gate: GateSession) -> Path | None:
-    """Under GitHub Actions, append the run's table to the job summary."""
+def publish_step_summary(gate: GateSession, html: Path | None = None) -> Path | None:
+    """Under GitHub Actions, append the run's table to the job summary, and where to find the HTML report
+    when one was written (``html``)."""
     if not in_github_actions() or not gate.scores:
         return None
     notice = None if gate.run is None else run_notice(gate.run)
     scores = [gate.scores[k] for k in sorted(gate.scores)]
-    return append_step_summary(markdown_summary(scores, gate.verdicts, gate.means(), notice=notice))
+    text = markdown_summary(scores, gate.verdicts, gate.means(), notice=notice)
+    link = None if html is None else artifact_line(os.environ)
+    return append_step_summary(text if link is None else f"{text}\n{link}\n")
+
+
+def artifact_line(environ: Mapping[str, str]) -> str | None:
+    """A link to the run's artifacts, where the workflow uploads the HTML report as :data:`HTML_ARTIFACT`
+    (job summaries cannot link into an artifact's files); None outside a GitHub Actions run."""
+    parts = [environ.get(name) for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    if not all(parts):
+        return None
+    server, repository, run = parts
+    return (
+        f"**HTML report** (plots, annotated videos): the `{HTML_ARTIFACT}` artifact of "
+        f"[this run's artifacts]({server}/{repository}/actions/runs/{run}#artifacts)."
+    )
 
 
 def annotations(verdicts: Mapping[str, Verdict]) -> list[str]:

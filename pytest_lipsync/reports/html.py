@@ -3,21 +3,34 @@
 The page is self-contained so that it works as a downloaded CI artifact and offline: inline CSS and JS, plots
 as PNG files beside it, referenced relatively; nothing from the network. Every value from a report (paths,
 error messages, settings) is escaped, since video names and messages are arbitrary text.
+
+A video's section shows its annotated copy when ``DIR/videos/<its path>.mp4`` exists (:func:`annotated_path`,
+written by ``lipsync visualize VIDEO -o ...``): annotating re-scores the video, too slow to do for every
+report. Re-writing a report into the same directory removes the plots of the previous one that the new one
+does not write (the files it wrote are listed in :data:`MANIFEST`); nothing else there is touched.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
-from pytest_lipsync.results import Report, TrackScore, VideoScore, write_text_atomic
+from pytest_lipsync.results import Report, TrackScore, VideoScore, write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from pytest_lipsync.gate import GateRules
 
 INDEX = "index.html"
+MANIFEST = ".lipsync-report.json"
+VIDEOS = "videos"
 # A baseline's metrics by video key: the summary shows each metric's change from it.
 BaselineMetrics = Mapping[str, Mapping[str, float]]
 # Summary column -> (metric, digits); None digits: an integer.
@@ -62,15 +75,20 @@ document.querySelectorAll('#summary th').forEach(function (th, column) {
 """
 
 
-def write_report(report: Report, directory: Path, baseline: BaselineMetrics | None = None) -> Path:
-    """Write ``directory/index.html`` and its plots; returns the page's path."""
+def write_report(
+    report: Report, directory: Path, baseline: BaselineMetrics | None = None, rules: GateRules | None = None
+) -> Path:
+    """Write ``directory/index.html`` and its plots; returns the page's path.
+
+    ``rules``: the gate's, whose ``lse_c_min`` places each video's confidence threshold band (``reports.confidence``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     videos = sorted(report.videos, key=lambda video: (video.ok, video.path))
-    plots, note = _all_plots(videos, directory)
+    plots, note = _all_plots(videos, directory, rules)
     body = [
         "<h1>pytest-lipsync report</h1>",
         _summary(videos, baseline or {}),
-        *(_section(number, video, plots.get(number, [])) for number, video in enumerate(videos, 1)),
+        *(_section(number, video, plots.get(number, []), directory) for number, video in enumerate(videos, 1)),
         _run(report),
     ]
     for line in (note, run_notice(report.run)):
@@ -78,16 +96,41 @@ def write_report(report: Report, directory: Path, baseline: BaselineMetrics | No
             body.insert(1, f'<p class="note">{escape(line)}</p>')
     page = directory / INDEX
     write_text_atomic(page, _page("\n".join(body)))
+    _replace_manifest(directory, [plot.file for video_plots in plots.values() for plot in video_plots])
     return page
 
 
-def _all_plots(videos: Iterable[VideoScore], directory: Path) -> tuple[dict[int, list[Plot]], str | None]:
+def annotated_path(directory: Path, video: str) -> Path:
+    """Where the report looks for a video's annotated copy: ``videos/`` + its path as recorded, as MP4."""
+    relative = Path(video).relative_to(Path(video).anchor) if Path(video).is_absolute() else Path(video)
+    return directory / VIDEOS / relative.with_suffix(".mp4")
+
+
+def _replace_manifest(directory: Path, files: list[str]) -> None:
+    """Remove what the previous report wrote and this one did not, then record this one's files."""
+    manifest = directory / MANIFEST
+    try:
+        before = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = []
+    for name in set(before) - set(files):
+        if isinstance(name, str) and Path(name).name == name:  # a file of this directory, never a path elsewhere
+            (directory / name).unlink(missing_ok=True)
+    write_json_atomic(manifest, {"files": sorted(files)})
+
+
+def _all_plots(
+    videos: Iterable[VideoScore], directory: Path, rules: GateRules | None
+) -> tuple[dict[int, list[Plot]], str | None]:
     """Each video's plots by its number, or none and the message saying how to get them."""
     try:
         load_pyplot()
     except PlotsUnavailable as missing:
         return {}, str(missing)
-    return {number: video_plots(video, directory, f"video-{number:03d}") for number, video in enumerate(videos, 1)}, None
+    return {
+        number: video_plots(video, directory, f"video-{number:03d}", band_for(rules, video.path))
+        for number, video in enumerate(videos, 1)
+    }, None
 
 
 def _page(body: str) -> str:
@@ -129,12 +172,19 @@ def _format(value: float, digits: int | None) -> str:
     return str(int(value)) if digits is None else f"{value:.{digits}f}"
 
 
-def _section(number: int, video: VideoScore, plots: list[Plot]) -> str:
-    """A video's error, tracks and plots."""
+def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path) -> str:
+    """A video's error, tracks, annotated copy (when there is one) and plots."""
     parts = [f'<section id="video-{number}">', f"<h2>{escape(video.path)}</h2>"]
     if video.error is not None:
         parts.append(f'<pre class="error">{escape(video.error.kind)}: {escape(video.error.message)}</pre>')
     parts.append(f"<p>{video.frames} frames, {video.duration:.2f} s, {len(video.tracks)} face track(s)</p>")
+    annotated = annotated_path(directory, video.path)
+    if annotated.is_file():
+        link = escape(quote(annotated.relative_to(directory).as_posix()))
+        parts.append(
+            f'<p><video controls preload="metadata" src="{link}" width="480"></video><br>'
+            f'<a href="{link}">Annotated video</a>: face tracks boxed by per-frame confidence</p>'
+        )
     if video.tracks:
         parts.append(_tracks(video.tracks))
     parts += [

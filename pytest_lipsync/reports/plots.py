@@ -12,13 +12,16 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from pytest_lipsync.reports.confidence import AMBER, WINDOW_CENTRE, ConfidenceBand, rgb
 from pytest_lipsync.results import TrackScore, VideoScore
 
 INSTALL_HINT = 'pip install "pytest-lipsync[report]"'
 MISSING_MESSAGE = f"Plots need matplotlib, which is not installed: {INSTALL_HINT}"
+DIFFERENCE_GAIN = 4  # a difference of 64 levels shows at full scale
 
 
 class PlotsUnavailable(Exception):
@@ -45,14 +48,15 @@ def load_pyplot() -> Any:
     return pyplot
 
 
-def video_plots(video: VideoScore, directory: Path, stem: str) -> list[Plot]:
-    """Every plot ``video`` has data for, written as ``directory/stem-*.png``."""
+def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceBand = ConfidenceBand()) -> list[Plot]:
+    """Every plot ``video`` has data for, written as ``directory/stem-*.png``; ``band``: the confidence
+    threshold band (:mod:`.confidence`) shaded on the confidence plot."""
     pyplot = load_pyplot()
     plots = []
     tracks = [track for track in video.tracks if track.frame_confidence]
     if tracks:
-        plots.append(_save(pyplot, _confidence_figure(pyplot, tracks, video.frames), directory, f"{stem}-confidence.png",
-                           "Smoothed per-frame confidence of each face track"))
+        plots.append(_save(pyplot, _confidence_figure(pyplot, tracks, video.frames, band), directory, f"{stem}-confidence.png",
+                           f"Smoothed per-frame confidence of each face track; shaded: the threshold band ({band.label})"))
     for number, track in enumerate(video.tracks, 1):
         if track.mean_dist:
             plots.append(_save(pyplot, _distance_figure(pyplot, track, number), directory, f"{stem}-distance-{number}.png",
@@ -61,7 +65,59 @@ def video_plots(video: VideoScore, directory: Path, stem: str) -> list[Plot]:
     if series:
         plots.append(_save(pyplot, _quality_figure(pyplot, series), directory, f"{stem}-quality.png",
                            "Per-frame PSNR and SSIM against ground truth, worst frame marked"))
+    for frame, metrics in _worst_frames(series).items():
+        pair = _frame_pair(Path(video.path), Path(str((video.quality or {}).get("reference"))), frame)
+        if pair is not None:
+            plots.append(_save(pyplot, _worst_figure(pyplot, *pair, frame), directory, f"{stem}-worst-{frame}.png",
+                               f"Frame {frame}, the worst by {metrics}: generated, ground truth, difference (x{DIFFERENCE_GAIN})"))
     return plots
+
+
+def _worst_frames(series: Mapping[str, Mapping[str, Any]]) -> dict[int, str]:
+    """The worst video frame of each metric, and which metrics it is the worst of ("PSNR and SSIM")."""
+    frames: dict[int, list[str]] = {}
+    for name, data in series.items():
+        frame = (data.get("worst") or {}).get("frame")
+        if frame is not None:
+            frames.setdefault(int(frame), []).append(name.upper())
+    return {frame: " and ".join(names) for frame, names in sorted(frames.items())}
+
+
+def _frame_pair(generated: Path, reference: Path, frame: int) -> tuple[Any, Any] | None:
+    """Frame ``frame`` (25 fps, as quality numbers them) of both videos in RGB, the reference at the generated
+    size as quality compares it; None when either cannot be read from here (a report moved to another machine)."""
+    import cv2
+
+    from pytest_lipsync.errors import VideoError
+    from pytest_lipsync.media.decode import open_video
+
+    try:
+        pair = [next(islice(open_video(path).decoded("rgb24"), frame, None), None) for path in (generated, reference)]
+    except VideoError:
+        return None
+    if pair[0] is None or pair[1] is None:
+        return None
+    ours, theirs = (decoded.to_ndarray() for decoded in pair)
+    if theirs.shape != ours.shape:
+        theirs = cv2.resize(theirs, (ours.shape[1], ours.shape[0]), interpolation=cv2.INTER_AREA)
+    return ours, theirs
+
+
+def _worst_figure(pyplot: Any, generated: Any, reference: Any, frame: int) -> Any:
+    """Side by side; the difference is the largest channel's absolute difference, amplified to be seen."""
+    import numpy as np
+
+    difference = np.abs(generated.astype(np.int16) - reference.astype(np.int16)).max(axis=2)
+    figure, panels = pyplot.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
+    for axes, image, title in zip(panels, (generated, reference), ("generated", "ground truth")):
+        axes.imshow(image)
+        axes.set_title(f"{title}, frame {frame}")
+    shown = panels[2].imshow(np.clip(difference * DIFFERENCE_GAIN, 0, 255), cmap="magma", vmin=0, vmax=255)
+    panels[2].set_title(f"|difference| x {DIFFERENCE_GAIN}")
+    figure.colorbar(shown, ax=panels[2], fraction=0.046)
+    for axes in panels:
+        axes.set_axis_off()
+    return figure
 
 
 def _save(pyplot: Any, figure: Any, directory: Path, name: str, caption: str) -> Plot:
@@ -72,17 +128,21 @@ def _save(pyplot: Any, figure: Any, directory: Path, name: str, caption: str) ->
     return Plot(name, caption)
 
 
-def _confidence_figure(pyplot: Any, tracks: Sequence[TrackScore], frames: int) -> Any:
-    """The x axis spans the whole video (when its length is known), so that frames without a track show as gaps."""
-    figure, axes = pyplot.subplots(figsize=(8, 3), layout="constrained")
+def _confidence_figure(pyplot: Any, tracks: Sequence[TrackScore], frames: int, band: ConfidenceBand) -> Any:
+    """The x axis spans the whole video (when its length is known), so that frames without a track show as gaps;
+    each frame is plotted at the centre of its window, as ``lipsync visualize`` colours it."""
+    figure, axes = pyplot.subplots(figsize=(10, 3), layout="constrained")
+    axes.axhspan(band.low, band.high, color=rgb(AMBER), alpha=0.25, label=f"threshold band: {band.label}")
+    axes.axhline(band.threshold, color=rgb(AMBER), linewidth=1)
     for number, track in enumerate(tracks, 1):
-        span = range(track.start_frame, track.start_frame + len(track.frame_confidence))
+        first = track.start_frame + WINDOW_CENTRE
+        span = range(first, first + len(track.frame_confidence))
         axes.plot(span, track.frame_confidence, label=f"track {number} (frames {track.start_frame}-{track.end_frame})")
     if frames:
         axes.set_xlim(0, frames - 1)
     axes.set(xlabel="frame", ylabel="confidence", title="Per-frame confidence")
     axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside: the curves stay visible
     return figure
 
 

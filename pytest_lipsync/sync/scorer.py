@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pytest_lipsync.deadline import Deadline
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
 from pytest_lipsync.settings import Precision
 from pytest_lipsync.sync.distances import SyncCurve, offset_distances, sync_curve
@@ -39,13 +40,20 @@ class TrackTooShort(Exception):
 
 @dataclass
 class Timings:
-    """Seconds spent per stage, accumulated over a video."""
+    """Seconds spent per stage, accumulated over a video.
+
+    Every loop of the scoring stages times each batch here, so this is also where the video's ``deadline``
+    is checked: past it, :meth:`add` raises ``ScoringTimeoutError`` between two batches.
+    """
 
     seconds: dict[str, float] = field(default_factory=dict)
+    deadline: Deadline | None = None
 
     def add(self, stage: str, since: float) -> float:
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        if self.deadline is not None:
+            self.deadline.check()
         return now
 
 
