@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
-from pytest_lipsync.settings import FIDELITIES, PROTOCOLS, Settings
+from pytest_lipsync.settings import FIDELITIES, PRECISIONS, PROTOCOLS, Settings
 
 if TYPE_CHECKING:
     from pytest_lipsync.config import LipsyncConfig
@@ -89,6 +89,7 @@ _SCORE_KEYS = (
     "facedet_scale", "crop_scale", "min_track", "num_failed_det", "min_face_size", "scene_threshold",
     "reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch",
     "timeout", "max_corrupt_fraction",
+    "precision", "detect_every",
 )
 
 
@@ -126,6 +127,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", default=None, help="never download weights")
     _add_pipeline_arguments(parser, defaults)
     _add_limit_arguments(parser, defaults)
+    _add_fast_arguments(parser)
 
 
 def _add_pipeline_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -135,6 +137,14 @@ def _add_pipeline_arguments(parser: argparse.ArgumentParser, defaults: Settings)
         ("facedet_scale", float), ("crop_scale", float), ("scene_threshold", float),
     ):
         pipeline.add_argument(f"--{key.replace('_', '-')}", type=kind, metavar="N", help=f"default: {getattr(defaults, key)}")
+
+
+def _add_fast_arguments(parser: argparse.ArgumentParser) -> None:
+    fast = parser.add_argument_group("faster options (never the default; results say they were used: not the protocol's numbers)")
+    fast.add_argument("--precision", choices=PRECISIONS, help="the models' forward dtype (default: fp32)")
+    fast.add_argument(
+        "--detect-every", type=int, metavar="N", help="run the face detector on every N-th frame only (default: 1)"
+    )
 
 
 def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -198,7 +208,7 @@ def paired_reference(video: Path, config: LipsyncConfig) -> Path | None:
 def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.media.discover import discover_videos
     from pytest_lipsync.quality.pairing import videos_root
-    from pytest_lipsync.reports.table import custom_weights_notice, format_table
+    from pytest_lipsync.reports.table import format_table, run_notice
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.workers import Job, Progress, score_jobs
 
@@ -213,7 +223,7 @@ def run_score(args: argparse.Namespace) -> int:
     ]
     run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))
-    notice = custom_weights_notice(run.weights)
+    notice = run_notice(run)
     if notice is not None:
         print(notice)
     if args.json is not None:

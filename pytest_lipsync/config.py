@@ -129,6 +129,7 @@ def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
             overrides = _overrides(layer, layer.values["overrides"])
         pairs.update(_pairs(layer, layer.values.get("pairs", {})))
     settings = _build(Settings, scalars)
+    settings.check_detect_every()
     thresholds = _build(Thresholds, scalars)
     gate = GateRules(thresholds, regression, tuple(scalars.get("allow", ())), overrides)
     options = _build(RunOptions, scalars)

@@ -39,6 +39,9 @@ _HELP = {
     "no_cache": "score every video again instead of replaying cached results",
     "allow": "error kind that makes an unscorable video an expected failure; repeatable",
     "shard": "i/n: score only this CI job's share of the videos (balanced by file size, stable)",
+    "precision": "fp32 | bf16 | fp16: the models' forward dtype; bf16/fp16 are faster, not the protocol's numbers",
+    "detect_every": "run the face detector on every N-th frame only, tracks interpolated between (faster, not the "
+    "protocol's numbers)",
     "gpus": "device ordinals (e.g. 0,2) that xdist workers are spread over, one device per worker",
 }
 

@@ -63,7 +63,7 @@ class Scorer:
         weights = resolve_run_weights(self.settings)
         self.weights: tuple[WeightsRecord, ...] = weights.records()
         self._sync: SyncScorer = SyncScorer(
-            load_syncnet(weights.syncnet, self.device), self.device, self.settings.batch_size
+            load_syncnet(weights.syncnet, self.device), self.device, self.settings.batch_size, self.settings.precision
         )
         self._faces: FacePipeline | None = None
         if pipeline:
@@ -79,7 +79,10 @@ class Scorer:
             return FacePipeline(load_detector(str(self.settings.detector)), self._sync, self.settings)
         from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
 
-        detector = S3FDDetector(load_s3fd(weights, self.device), self.device, facedet_scale=self.settings.facedet_scale)
+        net = load_s3fd(weights, self.device)
+        detector = S3FDDetector(
+            net, self.device, facedet_scale=self.settings.facedet_scale, precision=self.settings.precision
+        )
         return FacePipeline(detector, self._sync, self.settings)
 
     def _face_regions(self, path: Path) -> FaceRegions:

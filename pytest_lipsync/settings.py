@@ -17,9 +17,11 @@ from pytest_lipsync.quality.settings import Color, QualitySettings, Region, Ssim
 
 Protocol = Literal["pipeline", "cropped"]
 Fidelity = Literal["reference", "clean"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 MAX_PIXELS = 36_000_000  # a little over 8K (7680x4320 is 33.2 M pixels): the ``max_pixels`` default
 # The ``max_corrupt_fraction`` default: a damaged frame touches the 5 SyncNet windows around it, so 1 % of
 # damaged frames touches at most 5 % of the windows the means are taken over; more fails the video.
@@ -41,6 +43,10 @@ _RESULT_KEYS: tuple[str, ...] = (
     "scene_threshold",
     "detector",
 )
+# The faster options: never the default, recorded (and called out under every table) only when used, so
+# results, cache keys and baselines made before they existed stay comparable with default runs.
+FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
+_PIPELINE_ONLY = ("detect_every",)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class Settings:
     max_pixels: int = MAX_PIXELS  # frames above this (from the header) are refused before decoding: too_large
     max_corrupt_fraction: float = MAX_CORRUPT_FRACTION  # of source frames lost or concealed: decode_error above it
     timeout: float | None = None  # seconds per video; None: 60 s + 20 x its duration (see ``deadline``)
+    precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
+    detect_every: int = 1  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)
@@ -91,6 +99,8 @@ class Settings:
             raise ConfigError(
                 f"setting 'max_corrupt_fraction' is {self.max_corrupt_fraction!r}", hint="Use a number from 0 to 1"
             )
+        _choice("precision", self.precision, PRECISIONS)
+        _positive("detect_every", self.detect_every, integer=True)
         for key in ("crop_scale", "min_face_size"):
             value = getattr(self, key)
             if not _is_number(value) or value < 0:
@@ -110,7 +120,24 @@ class Settings:
         keys = _RESULT_KEYS if self.protocol == "pipeline" else ("protocol", "fidelity")
         if self.reference is not None:  # the directory itself moves no number; the variant does
             keys += _QUALITY_KEYS
-        return {key: getattr(self, key) for key in keys}
+        return {**{key: getattr(self, key) for key in keys}, **self.fast_options()}
+
+    def fast_options(self) -> dict[str, Any]:
+        """The faster, non-protocol options that take effect in this run (empty for the protocol's own settings)."""
+        used = {key: getattr(self, key) for key, default in FAST_DEFAULTS.items() if getattr(self, key) != default}
+        return {key: value for key, value in used.items() if key not in _PIPELINE_ONLY or self.protocol == "pipeline"}
+
+    def check_detect_every(self) -> None:
+        """``detect_every`` must leave tracks joinable: a gap of N frames between detections must not end them.
+
+        Checked on the merged settings (by ``config.resolve`` and the face pipeline), not per source, so that
+        ``detect_every`` and ``num_failed_det`` may be raised together from different places."""
+        if self.detect_every > self.num_failed_det:
+            raise ConfigError(
+                f"setting 'detect_every' is {self.detect_every}, more than num_failed_det = {self.num_failed_det}: "
+                "every track would end at the first skipped frame",
+                hint=f"Use detect_every <= {self.num_failed_det}, or raise num_failed_det to at least {self.detect_every}",
+            )
 
 
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -9,6 +9,7 @@ is the mean over tracks, a short clip fails with the facts, and both fidelities 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pytest
 from fixtures.faces import marker_boxes
 from fixtures.media import ClipSpec
 from pytest_lipsync import Settings
+from pytest_lipsync.faces.pipeline import Detections
+from pytest_lipsync.faces.tracking import Tracking
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.results import VideoScore
 from pytest_lipsync.scoring import Scorer
@@ -188,3 +191,68 @@ def test_missing_s3fd_weights_offline_is_a_weights_error(syncnet_weights: Path, 
     monkeypatch.delenv("LIPSYNC_S3FD_WEIGHTS", raising=False)
     with pytest.raises(WeightsError, match="sfd_face.pth"):
         Scorer(Settings(device="cpu", syncnet_weights=str(syncnet_weights), offline=True))
+
+
+class RecordingDetector:
+    """The marker detector, remembering which frame numbers it was asked about."""
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+
+    def detect(self, frames: np.ndarray, indices: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+        assert len(frames) == len(indices)
+        self.indices += [int(index) for index in indices]
+        return [marker_boxes(frame) for frame in frames]
+
+
+def detect_every(short_clip: Path, every: int, pipeline_scorer) -> tuple[RecordingDetector, Detections, Tracking]:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.faces.pipeline import FacePipeline
+    from pytest_lipsync.sync.scorer import Timings
+
+    detector = RecordingDetector()
+    settings = Settings(fidelity="clean", min_track=50, detect_every=every)
+    pipeline = FacePipeline(detector, pipeline_scorer(min_track=50)._sync, settings)
+    found = pipeline.detect(open_video(short_clip), Timings())
+    return detector, found, pipeline.track(found)
+
+
+def test_detect_every_1_calls_the_detector_on_every_frame_as_before(short_clip: Path, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+    detector, found, _ = detect_every(short_clip, 1, pipeline_scorer)
+    frames = [frame.to_ndarray() for frame in open_video(short_clip).decoded("bgr24")]
+    assert detector.indices == list(range(75))
+    assert len(found.boxes) == 75
+    for boxes, frame in zip(found.boxes, frames, strict=True):
+        assert boxes.tobytes() == marker_boxes(frame[..., ::-1]).tobytes()
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_detect_every_n_calls_the_detector_on_every_nth_frame_and_tracks_across(
+    short_clip: Path, every: int, pipeline_scorer  # type: ignore[no-untyped-def]
+) -> None:
+    _, full, full_tracking = detect_every(short_clip, 1, pipeline_scorer)
+    detector, found, tracking = detect_every(short_clip, every, pipeline_scorer)
+    assert detector.indices == list(range(0, 75, every))  # across batches of 8: 0, 3, 6, 9, ...
+    assert len(found.boxes) == 75 and found.scenes == full.scenes
+    for frame, boxes in enumerate(found.boxes):
+        assert boxes.tobytes() == (full.boxes[frame].tobytes() if frame % every == 0 else b"")
+    (track,), (full_track,) = tracking.tracks, full_tracking.tracks
+    last = 74 - 74 % every
+    assert (track.first_frame, track.last_frame, track.detections) == (0, last, last // every + 1)
+    np.testing.assert_allclose(track.boxes, full_track.boxes[: last + 1], rtol=0, atol=1.0)  # a still face
+
+
+def test_detect_every_beyond_num_failed_det_is_refused_before_scoring(pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'detect_every' is 26, more than num_failed_det = 25"):
+        pipeline_scorer(detect_every=26)
+
+
+def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_clip: Path, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+    scorer = pipeline_scorer(min_track=75, detect_every=3)  # 25 detections x 3 = 75, not more than 75
+    assert scorer.run.settings["detect_every"] == 3
+    failed = scorer.score(short_clip)
+    assert failed.error is not None and failed.error.kind == "no_face_track"
+    assert "has 25 detections (frames 0-72), and min_track = 75 needs more than 75 (detect_every = 3: each " in failed.error.message
+    assert "lower the setting min_track below 75" in failed.error.message
+    assert failed.error.facts["limits"]["detect_every"] == 3

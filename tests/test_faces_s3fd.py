@@ -20,6 +20,8 @@ from torch.nn import functional as F
 
 from fixtures.faces import standin_s3fd_state_dict
 from pytest_lipsync.errors import WeightsError
+from pytest_lipsync.models.runtime import autocast
+from pytest_lipsync.faces import s3fd
 from pytest_lipsync.faces.s3fd import S3FDDetector, S3FDNet, decode_boxes, greedy_nms, load_s3fd, prior_boxes
 
 KEYS = Path(__file__).parent / "data" / "s3fd.keys.txt"
@@ -330,3 +332,66 @@ def test_batched_detection_gives_the_boxes_of_one_frame_at_a_time(net: S3FDNet) 
         assert boxes.shape == single.shape
         np.testing.assert_allclose(boxes, single, rtol=0, atol=1e-3)
     assert detector.detect(frames[:0], []) == []
+
+
+# ---------------------------------------------------------------- layout and precision
+
+
+def test_channels_last_gives_the_boxes_of_the_nchw_network(net: S3FDNet) -> None:
+    """The detector runs channels-last (faster on the CPU); its convolutions round differently from NCHW ones
+    (about 1e-7 relative, as batching does), so boxes agree to float precision, one frame at a time."""
+    assert net.vgg[0].weight.is_contiguous(memory_format=torch.channels_last)
+    nchw = S3FDNet().eval()
+    nchw.load_state_dict(net.state_dict())
+    assert nchw.vgg[0].weight.is_contiguous()
+    for seed, (height, width, scale) in enumerate([(64, 96, 1.0), (280, 360, 0.25)]):
+        frame = frames_rgb(1, height, width, seed=seed)
+        fast = S3FDDetector(net, "cpu", facedet_scale=scale, conf_th=0.3).detect(frame, [0])[0]
+        plain = S3FDDetector(nchw, "cpu", facedet_scale=scale, conf_th=0.3).detect(frame, [0])[0]
+        assert len(fast) > 0 and fast.shape == plain.shape
+        np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-3)
+
+
+def _heads(net: S3FDNet, frame: np.ndarray, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The raw heads (loc, class logits) of the detector's own network input, under the precision's autocast."""
+    detector = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9, precision=precision)
+    with torch.inference_mode():
+        x = detector._network_input(frame)
+        with autocast(precision, detector.device):
+            heads = net(x)
+    return heads.loc, heads.conf
+
+
+def test_bf16_heads_and_boxes_are_close_to_fp32(net: S3FDNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 keeps 8 significant bits (2**-9 relative rounding); over S3FD's ~20 layers the heads drift by
+    about 1% of their range (measured: loc 0.04 of 3.1, logits 0.3 of 50). A loc error of 0.1 moves a
+    box centre by 1% of its prior's size, so a detection well above ``conf_th`` stays the same box (IoU 0.99
+    measured). Boxes near the threshold, or decided by an NMS overlap near 0.3, may differ: that is why
+    bf16 is an option and not the protocol."""
+    frame = frames_rgb(1, 70, 90, seed=90)
+    loc32, conf32 = _heads(net, frame, "fp32")
+    loc16, conf16 = _heads(net, frame, "bf16")
+    assert loc16.dtype == torch.bfloat16
+    torch.testing.assert_close(loc16.float(), loc32, rtol=0, atol=0.1)
+    torch.testing.assert_close(torch.softmax(conf16.float(), -1), torch.softmax(conf32, -1), rtol=0, atol=0.02)
+
+    decoded: list[torch.dtype] = []
+    real_decode = s3fd.decode_boxes
+    monkeypatch.setattr(s3fd, "decode_boxes", lambda loc, priors: decoded.append(loc.dtype) or real_decode(loc, priors))
+    fp32 = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9).detect(frame, [0])[0]
+    bf16 = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9, precision="bf16").detect(frame, [0])[0]
+    assert decoded == [torch.float32, torch.float32]  # post-processing in the reference's dtypes
+    assert bf16.dtype == np.float64 and fp32.shape == bf16.shape == (1, 5)
+    assert _iou(fp32[0], bf16[0]) > 0.98 and abs(fp32[0, 4] - bf16[0, 4]) < 0.02
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_fp16_on_the_cpu_is_refused_when_the_detector_is_made(net: S3FDNet) -> None:
+    from pytest_lipsync.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'precision' is 'fp16', but on the CPU"):
+        S3FDDetector(net, "cpu", precision="fp16")

@@ -203,6 +203,35 @@ def test_gaps_are_interpolated_linearly_like_interp1d() -> None:
         assert found.tracks[0].boxes[:, k].tolist() == interp(np.arange(1, 140)).tolist()
 
 
+def linear_face(frames: range, step: float = 1.5) -> dict[int, list[float]]:
+    """A face moving at a constant speed: what linear interpolation reproduces exactly."""
+    return {f: [60.0 + step * f, 40.0 + 0.5 * f, 180.0 + step * f, 184.0 + 0.5 * f, 0.99] for f in frames}
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_detect_every_n_frames_gives_the_every_frame_track_between_its_detections(every: int) -> None:
+    """Detections on frames 0, N, 2N, ... only: the track spans the first to the last detected frame, and the
+    skipped frames get the interpolated boxes, which for a linear motion are the every-frame boxes."""
+    face = linear_face(range(0, 130))
+    full = build_tracks(detections_of(130, face), [(0, 130)]).tracks[0]
+    sampled = detections_of(130, {f: box for f, box in face.items() if f % every == 0})
+    (track,) = build_tracks(sampled, [(0, 130)], detect_every=every).tracks
+    last = 129 - 129 % every
+    assert (track.first_frame, track.last_frame, track.detections) == (0, last, last // every + 1)
+    np.testing.assert_allclose(track.boxes, full.boxes[: last + 1], rtol=0, atol=1e-9)
+    assert_same_as_literal((track,), literal_pipeline(sampled, [(0, 130)], **{**LIMITS, "min_track": 10}))
+
+
+@pytest.mark.parametrize(("every", "kept_from"), [(1, 101), (2, 51), (4, 26)])
+def test_min_track_counts_each_detection_as_the_frames_it_samples(every: int, kept_from: int) -> None:
+    """A candidate is kept when detections * N > min_track: the reference's rule for N = 1."""
+    for count, kept in ((kept_from - 1, False), (kept_from, True)):
+        face = linear_face(range(0, count * every, every))
+        found = build_tracks(detections_of(count * every, face), [(0, 500)], detect_every=every)
+        assert (len(found.tracks) == 1) is kept
+        assert [r.reason for r in found.rejected] == ([] if kept else ["min_track"])
+
+
 def test_min_track_below_one_is_refused() -> None:
     with pytest.raises(ConfigError, match="min_track must be at least 1"):
         build_tracks([], [], min_track=0)

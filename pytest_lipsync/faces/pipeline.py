@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 # Frames per batch in both passes, and per detector call: a 1080p frame is 6 MB, and S3FD's activations at
 # 0.25 x 1080p take about 70 MB per frame.
 FRAME_BATCH = 8
+_NO_BOXES = np.zeros((0, 5))  # a frame the detector skipped (``detect_every``); shared, so read-only
+_NO_BOXES.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class FacePipeline:
     """Scene cuts, a detector, tracking, cropping and SyncNet for one :class:`Settings`; reusable across videos."""
 
     def __init__(self, detector: Detector, sync: SyncScorer, settings: Settings) -> None:
+        settings.check_detect_every()
         self.detector = detector
         self.sync = sync
         self.settings = settings
@@ -112,13 +115,24 @@ class FacePipeline:
             clock = timings.add("decode", clock)
             cutter.feed(scene_frames)
             clock = timings.add("scenes", clock)
-            indices = np.arange(len(boxes), len(boxes) + len(frames))
-            boxes += self.detector.detect(np.ascontiguousarray(frames[..., ::-1]), indices)
+            boxes += self._detect_batch(frames, len(boxes))
             height, width = frames.shape[1:3]
             clock = timings.add("detection", clock)
         scenes = cutter.finish()
         timings.add("scenes", clock)
         return Detections(source.path, boxes, scenes, height, width)
+
+    def _detect_batch(self, frames: np.ndarray, first: int) -> list[np.ndarray]:
+        """Boxes of a batch of BGR frames numbered from ``first``: the detector sees frames 0, N, 2N, ... of the
+        video only (``detect_every`` = N); the frames between get no boxes, and tracking interpolates them."""
+        every = self.settings.detect_every
+        offset = -first % every
+        boxes = [_NO_BOXES] * len(frames)
+        picked = frames[offset::every]
+        if len(picked):
+            indices = np.arange(first + offset, first + len(frames), every)
+            boxes[offset::every] = self.detector.detect(np.ascontiguousarray(picked[..., ::-1]), indices)
+        return boxes
 
     def track(self, found: Detections) -> Tracking:
         settings = self.settings
@@ -128,6 +142,7 @@ class FacePipeline:
             min_track=settings.min_track,
             num_failed_det=settings.num_failed_det,
             min_face_size=settings.min_face_size,
+            detect_every=settings.detect_every,
         )
 
     def _score_tracks(
@@ -283,6 +298,7 @@ def no_face_track(found: Detections, tracking: Tracking, settings: Settings) -> 
             "min_track": settings.min_track,
             "min_face_size": settings.min_face_size,
             "num_failed_det": settings.num_failed_det,
+            **({"detect_every": settings.detect_every} if settings.detect_every > 1 else {}),
         },
     }
     if longest is None:
@@ -304,9 +320,11 @@ def _rejection(track: RejectedTrack, scene_length: int, settings: Settings) -> t
             "scene_threshold",
         )
     if track.reason == "min_track":
+        every = settings.detect_every
+        sampled = f" (detect_every = {every}: each detection counts {every} frames)" if every > 1 else ""
         return (
-            f"{found}, and min_track = {settings.min_track} needs more than {settings.min_track}",
-            f"For short clips lower the setting min_track below {track.detections}",
+            f"{found}, and min_track = {settings.min_track} needs more than {settings.min_track}{sampled}",
+            f"For short clips lower the setting min_track below {track.detections * every}",
         )
     return (
         f"{found} with a mean face size of {track.face_size:.1f} pixels, and min_face_size = "

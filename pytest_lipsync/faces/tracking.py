@@ -6,6 +6,11 @@ that pass (it stays in the pool for a later track). The only liberty taken is to
 frame lies more than ``num_failed_det`` frames past the track's last detection: every later frame would stop
 at its first detection without taking anything, so the tracks are the same.
 
+With ``detect_every`` = N the detector saw every N-th frame only. Gaps are measured in frames, so the N - 1
+skipped frames between two detections are a gap like any other, joined (``num_failed_det`` >= N) and filled by
+the same interpolation; ``min_track`` counts frames, so each detection stands for the N frames it samples: a
+candidate is kept when ``detections * N > min_track`` (with N = 1, the reference's ``detections > min_track``).
+
 Candidates that fail a limit are reported (first/last frame, detection count, face size, which limit), so
 that a video without a usable track can say what was found and which setting rejected it. Scenes shorter
 than ``min_track`` frames are tracked for that report only; their tracks are never kept.
@@ -85,8 +90,10 @@ def build_tracks(
     min_track: int = 100,
     num_failed_det: int = 25,
     min_face_size: float = 100,
+    detect_every: int = 1,
 ) -> Tracking:
-    """Tracks from per-frame (K, 5) detections (indexed by frame number) within each (start, end) scene."""
+    """Tracks from per-frame (K, 5) detections (indexed by frame number) within each (start, end) scene;
+    ``detect_every`` says how many frames each detection stands for (the frames between were not looked at)."""
     if min_track < 1:
         raise ConfigError(f"min_track must be at least 1, got {min_track}", hint="A track needs two detections")
     tracks: list[Track] = []
@@ -97,7 +104,7 @@ def build_tracks(
             frames = np.array([frame for frame, _ in candidate], dtype=np.int64)
             if end - start < min_track:
                 rejected.append(_rejected(frames, None, "scene_length"))
-            elif len(candidate) <= min_track:
+            elif len(candidate) * detect_every <= min_track:
                 rejected.append(_rejected(frames, None, "min_track"))
             else:
                 grid, boxes = _interpolate(frames, np.array([box for _, box in candidate]))

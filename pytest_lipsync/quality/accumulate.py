@@ -183,7 +183,10 @@ class QualityAccumulator:
             return psnr(gt, gen, color=color), ssim(gt, gen, window=window, color=color)
         import torch
 
-        gt_tensor, gen_tensor = torch.from_numpy(gt).to(self.device), torch.from_numpy(gen).to(self.device)
+        from pytest_lipsync.models.runtime import to_device
+
+        device = torch.device(self.device)
+        gt_tensor, gen_tensor = to_device(gt, device), to_device(gen, device)
         psnr_values = psnr_torch(gt_tensor, gen_tensor, color=color)
         ssim_values = ssim_torch(gt_tensor, gen_tensor, window=window, color=color)
         return psnr_values.cpu().numpy(), ssim_values.cpu().numpy()

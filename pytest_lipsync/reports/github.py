@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pytest_lipsync.gate import Verdict
 from pytest_lipsync.reports.summary import METRIC_LABELS
-from pytest_lipsync.reports.table import custom_weights_notice
+from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import VideoScore
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def markdown_summary(
     head += ["| video | " + " | ".join(METRIC_LABELS[m] for m in columns) + " | verdict |"]
     head += ["|---|" + "---:|" * len(columns) + "---|"]
     tail = ["", "**Mean:** " + ", ".join(f"{METRIC_LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
-    tail += [f"_{notice}_", ""] if notice else []
+    tail += [*(f"_{line}_" for line in notice.splitlines()), ""] if notice else []
     rows = [_row(score, columns, verdicts) for score in scores]
     budget = limit - sum(len(line) + 1 for line in head + tail) - 200
     kept = []
@@ -74,7 +74,7 @@ def publish_step_summary(gate: GateSession, html: Path | None = None) -> Path | 
     when one was written (``html``)."""
     if not in_github_actions() or not gate.scores:
         return None
-    notice = None if gate.run is None else custom_weights_notice(gate.run.weights)
+    notice = None if gate.run is None else run_notice(gate.run)
     scores = [gate.scores[k] for k in sorted(gate.scores)]
     text = markdown_summary(scores, gate.verdicts, gate.means(), notice=notice)
     link = None if html is None else artifact_line(os.environ)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
-from pytest_lipsync.reports.table import custom_weights_notice
+from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import Report, TrackScore, VideoScore, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def write_report(
         *(_section(number, video, plots.get(number, []), directory) for number, video in enumerate(videos, 1)),
         _run(report),
     ]
-    for line in (note, custom_weights_notice(report.run.weights)):
+    for line in (note, run_notice(report.run)):
         if line:
             body.insert(1, f'<p class="note">{escape(line)}</p>')
     page = directory / INDEX

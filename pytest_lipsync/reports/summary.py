@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pytest_lipsync.reports.table import custom_weights_notice, format_table
+from pytest_lipsync.reports.table import format_table, run_notice
 from pytest_lipsync.results import VideoScore
 from pytest_lipsync.service import Tally
 
@@ -57,7 +57,7 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     scores = [gate.scores[key] for key in sorted(gate.scores)]
     scored = sum(1 for score in scores if score.ok)
     lines = [format_table([_short(s) for s in scores]), "", format_means(gate.means(), scored), format_tally(gate.tally)]
-    notice = None if gate.run is None else custom_weights_notice(gate.run.weights)
+    notice = None if gate.run is None else run_notice(gate.run)
     if notice is not None:
         lines.append(notice)
     if outputs is not None and outputs.json is not None:

@@ -7,9 +7,10 @@ video has, even when it failed: a broken ground truth fails the video but leaves
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from pytest_lipsync.results import VideoScore, WeightsRecord
+from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 
 _LSE_COLUMNS = ("LSE-D", "LSE-C", "offset")
 _QUALITY_COLUMNS = ("PSNR", "SSIM")
@@ -61,3 +62,23 @@ def custom_weights_notice(weights: Sequence[WeightsRecord]) -> str | None:
         f"note: scored with custom weights ({'; '.join(custom)}): these numbers are not comparable with "
         "published LSE-D/LSE-C, which use the released syncnet_v2.model and sfd_face.pth"
     )
+
+
+def fast_options_notice(settings: Mapping[str, Any]) -> str | None:
+    """A line under every table scored with a faster option (``precision``, ``detect_every``): it names each
+    one, since a faster run's numbers are not the protocol's and must not pass for them."""
+    from pytest_lipsync.settings import FAST_DEFAULTS
+
+    used = [f"{key} = {settings[key]!r}" for key in FAST_DEFAULTS if key in settings and settings[key] != FAST_DEFAULTS[key]]
+    if not used:
+        return None
+    return (
+        f"note: scored with faster options ({', '.join(used)}): these are not the protocol's numbers, not "
+        "comparable with published LSE-D/LSE-C nor with runs made without these options"
+    )
+
+
+def run_notice(run: RunRecord) -> str | None:
+    """Everything that makes a run's numbers other than the protocol's with the released weights, one line each."""
+    lines = [line for line in (custom_weights_notice(run.weights), fast_options_notice(run.settings)) if line]
+    return "\n".join(lines) or None

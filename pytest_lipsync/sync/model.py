@@ -115,7 +115,12 @@ class SyncNet(nn.Module):
 
 
 def load_syncnet(weights: ResolvedWeights, device: torch.device) -> SyncNet:
-    """The network in eval mode on ``device``, filled from a checked state dict."""
+    """The network in eval mode on ``device``, filled from a checked state dict.
+
+    The lip tower's 3D convolutions run channels-last: the crops arrive as (L, H, W, 3) uint8, whose
+    permuted view is already that layout, and oneDNN's channels-last 3D convolutions were about 1.4x faster
+    on the CPU (README "Faster options"), rounding differently by about 1e-6 relative."""
     net = SyncNet()
     load_resolved(net, weights, model="SyncNet")
+    net.netcnnlip.to(memory_format=torch.channels_last_3d)
     return net.eval().to(device)

@@ -20,6 +20,7 @@ import torch
 
 from pytest_lipsync.deadline import Deadline
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
+from pytest_lipsync.settings import Precision
 from pytest_lipsync.sync.distances import SyncCurve, offset_distances, sync_curve
 from pytest_lipsync.sync.mfcc import COLUMNS_PER_FRAME, mfcc_columns
 from pytest_lipsync.sync.model import LIP_FRAMES, MFCC_COLUMNS, SyncNet
@@ -57,12 +58,19 @@ class Timings:
 
 
 class SyncScorer:
-    """Embeds windows in batches on one device; reusable across tracks and videos."""
+    """Embeds windows in batches on one device; reusable across tracks and videos.
 
-    def __init__(self, net: SyncNet, device: torch.device, batch_size: int = 32) -> None:
+    With ``precision`` bf16/fp16 the forward passes run under autocast and the embeddings come back as
+    float32, so the distances keep the reference's dtype."""
+
+    def __init__(self, net: SyncNet, device: torch.device, batch_size: int = 32, precision: Precision = "fp32") -> None:
+        from pytest_lipsync.models.runtime import check_precision
+
+        check_precision(precision, device)
         self.net = net
         self.device = device
         self.batch_size = batch_size
+        self.precision = precision
 
     def score_track(self, crops: Iterable[np.ndarray], audio: np.ndarray, timings: Timings) -> tuple[SyncCurve, int]:
         """The curve of one track and its number of windows; raises :class:`TrackTooShort`."""
@@ -102,14 +110,19 @@ class SyncScorer:
         lip: list[torch.Tensor],
         aud: list[torch.Tensor],
     ) -> None:
+        from pytest_lipsync.models.runtime import autocast, to_device
+
         frames = np.stack(pending[: count + LIP_FRAMES - 1])  # (L, 224, 224, 3) uint8 BGR
-        video = torch.from_numpy(frames).to(self.device).permute(3, 0, 1, 2).float()
-        lip.append(self.net.forward_lip_sequence(video).float().cpu())
+        video = to_device(frames, self.device).permute(3, 0, 1, 2).float()
         start = first * COLUMNS_PER_FRAME
         columns = mfcc_columns(audio, start, start + (count - 1) * COLUMNS_PER_FRAME + MFCC_COLUMNS)
         windows = np.lib.stride_tricks.sliding_window_view(columns, MFCC_COLUMNS, axis=1)[:, ::COLUMNS_PER_FRAME]
-        mfcc = torch.from_numpy(np.ascontiguousarray(windows.transpose(1, 0, 2))).float()  # (count, 13, 20)
-        aud.append(self.net.forward_aud(mfcc.unsqueeze(1).to(self.device)).float().cpu())
+        mfcc = to_device(np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32), self.device)  # (count, 13, 20)
+        with autocast(self.precision, self.device):
+            lip_embeddings = self.net.forward_lip_sequence(video)
+            aud_embeddings = self.net.forward_aud(mfcc.unsqueeze(1))
+        lip.append(lip_embeddings.float().cpu())
+        aud.append(aud_embeddings.float().cpu())
 
 
 class TrackEmbedder:

@@ -1,0 +1,245 @@
+"""The faster options (``precision``, ``detect_every``): settings from every source, what results record,
+how baselines and merges treat them, the notice under every table, and the device plumbing of the GPU path
+(checked on the CPU by recording what would be asked of a CUDA device)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures.media import ClipSpec
+from pytest_lipsync.baseline import Baseline, check_compatible
+from pytest_lipsync.config import Layer, env_layer, resolve
+from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.merge import NamedReport, merge_reports
+from pytest_lipsync.models import runtime
+from pytest_lipsync.reports.table import fast_options_notice, run_notice
+from pytest_lipsync.results import Report, RunRecord, WeightsRecord
+from pytest_lipsync.scoring import resolve_device
+from pytest_lipsync.settings import Settings
+
+# ---------------------------------------------------------------- settings and their sources
+
+
+def test_defaults_are_the_protocols_and_record_nothing_extra() -> None:
+    settings = Settings()
+    assert (settings.precision, settings.detect_every) == ("fp32", 1)
+    assert settings.fast_options() == {}
+    assert "precision" not in settings.result_settings() and "detect_every" not in settings.result_settings()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"precision": "fp64"}, "setting 'precision' is 'fp64'.*Use one of: fp32, bf16, fp16"),
+        ({"precision": "BF16"}, "setting 'precision' is 'BF16'"),
+        ({"detect_every": 0}, "setting 'detect_every' is 0.*Use an integer > 0"),
+        ({"detect_every": 2.0}, "setting 'detect_every' is 2.0.*Use an integer > 0"),
+        ({"detect_every": True}, "setting 'detect_every' is True"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_setting(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings(**changes)  # type: ignore[arg-type]
+
+
+def test_detect_every_beyond_num_failed_det_is_refused_on_the_merged_settings() -> None:
+    """Checked once the sources are merged: raising both from different sources must work."""
+    with pytest.raises(ConfigError, match=r"'detect_every' is 26, more than num_failed_det = 25.*detect_every <= 25"):
+        resolve([Layer("flag", {"detect_every": "26"})], Path("."))
+    raised = resolve([Layer("pyproject", {"num_failed_det": 30}, "p"), Layer("env", {"detect_every": "26"})], Path("."))
+    assert (raised.settings.detect_every, raised.settings.num_failed_det) == (26, 30)
+    Settings(detect_every=26).replace(num_failed_det=26).check_detect_every()
+    with pytest.raises(ConfigError, match="more than num_failed_det"):
+        Settings(detect_every=26).check_detect_every()
+
+
+def test_every_source_sets_both_options_and_names_itself_in_errors() -> None:
+    table = Layer("pyproject", {"precision": "bf16", "detect_every": 2}, "/p/pyproject.toml")
+    assert resolve([table], Path(".")).settings.fast_options() == {"precision": "bf16", "detect_every": 2}
+    env = env_layer({"LIPSYNC_PRECISION": "fp16", "LIPSYNC_DETECT_EVERY": "3"})
+    assert resolve([table, env], Path(".")).settings.fast_options() == {"precision": "fp16", "detect_every": 3}
+    flags = Layer("flag", {"precision": "fp32", "detect_every": "1"})
+    assert resolve([table, env, flags], Path(".")).settings.fast_options() == {}
+    with pytest.raises(ConfigError, match=r"LIPSYNC_DETECT_EVERY must be a whole number, not 'two'"):
+        resolve([env_layer({"LIPSYNC_DETECT_EVERY": "two"})], Path("."))
+    with pytest.raises(ConfigError, match=r"--lipsync-precision must be one of 'fp32', 'bf16', 'fp16', not 'half'"):
+        resolve([Layer("flag", {"precision": "half"})], Path("."))
+    with pytest.raises(ConfigError, match=r"--detect-every is invalid: setting 'detect_every' is 0"):
+        resolve([Layer("option", {"detect_every": 0})], Path("."))
+
+
+def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no-untyped-def]
+    make_clip, syncnet_weights: Path, tmp_path: Path, capsys
+) -> None:
+    from pytest_lipsync.cli import main
+
+    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    out = tmp_path / "fast.json"
+    args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]
+    weights = ["--syncnet-weights", str(syncnet_weights), "--json", str(out)]
+    assert main([*args, *weights, "--precision", "bf16", "--detect-every", "2"]) == 0
+    assert json.loads(out.read_text())["settings"]["precision"] == "bf16"
+    assert "faster options (precision = 'bf16')" in capsys.readouterr().out.splitlines()[-1]
+    with pytest.raises(SystemExit, match="2"):
+        main([*args, "--precision", "fp64"])
+    assert main([*args, *weights, "--detect-every", "0"]) == 2
+    assert "--detect-every is invalid: setting 'detect_every' is 0" in capsys.readouterr().err
+
+
+def test_pytest_registers_both_flags() -> None:
+    from pytest_lipsync.plugin import pytest_addoption
+
+    flags: dict[str, dict[str, object]] = {}
+
+    class Group:
+        def addoption(self, flag: str, **options: object) -> None:
+            flags[flag] = options
+
+    class Parser:
+        def getgroup(self, *names: str) -> Group:
+            return Group()
+
+    pytest_addoption(Parser())  # type: ignore[arg-type]
+    assert flags["--lipsync-precision"]["dest"] == "lipsync_precision"
+    assert "bf16/fp16 are faster, not the protocol's numbers" in str(flags["--lipsync-precision"]["help"])
+    assert flags["--lipsync-detect-every"]["dest"] == "lipsync_detect_every"
+
+
+# ---------------------------------------------------------------- what results record, and comparisons
+
+
+def test_results_record_the_options_that_take_effect() -> None:
+    fast = Settings(precision="bf16", detect_every=2)
+    assert fast.result_settings()["precision"] == "bf16" and fast.result_settings()["detect_every"] == 2
+    cropped = fast.replace(protocol="cropped")  # no detector in the cropped protocol: detect_every moves nothing
+    assert cropped.result_settings() == {"protocol": "cropped", "fidelity": "reference", "precision": "bf16"}
+
+
+def _run(**settings: object) -> RunRecord:
+    return RunRecord("0", {"protocol": "pipeline", **settings}, (WeightsRecord("syncnet", "w", "a" * 64, False),), "cpu")
+
+
+def test_a_baseline_made_without_the_options_refuses_a_faster_run(tmp_path: Path) -> None:
+    baseline = Baseline(tmp_path / "base.json", _run(), {})
+    check_compatible(baseline, _run(precision="fp32"))  # an explicit default is the default
+    with pytest.raises(ConfigError, match="precision = 'fp32' in the baseline, 'bf16' now"):
+        check_compatible(baseline, _run(precision="bf16"))
+    with pytest.raises(ConfigError, match="detect_every = 2 in the baseline, 1 now"):
+        check_compatible(Baseline(baseline.path, _run(detect_every=2), {}), _run())
+
+
+def test_shards_scored_with_different_options_are_not_merged(tmp_path: Path) -> None:
+    parts = [NamedReport(tmp_path / "1.json", Report(_run(), ())), NamedReport(tmp_path / "2.json", Report(_run(detect_every=3), ()))]
+    with pytest.raises(ConfigError, match="cannot be merged.*detect_every = 1 in .*1.json, 3 in .*2.json"):
+        merge_reports(parts)
+
+
+def test_every_table_calls_out_the_faster_options() -> None:
+    assert fast_options_notice(Settings().result_settings()) is None
+    assert run_notice(_run(precision="fp32", detect_every=1)) is None
+    note = run_notice(_run(precision="bf16", detect_every=2))
+    assert note == (
+        "note: scored with faster options (precision = 'bf16', detect_every = 2): these are not the protocol's "
+        "numbers, not comparable with published LSE-D/LSE-C nor with runs made without these options"
+    )
+    custom = RunRecord("0", {"detect_every": 4}, (WeightsRecord("syncnet", "/w", "b" * 64, True),), "cpu")
+    lines = str(run_notice(custom)).splitlines()
+    assert lines[0].startswith("note: scored with custom weights") and "(detect_every = 4)" in lines[1]
+
+
+def test_the_html_report_and_job_summary_carry_the_notice(tmp_path: Path) -> None:
+    from pytest_lipsync.reports.github import markdown_summary
+    from pytest_lipsync.reports.html import write_report
+
+    page = write_report(Report(_run(precision="bf16"), ()), tmp_path / "html").read_text()
+    assert "faster options (precision = &#x27;bf16&#x27;)" in page
+    summary = markdown_summary([], {}, {}, notice=run_notice(_run(detect_every=2)))
+    assert "_note: scored with faster options (detect_every = 2)" in summary
+
+
+# ---------------------------------------------------------------- precision and device plumbing
+
+
+def test_fp16_on_the_cpu_is_refused_naming_bf16() -> None:
+    with pytest.raises(ConfigError, match="'precision' is 'fp16', but on the CPU.*Use precision = 'bf16'"):
+        runtime.check_precision("fp16", torch.device("cpu"))
+    for precision in ("fp32", "bf16"):
+        runtime.check_precision(precision, torch.device("cpu"))
+    runtime.check_precision("fp16", torch.device("cuda"))  # a torch.device names CUDA without initialising it
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_autocast_runs_convolutions_in_the_chosen_dtype(precision: str, dtype: torch.dtype) -> None:
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with runtime.autocast("fp32", torch.device("cpu")):
+        assert conv(torch.ones(1, 3, 5, 5)).dtype == torch.float32
+    context = runtime.autocast(precision, torch.device("cpu"))
+    assert isinstance(context, torch.autocast) and context.fast_dtype == dtype and context.device == "cpu"
+
+
+class _HostTensor:
+    """Stands in for ``torch.from_numpy``'s tensor: records the calls a copy to a device makes."""
+
+    def __init__(self, calls: list[tuple[object, ...]]) -> None:
+        self.calls = calls
+
+    def pin_memory(self) -> _HostTensor:
+        self.calls.append(("pin_memory",))
+        return self
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> str:
+        self.calls.append(("to", str(device), non_blocking))
+        return "on the device"
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [
+        ("cuda:1", [("pin_memory",), ("to", "cuda:1", True)]),
+        ("cpu", [("to", "cpu", False)]),
+        ("mps", [("to", "mps", False)]),
+    ],
+)
+def test_host_batches_are_pinned_and_copied_asynchronously_only_for_cuda(
+    device: str, expected: list[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(torch, "from_numpy", lambda array: _HostTensor(calls))
+    assert runtime.to_device(np.zeros(3), torch.device(device)) == "on the device"
+    assert calls == expected
+
+
+def test_a_real_cpu_copy_is_neither_pinned_nor_copied() -> None:
+    array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    tensor = runtime.to_device(array, torch.device("cpu"))
+    assert not tensor.is_pinned() and tensor.data_ptr() == array.ctypes.data  # shares the numpy buffer
+
+
+def test_cuda_without_a_cuda_build_is_the_existing_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="setting 'device' is 'cuda:0' but this PyTorch build sees no CUDA device"):
+        resolve_device("cuda:0")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_models_and_quality_send_their_batches_through_to_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every host-to-device copy of the scoring path goes through ``to_device`` with the scorer's device."""
+    from pytest_lipsync.quality.accumulate import QualityAccumulator
+    from pytest_lipsync.quality.settings import QualitySettings
+
+    seen: list[tuple[tuple[int, ...], str]] = []
+    real = runtime.to_device
+
+    def spy(array: np.ndarray, device: torch.device) -> torch.Tensor:
+        seen.append((array.shape, str(device)))
+        return real(array, torch.device("cpu"))
+
+    monkeypatch.setattr(runtime, "to_device", spy)
+    frames = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    QualityAccumulator(QualitySettings(), "meta")._measure(frames, frames)
+    assert seen == [((2, 8, 8, 3), "meta"), ((2, 8, 8, 3), "meta")]
