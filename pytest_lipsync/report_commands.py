@@ -103,7 +103,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     config = score_config(args, Path.cwd(), os.environ)
     if args.output.resolve() == args.video.resolve():
         raise ConfigError("is both the video and the output", path=args.output, hint="Write the annotated copy to a new file")
-    source = open_video(args.video, config.settings.max_pixels)  # a wrong path fails before the models load
+    source = open_video(args.video, config.settings.limits)  # a wrong path fails before the models load
     band = band_for(config.gate, video_key(args.video, config.root))
     written = visualize(source, Scorer(config.settings.replace(reference=None)), args.output, band)
     print(

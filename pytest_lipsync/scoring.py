@@ -99,7 +99,7 @@ class Scorer:
 
         assert self._faces is not None  # given to GroundTruth for the pipeline protocol only
         clean = FacePipeline(self._faces.detector, self._sync, self.settings.replace(fidelity="clean"))
-        _, tracks = clean.find_tracks(open_video(path), Timings())
+        _, tracks = clean.find_tracks(self._open(path), Timings())
         return FaceRegions(tracks, self.settings.crop_scale)
 
     @property
@@ -126,10 +126,7 @@ class Scorer:
         """The video with this run's limits: frame size, damaged frames and time (its deadline starts now)."""
         from pytest_lipsync.media.decode import open_video
 
-        settings = self.settings
-        return open_video(
-            path, settings.max_pixels, max_corrupt_fraction=settings.max_corrupt_fraction, timeout=settings.timeout
-        )
+        return open_video(path, self.settings.limits)
 
     def _score_lse(self, path: Path) -> VideoScore:
         from pytest_lipsync.sync.scorer import Timings

@@ -50,6 +50,19 @@ _PIPELINE_ONLY = ("detect_every",)
 
 
 @dataclass(frozen=True)
+class VideoLimits:
+    """What opening one video may cost: its frame size, its share of damaged frames, its time.
+
+    The settings of the same names, gathered so that every place that opens a video (LSE, ground truth,
+    ``lipsync visualize``, the workers) applies all three, not just the one it remembered.
+    """
+
+    max_pixels: int = MAX_PIXELS
+    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Scoring settings with the reference pipeline's defaults (spec/PROTOCOL.md)."""
 
@@ -111,6 +124,10 @@ class Settings:
     def quality(self) -> QualitySettings:
         """The frame quality settings (PSNR/SSIM variant and alignment tolerances) as the quality module takes them."""
         return QualitySettings(**{key: getattr(self, key) for key in _QUALITY_KEYS})
+
+    @property
+    def limits(self) -> VideoLimits:
+        return VideoLimits(self.max_pixels, self.max_corrupt_fraction, self.timeout)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

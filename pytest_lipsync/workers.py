@@ -246,7 +246,7 @@ def video_limit(video: Path, settings: Settings) -> float:
     if settings.timeout is not None:
         return settings.timeout
     try:
-        return open_video(video, settings.max_pixels).deadline.limit
+        return open_video(video, settings.limits).deadline.limit
     except VideoError:
         return video_timeout(None, None)
 

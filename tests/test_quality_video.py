@@ -193,6 +193,18 @@ def test_an_earlier_failure_stays_the_video_error_and_quality_is_still_measured(
     assert set(score.metrics) == {"psnr", "ssim"} and score.quality is not None and score.quality["error"] is None
 
 
+def test_ground_truth_applies_the_runs_limits_to_both_files(pair: tuple[Path, Path]) -> None:
+    """A hostile reference is refused before decoding, and the comparison stops at the timeout like LSE does."""
+    truth, generated = pair  # 96x72 each
+    score = GroundTruth(Settings(max_pixels=96 * 72)).add_to(VideoScore(str(generated), metrics=LSE), generated, truth)
+    assert score.ok
+    oversized = GroundTruth(Settings(max_pixels=96 * 72 - 1)).add_to(VideoScore(str(generated)), generated, truth)
+    assert oversized.error is not None and oversized.error.kind == "too_large"  # the generated video's own kind
+    stopped = GroundTruth(Settings(timeout=1e-9)).add_to(VideoScore(str(generated)), generated, truth)
+    assert stopped.error is not None and stopped.error.kind == "timeout"
+    assert "over the time limit of 1e-09 s" in stopped.error.message
+
+
 def test_no_reference_requested_leaves_the_score_alone(pair: tuple[Path, Path]) -> None:
     score = VideoScore(str(pair[1]), metrics=LSE)
     assert GroundTruth(Settings()).add_to(score, pair[1]) is score

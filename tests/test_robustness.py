@@ -49,6 +49,7 @@ from pytest_lipsync.gate import GateRules, Override, judge
 from pytest_lipsync.keys import Thresholds
 from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
+from pytest_lipsync.settings import VideoLimits
 
 TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
@@ -382,7 +383,7 @@ def test_damage_is_counted_once_per_video_over_both_pipeline_passes(syncnet_weig
 
 
 def test_every_decoding_pass_finds_the_same_damage(tmp_path: Path) -> None:
-    source = open_video(damaged("rejected.mkv", "mjpeg", (3, 4, 5))(tmp_path), max_corrupt_fraction=0.5)
+    source = open_video(damaged("rejected.mkv", "mjpeg", (3, 4, 5))(tmp_path), VideoLimits(max_corrupt_fraction=0.5))
     for _ in range(2):
         assert len(list(source.decoded())) == 25 and source.damaged_frames == 3
 
@@ -457,7 +458,7 @@ def test_the_timeout_holds_while_one_frame_becomes_millions(tmp_path: Path) -> N
             frame.pts = index
             for packet in [*stream.encode(frame), *(stream.encode(None) if index == 2 else [])]:
                 out.mux(packet)
-    source = open_video(path, timeout=0.2)
+    source = open_video(path, VideoLimits(timeout=0.2))
     assert source.info.duration == 3 * 86400
     with pytest.raises(ScoringTimeoutError, match="over the time limit of 0.2 s"):
         for _ in source.decoded():
@@ -468,7 +469,7 @@ def test_the_default_timeout_grows_with_the_header_duration(tmp_path: Path) -> N
     source = open_video(write_clip(tmp_path / "clip.mkv", TINY))
     assert source.info.duration is not None
     assert source.deadline.limit == pytest.approx(60 + 20 * source.info.duration)
-    assert open_video(source.path, timeout=2.5).deadline.limit == 2.5
+    assert open_video(source.path, VideoLimits(timeout=2.5)).deadline.limit == 2.5
 
 
 @pytest.mark.parametrize(("key", "value"), [("timeout", 0), ("timeout", -1.0), ("timeout", "5"), ("max_corrupt_fraction", -0.1), ("max_corrupt_fraction", 1.5), ("max_corrupt_fraction", None)])

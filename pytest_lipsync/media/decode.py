@@ -39,7 +39,7 @@ from pytest_lipsync.errors import (
     TooLargeError,
     UnreadableError,
 )
-from pytest_lipsync.settings import MAX_CORRUPT_FRACTION, MAX_PIXELS
+from pytest_lipsync.settings import VideoLimits
 
 if TYPE_CHECKING:
     import av.packet
@@ -89,17 +89,10 @@ class VideoSource:
     (every pass of one file finds the same damage, so it is set, never added up).
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        max_pixels: int = MAX_PIXELS,
-        *,
-        max_corrupt_fraction: float = MAX_CORRUPT_FRACTION,
-        timeout: float | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path, limits: VideoLimits = VideoLimits()) -> None:
         started = time.monotonic()
         self.path = Path(path)
-        self.max_corrupt_fraction = max_corrupt_fraction
+        self.max_corrupt_fraction = limits.max_corrupt_fraction
         self.damaged_frames = 0
         if not self.path.exists():
             raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
@@ -108,8 +101,8 @@ class VideoSource:
         with self._open() as container:
             self.info = _probe(self.path, container)
             self._origin = _origin(container)
-        _check_size(self.info, max_pixels)
-        self.deadline = Deadline(self.path, video_timeout(timeout, self.info.duration), started)
+        _check_size(self.info, limits.max_pixels)
+        self.deadline = Deadline(self.path, video_timeout(limits.timeout, self.info.duration), started)
 
     def _open(self) -> av.container.InputContainer:
         import av
@@ -251,14 +244,8 @@ def _resampled(frames: Iterable[av.audio.frame.AudioFrame]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
-def open_video(
-    path: str | Path,
-    max_pixels: int = MAX_PIXELS,
-    *,
-    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION,
-    timeout: float | None = None,
-) -> VideoSource:
-    return VideoSource(path, max_pixels, max_corrupt_fraction=max_corrupt_fraction, timeout=timeout)
+def open_video(path: str | Path, limits: VideoLimits = VideoLimits()) -> VideoSource:
+    return VideoSource(path, limits)
 
 
 def upright_filters(rotation: float) -> tuple[tuple[str, str], ...]:

@@ -58,6 +58,7 @@ class GroundTruth:
     ) -> None:
         _check_region(settings, face_regions)
         self.settings: QualitySettings = settings.quality
+        self.limits = settings.limits
         self.device = device
         self.face_regions = face_regions
         self.tree = None if settings.reference is None else ReferenceTree.scan(Path(settings.reference))
@@ -91,7 +92,9 @@ class GroundTruth:
             if match.reference is None:
                 raise self._missing(video, videos_root)
             faces = self._faces(video)
-            result = compare_videos(video, match.reference, self.settings, self.device, faces=faces)
+            result = compare_videos(
+                video, match.reference, self.settings, self.device, faces=faces, limits=self.limits
+            )
         except VideoError as exc:
             error = ScoreError(exc.kind, exc.message, exc.facts)
             return self._section(match, None, error), {}, error

@@ -30,6 +30,7 @@ from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, VideoErro
 from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
 from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
+from pytest_lipsync.settings import VideoLimits
 
 # A 1080p RGB frame is 6 MB; each video holds at most four batches (two queued, one being decoded, one being
 # measured): about 100 MB per video at 1080p, whatever its length. Larger batches buy nothing on the CPU.
@@ -44,13 +45,15 @@ def compare_videos(
     *,
     batch_size: int = BATCH_SIZE,
     faces: FaceRegions | None = None,
+    limits: VideoLimits = VideoLimits(),
 ) -> QualityResult:
     """PSNR/SSIM of ``generated`` against ``reference``, frame by frame (``device``: ``"cpu"`` or a torch device).
 
     ``faces``: the generated video's face tracks, which ``region = "face"`` needs (a :class:`ConfigError`
     without them) and measures in; the frame region does not use them. Raises
     :class:`ReferenceMismatchError` when the pair cannot be compared and the :class:`VideoError` of the
-    generated video when it cannot be read.
+    generated video when it cannot be read. ``limits`` apply to both files as to LSE's (a ground truth is as
+    untrusted as a generated video): frame size, damaged frames, and a time limit of its own per file.
     """
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.media.prefetch import prefetch
@@ -64,10 +67,10 @@ def compare_videos(
                 "region = 'frame'",
             )
         accumulator = FaceCropAccumulator(faces, settings, device, video=generated)
-    generated_frames = open_video(generated).frames(batch_size, pix_fmt="rgb24")
+    generated_frames = open_video(generated, limits).frames(batch_size, pix_fmt="rgb24")
     # Closed on the way out, error or not, so that a mismatch found early stops both decoding threads at once.
     with closing(prefetch(generated_frames)) as generated_batches, closing(
-        prefetch(_reference_frames(generated, reference, batch_size))
+        prefetch(_reference_frames(generated, reference, batch_size, limits))
     ) as reference_batches:
         return compare_streams(
             generated_batches,
@@ -80,12 +83,12 @@ def compare_videos(
         )
 
 
-def _reference_frames(generated: Path, reference: Path, batch_size: int) -> Iterator[np.ndarray]:
+def _reference_frames(generated: Path, reference: Path, batch_size: int, limits: VideoLimits) -> Iterator[np.ndarray]:
     """The reference's RGB batches; its read errors become mismatches of the pair (module docstring)."""
     from pytest_lipsync.media.decode import open_video
 
     try:
-        yield from open_video(reference).frames(batch_size, pix_fmt="rgb24")
+        yield from open_video(reference, limits).frames(batch_size, pix_fmt="rgb24")
     except VideoError as exc:
         raise ReferenceMismatchError(
             f"its reference {reference} cannot be compared: {exc.what}",
