@@ -356,7 +356,7 @@ def _heads(net: S3FDNet, frame: np.ndarray, precision: str) -> tuple[torch.Tenso
     """The raw heads (loc, class logits) of the detector's own network input, under the precision's autocast."""
     detector = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9, precision=precision)
     with torch.inference_mode():
-        x = detector._network_input(frame)
+        x = detector.network_input(frame)
         with autocast(precision, detector.device):
             heads = net(x)
     return heads.loc, heads.conf

@@ -62,7 +62,7 @@ def s3fd_forward(
         frames = np.random.default_rng(0).integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
         runs = count if limit is None else min(count, limit)
         with torch.inference_mode():
-            x = detector._network_input(frames)
+            x = detector.network_input(frames)
             with forward_context(detector, device):
                 detector.net(x)
                 seconds = timed(lambda: [detector.net(x) for _ in range(runs)], device)

@@ -245,7 +245,7 @@ class S3FDDetector:
 
         height, width = frames.shape[1:3]
         with torch.inference_mode():
-            x = self._network_input(frames)
+            x = self.network_input(frames)
             with autocast(self.precision, self.device):
                 heads = self.net(x)
             priors = self._priors_for(x.shape[2], x.shape[3], heads.feature_sizes)
@@ -261,8 +261,10 @@ class S3FDDetector:
             for b, s in zip(np.split(kept_boxes, splits), np.split(kept_scores, splits), strict=True)
         ]
 
-    def _network_input(self, frames: np.ndarray) -> torch.Tensor:
-        """(B, 3, H, W) float32 minus the mean, with channels-last strides (a view of the NHWC frames)."""
+    def network_input(self, frames: np.ndarray) -> torch.Tensor:
+        """(B, 3, H, W) float32 minus the mean, with channels-last strides (a view of the NHWC frames).
+
+        Public for ``lipsync bench``, whose bare forward pass must read exactly what the network reads here."""
         import cv2
 
         from pytest_lipsync.models.runtime import to_device
