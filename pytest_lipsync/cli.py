@@ -171,7 +171,7 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
 def _add_limit_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
     limits = parser.add_argument_group("limits per video (over them, the video fails and the others go on)")
     limits.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="time per video (default: 60 s + 20 x its duration)"
+        "--timeout", type=float, metavar="SECONDS", help="time per video (default: 60 s + 100 s per second of video per 1280x720 of frame area)"
     )
     limits.add_argument(
         "--max-corrupt-fraction",

@@ -88,7 +88,7 @@ class Settings:
     max_length_mismatch: int = _QUALITY.max_length_mismatch
     max_pixels: int = MAX_PIXELS  # frames above this (from the header) are refused before decoding: too_large
     max_corrupt_fraction: float = MAX_CORRUPT_FRACTION  # of source frames lost or concealed: decode_error above it
-    timeout: float | None = None  # seconds per video; None: 60 s + 20 x its duration (see ``deadline``)
+    timeout: float | None = None  # seconds per video; None: grows with its length and frame size (``deadline``)
     precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
     detect_every: int = 1  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
 

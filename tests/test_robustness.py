@@ -468,8 +468,17 @@ def test_the_timeout_holds_while_one_frame_becomes_millions(tmp_path: Path) -> N
 def test_the_default_timeout_grows_with_the_header_duration(tmp_path: Path) -> None:
     source = open_video(write_clip(tmp_path / "clip.mkv", TINY))
     assert source.info.duration is not None
-    assert source.deadline.limit == pytest.approx(60 + 20 * source.info.duration)
+    assert source.deadline.limit == pytest.approx(60 + 100 * source.info.duration)  # small frames: one area unit
     assert open_video(source.path, VideoLimits(timeout=2.5)).deadline.limit == 2.5
+
+
+def test_the_default_timeout_grows_with_the_frame_area_past_720p() -> None:
+    from pytest_lipsync.deadline import video_timeout
+
+    assert video_timeout(None, 10.0, 1920 * 1080) == pytest.approx(60 + 100 * 2.25 * 10)
+    assert video_timeout(None, 10.0, 640 * 360) == video_timeout(None, 10.0, 1280 * 720) == 60 + 100 * 10
+    assert video_timeout(None, None, 1920 * 1080) == 60  # no duration in the header: the base alone
+    assert video_timeout(30.0, 10.0, 1920 * 1080) == 30.0
 
 
 @pytest.mark.parametrize(("key", "value"), [("timeout", 0), ("timeout", -1.0), ("timeout", "5"), ("max_corrupt_fraction", -0.1), ("max_corrupt_fraction", 1.5), ("max_corrupt_fraction", None)])

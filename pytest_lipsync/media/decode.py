@@ -102,7 +102,7 @@ class VideoSource:
             self.info = _probe(self.path, container)
             self._origin = _origin(container)
         _check_size(self.info, limits.max_pixels)
-        self.deadline = Deadline(self.path, video_timeout(limits.timeout, self.info.duration), started)
+        self.deadline = Deadline(self.path, video_timeout(limits.timeout, self.info.duration, self.info.width * self.info.height), started)
 
     def _open(self) -> av.container.InputContainer:
         import av
