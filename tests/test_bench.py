@@ -36,7 +36,10 @@ def test_given_clips_are_taken_as_they_are(tmp_path: Path) -> None:
         made.path, made.path.stem, 160, 128, None, False
     )
     assert clip.frames == 10
-    with pytest.raises(ConfigError, match="no video files found"):
+    with pytest.raises(ConfigError, match="--clips is not a directory"):
+        given_clips(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="--clips holds no video files"):
         given_clips(tmp_path / "empty")
 
 

@@ -73,9 +73,11 @@ def given_clips(directory: Path) -> list[BenchClip]:
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.media.discover import discover_videos
 
-    videos = discover_videos([directory]) if directory.is_dir() else []
+    if not directory.is_dir():
+        raise ConfigError("--clips is not a directory", path=directory, hint="Give a directory of video clips")
+    videos = discover_videos([directory])
     if not videos:
-        raise ConfigError(f"no video files found in {directory}", path=directory, hint="Give a directory of clips")
+        raise ConfigError("--clips holds no video files", path=directory, hint="Give a directory of video clips")
     clips = []
     for video in videos:
         info = open_video(video).info
