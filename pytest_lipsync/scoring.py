@@ -189,7 +189,8 @@ class Scorer:
         audio = source.audio()
         timings.add("audio", clock)
         counter = _Counter()
-        crops = prefetch(counter.count(_cropped_frames(source, self.settings, self._sync.batch_size)))
+        frames = counter.count(_cropped_frames(source, self.settings, self._sync.batch_size))
+        crops = prefetch(frames, background=self._sync.device.type == "cpu")
         try:
             curve, windows = self._sync.score_track(crops, audio, timings)
         except TrackTooShort as exc:

@@ -150,6 +150,7 @@ def assert_consistent(run: dict[str, Any], stages: set[str]) -> None:
     assert run["rtf"] == pytest.approx(run["wall"] / 0.4)
     assert sum(row["share"] for row in run["stages"]) == pytest.approx(1.0)
     for row in run["stages"]:
+        assert row["seconds"] >= 0, row  # the paired bare passes came off detection and the wall alike
         assert row["seconds"] == pytest.approx(row["share"] * run["wall"])
         if row["seconds"] > 0:
             assert row["fps"] == pytest.approx(run["frames"] / row["seconds"])
@@ -168,3 +169,19 @@ def test_s3fd_batched_against_single_frames(s3fd_weights: Path) -> None:
     check = detector_throughput(S3FDDetector(load_s3fd(s3fd_weights, "cpu"), "cpu"), frames, batch=2)
     assert (check["frames"], check["batch"]) == (2, 2)
     assert check["speedup"] == pytest.approx(check["batched_fps"] / check["single_fps"])
+
+
+def test_paired_bare_passes_follow_the_first_and_every_nth_call_of_each_shape(s3fd_weights: Path) -> None:
+    from pytest_lipsync.bench.bare import PairedS3FD
+    from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
+
+    paired = PairedS3FD(S3FDDetector(load_s3fd(s3fd_weights, "cpu"), "cpu"), every=3)
+    full, last = (2, 128, 128), (1, 128, 128)
+    for call in range(1, 8):
+        paired.after(full, call)
+    paired.after(last, 1)
+    assert paired.timed_calls == 4  # calls 1, 4 and 7 of one shape, the first of the other
+    assert paired.total({full: 6}) == pytest.approx(2 * paired.total({full: 3}))
+    assert paired.total({full: 3}) > 0 and paired.total({last: 1}) > 0
+    with pytest.raises(KeyError):
+        paired.total({(4, 128, 128): 1})  # a shape the run never called

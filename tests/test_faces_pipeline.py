@@ -118,6 +118,34 @@ def test_reference_fidelity_replays_the_lossy_steps(
         assert abs(track.lse_c - clean.lse_c) < 0.5
 
 
+def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_crops(
+    make_clip, pipeline_scorer, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """Pass 2 reads pass 1's JPEG files instead of replaying H.264 -> MPEG-4 -> JPEG; without room to keep
+    them it replays. Four tracks across a cut, every score and every per-window value identical."""
+    from pytest_lipsync.faces import pipeline
+    from pytest_lipsync.media import spill
+
+    replays: list[Path] = []
+    replay = pipeline._mpeg4_frames
+
+    def counted(source):  # type: ignore[no-untyped-def]
+        replays.append(source.path)
+        return replay(source)
+
+    monkeypatch.setattr(pipeline, "_mpeg4_frames", counted)
+    clip = make_clip("pipeline_two_faces_cut.mp4", TWO_FACES_CUT)
+    scorer = pipeline_scorer(min_track=30, fidelity="reference")
+    kept = scorer.score(clip)
+    assert len(replays) == 1
+    monkeypatch.setattr(spill, "free_space_budget", lambda: 20_000)  # a few of the frames: dropped in pass 1
+    replayed = scorer.score(clip)
+    assert len(replays) == 3
+    assert kept.ok and replayed.ok, (kept.error, replayed.error)
+    assert len(kept.tracks) == 4 and kept.tracks == replayed.tracks
+    assert kept.metrics == replayed.metrics
+
+
 def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(make_clip, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
     result = pipeline_scorer(min_track=30).score(make_clip("pipeline_two_faces_cut.mp4", TWO_FACES_CUT))
     assert result.ok, result.error

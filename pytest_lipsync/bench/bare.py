@@ -1,8 +1,9 @@
 """The models alone on the same work as a run: the floor that decoding, cropping and bookkeeping add to.
 
 Inputs are made before the clock starts and have the shapes the run used (S3FD: the same number of calls
-with the same batch and input size; SyncNet: the same windows in the same batches), so that
-``end-to-end / bare`` is the overhead of everything that is not a forward pass.
+with the same batch and input size, timed between the run's own calls; SyncNet: the same windows in the same
+batches, after the run), so that ``end-to-end / bare`` is the overhead of everything that is not a forward
+pass.
 """
 
 from __future__ import annotations
@@ -43,32 +44,57 @@ def forward_context(owner: object, device: torch.device) -> AbstractContextManag
     return autocast(precision, device)
 
 
-def s3fd_forward(
-    detector: S3FDDetector, calls: Mapping[tuple[int, int, int], int], limit: int | None
-) -> tuple[float, int]:
-    """Seconds of S3FD's network on every (batch, height, width) call of the run, and how many calls were timed.
+Shape = tuple[int, int, int]  # (batch, height, width) of one detector call
 
-    The network input is made in advance by the detector's own preparation (resize, layout, mean), so that
-    only the forward pass is timed, in the run's precision. At most ``limit`` calls per shape are timed and
-    the rest scaled from them (every call of a shape costs the same); each shape runs once untimed first, as
-    the run's first batch of it did.
-    """
+
+def random_network_input(detector: S3FDDetector, shape: Shape) -> torch.Tensor:
+    """S3FD's network input for random frames of ``shape``, made by the detector's own preparation (resize,
+    layout, mean), so that a timed forward pass reads what the run's passes read."""
     import numpy as np
+
+    frames = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    return detector.network_input(frames)
+
+
+def forward_seconds(detector: S3FDDetector, x: torch.Tensor) -> float:
+    """Seconds of one S3FD forward pass on ``x``, in the run's precision."""
     import torch
 
-    device = detector.device
-    total, timed_calls = 0.0, 0
-    for (batch, height, width), count in calls.items():
-        frames = np.random.default_rng(0).integers(0, 256, (batch, height, width, 3), dtype=np.uint8)
-        runs = count if limit is None else min(count, limit)
-        with torch.inference_mode():
-            x = detector.network_input(frames)
-            with forward_context(detector, device):
-                detector.net(x)
-                seconds = timed(lambda: [detector.net(x) for _ in range(runs)], device)
-        total += seconds * count / runs
-        timed_calls += runs
-    return total, timed_calls
+    with torch.inference_mode(), forward_context(detector, detector.device):
+        return timed(lambda: detector.net(x), detector.device)
+
+
+class PairedS3FD:
+    """S3FD's bare forward pass, timed right after the run's own detector calls on an input of the same shape.
+
+    Timed after the run instead, the bare pass drifted by up to 25% from one minute to the next on a shared
+    2-core machine: more than the overhead it is the floor of. Each bare pass here runs under the load the
+    run's call just ran under. It follows the first call of each shape and then every ``every``-th.
+    """
+
+    def __init__(self, detector: S3FDDetector, every: int = 1) -> None:
+        self.detector = detector
+        self.every = every
+        self._inputs: dict[Shape, torch.Tensor] = {}
+        self._seconds: dict[Shape, float] = {}
+        self._timed: dict[Shape, int] = {}
+
+    def after(self, shape: Shape, call: int) -> None:
+        """The run just made its ``call``-th call (from 1) of this shape."""
+        if (call - 1) % self.every:
+            return
+        if shape not in self._inputs:
+            self._inputs[shape] = random_network_input(self.detector, shape)
+        self._seconds[shape] = self._seconds.get(shape, 0.0) + forward_seconds(self.detector, self._inputs[shape])
+        self._timed[shape] = self._timed.get(shape, 0) + 1
+
+    @property
+    def timed_calls(self) -> int:
+        return sum(self._timed.values())
+
+    def total(self, calls: Mapping[Shape, int]) -> float:
+        """Seconds of the bare forward over every call of the run, each shape's calls at their timed mean."""
+        return sum(self._seconds[shape] / self._timed[shape] * count for shape, count in calls.items())
 
 
 def syncnet_forward(sync: SyncScorer, windows: int) -> float:

@@ -63,8 +63,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def score_run(job: Job) -> dict[str, Any]:
-    """The product path end to end (``Scorer.score``), then the bare models on the same work, then peak RSS."""
-    from pytest_lipsync.bench.bare import s3fd_forward, syncnet_forward
+    """The product path end to end (``Scorer.score``) with S3FD's bare pass paired to its calls, then SyncNet's
+    bare pass, then peak RSS."""
+    from pytest_lipsync.bench.bare import PairedS3FD, syncnet_forward
     from pytest_lipsync.scoring import Scorer
 
     settings = job.settings()
@@ -72,26 +73,28 @@ def score_run(job: Job) -> dict[str, Any]:
     # The benchmark reaches into the scorer it times: the detector is wrapped to count (and, with stand-in
     # weights, to find the drawn faces), and the bare forward uses the very modules the run used.
     faces, sync = scorer._faces, scorer._sync
-    detector = None
-    if faces is not None:
-        detector = CountingDetector(faces.detector, markers=job.markers)
-        faces.detector = detector  # type: ignore[assignment]
     path = Path(job.clip)
-    s3fd = None if detector is None or not hasattr(detector.inner, "net") else detector.inner
-    _warm_up(sync, s3fd, path)
+    detector = paired = None
+    if faces is not None:
+        s3fd = faces.detector if hasattr(faces.detector, "net") else None
+        paired = None if s3fd is None else PairedS3FD(s3fd, _pairing_stride(path, job.bare_calls))  # type: ignore[arg-type]
+        detector = CountingDetector(faces.detector, markers=job.markers, paired=paired)
+        faces.detector = detector  # type: ignore[assignment]
+    _warm_up(sync, None if paired is None else paired.detector, path)
     started = time.perf_counter()
     result = scorer.score(path, reference=path if job.quality else None)
-    wall = time.perf_counter() - started
+    harness = 0.0 if detector is None else detector.harness_seconds
+    wall = time.perf_counter() - started - harness
     peak = peak_rss_mib()  # before the bare passes, which hold their own inputs
+    stages = dict(result.timings)
+    if harness:
+        stages["detection"] -= harness
     windows = sum(track.windows for track in result.tracks)
-    bare_s3fd, timed_calls = 0.0, 0
-    if s3fd is not None:
-        bare_s3fd, timed_calls = s3fd_forward(s3fd, detector.calls, job.bare_calls)  # type: ignore[union-attr]
     return {
         "frames": result.frames,
         "audio_frames": result.audio_frames,
         "wall": wall,
-        "stages": dict(result.timings),
+        "stages": stages,
         "tracks": len(result.tracks),
         "windows": windows,
         "detector_frames": 0 if detector is None else detector.frames,
@@ -99,8 +102,8 @@ def score_run(job: Job) -> dict[str, Any]:
         "metrics": {key: result.metrics[key] for key in ("lse_d", "lse_c", "offset") if key in result.metrics},
         "error": None if result.error is None else result.error.message,
         "bare": {
-            "s3fd": bare_s3fd,
-            "s3fd_calls_timed": timed_calls,
+            "s3fd": 0.0 if paired is None else paired.total(detector.calls),  # type: ignore[union-attr]
+            "s3fd_calls_timed": 0 if paired is None else paired.timed_calls,
             "syncnet": syncnet_forward(sync, windows),
         },
         "peak_rss_mib": peak,
@@ -108,6 +111,17 @@ def score_run(job: Job) -> dict[str, Any]:
         **torch_info(),
         "settings": settings.result_settings(),
     }
+
+
+def _pairing_stride(path: Path, bare_calls: int | None) -> int:
+    """Pair a bare pass with every N-th detector call so that about ``bare_calls`` are timed (None: all)."""
+    from pytest_lipsync.faces.pipeline import FRAME_BATCH
+    from pytest_lipsync.media.decode import open_video
+
+    if bare_calls is None:
+        return 1
+    calls = -(-(open_video(path).info.expected_frames or 0) // FRAME_BATCH)
+    return max(1, calls // max(1, bare_calls))
 
 
 def torch_info() -> dict[str, Any]:
@@ -119,7 +133,7 @@ def torch_info() -> dict[str, Any]:
 
 def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
     """One forward pass per model at the run's first shapes, untimed: first calls pick kernels and allocate."""
-    from pytest_lipsync.bench.bare import s3fd_forward, syncnet_forward
+    from pytest_lipsync.bench.bare import forward_seconds, random_network_input, syncnet_forward
     from pytest_lipsync.faces.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.sync.model import LIP_FRAMES
@@ -127,7 +141,7 @@ def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
     info = open_video(path).info
     syncnet_forward(sync, min(sync.batch_size, max(1, (info.expected_frames or 0) - LIP_FRAMES)))
     if s3fd is not None:
-        s3fd_forward(s3fd, {(FRAME_BATCH, info.height, info.width): 1}, 1)
+        forward_seconds(s3fd, random_network_input(s3fd, (FRAME_BATCH, info.height, info.width)))
 
 
 def s3fd_run(job: Job) -> dict[str, Any]:

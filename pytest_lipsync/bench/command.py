@@ -46,7 +46,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-quality", dest="quality", action="store_false", help="skip PSNR/SSIM (clip against itself)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--bare-calls", type=int, metavar="N", help="time at most N S3FD calls per shape for 'bare' and scale")
+    parser.add_argument(
+        "--bare-calls",
+        type=int,
+        metavar="N",
+        help="time about N bare S3FD passes per run, each right after one of its calls, and scale from them",
+    )
     parser.add_argument("--single-frames", type=int, metavar="N", help="frames for S3FD batched vs one per call (0: skip)")
     parser.add_argument("--standin", action="store_true", help="use stand-in weights even when the released ones are here")
     parser.add_argument("--workdir", type=Path, help="where clips, stand-in weights and raw results go")

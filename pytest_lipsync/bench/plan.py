@@ -39,13 +39,13 @@ class Preset:
     faces: tuple[int, ...]
     protocols: tuple[str, ...]
     single_frames: int  # frames for S3FD batched against one frame per call
-    bare_calls: int | None  # model calls timed for the bare figure (None: all of them)
+    bare_calls: int | None  # bare S3FD passes timed per run, paired with its calls (None: one per call)
 
 
 PRESETS: dict[str, Preset] = {
     # Smoke test and CI: about two minutes on two cores.
     "quick": Preset(("720p",), (2.0,), (1,), ("cropped", "pipeline"), single_frames=8, bare_calls=None),
-    # The matrix. The bare S3FD figure is scaled from 32 calls: the same shape every call.
+    # The matrix. The bare S3FD figure is scaled from about 32 paired passes per run.
     "full": Preset(("720p", "1080p"), (10.0, 60.0), (1, 2), ("cropped", "pipeline"), single_frames=16, bare_calls=32),
 }
 

@@ -1,19 +1,22 @@
 """The pipeline protocol end to end (PROTOCOL 3-6): frames -> scenes and faces -> tracks -> crops -> SyncNet.
 
 Two passes over the video keep memory bounded in its length. Pass 1 decodes, cuts scenes and detects faces,
-keeping only the boxes (40 bytes per face per frame). Tracking runs on the boxes. Pass 2 decodes again up to
-the last tracked frame and crops every track in progress as the frames go by: in ``clean`` fidelity each crop
-goes straight into its track's SyncNet embedder (memory: one SyncNet batch of crops per track in progress), in
-``reference`` fidelity into its track's XVID file, which is read back and scored when the track ends. Both
-passes decode on a background thread while the models work.
+keeping only the boxes (40 bytes per face per frame). Tracking runs on the boxes. Pass 2 reads the frames
+again up to the last tracked frame and crops every track in progress as the frames go by: in ``clean``
+fidelity each crop goes straight into its track's SyncNet embedder (memory: one SyncNet batch of crops per
+track in progress), in ``reference`` fidelity into its track's XVID file, which is read back and scored when
+the track ends. Both passes decode on a background thread while the models work; when the models run on the
+CPU, that thread yields to them (:func:`prefetch`'s ``background``).
 
 In ``reference`` fidelity the frames are those the reference's stages read (PROTOCOL 1.1): scene cuts see the
 MPEG-4 q2 video as OpenCV decodes it, detection and cropping its JPEG q2 frames, SyncNet the crops after
-XVID and the 200 kb/s JPEG step, and the audio is the MP3 track decoded.
+XVID and the 200 kb/s JPEG step, and the audio is the MP3 track decoded. Pass 1 keeps the JPEG frames on
+disk (:class:`SpilledFrames`) so that pass 2 decodes them instead of replaying the chain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from pytest_lipsync.faces.scenes import Scene, SceneCutter
 from pytest_lipsync.faces.tracking import RejectedTrack, Track, Tracking, build_tracks
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME, batched
 from pytest_lipsync.media.prefetch import prefetch
+from pytest_lipsync.media.spill import SpilledFrames
 from pytest_lipsync.results import BoxStats, TrackScore
 from pytest_lipsync.settings import Settings
 
@@ -91,13 +95,21 @@ class FacePipeline:
         clock = time.perf_counter()
         audio = source.audio(mp3=self.reference)
         timings.add("audio", clock)
-        found, tracks = self.find_tracks(source, timings)
-        scored = self._score_tracks(source, found, tracks, audio, timings)
+        with SpilledFrames() if self.reference else contextlib.nullcontext() as kept:
+            found, tracks = self.find_tracks(source, timings, kept)
+            scored = self._score_tracks(source, found, tracks, audio, timings, kept)
         return PipelineResult(scored, len(found.boxes), len(audio) // SAMPLES_PER_FRAME, tracks)
 
-    def find_tracks(self, source: VideoSource, timings: Timings) -> tuple[Detections, tuple[Track, ...]]:
+    @property
+    def _background(self) -> bool:
+        """Whether decoding yields to the models: it does when they run on the CPU and take every core."""
+        return self.sync.device.type == "cpu"
+
+    def find_tracks(
+        self, source: VideoSource, timings: Timings, kept: SpilledFrames | None = None
+    ) -> tuple[Detections, tuple[Track, ...]]:
         """Pass 1 and tracking: the kept tracks, or :class:`NoFaceTrackError` saying why there is none."""
-        found = self.detect(source, timings)
+        found = self.detect(source, timings, kept)
         clock = time.perf_counter()
         tracking = self.track(found)
         timings.add("tracking", clock)
@@ -105,13 +117,15 @@ class FacePipeline:
             raise no_face_track(found, tracking, self.settings)
         return found, tracking.tracks
 
-    def detect(self, source: VideoSource, timings: Timings) -> Detections:
-        """Pass 1: scene cuts and detector boxes for every frame; nothing else of the frames is kept."""
+    def detect(self, source: VideoSource, timings: Timings, kept: SpilledFrames | None = None) -> Detections:
+        """Pass 1: scene cuts and detector boxes for every frame; of the frames themselves only what ``kept``
+        stores (reference fidelity's JPEG bytes, for pass 2)."""
         cutter = SceneCutter(scene_threshold=self.settings.scene_threshold)
         boxes: list[np.ndarray] = []
         height = width = 0
         clock = time.perf_counter()
-        for scene_frames, frames in prefetch(detection_batches(source, self.reference)):
+        batches = detection_batches(source, self.reference, kept)
+        for scene_frames, frames in prefetch(batches, background=self._background):
             clock = timings.add("decode", clock)
             cutter.feed(scene_frames)
             clock = timings.add("scenes", clock)
@@ -146,7 +160,13 @@ class FacePipeline:
         )
 
     def _score_tracks(
-        self, source: VideoSource, found: Detections, tracks: Sequence[Track], audio: np.ndarray, timings: Timings
+        self,
+        source: VideoSource,
+        found: Detections,
+        tracks: Sequence[Track],
+        audio: np.ndarray,
+        timings: Timings,
+        kept: SpilledFrames | None,
     ) -> tuple[TrackScore, ...]:
         """Pass 2: crop the tracks in progress as the frames go by; score each one when it ends."""
         waiting = sorted(range(len(tracks)), key=lambda k: tracks[k].first_frame)
@@ -156,7 +176,8 @@ class FacePipeline:
         first = 0
         clock = time.perf_counter()
         try:
-            for frames in prefetch(crop_batches(source, self.reference, stop)):
+            batches = crop_batches(source, self.reference, stop, kept)
+            for frames in prefetch(batches, background=self._background):
                 clock = timings.add("decode", clock)
                 end = first + len(frames)
                 while waiting and tracks[waiting[0]].first_frame < end:
@@ -236,21 +257,31 @@ def _track_score(track: Track, curve: SyncCurve, windows: int) -> TrackScore:
 # ---------------------------------------------------------------- the frames each pass reads
 
 
-def detection_batches(source: VideoSource, reference: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches of (frames for scene cuts, frames for detection), BGR uint8 (B, H, W, 3)."""
+def detection_batches(
+    source: VideoSource, reference: bool, kept: SpilledFrames | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of (frames for scene cuts, frames for detection), BGR uint8 (B, H, W, 3); in reference fidelity
+    ``kept`` stores the JPEG files detection reads."""
     if not reference:
         for batch in source.frames(FRAME_BATCH):
             yield batch, batch
         return
     video, copy = tee(_mpeg4_frames(source))
     scene_frames = batched((frame.to_ndarray(format="bgr24") for frame in video), FRAME_BATCH)
-    yield from zip(scene_frames, batched(_jpeg_q2(copy), FRAME_BATCH), strict=True)
+    yield from zip(scene_frames, batched(_jpeg_q2(copy, kept), FRAME_BATCH), strict=True)
 
 
-def crop_batches(source: VideoSource, reference: bool, stop: int) -> Iterator[np.ndarray]:
-    """Batches of the frames cropping reads, BGR uint8, up to frame ``stop`` (exclusive)."""
-    if reference:
-        frames: Iterator[np.ndarray] = _jpeg_q2(_mpeg4_frames(source))
+def crop_batches(
+    source: VideoSource, reference: bool, stop: int, kept: SpilledFrames | None = None
+) -> Iterator[np.ndarray]:
+    """Batches of the frames cropping reads, BGR uint8, up to frame ``stop`` (exclusive): pass 1's JPEG files
+    when ``kept`` holds them all, else replayed from the video."""
+    from pytest_lipsync.media.reencode import decode_jpeg
+
+    if reference and kept is not None and kept.holds(stop):
+        frames: Iterator[np.ndarray] = map(decode_jpeg, kept.read(stop))
+    elif reference:
+        frames = _jpeg_q2(_mpeg4_frames(source))
     else:
         frames = (frame.to_ndarray() for frame in source.decoded("bgr24"))
     return batched(islice(frames, stop), FRAME_BATCH)
@@ -276,10 +307,11 @@ def _mpeg4_frames(source: VideoSource) -> Iterator[av.video.frame.VideoFrame]:
         yield from frames
 
 
-def _jpeg_q2(frames: Iterator[av.video.frame.VideoFrame]) -> Iterator[np.ndarray]:
-    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
+def _jpeg_q2(frames: Iterator[av.video.frame.VideoFrame], kept: SpilledFrames | None = None) -> Iterator[np.ndarray]:
+    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, decode_jpeg, jpeg_files
 
-    return jpeg_round_trip((frame.reformat(format=JPEG_PIX_FMT) for frame in frames), qscale=2)
+    files = jpeg_files((frame.reformat(format=JPEG_PIX_FMT) for frame in frames), qscale=2)
+    return map(decode_jpeg, files if kept is None else kept.keep(files))
 
 
 # ---------------------------------------------------------------- no usable track

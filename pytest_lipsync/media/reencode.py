@@ -54,10 +54,20 @@ def jpeg_round_trip(frames: Iterable[av.video.frame.VideoFrame], qscale: int | N
     ``qscale=None`` is ffmpeg's default mjpeg rate control (200 kb/s, q 2..31); ``qscale=2`` is
     ``-qscale:v 2``. Input frames must be ``yuvj420p``, as ffmpeg's auto-inserted conversion makes them.
     """
+    return map(decode_jpeg, jpeg_files(frames, qscale))
+
+
+def jpeg_files(frames: Iterable[av.video.frame.VideoFrame], qscale: int | None = None) -> Iterator[bytes]:
+    """The bytes of each JPEG file ffmpeg writes (see :func:`jpeg_round_trip`), for keeping them encoded."""
+    for packet in _encoded(frames, "mjpeg", JPEG_PIX_FMT, qscale):
+        yield bytes(packet)
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """A JPEG file's BGR uint8 pixels as ``cv2.imread`` gives them."""
     import cv2
 
-    for packet in _encoded(frames, "mjpeg", JPEG_PIX_FMT, qscale):
-        yield cv2.imdecode(np.frombuffer(bytes(packet), np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 def mpeg4_round_trip(frames: Iterable[av.video.frame.VideoFrame]) -> Iterator[av.video.frame.VideoFrame]:
