@@ -284,3 +284,23 @@ def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_c
     assert "has 25 detections (frames 0-72), and min_track = 75 needs more than 75 (detect_every = 3: each " in failed.error.message
     assert "lower the setting min_track below 75" in failed.error.message
     assert failed.error.facts["limits"]["detect_every"] == 3
+
+
+@pytest.mark.parametrize("protocol", ["pipeline", "cropped"])
+def test_decoding_yields_to_models_on_the_cpu(protocol: str, short_clip: Path, pipeline_scorer, scorers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every decoding thread of a CPU run is a background one (lowest priority, see ``prefetch``)."""
+    from pytest_lipsync.faces import pipeline
+    from pytest_lipsync.media import prefetch as module
+
+    real = module.prefetch
+    flags: list[bool] = []
+
+    def recording(items, depth=2, *, background=False):  # type: ignore[no-untyped-def]
+        flags.append(background)
+        return real(items, depth, background=background)
+
+    monkeypatch.setattr(pipeline, "prefetch", recording)
+    monkeypatch.setattr(module, "prefetch", recording)
+    scorer = pipeline_scorer(min_track=50) if protocol == "pipeline" else scorers()
+    assert scorer.score(short_clip).ok
+    assert flags == ([True, True] if protocol == "pipeline" else [True])
