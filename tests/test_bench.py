@@ -138,6 +138,8 @@ def test_cropped_run_reports_every_stage_with_consistent_arithmetic(tmp_path: Pa
               quality=True, device="cpu", min_track=8, bare_calls=None, single_frames=0)  # fmt: skip
     run = derive_run({"seconds": 0.4}, job, run_job(job))
     assert_consistent(run, {"decode", "SyncNet", "distances", "quality", "other"})
+    assert "detection" not in {row["stage"] for row in run["stages"]}
+    assert run["bare"]["syncnet"] > 0
     assert run["bare"]["s3fd"] == run["detector_frames"] == 0
 
 
@@ -171,17 +173,21 @@ def test_s3fd_batched_against_single_frames(s3fd_weights: Path) -> None:
     assert check["speedup"] == pytest.approx(check["batched_fps"] / check["single_fps"])
 
 
-def test_paired_bare_passes_follow_the_first_and_every_nth_call_of_each_shape(s3fd_weights: Path) -> None:
-    from pytest_lipsync.bench.bare import PairedS3FD
-    from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
+def test_paired_calls_time_the_first_and_every_nth_call_of_each_shape_again_and_scale() -> None:
+    import torch
 
-    paired = PairedS3FD(S3FDDetector(load_s3fd(s3fd_weights, "cpu"), "cpu"), every=3)
-    full, last = (2, 128, 128), (1, 128, 128)
-    for call in range(1, 8):
-        paired.after(full, call)
-    paired.after(last, 1)
-    assert paired.timed_calls == 4  # calls 1, 4 and 7 of one shape, the first of the other
-    assert paired.total({full: 6}) == pytest.approx(2 * paired.total({full: 3}))
-    assert paired.total({full: 3}) > 0 and paired.total({last: 1}) > 0
-    with pytest.raises(KeyError):
-        paired.total({(4, 128, 128): 1})  # a shape the run never called
+    from pytest_lipsync.bench.bare import PairedCalls
+
+    seen: list[tuple[int, ...]] = []
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return x * 2
+
+    paired = PairedCalls(model, torch.device("cpu"), every=3)
+    full, last = torch.ones(2, 3), torch.ones(1, 3)
+    outputs = [paired(full) for _ in range(7)] + [paired(last)]
+    assert all(torch.equal(out, x * 2) for out, x in zip(outputs, [full] * 7 + [last], strict=True))
+    assert paired.calls == 8 and paired.timed_calls == 4  # calls 1, 4 and 7 of one shape, the first of the other
+    assert seen == [(2, 3)] * (7 + 3) + [(1, 3)] * 2  # each call, then again when paired
+    assert 0 < paired.total() and paired.spent > 0

@@ -1,17 +1,16 @@
 """The models alone on the same work as a run: the floor that decoding, cropping and bookkeeping add to.
 
-Inputs are made before the clock starts and have the shapes the run used (S3FD: the same number of calls
-with the same batch and input size, timed between the run's own calls; SyncNet: the same windows in the same
-batches, after the run), so that ``end-to-end / bare`` is the overhead of everything that is not a forward
-pass.
+In a benchmark run every forward pass of S3FD and SyncNet is repeated on the same input right after the run's
+own (:class:`PairedCalls`), so that ``end-to-end / bare`` is the overhead of everything that is not a forward
+pass, both measured under the same load.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -24,9 +23,11 @@ if TYPE_CHECKING:
 
 
 def timed(run: Callable[[], object], device: torch.device) -> float:
-    """Seconds of ``run``, waiting for the device to finish (CUDA runs asynchronously)."""
+    """Seconds of ``run``, from an idle device to a finished one (CUDA runs asynchronously)."""
     import torch
 
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     started = time.perf_counter()
     run()
     if device.type == "cuda":
@@ -44,84 +45,73 @@ def forward_context(owner: object, device: torch.device) -> AbstractContextManag
     return autocast(precision, device)
 
 
-Shape = tuple[int, int, int]  # (batch, height, width) of one detector call
+class PairedCalls:
+    """A model call (S3FD's forward pass, one of SyncNet's towers) that, after the run's call, runs once more on
+    the same input, timed: the bare pass, under the load the run's call just ran under and in its context
+    (inference mode, precision).
 
-
-def random_network_input(detector: S3FDDetector, shape: Shape) -> torch.Tensor:
-    """S3FD's network input for random frames of ``shape``, made by the detector's own preparation (resize,
-    layout, mean), so that a timed forward pass reads what the run's passes read."""
-    import numpy as np
-
-    frames = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
-    return detector.network_input(frames)
-
-
-def forward_seconds(detector: S3FDDetector, x: torch.Tensor) -> float:
-    """Seconds of one S3FD forward pass on ``x``, in the run's precision."""
-    import torch
-
-    with torch.inference_mode(), forward_context(detector, detector.device):
-        return timed(lambda: detector.net(x), detector.device)
-
-
-class PairedS3FD:
-    """S3FD's bare forward pass, timed right after the run's own detector calls on an input of the same shape.
-
-    Timed after the run instead, the bare pass drifted by up to 25% from one minute to the next on a shared
-    2-core machine: more than the overhead it is the floor of. Each bare pass here runs under the load the
-    run's call just ran under. It follows the first call of each shape and then every ``every``-th.
+    Timed after the run instead, the same forward pass drifted by up to 25% from one minute to the next on a
+    shared 2-core machine: more than the overhead it is the floor of. ``every``: the first call of each input
+    shape is paired, then every ``every``-th; the other calls count at their shape's timed mean. ``spent`` is
+    the time the paired passes took, which comes off the run's figures.
     """
 
-    def __init__(self, detector: S3FDDetector, every: int = 1) -> None:
-        self.detector = detector
+    def __init__(self, call: Callable[[torch.Tensor], Any], device: torch.device, every: int = 1) -> None:
+        self.call = call
+        self.device = device
         self.every = every
-        self._inputs: dict[Shape, torch.Tensor] = {}
-        self._seconds: dict[Shape, float] = {}
-        self._timed: dict[Shape, int] = {}
+        self.spent = 0.0
+        self._calls: dict[tuple[int, ...], int] = {}
+        self._seconds: dict[tuple[int, ...], float] = {}
+        self._timed: dict[tuple[int, ...], int] = {}
 
-    def after(self, shape: Shape, call: int) -> None:
-        """The run just made its ``call``-th call (from 1) of this shape."""
-        if (call - 1) % self.every:
-            return
-        if shape not in self._inputs:
-            self._inputs[shape] = random_network_input(self.detector, shape)
-        self._seconds[shape] = self._seconds.get(shape, 0.0) + forward_seconds(self.detector, self._inputs[shape])
-        self._timed[shape] = self._timed.get(shape, 0) + 1
+    def __call__(self, x: torch.Tensor) -> Any:
+        out = self.call(x)
+        shape = tuple(x.shape)
+        self._calls[shape] = count = self._calls.get(shape, 0) + 1
+        if (count - 1) % self.every == 0:
+            started = time.perf_counter()
+            self._seconds[shape] = self._seconds.get(shape, 0.0) + timed(lambda: self.call(x), self.device)
+            self._timed[shape] = self._timed.get(shape, 0) + 1
+            self.spent += time.perf_counter() - started
+        return out
+
+    @property
+    def calls(self) -> int:
+        return sum(self._calls.values())
 
     @property
     def timed_calls(self) -> int:
         return sum(self._timed.values())
 
-    def total(self, calls: Mapping[Shape, int]) -> float:
-        """Seconds of the bare forward over every call of the run, each shape's calls at their timed mean."""
-        return sum(self._seconds[shape] / self._timed[shape] * count for shape, count in calls.items())
+    def total(self) -> float:
+        """Seconds of the bare pass over every call of the run."""
+        return sum(self._seconds[shape] / self._timed[shape] * count for shape, count in self._calls.items())
 
 
-def syncnet_forward(sync: SyncScorer, windows: int) -> float:
-    """Seconds of the lip and audio towers over ``windows`` windows, in the scorer's batches and precision.
+def s3fd_warm_up(detector: S3FDDetector, shape: tuple[int, int, int]) -> None:
+    """One forward pass of S3FD on random frames of (batch, height, width), as the run's first call makes it."""
+    import numpy as np
+    import torch
 
-    The inputs have the run's layout: uint8 (frames, 224, 224, 3) crops turned into a (3, frames, 224, 224)
-    float view, and float32 MFCC windows.
-    """
+    frames = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    with torch.inference_mode(), forward_context(detector, detector.device):
+        detector.net(detector.network_input(frames))
+
+
+def syncnet_warm_up(sync: SyncScorer, windows: int) -> None:
+    """SyncNet's lip and audio towers once on a batch of ``windows`` random windows, in the run's layout (uint8
+    (frames, 224, 224, 3) crops as a (3, frames, 224, 224) float view, float32 MFCC) and precision."""
     import torch
 
     from pytest_lipsync.sync.model import LIP_FRAMES
 
-    device, batch_size = sync.device, sync.batch_size
     generator = torch.Generator().manual_seed(0)
-    largest = min(batch_size, windows)
-    crops = torch.randint(0, 256, (largest + LIP_FRAMES - 1, 224, 224, 3), dtype=torch.uint8, generator=generator)
-    video = crops.to(device).permute(3, 0, 1, 2).float()
-    mfcc = torch.randn(largest, 1, 13, 20, generator=generator).to(device)
-
-    def towers() -> None:
-        for first in range(0, windows, batch_size):
-            count = min(batch_size, windows - first)
-            sync.net.forward_lip_sequence(video[:, : count + LIP_FRAMES - 1])
-            sync.net.forward_aud(mfcc[:count])
-
-    with torch.inference_mode(), forward_context(sync, device):
-        return timed(towers, device) if windows else 0.0
+    crops = torch.randint(0, 256, (windows + LIP_FRAMES - 1, 224, 224, 3), dtype=torch.uint8, generator=generator)
+    mfcc = torch.randn(windows, 1, 13, 20, generator=generator).to(sync.device)
+    with torch.inference_mode(), forward_context(sync, sync.device):
+        sync.net.forward_lip_sequence(crops.to(sync.device).permute(3, 0, 1, 2).float())
+        sync.net.forward_aud(mfcc)
 
 
 def detector_throughput(detector: S3FDDetector, frames: np.ndarray, batch: int) -> dict[str, float]:

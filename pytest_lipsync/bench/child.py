@@ -21,6 +21,7 @@ from pytest_lipsync.results import write_json_atomic
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_lipsync.bench.bare import PairedCalls
     from pytest_lipsync.faces.s3fd import S3FDDetector
     from pytest_lipsync.sync.scorer import SyncScorer
 
@@ -63,48 +64,49 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def score_run(job: Job) -> dict[str, Any]:
-    """The product path end to end (``Scorer.score``) with S3FD's bare pass paired to its calls, then SyncNet's
-    bare pass, then peak RSS."""
-    from pytest_lipsync.bench.bare import PairedS3FD, syncnet_forward
+    """The product path end to end (``Scorer.score``), each forward pass paired with a timed bare one, then
+    peak RSS."""
     from pytest_lipsync.scoring import Scorer
 
     settings = job.settings()
     scorer = Scorer(settings)
     # The benchmark reaches into the scorer it times: the detector is wrapped to count (and, with stand-in
-    # weights, to find the drawn faces), and the bare forward uses the very modules the run used.
+    # weights, to find the drawn faces), and the models' calls to time the bare passes.
     faces, sync = scorer._faces, scorer._sync
     path = Path(job.clip)
-    detector = paired = None
+    detector = None
     if faces is not None:
-        s3fd = faces.detector if hasattr(faces.detector, "net") else None
-        paired = None if s3fd is None else PairedS3FD(s3fd, _pairing_stride(path, job.bare_calls))  # type: ignore[arg-type]
-        detector = CountingDetector(faces.detector, markers=job.markers, paired=paired)
+        detector = CountingDetector(faces.detector, markers=job.markers)
         faces.detector = detector  # type: ignore[assignment]
-    _warm_up(sync, None if paired is None else paired.detector, path)
+    s3fd = None if detector is None or not hasattr(detector.inner, "net") else detector.inner
+    _warm_up(sync, s3fd, path)
+    paired = _pair(sync, s3fd, _pairing_stride(path, job.bare_calls))
     started = time.perf_counter()
     result = scorer.score(path, reference=path if job.quality else None)
-    harness = 0.0 if detector is None else detector.harness_seconds
-    wall = time.perf_counter() - started - harness
-    peak = peak_rss_mib()  # before the bare passes, which hold their own inputs
+    wall = time.perf_counter() - started
+    peak = peak_rss_mib()
     stages = dict(result.timings)
-    if harness:
-        stages["detection"] -= harness
-    windows = sum(track.windows for track in result.tracks)
+    markers = 0.0 if detector is None else detector.harness_seconds
+    for stage, seconds in (("detection", markers), *((stage, call.spent) for stage, call in paired)):
+        if seconds:
+            stages[stage] -= seconds
+            wall -= seconds
+    bare = {stage: sum(call.total() for name, call in paired if name == stage) for stage in ("detection", "syncnet")}
     return {
         "frames": result.frames,
         "audio_frames": result.audio_frames,
         "wall": wall,
         "stages": stages,
         "tracks": len(result.tracks),
-        "windows": windows,
+        "windows": sum(track.windows for track in result.tracks),
         "detector_frames": 0 if detector is None else detector.frames,
         "detector_calls": 0 if detector is None else sum(detector.calls.values()),
         "metrics": {key: result.metrics[key] for key in ("lse_d", "lse_c", "offset") if key in result.metrics},
         "error": None if result.error is None else result.error.message,
         "bare": {
-            "s3fd": 0.0 if paired is None else paired.total(detector.calls),  # type: ignore[union-attr]
-            "s3fd_calls_timed": 0 if paired is None else paired.timed_calls,
-            "syncnet": syncnet_forward(sync, windows),
+            "s3fd": bare["detection"],
+            "s3fd_calls_timed": sum(call.timed_calls for name, call in paired if name == "detection"),
+            "syncnet": bare["syncnet"],
         },
         "peak_rss_mib": peak,
         "device": str(scorer.device),
@@ -113,8 +115,24 @@ def score_run(job: Job) -> dict[str, Any]:
     }
 
 
+def _pair(sync: SyncScorer, s3fd: S3FDDetector | None, every: int) -> list[tuple[str, PairedCalls]]:
+    """Wrap the models' forward calls in :class:`PairedCalls`, each with the stage its time is counted in."""
+    from pytest_lipsync.bench.bare import PairedCalls
+
+    net = sync.net
+    lip = PairedCalls(net.forward_lip_sequence, sync.device)
+    aud = PairedCalls(net.forward_aud, sync.device)
+    net.forward_lip_sequence, net.forward_aud = lip, aud  # type: ignore[method-assign]
+    paired = [("syncnet", lip), ("syncnet", aud)]
+    if s3fd is not None:
+        forward = PairedCalls(s3fd.net, s3fd.device, every)
+        s3fd.net = forward  # type: ignore[assignment]
+        paired.append(("detection", forward))
+    return paired
+
+
 def _pairing_stride(path: Path, bare_calls: int | None) -> int:
-    """Pair a bare pass with every N-th detector call so that about ``bare_calls`` are timed (None: all)."""
+    """Pair a bare pass with every N-th S3FD call so that about ``bare_calls`` are timed (None: all)."""
     from pytest_lipsync.faces.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
 
@@ -133,15 +151,15 @@ def torch_info() -> dict[str, Any]:
 
 def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
     """One forward pass per model at the run's first shapes, untimed: first calls pick kernels and allocate."""
-    from pytest_lipsync.bench.bare import forward_seconds, random_network_input, syncnet_forward
+    from pytest_lipsync.bench.bare import s3fd_warm_up, syncnet_warm_up
     from pytest_lipsync.faces.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.sync.model import LIP_FRAMES
 
     info = open_video(path).info
-    syncnet_forward(sync, min(sync.batch_size, max(1, (info.expected_frames or 0) - LIP_FRAMES)))
+    syncnet_warm_up(sync, min(sync.batch_size, max(1, (info.expected_frames or 0) - LIP_FRAMES)))
     if s3fd is not None:
-        forward_seconds(s3fd, random_network_input(s3fd, (FRAME_BATCH, info.height, info.width)))
+        s3fd_warm_up(s3fd, (FRAME_BATCH, info.height, info.width))
 
 
 def s3fd_run(job: Job) -> dict[str, Any]:

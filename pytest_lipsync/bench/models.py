@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from pytest_lipsync.bench.bare import PairedS3FD
     from pytest_lipsync.faces.plugin import Detector
 
 STANDIN_NOTICE = "stand-in weights: timings only"
@@ -63,17 +62,15 @@ def standin_s3fd(directory: Path) -> Path:
 
 @dataclass
 class CountingDetector:
-    """Wraps the run's detector: counts calls and frames per input shape, for the bare forward of the same work,
-    and with ``paired`` times that bare forward after the calls.
+    """Wraps the run's detector: counts calls and frames per input shape.
 
-    With ``markers`` the boxes are the marker boxes of the generated clip (the detector still runs). Neither
-    the paired passes nor the markers (26 ms per 1080p frame) are the product's work: ``harness_seconds``
-    sums them, and the run's figures leave them out.
+    With ``markers`` the boxes are the marker boxes of the generated clip (the detector still runs). Finding
+    the markers (26 ms per 1080p frame) is not the product's work: ``harness_seconds`` says how long it took,
+    and the run's figures leave it out.
     """
 
     inner: Detector
     markers: bool
-    paired: PairedS3FD | None = None
     calls: dict[tuple[int, int, int], int] = field(default_factory=dict)  # (batch, height, width) -> calls
     harness_seconds: float = 0.0
 
@@ -81,13 +78,12 @@ class CountingDetector:
         shape = (len(frames), frames.shape[1], frames.shape[2])
         self.calls[shape] = self.calls.get(shape, 0) + 1
         boxes = list(self.inner.detect(frames, indices))
-        started = time.perf_counter()
-        if self.paired is not None:
-            self.paired.after(shape, self.calls[shape])
-        if self.markers:
-            from pytest_lipsync.synthetic.faces import marker_boxes
+        if not self.markers:
+            return boxes
+        from pytest_lipsync.synthetic.faces import marker_boxes
 
-            boxes = [marker_boxes(frame) for frame in frames]
+        started = time.perf_counter()
+        boxes = [marker_boxes(frame) for frame in frames]
         self.harness_seconds += time.perf_counter() - started
         return boxes
 
