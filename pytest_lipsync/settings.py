@@ -46,7 +46,8 @@ _RESULT_KEYS: tuple[str, ...] = (
 # The faster options: never the default, recorded (and called out under every table) only when used, so
 # results, cache keys and baselines made before they existed stay comparable with default runs.
 FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
-_PIPELINE_ONLY = ("detect_every",)
+# Settings the cropped protocol never reads: it has no detector, no tracks and no crop windows.
+PIPELINE_ONLY: frozenset[str] = frozenset({*_RESULT_KEYS[2:], "detect_every", "s3fd_weights"})
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class Settings:
     def fast_options(self) -> dict[str, Any]:
         """The faster, non-protocol options that take effect in this run (empty for the protocol's own settings)."""
         used = {key: getattr(self, key) for key, default in FAST_DEFAULTS.items() if getattr(self, key) != default}
-        return {key: value for key, value in used.items() if key not in _PIPELINE_ONLY or self.protocol == "pipeline"}
+        return {key: value for key, value in used.items() if key not in PIPELINE_ONLY or self.protocol == "pipeline"}
 
     def check_detect_every(self) -> None:
         """``detect_every`` must leave tracks joinable: a gap of N frames between detections must not end them.

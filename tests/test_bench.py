@@ -87,6 +87,16 @@ def _run(lse_seconds: float, metrics: dict[str, float], variant: str = BASELINE,
             "peak_rss_mib": peak}  # fmt: skip
 
 
+def test_variants_of_pipeline_only_settings_are_not_run_with_the_cropped_protocol() -> None:
+    from pytest_lipsync.bench.plan import applies
+
+    texts = ("detect_every=2", "detect_every=2,batch_size=8", "fidelity=clean")
+    detect_every, mixed, fidelity = (parse_variant(text) for text in texts)
+    assert [applies(v, "pipeline") for v in (Variant(BASELINE), detect_every, mixed, fidelity)] == [True] * 4
+    assert [applies(v, "cropped") for v in (Variant(BASELINE), detect_every, mixed, fidelity)] == [True, False, True, True]
+    assert not applies(parse_variant("min_track=10,crop_scale=0.5"), "cropped")
+
+
 def test_variants_are_compared_with_the_baseline_and_standin_scores_dropped() -> None:
     runs = [_run(4.0, {"lse_d": 8.0, "lse_c": 3.0, "offset": 1.0}), _run(2.0, {"lse_d": 8.5, "lse_c": 2.0, "offset": 1.0}, "x=1")]
     compare_with_baseline(runs, standin=True)

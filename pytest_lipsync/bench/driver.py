@@ -21,7 +21,7 @@ from typing import Any
 from pytest_lipsync.bench.child import Job, job_json
 from pytest_lipsync.bench.clips import BenchClip
 from pytest_lipsync.bench.models import STANDIN_NOTICE, BenchWeights
-from pytest_lipsync.bench.plan import BASELINE, Variant
+from pytest_lipsync.bench.plan import BASELINE, Variant, applies
 from pytest_lipsync.errors import LipsyncError
 
 FPS = 25.0
@@ -65,7 +65,7 @@ def score_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
         # A generated clip is one scene as long as the clip: keep it as one track however short it is.
         min_track = max(1, min(Settings().min_track, clip.frames - 2))
         for protocol in plan.protocols:
-            for variant in plan.variants:
+            for variant in (variant for variant in plan.variants if applies(variant, protocol)):
                 yield clip, Job(
                     kind="score",
                     clip=str(clip.path),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.settings import PROTOCOLS, Settings
+from pytest_lipsync.settings import PIPELINE_ONLY, PROTOCOLS, Settings
 
 BASELINE = "baseline"
 # Settings a variant may not change: they are the benchmark's own axes or where its files come from.
@@ -97,6 +97,12 @@ def variants(texts: list[str], base: Settings = Settings()) -> tuple[Variant, ..
     """The baseline, then each variant as given (duplicates once)."""
     parsed = [parse_variant(text, base) for text in dict.fromkeys(texts)]
     return (Variant(BASELINE), *parsed)
+
+
+def applies(variant: Variant, protocol: str) -> bool:
+    """Whether ``variant`` can change a run of ``protocol``: not when it only sets what the cropped protocol
+    never reads (``detect_every``, the tracking limits ...); the benchmark then leaves that run out."""
+    return protocol == "pipeline" or not variant.changes or not set(variant.as_dict()) <= PIPELINE_ONLY
 
 
 def check_protocols(names: list[str]) -> tuple[str, ...]:
