@@ -67,3 +67,14 @@ def test_the_file_has_no_name_and_the_default_budget_is_half_the_free_space(
         assert kept._budget == spill.free_space_budget()
     statvfs = os.statvfs(tmp_path)
     assert spill.free_space_budget() == pytest.approx(statvfs.f_bavail * statvfs.f_frsize / 2, rel=0.01)
+
+
+def test_a_file_closed_under_a_writer_drops_the_copy_instead_of_raising() -> None:
+    """A failing video closes the file while the decoding thread may still be writing the next frame."""
+    kept = SpilledFrames(budget=10**6)
+    list(kept.keep(FRAMES[:2]))
+    file = kept._file
+    assert file is not None
+    file.close()
+    assert list(kept.keep(FRAMES[2:])) == FRAMES[2:]
+    assert not kept.holds(1)

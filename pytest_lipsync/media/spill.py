@@ -83,7 +83,7 @@ class SpilledFrames:
             return
         try:
             file.write(data)
-        except OSError:  # the disk filled up under us: fall back to replaying
+        except (OSError, ValueError):  # the disk filled up, or the video failed and closed the file under us
             self.drop()
             return
         self._ends.append(end)
