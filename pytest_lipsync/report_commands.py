@@ -97,12 +97,15 @@ def run_visualize(args: argparse.Namespace) -> int:
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.reports.annotate import visualize
     from pytest_lipsync.reports.confidence import band_for
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring import Scorer, no_tracks_to_draw
     from pytest_lipsync.session import video_key
 
     config = score_config(args, Path.cwd(), os.environ)
+    if config.settings.protocol == "cropped":
+        raise no_tracks_to_draw()
     if args.output.resolve() == args.video.resolve():
         raise ConfigError("is both the video and the output", path=args.output, hint="Write the annotated copy to a new file")
+    _check_writable(args.output)
     source = open_video(args.video, config.settings.limits)  # a wrong path fails before the models load
     band = band_for(config.gate, video_key(args.video, config.root))
     written = visualize(source, Scorer(config.settings.replace(reference=None)), args.output, band)
@@ -111,6 +114,19 @@ def run_visualize(args: argparse.Namespace) -> int:
         f"track(s), {written.frames_without_track} frames without a track; box colours: {band.label}"
     )
     return 0
+
+
+def _check_writable(output: Path) -> None:
+    """Refuse an output that cannot be written before minutes of scoring, not after."""
+    hint = "Give -o a file path in a directory you can write, e.g. annotated/VIDEO.mp4"
+    if output.is_dir():
+        raise ConfigError("is a directory, not a file to write the annotated video to", path=output, hint=hint)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot be written: {exc.strerror}", path=output, hint=hint) from None
+    if not os.access(output.parent, os.W_OK):
+        raise ConfigError(f"cannot be written: {output.parent} is not writable", path=output, hint=hint)
 
 
 def project_root(start: Path) -> Path:

@@ -270,7 +270,14 @@ def publish(temporary: Path, path: Path) -> None:
 
 
 def _umask() -> int:
-    """The process's umask; reading it means setting it, so it is set straight back."""
+    """The process's umask. Linux shows it in /proc without touching it; elsewhere reading it means setting it
+    (set straight back), and for that instant other threads' new files would get the wrong mask."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

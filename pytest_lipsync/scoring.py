@@ -169,10 +169,7 @@ class Scorer:
         from pytest_lipsync.sync.scorer import Timings
 
         if self._faces is None:
-            raise ConfigError(
-                "protocol = 'cropped' has no face tracks to draw: its frames already are the face crops",
-                hint="Use protocol = 'pipeline' (--protocol pipeline) for videos with faces in them",
-            )
+            raise no_tracks_to_draw()
         source = self._open(Path(path))
         timings = Timings()
         timings.deadline = source.deadline
@@ -202,6 +199,13 @@ class Scorer:
                 facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
             ) from None
         return (curve.track_score(0, counter.frames - 1, windows),), counter.frames, len(audio) // SAMPLES_PER_FRAME
+
+
+def no_tracks_to_draw() -> ConfigError:
+    return ConfigError(
+        "protocol = 'cropped' has no face tracks to draw: its frames already are the face crops",
+        hint="Use protocol = 'pipeline' (--protocol pipeline) for videos with faces in them",
+    )
 
 
 def score(path: str | Path, settings: Settings | None = None, **changes: object) -> VideoScore:

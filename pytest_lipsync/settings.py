@@ -47,7 +47,7 @@ _RESULT_KEYS: tuple[str, ...] = (
 # results, cache keys and baselines made before they existed stay comparable with default runs.
 FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
 # Settings the cropped protocol never reads: it has no detector, no tracks and no crop windows.
-PIPELINE_ONLY: frozenset[str] = frozenset({*_RESULT_KEYS[2:], "detect_every", "s3fd_weights"})
+PIPELINE_ONLY: frozenset[str] = frozenset({*_RESULT_KEYS, "detect_every", "s3fd_weights"} - {"protocol", "fidelity"})
 
 
 @dataclass(frozen=True)

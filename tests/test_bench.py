@@ -66,11 +66,29 @@ def test_variant_values_are_json_or_text_and_validated_as_settings() -> None:
         ("fidelity", "'fidelity' is not key=value"),
         ("protocol=cropped", "'protocol' is fixed"),
         (",", "changes nothing"),
+        ("detect_every=50", "'detect_every' is 50, more than num_failed_det = 25"),
     ],
 )
 def test_variant_errors_name_the_bad_key_or_value(text: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         parse_variant(text)
+
+
+def test_a_bad_device_is_refused_before_any_clip_is_made(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--device", "gpu", "--workdir", str(tmp_path), "-q"]) != 0
+    assert "setting 'device' is 'gpu'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_given_clips_keep_the_default_min_track_and_generated_ones_fit_it_to_their_length(tmp_path: Path) -> None:
+    from pytest_lipsync.bench.driver import BenchPlan, score_jobs
+    from pytest_lipsync.bench.models import BenchWeights
+
+    generated = generated_clip(tmp_path, "128x128", 0.4, 1)
+    (given,) = given_clips(generated.path.parent)
+    plan = BenchPlan((generated, given), ("cropped",), (Variant(BASELINE),), BenchWeights("s", "f", True), "cpu",
+                     False, None, 0, tmp_path)  # fmt: skip
+    assert [job.min_track for _, job in score_jobs(plan)] == [8, 100]
 
 
 def test_bench_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,3 +219,19 @@ def test_paired_calls_time_the_first_and_every_nth_call_of_each_shape_again_and_
     assert paired.calls == 8 and paired.timed_calls == 4  # calls 1, 4 and 7 of one shape, the first of the other
     assert seen == [(2, 3)] * (7 + 3) + [(1, 3)] * 2  # each call, then again when paired
     assert 0 < paired.total() and paired.spent > 0
+
+
+def test_a_failing_run_is_reported_and_the_others_still_run(tmp_path: Path) -> None:
+    from pytest_lipsync.bench.driver import BenchPlan, run_plan
+    from pytest_lipsync.bench.models import BenchWeights
+    from pytest_lipsync.bench.report import format_report
+
+    clip = generated_clip(tmp_path, "128x128", 0.4, 1)
+    missing = BenchWeights(str(tmp_path / "none.model"), str(tmp_path / "none.pth"), standin=True)
+    plan = BenchPlan((clip,), ("cropped",), variants(["fidelity=clean"]), missing, "cpu", False, None, 0, tmp_path)
+    lines: list[str] = []
+    document = run_plan(plan, lines.append)
+    assert document["runs"] == [] and len(document["failed"]) == 2  # the second ran after the first failed
+    assert document["failed"][0].startswith("benchmark run 1 (128x128_0.4s_1face.mp4, cropped, baseline) failed:")
+    assert "none.model" in document["failed"][1]
+    assert "**Failed**: benchmark run 2" in format_report(document)

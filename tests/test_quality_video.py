@@ -13,7 +13,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from fixtures.media import ClipSpec, write_clip
-from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, UnreadableError
+from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, UnreadableError
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.quality.psnr import PSNR_CAP_DB
@@ -208,3 +208,14 @@ def test_ground_truth_applies_the_runs_limits_to_both_files(pair: tuple[Path, Pa
 def test_no_reference_requested_leaves_the_score_alone(pair: tuple[Path, Path]) -> None:
     score = VideoScore(str(pair[1]), metrics=LSE)
     assert GroundTruth(Settings()).add_to(score, pair[1]) is score
+
+
+def test_a_reference_past_the_time_limit_is_a_timeout_not_a_mismatch(tmp_path: Path) -> None:
+    """A timeout says the machine was slow, not that the pair differs: it must not be cached as the pair's verdict."""
+    from pytest_lipsync.quality.video import _reference_frames
+    from pytest_lipsync.settings import VideoLimits
+
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, ClipSpec(seconds=1.0))
+    with pytest.raises(ScoringTimeoutError):
+        list(_reference_frames(clip, clip, 8, VideoLimits(timeout=1e-9)))

@@ -121,9 +121,22 @@ def test_a_missing_or_unreadable_video_is_the_typed_error(tmp_path: Path, capsys
 def test_the_cropped_protocol_has_no_tracks_to_draw(make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     clip = make_clip("no_face.mp4", NO_FACE)
-    flags = ["--protocol", "cropped", "--offline", "--device", "cpu", "--syncnet-weights", str(syncnet_weights)]
+    # Refused before the models load: weights that do not exist are never looked for.
+    flags = ["--protocol", "cropped", "--offline", "--device", "cpu", "--syncnet-weights", str(tmp_path / "none.model")]
     assert main(["visualize", str(clip), "-o", str(tmp_path / "out.mp4"), *flags]) == 2
     assert "protocol = 'cropped' has no face tracks to draw" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_scoring(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    clip = make_clip("no_face.mp4", NO_FACE)
+    flags = ["--offline", "--device", "cpu", "--syncnet-weights", str(tmp_path / "none.model")]
+    (tmp_path / "taken").mkdir()
+    assert main(["visualize", str(clip), "-o", str(tmp_path / "taken"), *flags]) == 2
+    assert capsys.readouterr().err.startswith(f"lipsync: error: {tmp_path / 'taken'}: is a directory, not a file")
+    (tmp_path / "file").write_text("")
+    assert main(["visualize", str(clip), "-o", str(tmp_path / "file" / "out.mp4"), *flags]) == 2
+    assert "out.mp4: cannot be written" in capsys.readouterr().err
 
 
 def test_box_colour_follows_the_band_and_the_window_centred_on_the_frame() -> None:

@@ -1,7 +1,7 @@
 """The clips a benchmark scores: generated talking faces of a given size, length and face count, or real ones.
 
 Generated clips ring every face in the marker colour, so that a run with stand-in weights can still find
-real tracks (see ``models.MarkerBoxes``); with the released weights S3FD finds the drawn faces or not, and
+real tracks (see ``models.CountingDetector``, ``markers``); with the released weights S3FD finds the drawn faces or not, and
 either way its full cost is paid on every frame.
 """
 

@@ -76,7 +76,7 @@ def run_bench(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, document)
     if args.markdown is not None:
         write_text_atomic(args.markdown, text)
-    return 1 if any(run["error"] for run in document["runs"]) else 0
+    return 1 if document["failed"] or any(run["error"] for run in document["runs"]) else 0
 
 
 def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchPlan:
@@ -86,6 +86,9 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
     from pytest_lipsync.bench.models import bench_weights
     from pytest_lipsync.bench.plan import check_protocols, variants
 
+    from pytest_lipsync.settings import Settings
+
+    Settings(device=args.device)  # a bad --device is refused here, before any clip is generated
     protocols = check_protocols(args.protocols or list(preset.protocols))
     chosen = variants(args.variant)
     resolutions = args.resolutions or list(preset.resolutions)

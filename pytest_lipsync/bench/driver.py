@@ -62,8 +62,11 @@ def score_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
     from pytest_lipsync.settings import Settings
 
     for clip in plan.clips:
-        # A generated clip is one scene as long as the clip: keep it as one track however short it is.
-        min_track = max(1, min(Settings().min_track, clip.frames - 2))
+        # A generated clip is one scene as long as the clip: keep it as one track however short it is. Given
+        # clips are scored as they are.
+        min_track = Settings().min_track
+        if clip.generated:
+            min_track = max(1, min(min_track, clip.frames - 2))
         for protocol in plan.protocols:
             for variant in (variant for variant in plan.variants if applies(variant, protocol)):
                 yield clip, Job(
@@ -111,21 +114,38 @@ def run_child(job: Job, workdir: Path, number: int) -> dict[str, Any]:
     job_file, out_file = workdir / f"job-{number}.json", workdir / f"result-{number}.json"
     job_file.write_text(job_json(job))
     command = [sys.executable, "-m", "pytest_lipsync.bench.child", "--one", str(job_file), "--out", str(out_file)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=_child_environment())
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise BenchError(f"benchmark run {number} ({Path(job.clip).name}, {job.protocol}, {job.variant}) failed:\n{tail}")
     return json.loads(out_file.read_text())
 
 
+def _child_environment() -> dict[str, str]:
+    """This environment, with this copy of the package first on the path: a child measures the code its parent
+    runs, installed or not (``python benchmarks/bench.py`` from a checkout)."""
+    import pytest_lipsync
+
+    root = str(Path(pytest_lipsync.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, path]) if path else root}
+
+
 def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence[str] = ()) -> dict[str, Any]:
-    """Every run, one process each, then the derived numbers as one JSON-ready document."""
+    """Every run, one process each, then the derived numbers as one JSON-ready document. A run whose process
+    fails is listed under ``failed`` with its error output; the others still run and are reported."""
     runs: list[dict[str, Any]] = []
+    failed: list[str] = []
     jobs = list(score_jobs(plan))
     checks = list(s3fd_jobs(plan))
     for number, (clip, job) in enumerate([*jobs, *checks], 1):
         progress(f"[{number}/{len(jobs) + len(checks)}] {clip.name} {job.kind} {job.protocol} {job.variant}")
-        raw = run_child(job, plan.workdir, number)
+        try:
+            raw = run_child(job, plan.workdir, number)
+        except BenchError as exc:
+            progress(str(exc))
+            failed.append(exc.what)
+            continue
         runs.append({"clip": _clip_record(clip), "job": job, "raw": raw})
     scored = [derive_run(run["clip"], run["job"], run["raw"]) for run in runs if run["job"].kind == "score"]
     compare_with_baseline(scored, plan.weights.standin)
@@ -138,6 +158,7 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
         "s3fd_batching": [{"clip": run["clip"]["name"], "width": run["clip"]["width"], "height": run["clip"]["height"],
                            **run["raw"]} for run in runs if run["job"].kind == "s3fd"],  # fmt: skip
         "memory": memory_growth(scored),
+        "failed": failed,
     }
 
 

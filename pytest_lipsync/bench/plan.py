@@ -88,7 +88,7 @@ def _check(text: str, changes: dict[str, Any], base: Settings) -> None:
             hint="Use the names of [tool.lipsync] settings, e.g. fidelity=clean",
         )
     try:
-        base.replace(**changes)
+        base.replace(**changes).check_detect_every()
     except ConfigError as exc:
         raise ConfigError(f"variant {text!r}: {exc.what}", hint=exc.hint) from exc
 

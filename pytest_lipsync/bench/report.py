@@ -20,6 +20,7 @@ def format_report(document: dict[str, Any]) -> str:
         parts.append(batching_table(document["s3fd_batching"]))
     if document["memory"]:
         parts.append(memory_table(document["memory"]))
+    parts += [f"**Failed**: {failure}" for failure in document["failed"]]
     return "\n\n".join(parts) + "\n"
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, VideoError
+from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, VideoError
 from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
 from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
@@ -89,6 +89,8 @@ def _reference_frames(generated: Path, reference: Path, batch_size: int, limits:
 
     try:
         yield from open_video(reference, limits).frames(batch_size, pix_fmt="rgb24")
+    except ScoringTimeoutError:
+        raise  # the machine was slow, not the pair mismatched: it must not be cached as the pair's verdict
     except VideoError as exc:
         raise ReferenceMismatchError(
             f"its reference {reference} cannot be compared: {exc.what}",
