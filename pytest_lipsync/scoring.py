@@ -8,6 +8,7 @@ itself (weights, settings) do raise, before any video is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, TooShortError, VideoError
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
-from pytest_lipsync.settings import Settings
+from pytest_lipsync.settings import Settings, VideoLimits
 
 if TYPE_CHECKING:
     import torch
@@ -85,7 +86,7 @@ class Scorer:
         )
         return FacePipeline(detector, self._sync, self.settings)
 
-    def _face_regions(self, path: Path) -> FaceRegions:
+    def _face_regions(self, path: Path, limits: VideoLimits) -> FaceRegions:
         """The tracks ``region = "face"`` crops at: pass 1 and tracking again, on the clean 25 fps frames.
 
         Not LSE's tracks: in reference fidelity LSE reads a replay whose frames are shifted (the first one
@@ -99,7 +100,7 @@ class Scorer:
 
         assert self._faces is not None  # given to GroundTruth for the pipeline protocol only
         clean = FacePipeline(self._faces.detector, self._sync, self.settings.replace(fidelity="clean"))
-        _, tracks = clean.find_tracks(self._open(path), Timings())
+        _, tracks = clean.find_tracks(self._open(path, limits), Timings())
         return FaceRegions(tracks, self.settings.crop_scale)
 
     @property
@@ -119,21 +120,24 @@ class Scorer:
         PSNR/SSIM are added against ``reference`` (a file), or against the video's match in the
         ``reference`` setting's directory, paired relative to ``videos_root`` (see ``quality.ground_truth``).
         """
-        lse = self._score_lse(Path(path))
-        return self._ground_truth.add_to(lse, Path(path), None if reference is None else Path(reference), videos_root)
+        limits = dataclasses.replace(self.settings.limits, started=time.monotonic())  # one clock per video
+        lse = self._score_lse(Path(path), limits)
+        reference_path = None if reference is None else Path(reference)
+        return self._ground_truth.add_to(lse, Path(path), reference_path, videos_root, limits=limits)
 
-    def _open(self, path: Path) -> VideoSource:
-        """The video with this run's limits: frame size, damaged frames and time (its deadline starts now)."""
+    def _open(self, path: Path, limits: VideoLimits | None = None) -> VideoSource:
+        """The video with this run's limits: frame size, damaged frames and time (its deadline starts now,
+        unless ``limits`` carry the clock of a call already scoring it)."""
         from pytest_lipsync.media.decode import open_video
 
-        return open_video(path, self.settings.limits)
+        return open_video(path, limits or self.settings.limits)
 
-    def _score_lse(self, path: Path) -> VideoScore:
+    def _score_lse(self, path: Path, limits: VideoLimits) -> VideoScore:
         from pytest_lipsync.sync.scorer import Timings
 
         timings = Timings()
         try:
-            source = self._open(path)
+            source = self._open(path, limits)
             timings.deadline = source.deadline
             if self._faces is None:
                 tracks, frames, audio_frames = self._score_cropped(source, timings)

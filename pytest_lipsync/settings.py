@@ -61,6 +61,9 @@ class VideoLimits:
     max_pixels: int = MAX_PIXELS
     max_corrupt_fraction: float = MAX_CORRUPT_FRACTION
     timeout: float | None = None
+    # When the video's clock started (``time.monotonic``); None: when the file is opened. Scoring one video
+    # opens it more than once (LSE, the face region, ground truth): one clock for all, as ``timeout`` is per video.
+    started: float | None = None
 
 
 @dataclass(frozen=True)

@@ -442,6 +442,31 @@ def test_a_video_past_its_timeout_fails_with_timeout_and_stops_decoding(syncnet_
     assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
 
 
+def test_every_open_of_one_scored_video_shares_one_clock(make_clip, scorers, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``timeout`` is per video: LSE and the ground-truth comparison (both files) run against the clock started
+    when scoring began, so ``--workers`` killing at twice the limit never kills a healthy video."""
+    from pytest_lipsync.errors import ScoringTimeoutError
+    from pytest_lipsync.media import decode
+
+    clip = make_clip("one_clock.mp4", ClipSpec(seconds=1.0))
+    clocks: list[float | None] = []
+    real = decode.open_video
+
+    def recording(path, limits=VideoLimits()):  # type: ignore[no-untyped-def]
+        clocks.append(limits.started)
+        return real(path, limits)
+
+    monkeypatch.setattr(decode, "open_video", recording)
+    before = time.monotonic()
+    score = scorers().score(clip, reference=clip)
+    assert score.ok, score.error
+    assert len(clocks) == 3 and len(set(clocks)) == 1  # the video for LSE, then both files for PSNR/SSIM
+    assert clocks[0] is not None and before <= clocks[0] <= time.monotonic()
+    late = open_video(clip, VideoLimits(timeout=5.0, started=time.monotonic() - 10))
+    with pytest.raises(ScoringTimeoutError):
+        late.deadline.check()
+
+
 def test_the_timeout_holds_while_one_frame_becomes_millions(tmp_path: Path) -> None:
     """A header whose frame rate is one frame a day (a flipped bit did it in the fuzzer) makes three frames
     6.5 million at 25 fps, with no packet in between: the limit is checked per output frame too."""

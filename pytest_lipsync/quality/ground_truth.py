@@ -41,7 +41,7 @@ from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import ScoreError, VideoScore
-from pytest_lipsync.settings import Settings
+from pytest_lipsync.settings import Settings, VideoLimits
 
 
 class GroundTruth:
@@ -54,7 +54,7 @@ class GroundTruth:
         self,
         settings: Settings,
         device: str = "cpu",
-        face_regions: Callable[[Path], FaceRegions] | None = None,
+        face_regions: Callable[[Path, VideoLimits], FaceRegions] | None = None,
     ) -> None:
         _check_region(settings, face_regions)
         self.settings: QualitySettings = settings.quality
@@ -64,17 +64,24 @@ class GroundTruth:
         self.tree = None if settings.reference is None else ReferenceTree.scan(Path(settings.reference))
 
     def add_to(
-        self, score: VideoScore, video: Path, reference: Path | None = None, videos_root: Path | None = None
+        self,
+        score: VideoScore,
+        video: Path,
+        reference: Path | None = None,
+        videos_root: Path | None = None,
+        *,
+        limits: VideoLimits | None = None,
     ) -> VideoScore:
         """``score`` with PSNR/SSIM against ``reference``, or against the match in the reference directory.
 
         ``videos_root`` is the directory the video was found under (pairing by relative path is relative to
-        it; default: the video's own directory). Unchanged when no quality was requested.
+        it; default: the video's own directory). ``limits``: the caller's, carrying the video's clock (default: the
+        settings', the clock starting now). Unchanged when no quality was requested.
         """
         if reference is None and self.tree is None:
             return score
         started = time.perf_counter()
-        quality, metrics, error = self._measure(video, reference, videos_root or video.parent)
+        quality, metrics, error = self._measure(video, reference, videos_root or video.parent, limits or self.limits)
         return dataclasses.replace(
             score,
             metrics={**score.metrics, **metrics},
@@ -84,28 +91,26 @@ class GroundTruth:
         )
 
     def _measure(
-        self, video: Path, reference: Path | None, videos_root: Path
+        self, video: Path, reference: Path | None, videos_root: Path, limits: VideoLimits
     ) -> tuple[dict[str, Any], dict[str, float], ScoreError | None]:
         match: ReferenceMatch | None = None
         try:
             match = self._match(video, reference, videos_root)
             if match.reference is None:
                 raise self._missing(video, videos_root)
-            faces = self._faces(video)
-            result = compare_videos(
-                video, match.reference, self.settings, self.device, faces=faces, limits=self.limits
-            )
+            faces = self._faces(video, limits)
+            result = compare_videos(video, match.reference, self.settings, self.device, faces=faces, limits=limits)
         except VideoError as exc:
             error = ScoreError(exc.kind, exc.message, exc.facts)
             return self._section(match, None, error), {}, error
         return self._section(match, result, None), {"psnr": result.psnr.mean, "ssim": result.ssim.mean}, None
 
-    def _faces(self, video: Path) -> FaceRegions | None:
+    def _faces(self, video: Path, limits: VideoLimits) -> FaceRegions | None:
         """The video's face tracks when the region is the face (they cost a detection pass), else None."""
         if self.settings.region != "face":
             return None
         assert self.face_regions is not None  # _check_region
-        return self.face_regions(video)
+        return self.face_regions(video, limits)
 
     def _match(self, video: Path, reference: Path | None, videos_root: Path) -> ReferenceMatch:
         if reference is not None:
