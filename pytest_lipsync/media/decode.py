@@ -85,8 +85,8 @@ class VideoSource:
     """A video file opened for reading; each ``frames()`` or ``audio()`` call is one streaming pass.
 
     ``deadline`` starts when the file is opened (or at ``limits.started``), with the ``timeout`` setting
-    (``None``: the default for the header's duration); every decoding pass checks it. ``damaged_frames`` is known after a complete pass
-    (every pass of one file finds the same damage, so it is set, never added up).
+    (``None``: the default for the header's duration); every decoding pass checks it. ``damaged_frames`` is
+    known after a complete pass (every pass of one file finds the same damage, so it is set, never added up).
     """
 
     def __init__(self, path: str | Path, limits: VideoLimits = VideoLimits()) -> None:
