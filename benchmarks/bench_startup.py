@@ -30,7 +30,7 @@ def _run(project: Path, *extra: str) -> float:
 
 
 def _heavy_imports() -> list[str]:
-    code = f"import sys, pytest_lipsync.plugin; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, pytest_lipsync.plugin.hooks; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
 
 

@@ -12,7 +12,7 @@ from pytest_lipsync.errors import ConfigError, LipsyncError, VideoError, Weights
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
-    from pytest_lipsync.helpers import (
+    from pytest_lipsync.plugin.assertions import (
         assert_lse_c_above,
         assert_lse_d_below,
         assert_no_regression,
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         assert_ssim_above,
     )
     from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
-    from pytest_lipsync.scoring import Scorer, score
+    from pytest_lipsync.scoring.scorer import Scorer, score
 
 __version__ = "0.1.0"
 
@@ -52,15 +52,15 @@ def __getattr__(name: str) -> Any:
     """Load the scoring entry points (and with them torch), the result types and the helpers only when they
     are used: pytest imports this package for every run, and the plugin needs none of them to stay inert."""
     if name in ("Scorer", "score"):
-        from pytest_lipsync import scoring
+        from pytest_lipsync.scoring import scorer
 
-        return getattr(scoring, name)
+        return getattr(scorer, name)
     if name in _RESULTS:
         from pytest_lipsync import results
 
         return getattr(results, name)
     if name in _HELPERS:
-        from pytest_lipsync import helpers
+        from pytest_lipsync.plugin import assertions
 
-        return getattr(helpers, name)
+        return getattr(assertions, name)
     raise AttributeError(f"module 'pytest_lipsync' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.limits import MAX_CORRUPT_FRACTION, MAX_PIXELS, VideoLimits
 from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
 
 Protocol = Literal["pipeline", "cropped"]
@@ -22,10 +23,6 @@ Precision = Literal["fp32", "bf16", "fp16"]
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-MAX_PIXELS = 36_000_000  # a little over 8K (7680x4320 is 33.2 M pixels): the ``max_pixels`` default
-# The ``max_corrupt_fraction`` default: a damaged frame touches the 5 SyncNet windows around it, so 1 % of
-# damaged frames touches at most 5 % of the windows the means are taken over; more fails the video.
-MAX_CORRUPT_FRACTION = 0.01
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 _QUALITY = QualitySettings()
 # Flat copies of QualitySettings' fields (pyproject keys are Settings' fields), validated by QualitySettings.
@@ -48,22 +45,6 @@ _RESULT_KEYS: tuple[str, ...] = (
 FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
 # Settings the cropped protocol never reads: it has no detector, no tracks and no crop windows.
 PIPELINE_ONLY: frozenset[str] = frozenset({*_RESULT_KEYS, "detect_every", "s3fd_weights"} - {"protocol", "fidelity"})
-
-
-@dataclass(frozen=True)
-class VideoLimits:
-    """What opening one video may cost: its frame size, its share of damaged frames, its time.
-
-    The settings of the same names, gathered so that every place that opens a video (LSE, ground truth,
-    ``lipsync visualize``, the workers) applies all three, not just the one it remembered.
-    """
-
-    max_pixels: int = MAX_PIXELS
-    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION
-    timeout: float | None = None
-    # When the video's clock started (``time.monotonic``); None: when the file is opened. Scoring one video
-    # opens it more than once (LSE, the face region, ground truth): one clock for all, as ``timeout`` is per video.
-    started: float | None = None
 
 
 @dataclass(frozen=True)

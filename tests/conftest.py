@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.media import ClipSpec, write_clip
-from fixtures.weights import standin_syncnet_file
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
+from pytest_lipsync.synthetic.weights import standin_syncnet_file
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,7 +21,7 @@ def s3fd_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Stand-in S3FD weights (fixed seed) in the released file format."""
     import torch
 
-    from fixtures.faces import standin_s3fd_state_dict
+    from pytest_lipsync.synthetic.faces import standin_s3fd_state_dict
 
     path = tmp_path_factory.mktemp("s3fd") / "standin_sfd_face.pth"
     torch.save(standin_s3fd_state_dict(), path)
@@ -50,7 +50,7 @@ def make_clip(clip_dir: Path):  # type: ignore[no-untyped-def]
 def scorers(syncnet_weights: Path):  # type: ignore[no-untyped-def]
     """One Scorer per settings combination, shared by the whole session (models load once)."""
     from pytest_lipsync import Settings
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
     made: dict[tuple[str, str], Scorer] = {}
 

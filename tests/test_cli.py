@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.media import ClipSpec
-from pytest_lipsync.cli import main
+from pytest_lipsync.synthetic.clips import ClipSpec
+from pytest_lipsync.cli.main import main
 from pytest_lipsync.results import SCHEMA_VERSION, Report
 
 
@@ -44,7 +44,7 @@ def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: 
 def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))
     out = tmp_path / "pipeline.json"
-    args = ["score", str(clip), "--protocol", "pipeline", "--detector", "fixtures.faces:marker_detector"]
+    args = ["score", str(clip), "--protocol", "pipeline", "--detector", "pytest_lipsync.synthetic.faces:marker_detector"]
     code = main([*args, "--fidelity", "clean", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"])
 
     assert code == 0
@@ -52,7 +52,7 @@ def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Pa
     assert row.split()[4:5] == ["110"] and row.endswith("ok")  # 110 frames: a track of more than min_track = 100
     document = json.loads(out.read_text())
     assert document["settings"]["protocol"] == "pipeline"
-    assert document["settings"]["detector"] == "fixtures.faces:marker_detector"
+    assert document["settings"]["detector"] == "pytest_lipsync.synthetic.faces:marker_detector"
     assert [w["name"] for w in document["weights"]] == ["syncnet"]
     (track,) = document["videos"][0]["tracks"]
     assert (track["start_frame"], track["end_frame"]) == (0, 109)
@@ -101,7 +101,7 @@ def test_settings_come_from_pyproject_then_environment_then_options(  # type: ig
     for name in [name for name in os.environ if name.startswith("LIPSYNC_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("LIPSYNC_PROTOCOL", "pipeline")
-    monkeypatch.setenv("LIPSYNC_DETECTOR", "fixtures.faces:marker_detector")
+    monkeypatch.setenv("LIPSYNC_DETECTOR", "pytest_lipsync.synthetic.faces:marker_detector")
     out = tmp_path / "layers.json"
 
     assert main(["score", str(clip), "--min-track", "50", "--json", str(out), "-q"]) == 0  # 75 frames: 50 < 75 < 100

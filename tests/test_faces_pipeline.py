@@ -16,18 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.faces import marker_boxes
-from fixtures.media import ClipSpec
+from pytest_lipsync.synthetic.faces import marker_boxes
+from pytest_lipsync.synthetic.clips import ClipSpec
 from pytest_lipsync import Settings
-from pytest_lipsync.faces.pipeline import Detections
+from pytest_lipsync.scoring.pipeline import Detections
 from pytest_lipsync.faces.tracking import Tracking
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.results import VideoScore
-from pytest_lipsync.scoring import Scorer
+from pytest_lipsync.scoring.scorer import Scorer
 from tests.test_faces_tracking import LIMITS, literal_crop, literal_pipeline, literal_smoothing
 from tests.test_sync_protocol import literal_lse
 
-MARKER = "fixtures.faces:marker_detector"
+MARKER = "pytest_lipsync.synthetic.faces:marker_detector"
 SHORT = ClipSpec(seconds=3.0, width=160, height=160, marker=True, seed=22)  # 75 frames: scored with min_track = 50
 TINY = ClipSpec(seconds=1.0, width=160, height=160, marker=True, seed=24)
 SHORT_LIMITS = {**LIMITS, "min_track": 50}
@@ -123,7 +123,7 @@ def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_
 ) -> None:
     """Pass 2 reads pass 1's JPEG files instead of replaying H.264 -> MPEG-4 -> JPEG; without room to keep
     them it replays. Four tracks across a cut, every score and every per-window value identical."""
-    from pytest_lipsync.faces import pipeline
+    from pytest_lipsync.scoring import pipeline
     from pytest_lipsync.media import spill
 
     replays: list[Path] = []
@@ -234,8 +234,8 @@ class RecordingDetector:
 
 
 def detect_every(short_clip: Path, every: int, pipeline_scorer) -> tuple[RecordingDetector, Detections, Tracking]:  # type: ignore[no-untyped-def]
-    from pytest_lipsync.faces.pipeline import FacePipeline
-    from pytest_lipsync.sync.scorer import Timings
+    from pytest_lipsync.scoring.pipeline import FacePipeline
+    from pytest_lipsync.sync.lse import Timings
 
     detector = RecordingDetector()
     settings = Settings(fidelity="clean", min_track=50, detect_every=every)
@@ -289,7 +289,7 @@ def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_c
 @pytest.mark.parametrize("protocol", ["pipeline", "cropped"])
 def test_decoding_yields_to_models_on_the_cpu(protocol: str, short_clip: Path, pipeline_scorer, scorers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Every decoding thread of a CPU run is a background one (lowest priority, see ``prefetch``)."""
-    from pytest_lipsync.faces import pipeline
+    from pytest_lipsync.scoring import pipeline
     from pytest_lipsync.media import prefetch as module
 
     real = module.prefetch

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fixtures.faces import MARKER_RGB, marker_boxes
+from pytest_lipsync.synthetic.faces import MARKER_RGB, marker_boxes
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.faces.plugin import CheckedDetector, load_detector
+from pytest_lipsync.faces.detector import CheckedDetector, load_detector
 
 PLUGINS = textwrap.dedent(
     """
@@ -170,7 +170,7 @@ def drawn_faces(height: int, width: int) -> tuple[np.ndarray, list[list[float]]]
 
 def test_marker_detector_finds_the_bounding_box_of_each_blob() -> None:
     frame, expected = drawn_faces(160, 280)
-    detector = load_detector("fixtures.faces:marker_detector")
+    detector = load_detector("pytest_lipsync.synthetic.faces:marker_detector")
     found = detector.detect(frame[None], np.array([0]))
     assert found[0].tolist() == expected
     noisy = frame.copy()

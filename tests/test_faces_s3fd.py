@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from fixtures.faces import standin_s3fd_state_dict
+from pytest_lipsync.synthetic.faces import standin_s3fd_state_dict
 from pytest_lipsync.errors import WeightsError
 from pytest_lipsync.models.runtime import autocast
 from pytest_lipsync.faces import s3fd

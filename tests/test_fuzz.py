@@ -1,9 +1,9 @@
 """Fuzzing: mutated tiny clips must each give a score or a typed error, in time, without killing the process.
 
-Mutations (see ``fixtures.fuzz``): bit flips, truncations, another clip's header spliced in, bytes inserted
+Mutations (see ``tests.fuzzing``): bit flips, truncations, another clip's header spliced in, bytes inserted
 or deleted, over an MPEG-4/AVI, an H.264+AAC/MP4 and an MJPEG/Matroska clip. A mutated clip that still
 scores is fine (it is a valid video), and so is ``timeout`` (the cases run with ``timeout = 15`` s, see
-``fixtures.fuzz``); a finding is an exception escaping ``Scorer.score``, a kind that is not a
+``tests.fuzzing``); a finding is an exception escaping ``Scorer.score``, a kind that is not a
 :class:`VideoError` kind, a case that takes longer than ``CASE_SECONDS``, or the scoring process
 dying (a segfault or an abort in a decoder). The cases run in one child process; when it dies or hangs the
 case is recorded and a new child goes on from the next one, so one run lists every finding.
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fixtures.fuzz import write_bases
-from pytest_lipsync.config import video_error_kinds
+from tests.fuzzing import write_bases
+from pytest_lipsync.config.resolve import video_error_kinds
 
 CASES = int(os.environ.get("LIPSYNC_FUZZ_CASES", "200"))
 SEED = int(os.environ.get("LIPSYNC_FUZZ_SEED", "0"))
@@ -47,7 +47,7 @@ Command = Callable[[int], list[str]]
 
 def fuzz_command(weights: Path, folder: Path) -> Command:
     """The child scoring cases from a first one to ``CASES``."""
-    return lambda first: [sys.executable, "-m", "fixtures.fuzz", str(weights), str(folder), str(SEED), str(first), str(CASES)]
+    return lambda first: [sys.executable, "-m", "tests.fuzzing", str(weights), str(folder), str(SEED), str(first), str(CASES)]
 
 
 def run_cases(command: Command, cases: int, seconds: float) -> Run:

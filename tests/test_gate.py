@@ -14,13 +14,13 @@ from typing import Literal
 
 import pytest
 
-from pytest_lipsync import config as config_module
-from pytest_lipsync import keys
-from pytest_lipsync.baseline import check_compatible, load_baseline, update_baseline
-from pytest_lipsync.cli import main
-from pytest_lipsync.config import Layer, env_layer, resolve
+from pytest_lipsync.config import resolve as config_module
+from pytest_lipsync.config import keys
+from pytest_lipsync.gate.baseline import check_compatible, load_baseline, update_baseline
+from pytest_lipsync.cli.main import main
+from pytest_lipsync.config.resolve import Layer, env_layer, resolve
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.gate import (
+from pytest_lipsync.gate.rules import (
     BaselineValues,
     GateRules,
     Override,
@@ -29,9 +29,9 @@ from pytest_lipsync.gate import (
     format_verdict,
     judge,
 )
-from pytest_lipsync.keys import Thresholds
+from pytest_lipsync.config.keys import Thresholds
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore, WeightsRecord
-from pytest_lipsync.scaffold import init_project, template
+from pytest_lipsync.cli.init import init_project, template
 from pytest_lipsync.settings import Settings
 
 if sys.version_info >= (3, 11):
@@ -190,7 +190,7 @@ def test_readme_shows_the_shipped_templates() -> None:
 
 
 def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> None:
-    from pytest_lipsync.gate import Verdict
+    from pytest_lipsync.gate.rules import Verdict
     from pytest_lipsync.reports.github import MAX_ANNOTATIONS, annotations, markdown_summary
 
     scores = [dataclasses.replace(GOOD, path=f"out/clip_{i:05}.mp4") for i in range(5000)]

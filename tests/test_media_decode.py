@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from fixtures.media import ClipSpec, write_clip
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 from pytest_lipsync.errors import NoAudioStreamError, NotFoundError, NoVideoStreamError, UnreadableError
 from pytest_lipsync.media.decode import open_video
 
@@ -105,7 +105,7 @@ def test_containers_and_codecs_decode_to_the_protocol_streams(name: str, spec: C
 
 
 def test_exact_pcm_audio_is_passed_through_untouched(tmp_path: Path) -> None:
-    from fixtures.media import speech
+    from pytest_lipsync.synthetic.clips import speech
 
     path = write_clip(tmp_path / "exact.mkv", ClipSpec(seconds=1.0, seed=4))
     np.testing.assert_array_equal(open_video(path).audio(), speech(1.0, 16000, 1, seed=4)[0])
@@ -113,7 +113,7 @@ def test_exact_pcm_audio_is_passed_through_untouched(tmp_path: Path) -> None:
 
 def test_stereo_is_downmixed_to_the_mean_of_the_channels(tmp_path: Path) -> None:
     path = write_clip(tmp_path / "stereo.mkv", ClipSpec(seconds=1.0, audio_channels=2, seed=5))
-    from fixtures.media import speech
+    from pytest_lipsync.synthetic.clips import speech
 
     mono = speech(1.0, 16000, 1, seed=5)[0].astype(np.int32)
     np.testing.assert_allclose(open_video(path).audio(), mono, atol=1)

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from fixtures.media import ClipSpec, speech
+from pytest_lipsync.synthetic.clips import ClipSpec, speech
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, XvidRoundTrip, leading_repeats, mp3_round_trip, mpeg4_round_trip
 

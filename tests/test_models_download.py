@@ -22,7 +22,7 @@ import pytest
 
 from pytest_lipsync.errors import WeightsError
 from pytest_lipsync.models import registry
-from pytest_lipsync.models.commands import add_fetch_models_arguments, run_fetch_models
+from pytest_lipsync.cli.models import add_fetch_models_arguments, run_fetch_models
 from pytest_lipsync.models.download import Transfer, download
 from pytest_lipsync.models.registry import WeightsSpec
 from pytest_lipsync.models.resolve import cache_dir, resolve_weights

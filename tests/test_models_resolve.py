@@ -21,7 +21,7 @@ import torch
 import pytest_lipsync
 from pytest_lipsync.errors import ConfigError, WeightsError
 from pytest_lipsync.models import registry, verify
-from pytest_lipsync.models.commands import add_doctor_arguments, run_doctor
+from pytest_lipsync.cli.models import add_doctor_arguments, run_doctor
 from pytest_lipsync.models.registry import S3FD, SYNCNET, WeightsSpec
 from pytest_lipsync.models.resolve import cache_dir, load_resolved, resolve_weights
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.placement import (
+from pytest_lipsync.scale.placement import (
     Placement,
     apply,
     driver_gpu_count,
@@ -18,7 +18,7 @@ from pytest_lipsync.placement import (
     visible_devices,
     worker_index,
 )
-from pytest_lipsync.sharding import Shard, assign, select
+from pytest_lipsync.scale.sharding import Shard, assign, select
 
 
 def four() -> int:
@@ -118,7 +118,7 @@ def test_malformed_shards_are_refused(bad: str) -> None:
 
 
 def test_pytest_processes_controller_checks_workers_pin() -> None:
-    from pytest_lipsync.placement import place_pytest_process
+    from pytest_lipsync.scale.placement import place_pytest_process
 
     environ = {"CUDA_VISIBLE_DEVICES": "3,5"}
     assert place_pytest_process(None, "auto", "1", environ) is None and environ == {"CUDA_VISIBLE_DEVICES": "3,5"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.media import ClipSpec
+from pytest_lipsync.synthetic.clips import ClipSpec
 
 pytest_plugins = ["pytester"]
 
@@ -448,7 +448,7 @@ def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytest
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "lipsync" not in result.stdout.str().replace("lipsync-", "")
-    code = "import sys, pytest_lipsync.plugin; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect', 'matplotlib') if m in sys.modules))"
+    code = "import sys, pytest_lipsync.plugin.hooks; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect', 'matplotlib') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
@@ -461,7 +461,7 @@ def _summary_section(text: str) -> list[str]:
 
 
 def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lipsync.cli import main
+    from pytest_lipsync.cli.main import main
 
     project(f'allow = ["unreadable"]\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
     monkeypatch.setenv("GITHUB_ACTIONS", "true")

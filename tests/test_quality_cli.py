@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.cli import main
+from pytest_lipsync.cli.main import main
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import Report

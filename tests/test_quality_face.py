@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from fixtures.media import ClipSpec
+from pytest_lipsync.synthetic.clips import ClipSpec
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.faces.tracking import build_tracks
 from pytest_lipsync.media.decode import open_video
@@ -26,7 +26,7 @@ from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import VideoScore
-from pytest_lipsync.scoring import Scorer
+from pytest_lipsync.scoring.scorer import Scorer
 from pytest_lipsync.settings import Settings
 from tests.test_faces_pipeline import MARKER, SHORT, literal_track
 from tests.test_faces_tracking import detections_of, literal_crop, moving_face

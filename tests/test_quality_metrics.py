@@ -14,7 +14,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import pytest_lipsync.quality.ssim as ssim_module
-from fixtures.media import ClipSpec, envelope, face_frame
+from pytest_lipsync.synthetic.clips import ClipSpec, envelope, face_frame
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.quality.accumulate import QualityAccumulator, compare_streams
 from pytest_lipsync.quality.alignment import LengthAlignment

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from fixtures.media import ClipSpec, write_clip
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, UnreadableError
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.quality.ground_truth import GroundTruth
@@ -213,7 +213,7 @@ def test_no_reference_requested_leaves_the_score_alone(pair: tuple[Path, Path]) 
 def test_a_reference_past_the_time_limit_is_a_timeout_not_a_mismatch(tmp_path: Path) -> None:
     """A timeout says the machine was slow, not that the pair differs: it must not be cached as the pair's verdict."""
     from pytest_lipsync.quality.video import _reference_frames
-    from pytest_lipsync.settings import VideoLimits
+    from pytest_lipsync.limits import VideoLimits
 
     clip = tmp_path / "clip.mp4"
     write_clip(clip, ClipSpec(seconds=1.0))

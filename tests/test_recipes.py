@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.cli import _parser
-from pytest_lipsync.keys import flat_keys
-from pytest_lipsync.scaffold import template
+from pytest_lipsync.cli.main import _parser
+from pytest_lipsync.config.keys import flat_keys
+from pytest_lipsync.cli.init import template
 
 ROOT = Path(__file__).parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_lipsync.cli import main
+from pytest_lipsync.cli.main import main
 from pytest_lipsync.reports.github import artifact_line
 from pytest_lipsync.reports.html import MANIFEST, annotated_path, write_report
 from pytest_lipsync.reports.plots import INSTALL_HINT, load_pyplot
@@ -169,8 +169,8 @@ def test_pytest_run_writes_the_html_report(project, pytester, shared_cache, monk
 
 def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from pytest_lipsync.gate import GateRules
-    from pytest_lipsync.keys import Thresholds
+    from pytest_lipsync.gate.rules import GateRules
+    from pytest_lipsync.config.keys import Thresholds
 
     for rules, label in ((None, "default threshold 3 +- 1"), (GateRules(Thresholds(lse_c_min=5.0)), "lse_c_min 5 +- 1")):
         page = Page(write_report(_report(), tmp_path / label, rules=rules).read_text(encoding="utf-8"))

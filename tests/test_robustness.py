@@ -43,13 +43,13 @@ import av
 import numpy as np
 import pytest
 
-from fixtures.media import ClipSpec, write_clip
-from pytest_lipsync.config import video_error_kinds
-from pytest_lipsync.gate import GateRules, Override, judge
-from pytest_lipsync.keys import Thresholds
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
+from pytest_lipsync.config.resolve import video_error_kinds
+from pytest_lipsync.gate.rules import GateRules, Override, judge
+from pytest_lipsync.config.keys import Thresholds
 from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
-from pytest_lipsync.settings import VideoLimits
+from pytest_lipsync.limits import VideoLimits
 
 TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
@@ -273,7 +273,7 @@ def test_upright_filters_undo_the_display_matrix(rotation: float, filters: tuple
 def test_frames_over_max_pixels_are_refused_before_decoding(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from pytest_lipsync import Settings
     from pytest_lipsync.media.decode import VideoSource
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("a too large video was decoded")
@@ -340,7 +340,7 @@ def damaged(name: str, video_codec: str, packets: tuple[int, ...], seconds: floa
 def scorer_with(syncnet_weights: Path, **changes: object):  # type: ignore[no-untyped-def]
     """A cropped, clean, CPU :class:`Scorer` with ``changes`` to its settings."""
     from pytest_lipsync import Settings
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
     settings = Settings(protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
     return Scorer(settings.replace(**changes))
@@ -376,7 +376,7 @@ def test_more_damage_than_max_corrupt_fraction_fails_with_the_counts(syncnet_wei
 
 def test_damage_is_counted_once_per_video_over_both_pipeline_passes(syncnet_weights: Path, tmp_path: Path) -> None:
     path = damaged("face.mkv", "mjpeg", (12,), seconds=1.2, width=96, height=96, marker=True)(tmp_path)
-    pipeline = {"protocol": "pipeline", "detector": "fixtures.faces:marker_detector", "min_track": 10, "min_face_size": 10.0}
+    pipeline = {"protocol": "pipeline", "detector": "pytest_lipsync.synthetic.faces:marker_detector", "min_track": 10, "min_face_size": 10.0}
     result = scorer_with(syncnet_weights, max_corrupt_fraction=0.1, **pipeline).score(path)
     assert result.error is None, result.error
     assert result.damaged_frames == 1 and result.frames == 30
@@ -498,7 +498,7 @@ def test_the_default_timeout_grows_with_the_header_duration(tmp_path: Path) -> N
 
 
 def test_the_default_timeout_grows_with_the_frame_area_past_720p() -> None:
-    from pytest_lipsync.deadline import video_timeout
+    from pytest_lipsync.limits import video_timeout
 
     assert video_timeout(None, 10.0, 1920 * 1080) == pytest.approx(60 + 100 * 2.25 * 10)
     assert video_timeout(None, 10.0, 640 * 360) == video_timeout(None, 10.0, 1280 * 720) == 60 + 100 * 10
@@ -516,7 +516,7 @@ def test_timeout_and_max_corrupt_fraction_are_validated(key: str, value: object)
 
 
 def test_timeout_and_max_corrupt_fraction_are_keys_of_every_source(tmp_path: Path) -> None:
-    from pytest_lipsync.config import Layer, env_layer, resolve
+    from pytest_lipsync.config.resolve import Layer, env_layer, resolve
     from pytest_lipsync.errors import ConfigError
 
     layers = [Layer("pyproject", {"max_corrupt_fraction": 0.05}, "pyproject.toml"), env_layer({"LIPSYNC_TIMEOUT": "90"})]
@@ -544,7 +544,7 @@ def hanging_scorer(settings: object) -> _Hanging:
 
 def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tmp_path: Path) -> None:
     from pytest_lipsync.settings import Settings
-    from pytest_lipsync.workers import Job, Progress, score_jobs
+    from pytest_lipsync.scale.workers import Job, Progress, score_jobs
 
     jobs = [Job(n, tmp_path / name) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)]
     _, results = score_jobs(jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer)
@@ -568,7 +568,7 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_pytest(pytester: pyt
 
 
 def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lipsync.cli import main
+    from pytest_lipsync.cli.main import main
 
     (tmp_path / "pyproject.toml").write_text(BAD_TOML)
     monkeypatch.chdir(tmp_path)
@@ -587,7 +587,7 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, t
     ids=["truncated", "hand_edited_metric", "not_a_report"],
 )
 def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: str, tmp_path: Path) -> None:
-    from pytest_lipsync.baseline import load_baseline
+    from pytest_lipsync.gate.baseline import load_baseline
     from pytest_lipsync.errors import ConfigError
 
     path = tmp_path / "lipsync-baseline.json"
@@ -627,7 +627,7 @@ def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(syncnet_wei
     ``test_workers`` shows the same results, and the corpus above each kind)."""
     import json
 
-    from pytest_lipsync.cli import main
+    from pytest_lipsync.cli.main import main
 
     folder = tmp_path / "out"
     folder.mkdir()

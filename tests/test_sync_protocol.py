@@ -16,11 +16,11 @@ import pytest
 import python_speech_features
 import torch
 
-from fixtures.media import ClipSpec, speech
+from pytest_lipsync.synthetic.clips import ClipSpec, speech
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
 from pytest_lipsync.sync.distances import offset_distances
-from pytest_lipsync.sync.scorer import SyncScorer, Timings
+from pytest_lipsync.sync.lse import SyncScorer, Timings
 
 CLIPS = {
     "h264_aac.mp4": ClipSpec(seconds=1.6, seed=1),

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from pytest_lipsync.bench.command import main
+from pytest_lipsync.cli.bench import main
 
 sys.exit(main())

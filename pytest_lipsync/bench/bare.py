@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from pytest_lipsync.faces.s3fd import S3FDDetector
-    from pytest_lipsync.sync.scorer import SyncScorer
+    from pytest_lipsync.sync.lse import SyncScorer
 
 
 def timed(run: Callable[[], object], device: torch.device) -> float:

@@ -23,7 +23,7 @@ from pytest_lipsync.settings import Settings
 if TYPE_CHECKING:
     from pytest_lipsync.bench.bare import PairedCalls
     from pytest_lipsync.faces.s3fd import S3FDDetector
-    from pytest_lipsync.sync.scorer import SyncScorer
+    from pytest_lipsync.sync.lse import SyncScorer
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def run_job(job: Job) -> dict[str, Any]:
 def score_run(job: Job) -> dict[str, Any]:
     """The product path end to end (``Scorer.score``), each forward pass paired with a timed bare one, then
     peak RSS."""
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
     settings = job.settings()
     scorer = Scorer(settings)
@@ -133,7 +133,7 @@ def _pair(sync: SyncScorer, s3fd: S3FDDetector | None, every: int) -> list[tuple
 
 def _pairing_stride(path: Path, bare_calls: int | None) -> int:
     """Pair a bare pass with every N-th S3FD call so that about ``bare_calls`` are timed (None: all)."""
-    from pytest_lipsync.faces.pipeline import FRAME_BATCH
+    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
 
     if bare_calls is None:
@@ -152,7 +152,7 @@ def torch_info() -> dict[str, Any]:
 def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
     """One forward pass per model at the run's first shapes, untimed: first calls pick kernels and allocate."""
     from pytest_lipsync.bench.bare import s3fd_warm_up, syncnet_warm_up
-    from pytest_lipsync.faces.pipeline import FRAME_BATCH
+    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.sync.model import LIP_FRAMES
 
@@ -167,10 +167,10 @@ def s3fd_run(job: Job) -> dict[str, Any]:
     import numpy as np
 
     from pytest_lipsync.bench.bare import detector_throughput
-    from pytest_lipsync.faces.pipeline import FRAME_BATCH
+    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
     from pytest_lipsync.media.decode import open_video
-    from pytest_lipsync.scoring import resolve_device
+    from pytest_lipsync.scoring.scorer import resolve_device
 
     device = resolve_device(job.device)
     batches, frames = [], 0

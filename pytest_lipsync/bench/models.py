@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from pytest_lipsync.faces.plugin import Detector
+    from pytest_lipsync.faces.detector import Detector
 
 STANDIN_NOTICE = "stand-in weights: timings only"
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_lipsync.deadline import Deadline, video_timeout
 from pytest_lipsync.errors import (
     DecodeError,
     NoAudioStreamError,
@@ -39,7 +38,7 @@ from pytest_lipsync.errors import (
     TooLargeError,
     UnreadableError,
 )
-from pytest_lipsync.settings import VideoLimits
+from pytest_lipsync.limits import Deadline, VideoLimits, video_timeout
 
 if TYPE_CHECKING:
     import av.packet

@@ -14,7 +14,7 @@ Quality is requested by giving a reference file, or by setting ``reference`` (a 
   frame of each face track whose crops were compared), ``crops`` (how many), and the series run over the
   crops track after track, the worst value naming its ``track`` and video ``frame`` (see :mod:`.face`).
 
-**The face region** needs the generated video's face tracks: the :class:`~pytest_lipsync.scoring.Scorer`
+**The face region** needs the generated video's face tracks: the :class:`~pytest_lipsync.scoring.scorer.Scorer`
 gives a ``face_regions`` function that finds them. A video without a usable track gets a ``no_face_track``
 quality error (its LSE fails the same way). With ``protocol = "cropped"`` there are no tracks (the frames
 already are face crops), so ``region = "face"`` is a :class:`ConfigError` when the ``GroundTruth`` is made.
@@ -41,7 +41,8 @@ from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import ScoreError, VideoScore
-from pytest_lipsync.settings import Settings, VideoLimits
+from pytest_lipsync.limits import VideoLimits
+from pytest_lipsync.settings import Settings
 
 
 class GroundTruth:

@@ -30,7 +30,7 @@ from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTi
 from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
 from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
-from pytest_lipsync.settings import VideoLimits
+from pytest_lipsync.limits import VideoLimits
 
 # A 1080p RGB frame is 6 MB; each video holds at most four batches (two queued, one being decoded, one being
 # measured): about 100 MB per video at 1080p, whatever its length. Larger batches buy nothing on the CPU.

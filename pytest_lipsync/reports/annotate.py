@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     import av.container
     import av.packet
 
-    from pytest_lipsync.faces.pipeline import PipelineResult
+    from pytest_lipsync.scoring.pipeline import PipelineResult
     from pytest_lipsync.media.decode import VideoSource
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
 FPS = 25
 # H.264 encoders in order of preference; libx264 is in PyAV's wheels.
@@ -90,7 +90,7 @@ def visualize(source: VideoSource, scorer: Scorer, output: Path, band: Confidenc
 
     A video without a usable track is still written, every frame marked; any other failure raises.
     """
-    from pytest_lipsync.faces.pipeline import replay_shift
+    from pytest_lipsync.scoring.pipeline import replay_shift
 
     encoder = h264_encoder()
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_lipsync.gate import GateRules
+    from pytest_lipsync.gate.rules import GateRules
 
 DEFAULT_THRESHOLD = 3.0
 # Window i covers frames i..i+4 of its track: its confidence belongs to its middle frame, i + 2.

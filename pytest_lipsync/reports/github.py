@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_lipsync.gate import Verdict
+from pytest_lipsync.gate.rules import Verdict
 from pytest_lipsync.reports.summary import METRIC_LABELS
 from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import VideoScore
 
 if TYPE_CHECKING:
-    from pytest_lipsync.session import GateSession
+    from pytest_lipsync.session.run import GateSession
 
 SUMMARY_LIMIT = 256 * 1024
 MAX_ANNOTATIONS = 10

@@ -26,7 +26,7 @@ from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import Report, TrackScore, VideoScore, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    from pytest_lipsync.gate import GateRules
+    from pytest_lipsync.gate.rules import GateRules
 
 INDEX = "index.html"
 MANIFEST = ".lipsync-report.json"

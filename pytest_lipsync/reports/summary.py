@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from pytest_lipsync.reports.table import format_table, run_notice
 from pytest_lipsync.results import VideoScore
-from pytest_lipsync.service import Tally
+from pytest_lipsync.session.sources import Tally
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config import LipsyncConfig
-    from pytest_lipsync.session import GateSession, Outputs
+    from pytest_lipsync.config.resolve import LipsyncConfig
+    from pytest_lipsync.session.run import GateSession, Outputs
 
 MESSAGE_WIDTH = 60
 METRIC_LABELS: dict[str, str] = {"lse_d": "LSE-D", "lse_c": "LSE-C", "offset": "offset", "psnr": "PSNR", "ssim": "SSIM"}

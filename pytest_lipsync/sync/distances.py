@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pytest_lipsync.filters import medfilt
+from pytest_lipsync.sync.filters import medfilt
 from pytest_lipsync.results import BoxStats, TrackScore
 
 VSHIFT = 15

@@ -20,16 +20,17 @@ from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, TooShortError, VideoError
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
-from pytest_lipsync.settings import Settings, VideoLimits
+from pytest_lipsync.limits import VideoLimits
+from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
     import torch
 
-    from pytest_lipsync.faces.pipeline import FacePipeline, PipelineResult
+    from pytest_lipsync.scoring.pipeline import FacePipeline, PipelineResult
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.quality.face import FaceRegions
-    from pytest_lipsync.sync.scorer import SyncScorer, Timings
+    from pytest_lipsync.sync.lse import SyncScorer, Timings
 
 CROP_SIZE = 224
 
@@ -54,7 +55,7 @@ class Scorer:
     def __init__(self, settings: Settings | None = None) -> None:
         from pytest_lipsync.models.resolve import resolve_run_weights
         from pytest_lipsync.sync.model import load_syncnet
-        from pytest_lipsync.sync.scorer import SyncScorer
+        from pytest_lipsync.sync.lse import SyncScorer
 
         self.settings = settings or Settings()
         self.device = resolve_device(self.settings.device)
@@ -72,10 +73,10 @@ class Scorer:
 
     def _face_pipeline(self, weights: ResolvedWeights | None) -> FacePipeline:
         """The pipeline with the user's detector plug-in, or S3FD (``weights`` resolved for it) on the device."""
-        from pytest_lipsync.faces.pipeline import FacePipeline
+        from pytest_lipsync.scoring.pipeline import FacePipeline
 
         if weights is None:
-            from pytest_lipsync.faces.plugin import load_detector
+            from pytest_lipsync.faces.detector import load_detector
 
             return FacePipeline(load_detector(str(self.settings.detector)), self._sync, self.settings)
         from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
@@ -93,10 +94,10 @@ class Scorer:
         repeated for the MP3's priming), and quality compares the clean frames. One code path for both
         fidelities, at the price of a second detection pass, only when the face region is asked for.
         """
-        from pytest_lipsync.faces.pipeline import FacePipeline
+        from pytest_lipsync.scoring.pipeline import FacePipeline
         from pytest_lipsync.media.decode import open_video
         from pytest_lipsync.quality.face import FaceRegions
-        from pytest_lipsync.sync.scorer import Timings
+        from pytest_lipsync.sync.lse import Timings
 
         assert self._faces is not None  # given to GroundTruth for the pipeline protocol only
         clean = FacePipeline(self._faces.detector, self._sync, self.settings.replace(fidelity="clean"))
@@ -133,7 +134,7 @@ class Scorer:
         return open_video(path, limits or self.settings.limits)
 
     def _score_lse(self, path: Path, limits: VideoLimits) -> VideoScore:
-        from pytest_lipsync.sync.scorer import Timings
+        from pytest_lipsync.sync.lse import Timings
 
         timings = Timings()
         try:
@@ -170,7 +171,7 @@ class Scorer:
     def score_tracks(self, path: str | Path) -> PipelineResult:
         """The pipeline protocol's scored tracks with their per-frame geometry, for drawing them
         (``lipsync visualize``); unlike :meth:`score`, a video that cannot be scored raises its VideoError."""
-        from pytest_lipsync.sync.scorer import Timings
+        from pytest_lipsync.sync.lse import Timings
 
         if self._faces is None:
             raise no_tracks_to_draw()
@@ -183,7 +184,7 @@ class Scorer:
         """The track, the video's frames and the sound's frames (25 fps): the shorter bounds the windows."""
         from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
         from pytest_lipsync.media.prefetch import prefetch
-        from pytest_lipsync.sync.scorer import TrackTooShort
+        from pytest_lipsync.sync.lse import TrackTooShort
 
         clock = time.perf_counter()
         path = source.path

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pytest_lipsync.deadline import Deadline
+from pytest_lipsync.limits import Deadline
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
 from pytest_lipsync.settings import Precision
 from pytest_lipsync.sync.distances import SyncCurve, offset_distances, sync_curve

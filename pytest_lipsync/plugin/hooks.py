@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.keys import flat_keys, read_table
+from pytest_lipsync.config.keys import flat_keys, read_table
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config import Layer
-    from pytest_lipsync.session import GateSession, LipsyncVideo, Outputs
+    from pytest_lipsync.config.resolve import Layer
+    from pytest_lipsync.session.run import GateSession, LipsyncVideo, Outputs
 
 MARKER = "lipsync"
 GATE = pytest.StashKey["GateSession"]()
@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _place(config: pytest.Config) -> None:
     """One device (or a fair share of the cores) per xdist worker, before anything initialises CUDA."""
-    from pytest_lipsync.placement import place_pytest_process
+    from pytest_lipsync.scale.placement import place_pytest_process
 
     resolved = gate_of(config).config
     workerinput = getattr(config, "workerinput", None)
@@ -95,7 +95,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def gate_of(config: pytest.Config) -> GateSession:
     """The run's :class:`GateSession`, made on first use: an inert run never imports the gate's modules."""
     if GATE not in config.stash:
-        from pytest_lipsync.session import GateSession
+        from pytest_lipsync.session.run import GateSession
 
         config.stash[GATE] = GateSession(lambda: _layers(config), config.rootpath, getattr(config, "cache", None))
     return config.stash[GATE]
@@ -116,7 +116,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     is on its command line too, so a project with a ``[tool.lipsync]`` table can still run one test file.
     """
     if config.stash[ACTIVE] and _gate_items_wanted(config):
-        from pytest_lipsync.items import make_items, report_collected
+        from pytest_lipsync.plugin.items import make_items, report_collected
 
         with _usage_errors():
             made = make_items(session, gate_of(config))
@@ -146,9 +146,9 @@ def lipsync_scorer(pytestconfig: pytest.Config) -> GateSession:
 @pytest.fixture
 def lipsync_video(request: pytest.FixtureRequest) -> LipsyncVideo:
     """One configured video, with this test's ``@pytest.mark.lipsync(...)`` arguments applied."""
-    from pytest_lipsync.session import LipsyncVideo
+    from pytest_lipsync.session.run import LipsyncVideo
 
-    from pytest_lipsync.config import Layer
+    from pytest_lipsync.config.resolve import Layer
 
     gate = gate_of(request.config)
     marker = request.node.get_closest_marker(MARKER)
@@ -199,7 +199,7 @@ def _finish(gate: GateSession) -> Outputs:
 
 
 def _layers(config: pytest.Config) -> list[Layer]:
-    from pytest_lipsync.config import Layer, standard_layers
+    from pytest_lipsync.config.resolve import Layer, standard_layers
 
     flags = {key: value for key in flat_keys() if (value := config.getoption(f"lipsync_{key}")) is not None}
     here = config.invocation_params.dir

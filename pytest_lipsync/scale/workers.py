@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
-from pytest_lipsync.placement import apply, placement_for
+from pytest_lipsync.scale.placement import apply, placement_for
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.settings import Settings
 
@@ -33,7 +33,7 @@ _POLL_SECONDS = 0.5  # how often the parent looks for workers stuck past their t
 
 
 class VideoScorer(Protocol):
-    """What a worker needs of a :class:`~pytest_lipsync.scoring.Scorer` (tests pass stand-ins)."""
+    """What a worker needs of a :class:`~pytest_lipsync.scoring.scorer.Scorer` (tests pass stand-ins)."""
 
     run: RunRecord
 
@@ -74,7 +74,7 @@ class Progress:
 
 
 def make_scorer(settings: Settings) -> VideoScorer:
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
     return Scorer(settings)
 
@@ -190,7 +190,7 @@ class _Pool:
 
     def _give(self, worker: _Worker, job: Job, progress: Progress) -> None:
         """Until the worker has read the video's header (its ``limit`` message), the limit of a video without one."""
-        from pytest_lipsync.deadline import video_timeout
+        from pytest_lipsync.limits import video_timeout
 
         worker.give(job, video_timeout(self.settings.timeout, None), progress)
 
@@ -203,7 +203,7 @@ class _Pool:
         self, live: dict[Connection, _Worker], pending: deque[Job], results: dict[int, VideoScore], progress: Progress
     ) -> None:
         """Kill the workers stuck on a video past twice its limit; the video fails with ``timeout``."""
-        from pytest_lipsync.deadline import timeout_error
+        from pytest_lipsync.limits import timeout_error
 
         now = time.perf_counter()
         for conn, worker in list(live.items()):
@@ -239,7 +239,7 @@ class _Pool:
 def video_limit(video: Path, settings: Settings) -> float:
     """The video's time limit, read in the worker: opening a hostile header may crash, and only a worker may.
     A header that cannot be read gets the limit of one without a duration (scoring then reports why)."""
-    from pytest_lipsync.deadline import video_timeout
+    from pytest_lipsync.limits import video_timeout
     from pytest_lipsync.errors import VideoError
     from pytest_lipsync.media.decode import open_video
 

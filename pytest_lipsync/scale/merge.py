@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pytest_lipsync.baseline import run_differences
+from pytest_lipsync.gate.baseline import run_differences
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.results import Report
-from pytest_lipsync.sharding import Shard
+from pytest_lipsync.scale.sharding import Shard
 
 _SAME_RUN = "Score every shard with the same settings and weights (one image, one pyproject.toml)"
 

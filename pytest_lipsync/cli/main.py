@@ -21,7 +21,7 @@ from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PRECISIONS, PROTOCOLS, Settings
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config import LipsyncConfig
+    from pytest_lipsync.config.resolve import LipsyncConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -42,14 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pytest_lipsync.bench.command import add_bench_arguments, run_bench
-    from pytest_lipsync.models.commands import (
+    from pytest_lipsync.cli.bench import add_bench_arguments, run_bench
+    from pytest_lipsync.cli.models import (
         add_doctor_arguments,
         add_fetch_models_arguments,
         run_doctor,
         run_fetch_models,
     )
-    from pytest_lipsync.report_commands import (
+    from pytest_lipsync.cli.reports import (
         add_gate_arguments,
         add_merge_arguments,
         add_report_arguments,
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         run_report,
         run_visualize,
     )
-    from pytest_lipsync.scaffold import add_init_arguments, run_init
+    from pytest_lipsync.cli.init import add_init_arguments, run_init
 
     parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -186,8 +186,8 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
 
     The ground-truth directory is made absolute here, from the project's directory as the gate takes it.
     """
-    from pytest_lipsync.config import Layer, resolve, standard_layers
-    from pytest_lipsync.report_commands import project_root
+    from pytest_lipsync.config.resolve import Layer, resolve, standard_layers
+    from pytest_lipsync.cli.reports import project_root
 
     project = project_root(here)
     given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key, None)) is not None}
@@ -210,7 +210,7 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.quality.pairing import videos_root
     from pytest_lipsync.reports.table import format_table, run_notice
     from pytest_lipsync.results import Report, write_json_atomic
-    from pytest_lipsync.workers import Job, Progress, score_jobs
+    from pytest_lipsync.scale.workers import Job, Progress, score_jobs
 
     config = score_config(args, Path.cwd(), os.environ)
     videos = discover_videos(args.paths)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pytest_lipsync.errors import ConfigError, VideoError
-from pytest_lipsync.gate import GateRules, Override, Tolerance
-from pytest_lipsync.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
+from pytest_lipsync.gate.rules import GateRules, Override, Tolerance
+from pytest_lipsync.config.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.settings import Settings
 
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")

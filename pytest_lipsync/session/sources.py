@@ -24,7 +24,7 @@ from pytest_lipsync.results import SCHEMA_VERSION, RunRecord, VideoScore, Weight
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
-    from pytest_lipsync.scoring import Scorer
+    from pytest_lipsync.scoring.scorer import Scorer
 
 CACHE_PREFIX = "lipsync/scores"
 
@@ -132,7 +132,7 @@ class ScoreService:
     def _scorer(self, settings: Settings) -> Scorer:
         identity = _identity(settings)
         if identity not in self._scorers:
-            from pytest_lipsync.scoring import Scorer
+            from pytest_lipsync.scoring.scorer import Scorer
 
             try:  # ground truth is paired here (rootdir-relative, [tool.lipsync.pairs]) and passed per video
                 scorer = Scorer(settings.replace(reference=None))

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
-from pytest_lipsync.config import Layer, LipsyncConfig, resolve
+from pytest_lipsync.gate.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
+from pytest_lipsync.config.resolve import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
+from pytest_lipsync.gate.rules import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
-from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
+from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService, Tally
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ def _write_html(report: Report, directory: Path, baseline: Baseline | None, rule
 def _sharded(entries: tuple[VideoEntry, ...], shard: str | None) -> tuple[VideoEntry, ...]:
     if shard is None:
         return entries
-    from pytest_lipsync.sharding import Shard, select
+    from pytest_lipsync.scale.sharding import Shard, select
 
     chosen = select({entry.key: _size(entry.path) for entry in entries}, Shard.parse(shard))
     return tuple(entry for entry in entries if entry.key in chosen)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.gate import BaselineValues
+from pytest_lipsync.gate.rules import BaselineValues
 from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
 from pytest_lipsync.settings import FAST_DEFAULTS
 

@@ -118,6 +118,6 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pytest_lipsync.bench`` and ``benchmarks/bench.py``: the same as ``lipsync bench``."""
-    from pytest_lipsync.cli import main as lipsync
+    from pytest_lipsync.cli.main import main as lipsync
 
     return lipsync(["bench", *(sys.argv[1:] if argv is None else argv)])

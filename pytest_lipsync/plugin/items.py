@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
-from pytest_lipsync.plugin import MARKER
+from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
+from pytest_lipsync.plugin.hooks import MARKER
 
 if TYPE_CHECKING:
-    from pytest_lipsync.session import GateSession, VideoEntry
+    from pytest_lipsync.session.run import GateSession, VideoEntry
 
 
 

@@ -11,13 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_lipsync.gate import Check, format_verdict, judge
+from pytest_lipsync.gate.rules import Check, format_verdict, judge
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config import LipsyncConfig
+    from pytest_lipsync.config.resolve import LipsyncConfig
     from pytest_lipsync.results import VideoScore
-    from pytest_lipsync.session import GateSession, LipsyncVideo, VideoEntry
+    from pytest_lipsync.session.run import GateSession, LipsyncVideo, VideoEntry
 
 
 def assert_lse_d_below(video: str | Path | LipsyncVideo, limit: float) -> None:
@@ -81,8 +81,8 @@ def _score(video: str | Path | LipsyncVideo, reference: Path | None) -> VideoSco
 def _resolve(video: str | Path | LipsyncVideo, reference: Path | None) -> tuple[GateSession, LipsyncConfig, VideoEntry]:
     """(session, configuration, entry) for ``video``; a reference given to the helper replaces the matched one."""
     __tracebackhide__ = True
-    from pytest_lipsync.plugin import current_gate
-    from pytest_lipsync.session import LipsyncVideo
+    from pytest_lipsync.plugin.hooks import current_gate
+    from pytest_lipsync.session.run import LipsyncVideo
 
     session = current_gate()
     if isinstance(video, LipsyncVideo):

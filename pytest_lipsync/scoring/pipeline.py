@@ -39,11 +39,11 @@ from pytest_lipsync.settings import Settings
 if TYPE_CHECKING:
     import av.video.frame
 
-    from pytest_lipsync.faces.plugin import Detector
+    from pytest_lipsync.faces.detector import Detector
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.media.reencode import XvidRoundTrip
     from pytest_lipsync.sync.distances import SyncCurve
-    from pytest_lipsync.sync.scorer import SyncScorer, Timings, TrackEmbedder
+    from pytest_lipsync.sync.lse import SyncScorer, Timings, TrackEmbedder
 
 # Frames per batch in both passes, and per detector call: a 1080p frame is 6 MB, and S3FD's activations at
 # 0.25 x 1080p take about 70 MB per frame.
@@ -224,7 +224,7 @@ class _TrackRun:
             self._embedder.add(crops)  # type: ignore[union-attr]
 
     def finish(self) -> TrackScore:
-        from pytest_lipsync.sync.scorer import TrackTooShort
+        from pytest_lipsync.sync.lse import TrackTooShort
 
         try:
             if self._xvid is not None:

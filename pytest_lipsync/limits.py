@@ -1,16 +1,15 @@
-"""The per-video time limit (the ``timeout`` setting), checked cooperatively between batches.
+"""What one video may cost: its frame size, its share of damaged frames, and its time.
 
-A video that takes far longer than its length warrants (a decoder crawling through damage, a hostile file,
-a stuck device) must not hold a CI job until its own timeout kills everything. Every streaming loop (packet
-by packet in decoding, batch by batch in detection, cropping and SyncNet, through ``Timings.add``) calls
-:meth:`Deadline.check`, which ends the video with ``timeout``. A hang inside native code never returns to
-a check: ``lipsync score --workers N`` then kills the worker (see ``workers``).
+:class:`VideoLimits` gathers the three settings so that every place that opens a video (LSE, ground truth,
+``lipsync visualize``, the workers) applies all of them. The time limit is checked cooperatively: every
+streaming loop (packet by packet in decoding, batch by batch in detection, cropping and SyncNet, through
+``Timings.add``) calls :meth:`Deadline.check`, which ends the video with ``timeout``. A hang inside native
+code never returns to a check: ``lipsync score --workers N`` then kills the worker (``scale.workers``).
 
-The default grows with the work: 60 s (model warm-up, a slow first batch) plus 100 s per second of video for
-every 1280x720 of frame area (at least one), from the header. The slowest setting this tool supports, the
-pipeline protocol on one CPU thread, measured 12-13 s per second of 720p video and 27 s per second of 1080p
-(``lipsync bench``, README "Speed"): the default leaves a margin of about 7x for a slower or loaded machine.
-A first default of 20 s per second of video, whatever the size, stopped healthy 1080p videos on that CPU.
+The default time grows with the work: 60 s (model warm-up, a slow first batch) plus 100 s per second of
+video for every 1280x720 of frame area (at least one), from the header. That is about 7x what the slowest
+supported setting, the pipeline protocol on one CPU thread, takes (``docs/benchmarks.md``): room for a
+slower or loaded machine, while a video that is stuck still ends.
 """
 
 from __future__ import annotations
@@ -21,6 +20,10 @@ from pathlib import Path
 
 from pytest_lipsync.errors import ScoringTimeoutError
 
+MAX_PIXELS = 36_000_000  # a little over 8K (7680x4320 is 33.2 M pixels): the ``max_pixels`` default
+# The ``max_corrupt_fraction`` default: a damaged frame touches the 5 SyncNet windows around it, so 1 % of
+# damaged frames touches at most 5 % of the windows the means are taken over; more fails the video.
+MAX_CORRUPT_FRACTION = 0.01
 BASE_SECONDS = 60.0
 SECONDS_PER_VIDEO_SECOND = 100.0  # for each 1280x720 of frame area
 AREA_UNIT = 1280 * 720
@@ -67,3 +70,19 @@ def timeout_error(path: Path, elapsed: float, limit: float, *, killed: bool = Fa
         "video is just long or the machine slow",
         facts={"elapsed": round(elapsed, 3), "limit": limit},
     )
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What opening one video may cost: its frame size, its share of damaged frames, its time.
+
+    The settings of the same names, gathered so that every place that opens a video (LSE, ground truth,
+    ``lipsync visualize``, the workers) applies all three, not just the one it remembered.
+    """
+
+    max_pixels: int = MAX_PIXELS
+    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION
+    timeout: float | None = None
+    # When the video's clock started (``time.monotonic``); None: when the file is opened. Scoring one video
+    # opens it more than once (LSE, the face region, ground truth): one clock for all, as ``timeout`` is per video.
+    started: float | None = None

@@ -42,8 +42,8 @@ class RunOptions:
     gpus: str | None = None  # "0,2": the devices xdist workers are spread over (see ``placement``)
 
     def __post_init__(self) -> None:
-        from pytest_lipsync.placement import parse_gpus
-        from pytest_lipsync.sharding import Shard
+        from pytest_lipsync.scale.placement import parse_gpus
+        from pytest_lipsync.scale.sharding import Shard
 
         if self.shard is not None:
             Shard.parse(self.shard)

@@ -7,9 +7,9 @@ import argparse
 import os
 from pathlib import Path
 
-from pytest_lipsync.config import Layer
+from pytest_lipsync.config.resolve import Layer
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.keys import Thresholds, hints
+from pytest_lipsync.config.keys import Thresholds, hints
 
 # The gate's own options: where the baseline is and whether to rewrite it, the thresholds, the allow list.
 _GATE_KEYS = ("baseline", "update_baseline", *hints(Thresholds), "allow")
@@ -21,7 +21,7 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from pytest_lipsync.merge import load_report, merge_reports
+    from pytest_lipsync.scale.merge import load_report, merge_reports
     from pytest_lipsync.results import write_json_atomic
 
     if args.output.resolve() in {path.resolve() for path in args.reports}:
@@ -42,8 +42,8 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from pytest_lipsync.merge import load_report
-    from pytest_lipsync.report_gate import gate_report
+    from pytest_lipsync.scale.merge import load_report
+    from pytest_lipsync.session.report import gate_report
 
     here = Path.cwd()
     options = Layer("option", {key: value for key in _GATE_KEYS if (value := getattr(args, key)) is not None})
@@ -61,9 +61,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from pytest_lipsync.baseline import baseline_metrics, check_compatible, load_baseline
-    from pytest_lipsync.cli import score_config
-    from pytest_lipsync.merge import load_report
+    from pytest_lipsync.gate.baseline import baseline_metrics, check_compatible, load_baseline
+    from pytest_lipsync.cli.main import score_config
+    from pytest_lipsync.scale.merge import load_report
     from pytest_lipsync.reports.github import append_step_summary, artifact_line, in_github_actions
     from pytest_lipsync.reports.html import write_report
 
@@ -83,7 +83,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
-    from pytest_lipsync.cli import add_settings_arguments
+    from pytest_lipsync.cli.main import add_settings_arguments
 
     parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to annotate")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="the annotated copy (MP4)")
@@ -93,12 +93,12 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
 def run_visualize(args: argparse.Namespace) -> int:
     """Score the video's tracks with the settings ``lipsync score`` would use and write the annotated copy;
     the colours' threshold is the video's ``lse_c_min`` in the project's gate (see ``reports.confidence``)."""
-    from pytest_lipsync.cli import score_config
+    from pytest_lipsync.cli.main import score_config
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.reports.annotate import visualize
     from pytest_lipsync.reports.confidence import band_for
-    from pytest_lipsync.scoring import Scorer, no_tracks_to_draw
-    from pytest_lipsync.session import video_key
+    from pytest_lipsync.scoring.scorer import Scorer, no_tracks_to_draw
+    from pytest_lipsync.session.run import video_key
 
     config = score_config(args, Path.cwd(), os.environ)
     if config.settings.protocol == "cropped":

@@ -1,0 +1,1 @@
+"""Scoring past one process: device placement, the worker pool, CI shards and merging their reports."""
