@@ -344,7 +344,7 @@ def _toml(value: object) -> str:
     if value is None:
         return "unset"
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return "`true`" if value else "`false`"
     if isinstance(value, str):
         return f'`"{value}"`'
     if isinstance(value, tuple):
