@@ -38,7 +38,8 @@ PENDING_SUBCOMMANDS = frozenset({"demo"})
 # Code blocks whose lines are shell commands (YAML: workflow `run:` steps; untagged: shell by convention).
 SHELL_BLOCKS = frozenset({"", "sh", "bash", "shell", "console", "yaml", "yml", "dockerfile"})
 # Top-level folders of the repository: a backticked path starting with one of them must exist.
-REPO_DIRS = ("pytest_lipsync", "tests", "benchmarks", "docker", "docs", "fixtures", ".github", ".ci")
+# (.github is left out: the docs name a user's .github/workflows/lipsync.yml, which is not ours.)
+REPO_DIRS = ("pytest_lipsync", "tests", "benchmarks", "docker", "docs", "fixtures", ".ci")
 README_MAX_LINES = 250
 
 
@@ -210,8 +211,10 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-_COMMAND = re.compile(r"(?:^|(?<=[\s;&|(]))lipsync(?=\s|$)")
 _OPERATOR = re.compile(r"^[;&|<>()]+$")
+# Words that may stand before a command: a prompt, a YAML `run:` key or list marker, a Dockerfile RUN, and
+# wrappers that run the command after them. Environment assignments (NAME=value) are skipped too.
+_PREFIXES = frozenset({"$", "-", "run:", "RUN", "time", "nice", "exec", "command", "env", "sudo"})
 
 
 def shell_lines(page: Page) -> Iterator[tuple[int, str]]:
@@ -232,24 +235,41 @@ def shell_lines(page: Page) -> Iterator[tuple[int, str]]:
             yield start, pending
 
 
-def lipsync_commands(page: Page) -> Iterator[tuple[int, list[str]]]:
-    """Each ``lipsync`` command of the page's shell blocks: its words after ``lipsync``, up to an operator."""
+def simple_commands(line: str) -> list[list[str]]:
+    """The words of each simple command of a shell line (split at ``&&``, ``|``, ``;`` ...), comments dropped.
+
+    Raises ``ValueError`` when the line cannot be split (an unclosed quote)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    commands: list[list[str]] = [[]]
+    for word in lexer:
+        if _OPERATOR.match(word):
+            commands.append([])
+        else:
+            commands[-1].append(word)
+    return [words for words in commands if words]
+
+
+def lipsync_commands(page: Page) -> Iterator[tuple[int, list[str] | None]]:
+    """Each ``lipsync`` command of the page's shell blocks, as its words after ``lipsync``: a command is one
+    whose first word, after prompts, ``run:`` and ``NAME=value`` assignments, is ``lipsync``. ``None`` for a
+    line that names ``lipsync`` as a command but cannot be split."""
     for number, line in shell_lines(page):
         body = line.strip()
         if body.startswith("#"):
             continue  # a comment (YAML or shell) that may name a command in passing
-        if body.startswith("$ "):
-            body = body[2:]
-        for match in _COMMAND.finditer(body):
-            lexer = shlex.shlex(body[match.end() :], posix=True, punctuation_chars=True)
-            lexer.whitespace_split = True
-            lexer.commenters = "#"
-            words = []
-            for word in lexer:
-                if _OPERATOR.match(word):
-                    break
-                words.append(word)
-            yield number, words
+        try:
+            commands = simple_commands(body)
+        except ValueError:
+            if re.search(r"(?:^|[;&|]\s*|run:\s*|RUN\s+)lipsync\s", body):
+                yield number, None
+            continue
+        for words in commands:
+            while words and (words[0] in _PREFIXES or re.match(r"^[A-Za-z_]\w*=", words[0])):
+                words = words[1:]
+            if words and words[0] == "lipsync":
+                yield number, words[1:]
 
 
 def parse_error(words: list[str]) -> str | None:
@@ -269,6 +289,9 @@ def test_every_lipsync_command_in_the_docs_parses(page: Path) -> None:
     known = subparsers()
     problems = []
     for number, words in lipsync_commands(read_page(page)):
+        if words is None:
+            problems.append(f"{_id(page)}:{number}: a lipsync command that cannot be split into words (a quote?)")
+            continue
         if words and words[0] in PENDING_SUBCOMMANDS and words[0] not in known:
             continue  # being written on another branch: checked once the parser has it
         error = parse_error(words)
@@ -284,6 +307,29 @@ def test_the_command_check_catches_a_wrong_command() -> None:
     assert parse_error(["gate", "all.json", "--help"]) is None
     assert "unrecognized arguments" in (parse_error(["score", "out/", "--no-such-option"]) or "")
     assert "invalid choice" in (parse_error(["scroe", "out/"]) or "")
+
+
+def test_commands_are_found_where_a_shell_runs_them() -> None:
+    lines = [
+        "pytest -m lipsync -k lipsync",  # an argument, not a command
+        "LIPSYNC_OFFLINE=1 lipsync score out/ --json s.json  # a comment: lipsync doctor",
+        "$ lipsync doctor && lipsync fetch-models | tee log",
+        "run: lipsync gate all.json || [ $? -eq 1 ]",
+        "lipsync bench --resolutions 720p \\",
+        "    --seconds 10",
+        "# lipsync init in a comment",
+    ]
+    yaml = ["- name: The summary's link", "  run: lipsync merge shards/*.json -o all.json"]
+    blocks = (Block("sh", tuple(enumerate(lines, 1))), Block("yaml", tuple(enumerate(yaml, 1))), Block("python", ((1, "lipsync x"),)))
+    found = [words for _, words in lipsync_commands(Page(ROOT / "example.md", (), blocks))]
+    assert found == [
+        ["score", "out/", "--json", "s.json"],
+        ["doctor"],
+        ["fetch-models"],
+        ["gate", "all.json"],
+        ["bench", "--resolutions", "720p", "--seconds", "10"],
+        ["merge", "shards/*.json", "-o", "all.json"],
+    ]
 
 
 def test_pending_subcommands_are_shown_until_they_exist() -> None:
