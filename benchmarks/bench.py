@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_lipsync.cli.bench import main  # noqa: E402
+from pytest_lipsync.cli.app import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ import pytest
 from pytest_lipsync.bench.clips import generated_clip, given_clips, parse_resolution
 from pytest_lipsync.bench.driver import compare_with_baseline, memory_growth
 from pytest_lipsync.bench.plan import BASELINE, Variant, parse_variant, variants
-from pytest_lipsync.cli.main import main
+from pytest_lipsync.cli.app import main
 from pytest_lipsync.errors import ConfigError
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.synthetic.clips import ClipSpec
-from pytest_lipsync.cli.main import main
+from pytest_lipsync.cli.app import main
 from pytest_lipsync.results import SCHEMA_VERSION, Report
+from pytest_lipsync.synthetic.clips import ClipSpec
 
 
 def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

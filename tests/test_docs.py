@@ -201,7 +201,7 @@ def test_the_slug_rules_are_githubs() -> None:
 
 @cache
 def parser() -> argparse.ArgumentParser:
-    from pytest_lipsync.cli import _parser
+    from pytest_lipsync.cli.app import _parser
 
     return _parser()
 
@@ -340,7 +340,7 @@ def test_pending_subcommands_are_shown_until_they_exist() -> None:
 
 @cache
 def pytest_flags() -> frozenset[str]:
-    from pytest_lipsync.keys import flat_keys
+    from pytest_lipsync.config.keys import flat_keys
 
     return frozenset(f"--lipsync-{key.replace('_', '-')}" for key in flat_keys())
 
@@ -405,7 +405,7 @@ def _toml(value: object) -> str:
 
 
 def test_the_configuration_page_has_one_row_per_setting() -> None:
-    from pytest_lipsync.keys import RunOptions, Thresholds
+    from pytest_lipsync.config.keys import RunOptions, Thresholds
     from pytest_lipsync.settings import Settings
 
     defaults = {f.name: f.default for owner in (Settings, RunOptions, Thresholds) for f in fields(owner)}
@@ -427,7 +427,7 @@ def test_the_configuration_page_has_one_row_per_setting() -> None:
 
 def test_the_errors_page_lists_every_error_kind_with_an_example_message() -> None:
     from pytest_lipsync import errors
-    from pytest_lipsync.config import video_error_kinds
+    from pytest_lipsync.config.resolution import video_error_kinds
 
     text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
     per_video = {row[0].strip("`"): row[1].strip("`") for row in _rows(_section(text, "Per video"))}
@@ -455,7 +455,7 @@ def test_the_cli_page_has_every_subcommand_and_option() -> None:
 
 
 def test_the_ci_page_shows_the_workflow_lipsync_init_writes() -> None:
-    from pytest_lipsync.scaffold import template
+    from pytest_lipsync.cli.init import template
 
     assert template("lipsync.yml") in (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
 

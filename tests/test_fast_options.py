@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_lipsync.synthetic.clips import ClipSpec
-from pytest_lipsync.gate.baseline import Baseline, check_compatible
-from pytest_lipsync.config.resolve import Layer, env_layer, resolve
+from pytest_lipsync.config.resolution import Layer, env_layer, resolve
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.scale.merge import NamedReport, merge_reports
+from pytest_lipsync.gate.baseline import Baseline, check_compatible
 from pytest_lipsync.models import runtime
 from pytest_lipsync.reports.table import fast_options_notice, run_notice
 from pytest_lipsync.results import Report, RunRecord, WeightsRecord
+from pytest_lipsync.scale.merge import NamedReport, merge_reports
 from pytest_lipsync.scoring.scorer import resolve_device
 from pytest_lipsync.settings import Settings
+from pytest_lipsync.synthetic.clips import ClipSpec
 
 # ---------------------------------------------------------------- settings and their sources
 
@@ -76,7 +76,7 @@ def test_every_source_sets_both_options_and_names_itself_in_errors() -> None:
 def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no-untyped-def]
     make_clip, syncnet_weights: Path, tmp_path: Path, capsys
 ) -> None:
-    from pytest_lipsync.cli.main import main
+    from pytest_lipsync.cli.app import main
 
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     out = tmp_path / "fast.json"

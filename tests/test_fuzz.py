@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_lipsync.config.resolution import video_error_kinds
 from tests.fuzzing import write_bases
-from pytest_lipsync.config.resolve import video_error_kinds
 
 CASES = int(os.environ.get("LIPSYNC_FUZZ_CASES", "200"))
 SEED = int(os.environ.get("LIPSYNC_FUZZ_SEED", "0"))

@@ -14,12 +14,18 @@ from typing import Literal
 
 import pytest
 
-from pytest_lipsync.config import resolve as config_module
+from pytest_lipsync.cli.app import main
+from pytest_lipsync.cli.init import init_project
 from pytest_lipsync.config import keys
-from pytest_lipsync.gate.baseline import check_compatible, load_baseline, update_baseline
-from pytest_lipsync.cli.main import main
-from pytest_lipsync.config.resolve import Layer, env_layer, resolve
+from pytest_lipsync.config import resolution as config_module
+from pytest_lipsync.config.keys import Thresholds
+from pytest_lipsync.config.resolution import Layer, env_layer, resolve
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.gate.baseline import (
+    check_compatible,
+    load_baseline,
+    update_baseline,
+)
 from pytest_lipsync.gate.rules import (
     BaselineValues,
     GateRules,
@@ -29,9 +35,7 @@ from pytest_lipsync.gate.rules import (
     format_verdict,
     judge,
 )
-from pytest_lipsync.config.keys import Thresholds
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore, WeightsRecord
-from pytest_lipsync.cli.init import init_project, template
 from pytest_lipsync.settings import Settings
 
 if sys.version_info >= (3, 11):
@@ -184,14 +188,13 @@ def test_init_adds_a_commented_table_and_never_clobbers(tmp_path: Path, capsys: 
     assert (tmp_path / "pyproject.toml").read_text() == before
 
 
-def test_readme_shows_the_shipped_templates() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert template("lipsync.yml") in readme
-
-
 def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> None:
     from pytest_lipsync.gate.rules import Verdict
-    from pytest_lipsync.reports.github import MAX_ANNOTATIONS, annotations, markdown_summary
+    from pytest_lipsync.reports.github import (
+        MAX_ANNOTATIONS,
+        annotations,
+        markdown_summary,
+    )
 
     scores = [dataclasses.replace(GOOD, path=f"out/clip_{i:05}.mp4") for i in range(5000)]
     verdicts = {s.path: Verdict(s.path, "failed", reason="lse_d too high,\nsee: table") for s in scores}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.cli.main import main
+from pytest_lipsync.cli.app import main
 from pytest_lipsync.results import Report, RunRecord, VideoScore, WeightsRecord
 
 SHA = "a" * 64

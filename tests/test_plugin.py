@@ -461,7 +461,7 @@ def _summary_section(text: str) -> list[str]:
 
 
 def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lipsync.cli.main import main
+    from pytest_lipsync.cli.app import main
 
     project(f'allow = ["unreadable"]\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
     monkeypatch.setenv("GITHUB_ACTIONS", "true")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.cli.main import main
+from pytest_lipsync.cli.app import main
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import Report
+
 
 def score(*args: str, weights: Path) -> int:
     common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]

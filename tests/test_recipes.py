@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.cli.main import _parser
-from pytest_lipsync.config.keys import flat_keys
+from pytest_lipsync.cli.app import _parser
 from pytest_lipsync.cli.init import template
+from pytest_lipsync.config.keys import flat_keys
 
 ROOT = Path(__file__).parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"

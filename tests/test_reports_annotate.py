@@ -11,11 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_lipsync.synthetic.clips import ClipSpec
-from pytest_lipsync.cli.main import main
-from pytest_lipsync.reports.annotate import NO_TRACK_BACKGROUND, DrawnTrack, annotate_frame, box_thickness
-from pytest_lipsync.reports.confidence import AMBER, GREEN, RED, ConfidenceBand, band_for, confidence_at
+from pytest_lipsync.cli.app import main
+from pytest_lipsync.reports.annotate import (
+    NO_TRACK_BACKGROUND,
+    DrawnTrack,
+    annotate_frame,
+    box_thickness,
+)
+from pytest_lipsync.reports.confidence import (
+    AMBER,
+    GREEN,
+    RED,
+    ConfidenceBand,
+    band_for,
+    confidence_at,
+)
 from pytest_lipsync.results import TrackScore
+from pytest_lipsync.synthetic.clips import ClipSpec
 from tests.test_faces_pipeline import MARKER, SHORT, literal_track
 
 FLAGS = ["--protocol", "pipeline", "--detector", MARKER, "--offline", "--device", "cpu", "--fidelity", "clean"]
@@ -158,8 +170,8 @@ def test_box_colour_follows_the_band_and_the_window_centred_on_the_frame() -> No
 
 
 def test_the_band_is_the_gates_lse_c_min_for_that_video() -> None:
-    from pytest_lipsync.gate.rules import GateRules, Override
     from pytest_lipsync.config.keys import Thresholds
+    from pytest_lipsync.gate.rules import GateRules, Override
 
     assert band_for(None, "a.mp4") == ConfidenceBand(3.0, "default")
     rules = GateRules(Thresholds(lse_c_min=5.0), overrides=(Override("hard/*", {"lse_c_min": 2.0}),))
@@ -169,11 +181,11 @@ def test_the_band_is_the_gates_lse_c_min_for_that_video() -> None:
 
 
 def test_reference_fidelity_tracks_move_back_by_the_replays_repeated_frames(make_clip) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lipsync.scoring.pipeline import PipelineResult, replay_shift
     from pytest_lipsync.faces.tracking import Track
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.media.reencode import leading_repeats
     from pytest_lipsync.reports.annotate import drawn_tracks
+    from pytest_lipsync.scoring.pipeline import PipelineResult, replay_shift
 
     source = open_video(make_clip("no_face.mp4", NO_FACE))  # 96x72, 16 kHz sound
     assert (replay_shift(source, reference=True), replay_shift(source, reference=False)) == (leading_repeats(16000), 0) == (2, 0)

@@ -12,11 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_lipsync.cli.main import main
+from pytest_lipsync.cli.app import main
 from pytest_lipsync.reports.github import artifact_line
 from pytest_lipsync.reports.html import MANIFEST, annotated_path, write_report
 from pytest_lipsync.reports.plots import INSTALL_HINT, load_pyplot
-from pytest_lipsync.results import BoxStats, Report, RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord
+from pytest_lipsync.results import (
+    BoxStats,
+    Report,
+    RunRecord,
+    ScoreError,
+    TrackScore,
+    VideoScore,
+    WeightsRecord,
+)
 from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 -- the pytester project's fixtures
 
 pytest_plugins = ["pytester"]
@@ -169,8 +177,8 @@ def test_pytest_run_writes_the_html_report(project, pytester, shared_cache, monk
 
 def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from pytest_lipsync.gate.rules import GateRules
     from pytest_lipsync.config.keys import Thresholds
+    from pytest_lipsync.gate.rules import GateRules
 
     for rules, label in ((None, "default threshold 3 +- 1"), (GateRules(Thresholds(lse_c_min=5.0)), "lse_c_min 5 +- 1")):
         page = Page(write_report(_report(), tmp_path / label, rules=rules).read_text(encoding="utf-8"))

@@ -43,13 +43,13 @@ import av
 import numpy as np
 import pytest
 
-from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
-from pytest_lipsync.config.resolve import video_error_kinds
-from pytest_lipsync.gate.rules import GateRules, Override, judge
 from pytest_lipsync.config.keys import Thresholds
+from pytest_lipsync.config.resolution import video_error_kinds
+from pytest_lipsync.gate.rules import GateRules, Override, judge
+from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
-from pytest_lipsync.limits import VideoLimits
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 
 TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
@@ -516,7 +516,7 @@ def test_timeout_and_max_corrupt_fraction_are_validated(key: str, value: object)
 
 
 def test_timeout_and_max_corrupt_fraction_are_keys_of_every_source(tmp_path: Path) -> None:
-    from pytest_lipsync.config.resolve import Layer, env_layer, resolve
+    from pytest_lipsync.config.resolution import Layer, env_layer, resolve
     from pytest_lipsync.errors import ConfigError
 
     layers = [Layer("pyproject", {"max_corrupt_fraction": 0.05}, "pyproject.toml"), env_layer({"LIPSYNC_TIMEOUT": "90"})]
@@ -543,8 +543,8 @@ def hanging_scorer(settings: object) -> _Hanging:
 
 
 def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tmp_path: Path) -> None:
-    from pytest_lipsync.settings import Settings
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
+    from pytest_lipsync.settings import Settings
 
     jobs = [Job(n, tmp_path / name) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)]
     _, results = score_jobs(jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer)
@@ -568,7 +568,7 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_pytest(pytester: pyt
 
 
 def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lipsync.cli.main import main
+    from pytest_lipsync.cli.app import main
 
     (tmp_path / "pyproject.toml").write_text(BAD_TOML)
     monkeypatch.chdir(tmp_path)
@@ -587,8 +587,8 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, t
     ids=["truncated", "hand_edited_metric", "not_a_report"],
 )
 def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: str, tmp_path: Path) -> None:
-    from pytest_lipsync.gate.baseline import load_baseline
     from pytest_lipsync.errors import ConfigError
+    from pytest_lipsync.gate.baseline import load_baseline
 
     path = tmp_path / "lipsync-baseline.json"
     path.write_text(text)
@@ -596,27 +596,6 @@ def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: 
         load_baseline(path)
     assert raised.value.message.startswith(f"{path}: is not a readable baseline ({problem}")
     assert "Restore it from version control, or delete it and run with --lipsync-update-baseline" in raised.value.message
-
-
-# ---------------------------------------------------------------- the README lists every kind
-
-
-def _readme_kinds() -> dict[str, str]:
-    """kind -> example message, from the tables of the README's "Error kinds" section."""
-    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n### Error kinds\n", 1)[1].split("\n## ", 1)[0]
-    rows = (line.split(" | ") for line in section.splitlines() if line.startswith("| `"))
-    return {kind.strip("| `"): example.strip("| `") for kind, example in rows}
-
-
-def test_the_readme_lists_every_error_kind_with_an_example_message() -> None:
-    from pytest_lipsync import errors
-
-    raised = {errors.ConfigError.kind, errors.WeightsError.kind} | (video_error_kinds() - {errors.VideoError.kind})
-    documented = _readme_kinds()
-    assert sorted(documented) == sorted(raised)
-    for kind in video_error_kinds() - {errors.VideoError.kind}:  # "file: what is wrong. what to do"
-        assert documented[kind].startswith("out/a.") and ". " in documented[kind], kind
 
 
 # ---------------------------------------------------------------- one bad video never stops the others
@@ -627,7 +606,7 @@ def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(syncnet_wei
     ``test_workers`` shows the same results, and the corpus above each kind)."""
     import json
 
-    from pytest_lipsync.cli.main import main
+    from pytest_lipsync.cli.app import main
 
     folder = tmp_path / "out"
     folder.mkdir()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lipsync.synthetic.clips import ClipSpec
-from pytest_lipsync.cli.main import main
+from pytest_lipsync.cli.app import main
 from pytest_lipsync.errors import LipsyncError, WeightsError
 from pytest_lipsync.results import RunRecord, VideoScore
-from pytest_lipsync.settings import Settings
 from pytest_lipsync.scale.workers import Job, Progress, score_jobs
+from pytest_lipsync.settings import Settings
+from pytest_lipsync.synthetic.clips import ClipSpec
 
 
 class _Crashing:

@@ -85,7 +85,6 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
     from pytest_lipsync.bench.driver import BenchPlan  # noqa: F811 -- the runtime import of the hinted name
     from pytest_lipsync.bench.models import bench_weights
     from pytest_lipsync.bench.plan import check_protocols, variants
-
     from pytest_lipsync.settings import Settings
 
     Settings(device=args.device)  # a bad --device is refused here, before any clip is generated
@@ -118,6 +117,6 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pytest_lipsync.bench`` and ``benchmarks/bench.py``: the same as ``lipsync bench``."""
-    from pytest_lipsync.cli.main import main as lipsync
+    from pytest_lipsync.cli.app import main as lipsync
 
     return lipsync(["bench", *(sys.argv[1:] if argv is None else argv)])

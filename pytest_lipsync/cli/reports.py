@@ -7,9 +7,9 @@ import argparse
 import os
 from pathlib import Path
 
-from pytest_lipsync.config.resolve import Layer
-from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.config.keys import Thresholds, hints
+from pytest_lipsync.config.resolution import Layer
+from pytest_lipsync.errors import ConfigError
 
 # The gate's own options: where the baseline is and whether to rewrite it, the thresholds, the allow list.
 _GATE_KEYS = ("baseline", "update_baseline", *hints(Thresholds), "allow")
@@ -21,8 +21,8 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from pytest_lipsync.scale.merge import load_report, merge_reports
     from pytest_lipsync.results import write_json_atomic
+    from pytest_lipsync.scale.merge import load_report, merge_reports
 
     if args.output.resolve() in {path.resolve() for path in args.reports}:
         raise ConfigError("is both an input and the output", path=args.output, hint="Write the merged report to a new file")
@@ -61,11 +61,19 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from pytest_lipsync.gate.baseline import baseline_metrics, check_compatible, load_baseline
-    from pytest_lipsync.cli.main import score_config
-    from pytest_lipsync.scale.merge import load_report
-    from pytest_lipsync.reports.github import append_step_summary, artifact_line, in_github_actions
+    from pytest_lipsync.cli.app import score_config
+    from pytest_lipsync.gate.baseline import (
+        baseline_metrics,
+        check_compatible,
+        load_baseline,
+    )
+    from pytest_lipsync.reports.github import (
+        append_step_summary,
+        artifact_line,
+        in_github_actions,
+    )
     from pytest_lipsync.reports.html import write_report
+    from pytest_lipsync.scale.merge import load_report
 
     report = load_report(args.report).report
     baseline = None if args.baseline is None else load_baseline(args.baseline)
@@ -83,7 +91,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
-    from pytest_lipsync.cli.main import add_settings_arguments
+    from pytest_lipsync.cli.app import add_settings_arguments
 
     parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to annotate")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="the annotated copy (MP4)")
@@ -93,7 +101,7 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
 def run_visualize(args: argparse.Namespace) -> int:
     """Score the video's tracks with the settings ``lipsync score`` would use and write the annotated copy;
     the colours' threshold is the video's ``lse_c_min`` in the project's gate (see ``reports.confidence``)."""
-    from pytest_lipsync.cli.main import score_config
+    from pytest_lipsync.cli.app import score_config
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.reports.annotate import visualize
     from pytest_lipsync.reports.confidence import band_for

@@ -15,7 +15,7 @@ from pytest_lipsync.gate.rules import Check, format_verdict, judge
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config.resolve import LipsyncConfig
+    from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.results import VideoScore
     from pytest_lipsync.session.run import GateSession, LipsyncVideo, VideoEntry
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.config.keys import flat_keys, read_table
+from pytest_lipsync.errors import LipsyncError
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config.resolve import Layer
+    from pytest_lipsync.config.resolution import Layer
     from pytest_lipsync.session.run import GateSession, LipsyncVideo, Outputs
 
 MARKER = "lipsync"
@@ -146,9 +146,8 @@ def lipsync_scorer(pytestconfig: pytest.Config) -> GateSession:
 @pytest.fixture
 def lipsync_video(request: pytest.FixtureRequest) -> LipsyncVideo:
     """One configured video, with this test's ``@pytest.mark.lipsync(...)`` arguments applied."""
+    from pytest_lipsync.config.resolution import Layer
     from pytest_lipsync.session.run import LipsyncVideo
-
-    from pytest_lipsync.config.resolve import Layer
 
     gate = gate_of(request.config)
     marker = request.node.get_closest_marker(MARKER)
@@ -199,7 +198,7 @@ def _finish(gate: GateSession) -> Outputs:
 
 
 def _layers(config: pytest.Config) -> list[Layer]:
-    from pytest_lipsync.config.resolve import Layer, standard_layers
+    from pytest_lipsync.config.resolution import Layer, standard_layers
 
     flags = {key: value for key in flat_keys() if (value := config.getoption(f"lipsync_{key}")) is not None}
     here = config.invocation_params.dir

@@ -11,7 +11,7 @@ from pytest_lipsync.results import VideoScore
 from pytest_lipsync.session.sources import Tally
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config.resolve import LipsyncConfig
+    from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.session.run import GateSession, Outputs
 
 MESSAGE_WIDTH = 60

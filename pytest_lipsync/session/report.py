@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.config.resolve import Layer, standard_layers
+from pytest_lipsync.config.resolution import Layer, standard_layers
 from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, format_verdict
 from pytest_lipsync.results import Report, RunRecord, VideoScore
-from pytest_lipsync.session.sources import Tally
 from pytest_lipsync.session.run import GateSession, Outputs, VideoEntry
+from pytest_lipsync.session.sources import Tally
 from pytest_lipsync.settings import Settings
 
 # Options a gate of a finished report must not take from pyproject.toml or LIPSYNC_*: it writes no

@@ -15,11 +15,33 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.gate.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
-from pytest_lipsync.config.resolve import Layer, LipsyncConfig, resolve
+from pytest_lipsync.config.resolution import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate.rules import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
-from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
+from pytest_lipsync.gate.baseline import (
+    Baseline,
+    BaselineChange,
+    baseline_metrics,
+    check_compatible,
+    load_baseline,
+    missing_file,
+    update_baseline,
+)
+from pytest_lipsync.gate.rules import (
+    NO_BASELINE,
+    QUALITY_METRICS,
+    BaselineValues,
+    Check,
+    GateRules,
+    Verdict,
+    judge,
+)
+from pytest_lipsync.results import (
+    Report,
+    RunRecord,
+    ScoreError,
+    VideoScore,
+    write_json_atomic,
+)
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService, Tally
 
 

@@ -21,7 +21,7 @@ from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PRECISIONS, PROTOCOLS, Settings
 
 if TYPE_CHECKING:
-    from pytest_lipsync.config.resolve import LipsyncConfig
+    from pytest_lipsync.config.resolution import LipsyncConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from pytest_lipsync.cli.bench import add_bench_arguments, run_bench
+    from pytest_lipsync.cli.init import add_init_arguments, run_init
     from pytest_lipsync.cli.models import (
         add_doctor_arguments,
         add_fetch_models_arguments,
@@ -59,7 +60,6 @@ def _parser() -> argparse.ArgumentParser:
         run_report,
         run_visualize,
     )
-    from pytest_lipsync.cli.init import add_init_arguments, run_init
 
     parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -186,8 +186,8 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
 
     The ground-truth directory is made absolute here, from the project's directory as the gate takes it.
     """
-    from pytest_lipsync.config.resolve import Layer, resolve, standard_layers
     from pytest_lipsync.cli.reports import project_root
+    from pytest_lipsync.config.resolution import Layer, resolve, standard_layers
 
     project = project_root(here)
     given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key, None)) is not None}
