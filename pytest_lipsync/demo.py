@@ -6,6 +6,8 @@ and faces are found by the marker detector plug-in instead of S3FD, whose weight
 every number it prints tests the tool, not lip sync, and the output says so. The commands run as separate
 processes in the project, without the caller's ``LIPSYNC_*``, ``PYTEST_*`` and ``GITHUB_*`` variables, so
 their output is what a user typing them there gets (and a CI job running the demo gets no annotations).
+pytest keeps its cache in the project, as it would for the user: the gate's second run replays the scores of
+the first instead of loading a model, and says so, which is part of what the demo shows.
 
 Importing this module stays cheap: the clip writer and the stand-in weights load when a project is made.
 """
@@ -64,8 +66,8 @@ GOOD, WORSE = CLIPS[0].name, CLIPS[2].name
 # copied over a good one (LSE-D about +1.2, LSE-C about -0.4).
 _PYPROJECT = f"""\
 # Made by `lipsync demo`. Its numbers come from stand-in weights: they test the tool, not lip sync.
-# For real scores, fetch the released weights (`lipsync fetch-models`), drop syncnet_weights, detector and
-# fidelity, and start from the thresholds `lipsync init` writes.
+# For real scores, fetch the released weights (`lipsync fetch-models`), drop syncnet_weights, detector,
+# fidelity and min_track, and start from the thresholds `lipsync init` writes.
 
 # Makes this directory pytest's rootdir: video keys and the baseline are relative to it.
 [tool.pytest.ini_options]
@@ -151,20 +153,20 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     directory: Path = args.directory
-    replaced = make_project(directory)
+    replaced = claim_directory(directory)
     _say("=" * 78)
     _say(f"lipsync demo: a small project in {directory}, scored offline with stand-in SyncNet weights")
     _say("and a marker face detector, both made for testing pytest-lipsync.")
     _say(STANDIN_LINE)
     _say("=" * 78)
-    if replaced:
-        _say(f"replaced the earlier demo's files in {directory}")
+    _say(f"{'replacing the earlier demo; ' if replaced else ''}writing the project (a machine's first demo also fits the stand-in weights)")
+    write_project(directory)
     for clip in CLIPS:
         _say(f"  {clip.name:<30} {_SECONDS:g} s, {_SIZE}x{_SIZE}, {clip.about}")
     _say(f"  {WEIGHTS:<30} stand-in SyncNet weights, in the released file format")
     _say(f"  {'pyproject.toml':<30} [tool.lipsync]: pipeline protocol, marker detector, thresholds, regression")
-    environment = demo_environment(os.environ)
-    for number, step in enumerate(steps(directory), 1):
+    environment = _environment(os.environ)
+    for number, step in enumerate(_steps(directory), 1):
         _say(f"\nstep {number}: {step.title}")
         if step.change is not None:
             step.change.apply(directory)
@@ -181,13 +183,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_project(directory: Path) -> bool:
-    """Write the demo project into ``directory``; True when an earlier demo's files were replaced.
-
-    Refuses (:class:`ConfigError`, exit code 2) a file, or a non-empty directory that no demo made: the
-    demo replaces only what it wrote itself, and needs a directory where that is everything.
-    """
-    replaced = _claim(directory)
+def write_project(directory: Path) -> None:
+    """Write the demo project into ``directory``, which :func:`claim_directory` has cleared."""
     from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
     from pytest_lipsync.synthetic.weights import standin_syncnet_file
 
@@ -200,7 +197,6 @@ def make_project(directory: Path) -> bool:
     (directory / WEIGHTS).parent.mkdir()
     shutil.copyfile(standin_syncnet_file(), directory / WEIGHTS)
     _write_pyproject(directory, baseline=False)
-    return replaced
 
 
 def _write_pyproject(directory: Path, *, baseline: bool) -> None:
@@ -218,8 +214,12 @@ def _copy_worse_over_good(directory: Path) -> None:
     shutil.copyfile(directory / WORSE, directory / GOOD)
 
 
-def _claim(directory: Path) -> bool:
-    """Check that ``directory`` may hold the demo, removing an earlier demo's files; True when there were some."""
+def claim_directory(directory: Path) -> bool:
+    """Check that ``directory`` may hold the demo, removing an earlier demo's files; True when there were some.
+
+    Refuses (:class:`ConfigError`, exit code 2) a file, or a non-empty directory that no demo made: the
+    demo removes only what it wrote itself, and needs a directory where that is everything.
+    """
     if directory.exists() and not directory.is_dir():
         raise ConfigError("is a file, not a directory", path=directory, hint="Give a new or empty directory")
     if not directory.is_dir() or not any(directory.iterdir()):
@@ -240,7 +240,7 @@ def _claim(directory: Path) -> bool:
     return True
 
 
-def steps(project: Path) -> Iterator[Step]:
+def _steps(project: Path) -> Iterator[Step]:
     """The demo's commands in order. Made one at a time: the second reads the first one's results."""
     yield Step("score every video, the results as JSON", ("lipsync", "score", "videos/", "--json", SCORES), 0)
     threshold = just_above_worst(json.loads((project / SCORES).read_text(encoding="utf-8")))
@@ -282,7 +282,7 @@ def check(step: Step, code: int, output: str) -> str | None:
     return None
 
 
-def demo_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The caller's environment less what would change the commands; output unbuffered, to stream it."""
     kept = {name: value for name, value in environ.items() if not name.startswith(_CALLERS_VARIABLES)}
     return {**kept, "PYTHONUNBUFFERED": "1"}

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_lipsync.cli import main
 from pytest_lipsync.config import Layer, resolve, standard_layers
-from pytest_lipsync.demo import BASELINE, CLIPS, MARKER_FILE, STANDIN_LINE, WEIGHTS, Step, check, just_above_worst, make_project
+from pytest_lipsync.demo import BASELINE, CLIPS, MARKER_FILE, STANDIN_LINE, WEIGHTS, Step, check, claim_directory, just_above_worst, write_project
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,7 +57,7 @@ def test_help_says_what_it_makes_and_that_its_numbers_are_stand_ins(capsys: pyte
 
 def test_the_project_resolves_to_an_offline_pipeline_run_with_its_own_weights(tmp_path: Path) -> None:
     project = tmp_path / "demo"
-    make_project(project)
+    write_project(project)
     config = resolve(standard_layers(project / "pyproject.toml", {}, Layer("flag", {}), project), project)
     settings = config.settings
     assert (settings.protocol, settings.detector, settings.offline) == ("pipeline", "pytest_lipsync.synthetic.faces:marker_detector", True)
@@ -70,11 +70,13 @@ def test_the_project_resolves_to_an_offline_pipeline_run_with_its_own_weights(tm
 
 def test_an_earlier_demo_is_replaced_and_what_it_did_not_make_is_kept(tmp_path: Path) -> None:
     project = tmp_path / "demo"
-    make_project(project)
+    write_project(project)
     (project / BASELINE).write_text("{}")
     (project / "videos" / "alice.mp4").write_bytes(b"overwritten by the last step")
     (project / "notes.txt").write_text("mine")
-    make_project(project)
+    assert claim_directory(project) is True
+    assert sorted(path.name for path in project.iterdir()) == ["notes.txt"]
+    write_project(project)
     assert not (project / BASELINE).exists() and (project / "notes.txt").read_text() == "mine"
     assert (project / "videos" / "alice.mp4").stat().st_size > 10_000
 
