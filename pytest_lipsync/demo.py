@@ -101,13 +101,13 @@ the commands a user would type, each shown as `$ command` before its output:
   1. lipsync score videos/ --json scores.json         the numbers
   2. pytest --lipsync-lse-c-min=X                     fails: X is just above the worst clip's LSE-C
   3. pytest                                           passes with pyproject.toml's thresholds
-  4. pytest --lipsync-update-baseline                 writes {BASELINE}, once pyproject.toml names it
+  4. pytest --lipsync-update-baseline                 writes {BASELINE} (named in pyproject.toml first)
   5. cp the late clip over a good one; pytest         fails on a [tool.lipsync.regression] rule
 
-The project: three generated {_SECONDS:g} s clips of {_SIZE}x{_SIZE} talking faces (one with its audio late), stand-in
-SyncNet weights in {WEIGHTS}, the marker face detector plug-in instead of S3FD, and a pyproject.toml with a
-[tool.lipsync] table. No network. Every number it prints comes from stand-in weights: they test the tool,
-not lip sync.
+The project: three generated {_SECONDS:g} s talking-face clips of {_SIZE}x{_SIZE} pixels (one with its audio late),
+stand-in SyncNet weights in {WEIGHTS}, the marker face detector plug-in instead
+of S3FD, and a pyproject.toml with a [tool.lipsync] table. No network. Every number it prints comes from
+stand-in weights: they test the tool, not lip sync.
 
 DIR must be new, empty, or an earlier demo (it has a {MARKER_FILE} file), whose own files are replaced;
 anything else in it is left alone. Exit code 0 when every step did what it should (the failing ones
