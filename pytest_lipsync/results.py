@@ -239,9 +239,10 @@ def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
     }
 
 
-def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
-    """Write ``document`` as standard JSON (no NaN or Infinity), atomically."""
-    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+def write_json_atomic(path: Path, document: Mapping[str, Any], *, sort_keys: bool = False) -> None:
+    """Write ``document`` as standard JSON (no NaN or Infinity), atomically; ``sort_keys`` for files that are
+    committed and diffed."""
+    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False, sort_keys=sort_keys) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from pytest_lipsync.cli.bench import add_bench_arguments, run_bench
+    from pytest_lipsync.cli.demo import add_demo_arguments, run_demo
     from pytest_lipsync.cli.init import add_init_arguments, run_init
     from pytest_lipsync.cli.models import (
         add_doctor_arguments,
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         ("visualize", "write a copy of a video with its face tracks boxed, coloured by sync confidence", add_visualize_arguments, run_visualize),
         ("init", "add a [tool.lipsync] table to pyproject.toml and an example CI workflow", add_init_arguments, run_init),
         ("bench", "speed and memory per stage against the bare models (generated or given clips)", add_bench_arguments, run_bench),
+        ("demo", "make a small offline project with stand-in weights and run score, gate, baseline and regression in it", add_demo_arguments, run_demo),
     )
     for name, help_text, add_arguments, run in subcommands:
         subparser = commands.add_parser(name, help=help_text)

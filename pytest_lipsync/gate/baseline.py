@@ -3,15 +3,18 @@
 A baseline is only comparable with a run that used the same scoring settings and the same weights:
 anything else would report regressions (or hide them) that come from the set-up, not the videos. So
 loading checks both and says what differs; the fix is always to re-create the baseline on purpose.
-Entries keep metrics, frame count and duration only: per-run timings and curves would make every update
-a diff.
+
+The file is committed next to the code, so it is written to review well: entries keep metrics, frame count
+and duration only (per-run timings, curves and empty fields would make every update a diff), weights are
+named by file name and SHA-256 (where they live differs between machines; comparisons use the hash), and
+keys are sorted, one video per entry in key order. Files with the full results schema still load.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,9 @@ from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_ato
 from pytest_lipsync.settings import FAST_DEFAULTS
 
 UPDATE_FLAG = "--lipsync-update-baseline"
+# What an entry keeps: the metrics the rules compare, and the frame count and duration that tell a reader of
+# the diff whether the video itself changed.
+ENTRY_FIELDS = ("path", "metrics", "frames", "duration")
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,10 @@ def update_baseline(
     that were not scored this time (deselected with ``-k``), dropping entries for videos that are gone.
     Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers."""
     previous = dict(old.entries) if old is not None else {}
-    fresh = {key: _entry(key, score) for key, score in scores.items() if score.ok}
+    fresh = {key: replace(score, path=key) for key, score in scores.items() if score.ok}
     kept = {key: entry for key, entry in previous.items() if key in known and key not in fresh}
     entries = {**kept, **fresh}
-    write_json_atomic(path, Report(run, tuple(entries[key] for key in sorted(entries))).to_dict())
+    write_json_atomic(path, baseline_document(run, [entries[key] for key in sorted(entries)]), sort_keys=True)
     return BaselineChange(
         added=tuple(sorted(set(fresh) - set(previous))),
         changed=tuple(sorted(k for k in fresh if k in previous and previous[k].metrics != fresh[k].metrics)),
@@ -111,8 +117,12 @@ def update_baseline(
     )
 
 
-def _entry(key: str, score: VideoScore) -> VideoScore:
-    return VideoScore(path=key, metrics=dict(score.metrics), frames=score.frames, duration=score.duration)
+def baseline_document(run: RunRecord, entries: Sequence[VideoScore]) -> dict[str, Any]:
+    """The results schema, cut down to what a baseline uses and free of this machine's paths."""
+    weights = tuple(replace(record, path=Path(record.path).name) for record in run.weights)
+    document = Report(replace(run, weights=weights), tuple(entries)).to_dict()
+    document["videos"] = [{name: video[name] for name in ENTRY_FIELDS} for video in document["videos"]]
+    return document
 
 
 def run_differences(before: RunRecord, now: RunRecord, first: str = "in the baseline", second: str = "now") -> list[str]:
