@@ -18,7 +18,8 @@ from pytest_lipsync.gate import QUALITY_METRICS, SYNC_METRICS, Verdict, format_v
 from pytest_lipsync.plugin import MARKER
 
 if TYPE_CHECKING:
-    from pytest_lipsync.session import GateSession, VideoEntry
+    from pytest_lipsync.session import GateSession
+    from pytest_lipsync.videos import VideoEntry
 
 
 

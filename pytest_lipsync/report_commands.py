@@ -98,7 +98,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     from pytest_lipsync.reports.annotate import visualize
     from pytest_lipsync.reports.confidence import band_for
     from pytest_lipsync.scoring import Scorer, no_tracks_to_draw
-    from pytest_lipsync.session import video_key
+    from pytest_lipsync.videos import video_key
 
     config = score_config(args, Path.cwd(), os.environ)
     if config.settings.protocol == "cropped":

@@ -18,8 +18,9 @@ from pytest_lipsync.config import Layer, standard_layers
 from pytest_lipsync.gate import QUALITY_METRICS, SYNC_METRICS, format_verdict
 from pytest_lipsync.results import Report, RunRecord, VideoScore
 from pytest_lipsync.service import Tally
-from pytest_lipsync.session import GateSession, Outputs, VideoEntry
+from pytest_lipsync.session import GateSession, Outputs
 from pytest_lipsync.settings import Settings
+from pytest_lipsync.videos import VideoEntry
 
 # Options a gate of a finished report must not take from pyproject.toml or LIPSYNC_*: it writes no
 # results JSON (the report is the results) and scores no shard.
@@ -52,7 +53,7 @@ class GateResult:
 
 def report_entries(report: Report) -> tuple[VideoEntry, ...]:
     """A gate entry per video, its reference the ground truth the report compared it with (if any)."""
-    return tuple(VideoEntry(video.path, Path(video.path), _reference(video)) for video in report.videos)
+    return tuple(_entry(video) for video in report.videos)
 
 
 def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, str], options: Layer, here: Path) -> GateResult:
@@ -76,6 +77,7 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
     return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs)
 
 
-def _reference(video: VideoScore) -> Path | None:
+def _entry(video: VideoScore) -> VideoEntry:
+    entry = VideoEntry(video.path, Path(video.path))
     reference = (video.quality or {}).get("reference")
-    return None if reference is None else Path(reference)
+    return entry if reference is None else entry.with_reference(Path(reference))

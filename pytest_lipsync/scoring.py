@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.quality.face import FaceRegions
+    from pytest_lipsync.quality.pairing import ReferenceMatch
     from pytest_lipsync.sync.scorer import SyncScorer, Timings
 
 CROP_SIZE = 224
@@ -112,18 +113,17 @@ class Scorer:
             device=str(self.device),
         )
 
-    def score(
-        self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None
-    ) -> VideoScore:
+    def score(self, path: str | Path, reference: str | Path | ReferenceMatch | None = None) -> VideoScore:
         """Score one video; failures come back as ``VideoScore.error``, never as exceptions.
 
-        PSNR/SSIM are added against ``reference`` (a file), or against the video's match in the
-        ``reference`` setting's directory, paired relative to ``videos_root`` (see ``quality.ground_truth``).
+        PSNR/SSIM are added against ``reference``: a file, or the match found when the video was listed (see
+        ``pytest_lipsync.videos``); without one, against the video's match in the ``reference`` setting's
+        directory (see ``quality.ground_truth``).
         """
         limits = dataclasses.replace(self.settings.limits, started=time.monotonic())  # one clock per video
         lse = self._score_lse(Path(path), limits)
-        reference_path = None if reference is None else Path(reference)
-        return self._ground_truth.add_to(lse, Path(path), reference_path, videos_root, limits=limits)
+        given = Path(reference) if isinstance(reference, (str, Path)) else reference
+        return self._ground_truth.add_to(lse, Path(path), given, limits=limits)
 
     def _open(self, path: Path, limits: VideoLimits | None = None) -> VideoSource:
         """The video with this run's limits: frame size, damaged frames and time (its deadline starts now,

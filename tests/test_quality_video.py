@@ -16,6 +16,7 @@ from fixtures.media import ClipSpec, write_clip
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, UnreadableError
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.quality.ground_truth import GroundTruth
+from pytest_lipsync.quality.pairing import ReferenceTree, match_reference
 from pytest_lipsync.quality.psnr import PSNR_CAP_DB
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
@@ -150,7 +151,8 @@ LSE = {"lse_d": 7.5, "lse_c": 6.0, "offset": 0.0}
 def test_scores_gain_psnr_ssim_and_a_quality_section(quality_trees: tuple[Path, Path], pair: tuple[Path, Path]) -> None:
     out, gt = quality_trees
     video = out / "talks" / "a.avi"
-    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, videos_root=out)
+    found = match_reference(video, video.relative_to(out.parent).as_posix(), out, ReferenceTree.scan(gt))
+    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, found)
     expected = compare_videos(pair[1], pair[0])
     assert score.ok and score.metrics == {**LSE, "psnr": expected.psnr.mean, "ssim": expected.ssim.mean}
     assert score.quality is not None
@@ -166,7 +168,8 @@ def test_scores_gain_psnr_ssim_and_a_quality_section(quality_trees: tuple[Path, 
 def test_a_video_without_ground_truth_fails_as_such_and_keeps_lse(quality_trees: tuple[Path, Path]) -> None:
     out, gt = quality_trees
     video = out / "talks" / "orphan.avi"
-    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, videos_root=out)
+    found = match_reference(video, video.relative_to(out.parent).as_posix(), out, ReferenceTree.scan(gt))
+    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, found)
     assert score.error is not None and score.error.kind == "no_reference"
     assert score.error.message.startswith(f'{video}: has no ground truth in {gt}: no "talks/orphan.avi" there')
     assert score.metrics == LSE
