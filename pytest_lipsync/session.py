@@ -19,7 +19,7 @@ from pytest_lipsync.config import Layer, LipsyncConfig, resolve
 from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
-from pytest_lipsync.videos import VideoEntry, configured_videos, select_shard, video_key
+from pytest_lipsync.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class GateSession:
         self._config: LipsyncConfig | None = None
         self._collected = videos
         self._videos = videos
+        self._unmatched: tuple[Unmatched, ...] = ()
         self._baseline: Baseline | None | bool = False
         self._cache = cache
         self._service = service
@@ -84,10 +85,13 @@ class GateSession:
             self._layer_list = tuple(self._read_layers())
         return self._layer_list
 
-    def start(self, *, check_baseline: bool) -> None:
+    def start(self, *, check_baseline: bool, list_videos: bool = False) -> None:
         """Resolve the configuration now (errors before any test runs) and, on the controller, refuse an
-        incomparable baseline before anything is scored."""
+        incomparable baseline before anything is scored. ``list_videos``: the run gates the videos, so list
+        them now too: a missing folder is named before weights are looked for."""
         options = self.config.options
+        if list_videos:
+            self.videos  # noqa: B018 -- lists them, raising for a path that does not exist
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
 
@@ -111,9 +115,17 @@ class GateSession:
     def videos(self) -> tuple[VideoEntry, ...]:
         """The videos this run gates: the configured ones, or this CI job's share of them (``shard``)."""
         if self._videos is None:
-            self._collected = configured_videos(self.config).entries
+            listing = configured_videos(self.config)
+            self._collected = listing.entries
+            self._unmatched = () if self.config.options.allow_no_videos else listing.unmatched
             self._videos = select_shard(self._collected, self.config.options.shard)
         return self._videos
+
+    @property
+    def unmatched(self) -> tuple[Unmatched, ...]:
+        """The configured folders and globs that hold no video: each fails the run, unless ``allow_no_videos``."""
+        self.videos  # noqa: B018 -- lists them
+        return self._unmatched
 
     @property
     def with_quality(self) -> bool:

@@ -581,6 +581,43 @@ def test_pairs_name_ground_truth_by_the_project_relative_key_in_whole_and_shard_
             shard.assert_outcomes(passed=1, failed=1)
 
 
+def test_a_configured_gate_that_finds_no_video_fails_naming_the_path(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Other tests pass, the videos folder is empty or the glob matches nothing: the run fails, unless allowed."""
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "notes.txt").write_text("not a video")
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\noffline = true\n')
+    empty = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert empty.ret == pytest.ExitCode.TESTS_FAILED
+    empty.assert_outcomes(passed=1, failed=1)
+    empty.stdout.fnmatch_lines(["*out: holds no video file (searched recursively for .avi, *.mp4*)*allow_no_videos = true*"])
+
+    globbed = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--lipsync-videos=out/*.mkv")
+    globbed.assert_outcomes(passed=1, failed=1)
+    globbed.stdout.fnmatch_lines(["*out/[*].mkv: matches no video file*"])
+
+    allowed = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--lipsync-allow-no-videos")
+    assert allowed.ret == pytest.ExitCode.OK
+    allowed.assert_outcomes(passed=1)
+
+
+def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(pytester: pytest.Pytester, clips) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.results import Report, RunRecord
+
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    (pytester.path / "base.json").write_text(json.dumps(Report(RunRecord("0", {}, (), "cpu"), ()).to_dict()))
+    pytester.makepyprojecttoml(
+        '[tool.lipsync]\nvideos = "generated"\nbaseline = "base.json"\noffline = true\nsyncnet_weights = "absent.model"\n'
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
+    result.stderr.fnmatch_lines([f"*pytest-lipsync: {pytester.path / 'generated'}: no such file or folder*"])
+    assert "absent.model" not in result.stderr.str()
+    # Running named test files only, the videos are not wanted: a missing folder does not matter.
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "generated"\n')
+    assert pytester.runpytest_inprocess("-p", "no:cacheprovider", "test_other.py").ret == pytest.ExitCode.OK
+
+
 def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(pytester: pytest.Pytester, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
