@@ -197,6 +197,7 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.table import format_table, run_notice
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.videos import configured_videos
@@ -209,6 +210,8 @@ def run_score(args: argparse.Namespace) -> int:
             "; ".join(unmatched.message for unmatched in listing.unmatched),
             hint="Give folders and globs that hold videos, or leave out the ones that do not",
         )
+    if args.json is not None:
+        check_file_output(args.json, "the results JSON")
     jobs = [Job(number, entry) for number, entry in enumerate(listing.entries, 1)]
     run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))

@@ -86,14 +86,28 @@ class GateSession:
         return self._layer_list
 
     def start(self, *, check_baseline: bool, list_videos: bool = False) -> None:
-        """Resolve the configuration now (errors before any test runs) and, on the controller, refuse an
-        incomparable baseline before anything is scored. ``list_videos``: the run gates the videos, so list
-        them now too: a missing folder is named before weights are looked for."""
+        """Resolve the configuration now (errors before any test runs) and, on the controller, refuse outputs
+        that cannot be written and an incomparable baseline before anything is scored. ``list_videos``: the
+        run gates the videos, so list them now too: a missing folder is named before weights are looked for."""
         options = self.config.options
+        if check_baseline:
+            self._check_outputs()
         if list_videos:
             self.videos  # noqa: B018 -- lists them, raising for a path that does not exist
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
+
+    def _check_outputs(self) -> None:
+        from pytest_lipsync.outputs import check_file_output, check_folder_output
+
+        options = self.config.options
+        json_path, html_path, baseline_path = (self.config.path(p) for p in (options.json, options.html, options.baseline))
+        if json_path is not None:
+            check_file_output(json_path, "the results JSON")
+        if html_path is not None:
+            check_folder_output(html_path, "the HTML report")
+        if baseline_path is not None and options.update_baseline:
+            check_file_output(baseline_path, "the baseline")
 
     @property
     def config(self) -> LipsyncConfig:

@@ -178,6 +178,31 @@ def test_a_folder_without_videos_beside_other_arguments_is_a_usage_error(make_cl
     assert capsys.readouterr().err.startswith(f"lipsync: error: {tmp_path / 'nowhere'}: no such file or folder")
 
 
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (["score", "CLIP", "--json", "taken"], "taken: is a directory, not a file to write the results JSON to"),
+        (["score", "CLIP", "--json", "plain.txt/r.json"], "plain.txt/r.json: cannot be written: plain.txt is a file, not a directory"),
+        (["merge", "r.json", "-o", "taken"], "taken: is a directory, not a file to write the merged report to"),
+        (["report", "r.json", "-o", "plain.txt"], "plain.txt: is a file, not a directory to write the HTML report into"),
+        (["report", "r.json", "-o", "html", "--baseline", "taken"], "taken: is a directory, not a baseline file"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(  # type: ignore[no-untyped-def]
+    make_clip, tmp_path: Path, monkeypatch, capsys, command: list[str], words: str
+) -> None:
+    from pytest_lipsync.results import RunRecord
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "plain.txt").write_text("")
+    (tmp_path / "r.json").write_text(json.dumps(Report(RunRecord("0", {}, (), "cpu"), ()).to_dict()))
+    clip = str(make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11)))
+    flags = ["--offline", "--syncnet-weights", "absent.model"] if command[0] == "score" else []
+    assert main([clip if word == "CLIP" else word for word in command] + flags) == 2
+    assert capsys.readouterr().err.startswith(f"lipsync: error: {words}")
+
+
 def test_custom_weights_are_called_out_under_the_table(make_clip, syncnet_weights: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]

@@ -630,3 +630,27 @@ def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(pytester:
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--co", "-q")
     result.stdout.fnmatch_lines(["out/gone.mp4::lipsync", "out/linked/a.mp4::lipsync"])
     assert result.stdout.str().count("::lipsync") == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--lipsync-json=taken"], "*taken: is a directory, not a file to write the results JSON to*"),
+        (["--lipsync-json=plain.txt/r.json"], "*r.json: cannot be written: */plain.txt is a file, not a directory*"),
+        (["--lipsync-html=plain.txt"], "*plain.txt: is a file, not a directory to write the HTML report into*"),
+        (["--lipsync-baseline=taken"], "*taken: is a directory, not a baseline file*"),
+        (["--lipsync-baseline=taken", "--lipsync-update-baseline"], "*taken: is a directory, not a file to write the baseline to*"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_usage_errors_before_scoring(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, clips, flags: list[str], words: str
+) -> None:
+    """(``clips`` imports what scoring needs in this process first: a run that did start scoring would fail, not crash.)"""
+    (pytester.path / "taken").mkdir()
+    (pytester.path / "plain.txt").write_text("")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "a.mp4").write_bytes(b"")
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\noffline = true\nsyncnet_weights = "absent.model"\n')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *flags)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
+    result.stderr.fnmatch_lines([f"*pytest-lipsync: {words}"])
