@@ -32,11 +32,11 @@ def walk_files(top: Path) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
 
     def visit(folder: Path) -> Iterator[Path]:
-        status = folder.stat()
-        if (status.st_dev, status.st_ino) in seen:
-            return
-        seen.add((status.st_dev, status.st_ino))
         try:
+            status = folder.stat()
+            if (status.st_dev, status.st_ino) in seen:
+                return
+            seen.add((status.st_dev, status.st_ino))
             names = sorted(entry.name for entry in os.scandir(folder))
         except OSError as exc:
             raise ConfigError(f"cannot be listed: {exc.strerror}", path=folder, hint="Make the folder readable") from None
