@@ -7,10 +7,12 @@ written as ``null``.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,16 +250,54 @@ def write_json_atomic(path: Path, document: Mapping[str, Any], *, sort_keys: boo
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = temporary_beside(path, ".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        publish(Path(temporary), path)
+        publish(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+# A temporary whose writer's pid cannot be checked (another machine sharing the folder) is left this long.
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def temporary_beside(path: Path, suffix: str) -> tuple[int, Path]:
+    """A new temporary file (open descriptor, path) in ``path``'s folder to be published over ``path``, named
+    ``.NAME.<pid>.<random><suffix>``; first, the temporaries a killed writer of ``path`` left there are removed.
+
+    A temporary is stale when the process named in it has exited, or when it is older than
+    :data:`STALE_TEMPORARY_SECONDS` (a writer elsewhere, or one without its pid in the name): writing takes
+    seconds, so neither can belong to a write still in progress.
+    """
+    prefix = f".{path.name}."
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        writer = candidate.name[len(prefix) : -len(suffix)].split(".")
+        try:
+            old = time.time() - candidate.stat().st_mtime > STALE_TEMPORARY_SECONDS
+            if old or (len(writer) == 2 and writer[0].isdigit() and _exited(int(writer[0]))):
+                candidate.unlink()
+        except OSError:  # gone already, or not ours to remove: the new write does not need it gone
+            continue
+    handle, temporary = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=suffix, dir=path.parent)
+    return handle, Path(temporary)
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` is known to have exited (only POSIX can tell without side effects)."""
+    if os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def publish(temporary: Path, path: Path) -> None:

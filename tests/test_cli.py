@@ -118,30 +118,89 @@ def test_settings_come_from_pyproject_then_environment_then_options(  # type: ig
     assert "min_tracks" in error and str(project / "pyproject.toml") in error
 
 
-def test_pairs_in_pyproject_name_a_videos_ground_truth(  # type: ignore[no-untyped-def]
-    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch
-) -> None:
-    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
-    project = tmp_path / "paired"
-    (project / "out").mkdir(parents=True)
+def _paired_project(clip: Path, root: Path, syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``out/take_7.mp4`` paired by its project-relative key, ``out/b/take_8.mp4`` by a key relative to ``out``."""
+    project = root / "paired"
+    (project / "out" / "b").mkdir(parents=True)
     (project / "truth").mkdir()
-    video = project / "out" / "take_7.mp4"
-    video.write_bytes(clip.read_bytes())
-    (project / "truth" / "original.mp4").write_bytes(clip.read_bytes())  # no name in common with the video
+    (project / "sub").mkdir()
+    for video in ("out/take_7.mp4", "out/b/take_8.mp4", "truth/original.mp4"):  # no name in common with the truth
+        (project / video).write_bytes(clip.read_bytes())
     (project / "pyproject.toml").write_text(
         f'[tool.lipsync]\nprotocol = "cropped"\nfidelity = "clean"\nsyncnet_weights = "{syncnet_weights}"\n'
         'device = "cpu"\noffline = true\n[tool.lipsync.pairs]\n"out/take_7.mp4" = "truth/original.mp4"\n'
+        '"b/take_8.mp4" = "truth/original.mp4"\n'
     )
-    monkeypatch.chdir(project)
     for name in [name for name in os.environ if name.startswith("LIPSYNC_")]:
         monkeypatch.delenv(name)
-    out = tmp_path / "paired.json"
+    return project
 
-    assert main(["score", "out", "--json", str(out), "-q"]) == 0
-    (result,) = json.loads(out.read_text())["videos"]
-    assert result["quality"]["match"] == "explicit"
-    assert result["quality"]["reference"] == str(project / "truth" / "original.mp4")
-    assert result["metrics"]["ssim"] == 1.0
+
+def test_keys_and_pairs_are_project_relative_from_any_directory_and_with_workers(  # type: ignore[no-untyped-def]
+    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The JSON names a video by its key (relative to the pyproject's directory), however the folder was given;
+    ``[tool.lipsync.pairs]`` pairs by that key, in one process and in a pool."""
+    project = _paired_project(make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11)), tmp_path, syncnet_weights, monkeypatch)
+    monkeypatch.chdir(project / "sub")
+    runs = {"relative": ["../out"], "absolute": [str(project / "out")], "workers": [str(project / "out"), "--workers", "2"]}
+    for name, arguments in runs.items():
+        assert main(["score", *arguments, "--json", str(tmp_path / f"{name}.json"), "-q"]) == 1, name
+        videos = {video["path"]: video for video in json.loads((tmp_path / f"{name}.json").read_text())["videos"]}
+        assert sorted(videos) == ["out/b/take_8.mp4", "out/take_7.mp4"], name
+        paired, unpaired = videos["out/take_7.mp4"], videos["out/b/take_8.mp4"]
+        assert paired["error"] is None and paired["metrics"]["ssim"] == 1.0, name
+        assert (paired["quality"]["match"], paired["quality"]["reference"]) == ("explicit", str(project / "truth" / "original.mp4"))
+        assert unpaired["error"]["kind"] == "no_reference", name
+        assert unpaired["error"]["message"].endswith('"out/b/take_8.mp4" = "<ground-truth file>"'), name
+
+
+def test_a_dangling_symlink_is_a_video_that_is_not_found(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    args = ["score", "out", "--protocol", "cropped", "--device", "cpu", "--syncnet-weights", str(syncnet_weights)]
+    assert main([*args, "--json", "r.json", "-q"]) == 1
+    (video,) = json.loads((tmp_path / "r.json").read_text())["videos"]
+    assert (video["path"], video["error"]["kind"]) == ("out/gone.mp4", "not_found")
+
+
+def test_a_folder_without_videos_beside_other_arguments_is_a_usage_error(make_clip, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("")
+    flags = ["--protocol", "cropped", "--offline", "--syncnet-weights", str(tmp_path / "absent.model")]
+    assert main(["score", str(clip), str(tmp_path / "empty"), *flags]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"lipsync: error: {tmp_path / 'empty'}: holds no video file (searched recursively for .avi")
+    assert "absent.model" not in error
+    assert main(["score", str(clip), str(tmp_path / "nowhere"), *flags]) == 2
+    assert capsys.readouterr().err.startswith(f"lipsync: error: {tmp_path / 'nowhere'}: no such file or folder")
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (["score", "CLIP", "--json", "taken"], "taken: is a directory, not a file to write the results JSON to"),
+        (["score", "CLIP", "--json", "plain.txt/r.json"], "plain.txt/r.json: cannot be written: plain.txt is a file, not a directory"),
+        (["merge", "r.json", "-o", "taken"], "taken: is a directory, not a file to write the merged report to"),
+        (["report", "r.json", "-o", "plain.txt"], "plain.txt: is a file, not a directory to write the HTML report into"),
+        (["report", "r.json", "-o", "html", "--baseline", "taken"], "taken: is a directory, not a baseline file"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(  # type: ignore[no-untyped-def]
+    make_clip, tmp_path: Path, monkeypatch, capsys, command: list[str], words: str
+) -> None:
+    from pytest_lipsync.results import RunRecord
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "plain.txt").write_text("")
+    (tmp_path / "r.json").write_text(json.dumps(Report(RunRecord("0", {}, (), "cpu"), ()).to_dict()))
+    clip = str(make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11)))
+    flags = ["--offline", "--syncnet-weights", "absent.model"] if command[0] == "score" else []
+    assert main([clip if word == "CLIP" else word for word in command] + flags) == 2
+    assert capsys.readouterr().err.startswith(f"lipsync: error: {words}")
 
 
 def test_custom_weights_are_called_out_under_the_table(make_clip, syncnet_weights: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -208,7 +208,8 @@ def test_flags(lipsync_scorer):
 
 def test_every_flag_reaches_its_setting(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_flags=FLAGS_TEST)
-    pytester.mkdir("gt")
+    for folder in ("gt", "a", "b"):
+        pytester.mkdir(folder)
     flags = [
         "--lipsync-videos=a", "--lipsync-videos=b", "--lipsync-reference=gt", "--lipsync-json=r.json",
         "--lipsync-baseline=base.json", "--lipsync-update-baseline", "--lipsync-no-cache", "--lipsync-offline",
@@ -425,7 +426,12 @@ def test_reference_adds_a_quality_item_per_video(project, pytester, clips, share
     )
     missing = run(pytester, shared_cache, "-k", "late")
     missing.assert_outcomes(passed=1, failed=1)  # no ground truth fails the quality item only
-    missing.stdout.fnmatch_lines(["videos/hard/late.mp4: no ground truth found for videos/hard/late.mp4*[[]tool.lipsync.pairs[]]"])
+    missing.stdout.fnmatch_lines(
+        [
+            "videos/hard/late.mp4: no_reference: */videos/hard/late.mp4: has no ground truth in */gt: no \"hard/late.mp4\" there*"
+            "or name it in [[]tool.lipsync.pairs[]]: \"videos/hard/late.mp4\" = \"<ground-truth file>\""
+        ]
+    )
 
     shutil.copyfile(clips["good.mp4"], pytester.path / "gt" / "hard" / "late.mp4")  # another clip's frames
     result = run(pytester, shared_cache, "--lipsync-json=r.json")
@@ -545,3 +551,106 @@ def test_a_videos_two_items_share_one_xdist_group(project, pytester, clips) -> N
             "GROUP videos/hard/late.mp4::lipsync [[]('videos/hard/late.mp4',)[]]",
         ]
     )
+
+
+def test_pairs_name_ground_truth_by_the_project_relative_key_in_whole_and_shard_runs(  # type: ignore[no-untyped-def]
+    project, pytester, clips, shared_cache
+) -> None:
+    """``[tool.lipsync.pairs]`` keys are the videos' keys (relative to the rootdir), as in ``lipsync score``; a
+    key relative to the videos folder pairs nothing, and the failure names the key that would."""
+    project('[tool.lipsync.pairs]\n"videos/good.mp4" = "truth/original.mp4"\n"hard/late.mp4" = "truth/original.mp4"\n', broken=False)
+    (pytester.path / "truth").mkdir()
+    shutil.copyfile(clips["good.mp4"], pytester.path / "truth" / "original.mp4")  # no name in common with the video
+    whole = run(pytester, shared_cache, "--lipsync-json=all.json")
+    whole.assert_outcomes(passed=3, failed=1)
+    whole.stdout.fnmatch_lines(["videos/good.mp4::quality PASSED*", "videos/hard/late.mp4::quality FAILED*"])
+    whole.stdout.fnmatch_lines(
+        ['*has no ground truth: [[]tool.lipsync.pairs[]] has no entry "videos/hard/late.mp4"*"videos/hard/late.mp4" = "<ground-truth file>"*']
+    )
+    good = {v["path"]: v for v in json.loads((pytester.path / "all.json").read_text())["videos"]}["videos/good.mp4"]
+    assert good["quality"]["reference"] == str(pytester.path / "truth" / "original.mp4") and good["metrics"]["ssim"] == 1.0
+
+    for index in (1, 2):
+        shard = run(pytester, shared_cache, f"--lipsync-shard={index}/2", f"--lipsync-json=s{index}.json")
+        keys = [v["path"] for v in json.loads((pytester.path / f"s{index}.json").read_text())["videos"]]
+        if keys == ["videos/good.mp4"]:
+            shard.assert_outcomes(passed=2)
+            shard.stdout.fnmatch_lines(["videos/good.mp4::quality PASSED*"])
+        else:
+            assert keys == ["videos/hard/late.mp4"]
+            shard.assert_outcomes(passed=1, failed=1)
+
+
+def test_a_configured_gate_that_finds_no_video_fails_naming_the_path(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Other tests pass, the videos folder is empty or the glob matches nothing: the run fails, unless allowed."""
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "notes.txt").write_text("not a video")
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\noffline = true\n')
+    empty = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert empty.ret == pytest.ExitCode.TESTS_FAILED
+    empty.assert_outcomes(passed=1, failed=1)
+    empty.stdout.fnmatch_lines(["*out: holds no video file (searched recursively for .avi, *.mp4*)*allow_no_videos = true*"])
+
+    globbed = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--lipsync-videos=out/*.mkv")
+    globbed.assert_outcomes(passed=1, failed=1)
+    globbed.stdout.fnmatch_lines(["*out/[*].mkv: matches no video file*"])
+
+    allowed = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--lipsync-allow-no-videos")
+    assert allowed.ret == pytest.ExitCode.OK
+    allowed.assert_outcomes(passed=1)
+
+
+def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(pytester: pytest.Pytester, clips) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.results import Report, RunRecord
+
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    (pytester.path / "base.json").write_text(json.dumps(Report(RunRecord("0", {}, (), "cpu"), ()).to_dict()))
+    pytester.makepyprojecttoml(
+        '[tool.lipsync]\nvideos = "generated"\nbaseline = "base.json"\noffline = true\nsyncnet_weights = "absent.model"\n'
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
+    result.stderr.fnmatch_lines([f"*pytest-lipsync: {pytester.path / 'generated'}: no such file or folder*"])
+    assert "absent.model" not in result.stderr.str()
+    # Running named test files only, the videos are not wanted: a missing folder does not matter.
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "generated"\n')
+    assert pytester.runpytest_inprocess("-p", "no:cacheprovider", "test_other.py").ret == pytest.ExitCode.OK
+
+
+def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.mp4").write_bytes(b"")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "linked").symlink_to(elsewhere)
+    (pytester.path / "out" / "loop").symlink_to(pytester.path / "out")
+    (pytester.path / "out" / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\n')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--co", "-q")
+    result.stdout.fnmatch_lines(["out/gone.mp4::lipsync", "out/linked/a.mp4::lipsync"])
+    assert result.stdout.str().count("::lipsync") == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--lipsync-json=taken"], "*taken: is a directory, not a file to write the results JSON to*"),
+        (["--lipsync-json=plain.txt/r.json"], "*r.json: cannot be written: */plain.txt is a file, not a directory*"),
+        (["--lipsync-html=plain.txt"], "*plain.txt: is a file, not a directory to write the HTML report into*"),
+        (["--lipsync-baseline=taken"], "*taken: is a directory, not a baseline file*"),
+        (["--lipsync-baseline=taken", "--lipsync-update-baseline"], "*taken: is a directory, not a file to write the baseline to*"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_usage_errors_before_scoring(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, clips, flags: list[str], words: str
+) -> None:
+    """(``clips`` imports what scoring needs in this process first: a run that did start scoring would fail, not crash.)"""
+    (pytester.path / "taken").mkdir()
+    (pytester.path / "plain.txt").write_text("")
+    (pytester.path / "out").mkdir()
+    (pytester.path / "out" / "a.mp4").write_bytes(b"")
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\noffline = true\nsyncnet_weights = "absent.model"\n')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *flags)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
+    result.stderr.fnmatch_lines([f"*pytest-lipsync: {words}"])

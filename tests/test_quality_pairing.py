@@ -34,7 +34,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 def match(dirs: tuple[Path, Path], pairs: dict[str, Path] | None = None, tree: bool = True):  # type: ignore[no-untyped-def]
     generated, reference = dirs
-    return match_reference(generated / "a/b.mp4", generated, ReferenceTree.scan(reference) if tree else None, pairs)
+    return match_reference(generated / "a/b.mp4", "out/a/b.mp4", generated, ReferenceTree.scan(reference) if tree else None, pairs)
 
 
 # ---------------------------------------------------------------------------------------------- pairing
@@ -58,43 +58,53 @@ def test_unique_stem_anywhere_in_the_tree(dirs: tuple[Path, Path]) -> None:
     assert (found.reference, found.rule) == (dirs[1] / "deep/er/b.MOV", "stem-anywhere")
 
 
-def test_no_reference_is_a_result_not_an_error(dirs: tuple[Path, Path]) -> None:
+def test_no_reference_is_a_result_saying_where_it_was_looked_for(dirs: tuple[Path, Path]) -> None:
     touch(dirs[1], "a/c.mp4", "a/b.json", "a/b.wav")
     found = match(dirs)
     assert (found.video, found.reference, found.rule) == (dirs[0] / "a/b.mp4", None, "none")
-    assert match(dirs, tree=False).rule == "none"
+    assert found.error is not None and found.error.kind == "no_reference"
+    assert found.error.message == (
+        f'{dirs[0] / "a/b.mp4"}: has no ground truth in {dirs[1]}: no "a/b.mp4" there, and no video named "b.*". '
+        f'Add its ground truth as {dirs[1] / "a/b.mp4"} (any video container), or name it in [tool.lipsync.pairs]: '
+        '"out/a/b.mp4" = "<ground-truth file>"'
+    )
+    without_tree = match(dirs, tree=False)
+    assert without_tree.rule == "none" and without_tree.error is not None and without_tree.error.kind == "no_reference"
 
 
 @pytest.mark.parametrize(
     ("names", "listed"),
     [(("a/b.mkv", "a/b.avi", "x/b.mp4"), ("a/b.avi", "a/b.mkv")), (("x/b.mp4", "y/b.webm"), ("x/b.mp4", "y/b.webm"))],
 )
-def test_ambiguous_stems_are_an_error_listing_the_candidates(
+def test_ambiguous_stems_are_the_videos_error_listing_the_candidates(
     dirs: tuple[Path, Path], names: tuple[str, ...], listed: tuple[str, ...]
 ) -> None:
     touch(dirs[1], *names)
-    with pytest.raises(ReferenceMismatchError) as raised:
-        match(dirs)
+    found = match(dirs)
+    assert (found.reference, found.rule) == (None, "none")
+    error = found.error
+    assert error is not None and error.kind == "reference_mismatch"
     candidates = [str(dirs[1] / name) for name in listed]
-    assert raised.value.facts["candidates"] == candidates
-    assert raised.value.path == str(dirs[0] / "a/b.mp4")
-    assert all(candidate in raised.value.message for candidate in candidates)
-    assert "[tool.lipsync.pairs]" in raised.value.message
+    assert error.facts["candidates"] == candidates
+    assert error.message.startswith(f"{dirs[0] / 'a/b.mp4'}: {len(listed)} references match by the file stem")
+    assert all(candidate in error.message for candidate in candidates)
+    assert f'[tool.lipsync.pairs], e.g. "out/a/b.mp4" = "{candidates[0]}"' in error.message
 
 
-def test_explicit_pair_comes_first(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_explicit_pair_by_the_videos_key_comes_first(dirs: tuple[Path, Path], tmp_path: Path) -> None:
     touch(dirs[1], "a/b.mp4")
     touch(tmp_path, "elsewhere/truth.mkv")
-    found = match(dirs, {"./a/b.mp4": tmp_path / "elsewhere/truth.mkv", "a/other.mp4": tmp_path / "nothing.mp4"})
+    found = match(dirs, {"./out/a/b.mp4": tmp_path / "elsewhere/truth.mkv", "out/a/other.mp4": tmp_path / "nothing.mp4"})
     assert (found.reference, found.rule) == (tmp_path / "elsewhere/truth.mkv", "explicit")
-    assert match(dirs, {"a/b.mp4": tmp_path / "elsewhere/truth.mkv"}, tree=False).rule == "explicit"
+    assert match(dirs, {"out/a/b.mp4": tmp_path / "elsewhere/truth.mkv"}, tree=False).rule == "explicit"
+    assert match(dirs, {"a/b.mp4": tmp_path / "elsewhere/truth.mkv"}).rule == "path"  # relative to out/: not its key
 
 
 def test_explicit_pair_to_a_missing_file_is_a_configuration_error(dirs: tuple[Path, Path], tmp_path: Path) -> None:
     touch(dirs[1], "a/b.mp4")
     with pytest.raises(ConfigError) as raised:
-        match(dirs, {"a/b.mp4": tmp_path / "typo.mp4"})
-    assert '"a/b.mp4"' in raised.value.message and str(tmp_path / "typo.mp4") in raised.value.message
+        match(dirs, {"out/a/b.mp4": tmp_path / "typo.mp4"})
+    assert '"out/a/b.mp4"' in raised.value.message and str(tmp_path / "typo.mp4") in raised.value.message
 
 
 def test_missing_reference_directory_is_a_configuration_error(tmp_path: Path) -> None:

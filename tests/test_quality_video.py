@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, UnreadableError
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.quality.ground_truth import GroundTruth
+from pytest_lipsync.quality.pairing import ReferenceTree, match_reference
 from pytest_lipsync.quality.psnr import PSNR_CAP_DB
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import VideoScore
 from pytest_lipsync.settings import Settings
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 
 SMALL = ClipSpec(seconds=1.0, width=96, height=72)
 
@@ -150,7 +151,8 @@ LSE = {"lse_d": 7.5, "lse_c": 6.0, "offset": 0.0}
 def test_scores_gain_psnr_ssim_and_a_quality_section(quality_trees: tuple[Path, Path], pair: tuple[Path, Path]) -> None:
     out, gt = quality_trees
     video = out / "talks" / "a.avi"
-    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, videos_root=out)
+    found = match_reference(video, video.relative_to(out.parent).as_posix(), out, ReferenceTree.scan(gt))
+    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, found)
     expected = compare_videos(pair[1], pair[0])
     assert score.ok and score.metrics == {**LSE, "psnr": expected.psnr.mean, "ssim": expected.ssim.mean}
     assert score.quality is not None
@@ -166,7 +168,8 @@ def test_scores_gain_psnr_ssim_and_a_quality_section(quality_trees: tuple[Path, 
 def test_a_video_without_ground_truth_fails_as_such_and_keeps_lse(quality_trees: tuple[Path, Path]) -> None:
     out, gt = quality_trees
     video = out / "talks" / "orphan.avi"
-    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, videos_root=out)
+    found = match_reference(video, video.relative_to(out.parent).as_posix(), out, ReferenceTree.scan(gt))
+    score = GroundTruth(Settings(reference=str(gt))).add_to(VideoScore(str(video), metrics=LSE), video, found)
     assert score.error is not None and score.error.kind == "no_reference"
     assert score.error.message.startswith(f'{video}: has no ground truth in {gt}: no "talks/orphan.avi" there')
     assert score.metrics == LSE
@@ -212,8 +215,8 @@ def test_no_reference_requested_leaves_the_score_alone(pair: tuple[Path, Path]) 
 
 def test_a_reference_past_the_time_limit_is_a_timeout_not_a_mismatch(tmp_path: Path) -> None:
     """A timeout says the machine was slow, not that the pair differs: it must not be cached as the pair's verdict."""
-    from pytest_lipsync.quality.video import _reference_frames
     from pytest_lipsync.limits import VideoLimits
+    from pytest_lipsync.quality.video import _reference_frames
 
     clip = tmp_path / "clip.mp4"
     write_clip(clip, ClipSpec(seconds=1.0))

@@ -531,7 +531,7 @@ class _Hanging:
 
     run = RunRecord("0", {}, (), "cpu")
 
-    def score(self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None) -> VideoScore:
+    def score(self, path: str | Path, reference: object = None) -> VideoScore:
         if Path(path).name.startswith("hang"):
             while True:
                 time.sleep(60)
@@ -544,9 +544,10 @@ def hanging_scorer(settings: object) -> _Hanging:
 
 def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tmp_path: Path) -> None:
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
+    from pytest_lipsync.session.videos import VideoEntry
     from pytest_lipsync.settings import Settings
 
-    jobs = [Job(n, tmp_path / name) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)]
+    jobs = [Job(n, VideoEntry(name, tmp_path / name)) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)]
     _, results = score_jobs(jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer)
     assert [result.error.kind if result.error else "ok" for result in results] == ["ok", "timeout", "ok", "ok"]
     message = results[1].error.message  # type: ignore[union-attr]

@@ -10,8 +10,10 @@ import pytest
 
 from pytest_lipsync.cli.app import main
 from pytest_lipsync.errors import LipsyncError, WeightsError
+from pytest_lipsync.quality.pairing import ReferenceMatch
 from pytest_lipsync.results import RunRecord, VideoScore
 from pytest_lipsync.scale.workers import Job, Progress, score_jobs
+from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
 
@@ -21,7 +23,7 @@ class _Crashing:
 
     run = RunRecord("0", {}, (), "cpu")
 
-    def score(self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None) -> VideoScore:
+    def score(self, path: str | Path, reference: ReferenceMatch | None = None) -> VideoScore:
         if Path(path).name.startswith("crash"):
             os._exit(3)
         return VideoScore(str(path), {"lse_d": float(len(str(path)))})
@@ -60,9 +62,9 @@ def test_two_workers_give_the_single_process_results_in_order(make_clip, syncnet
 
 
 def test_a_dying_worker_fails_its_video_only(tmp_path: Path) -> None:
-    jobs = [Job(n, tmp_path / name) for n, name in enumerate(["a.mp4", "crash.mp4", "b.mp4", "c.mp4"], 1)]
+    jobs = [Job(n, VideoEntry(f"out/{name}", tmp_path / name)) for n, name in enumerate(["a.mp4", "crash.mp4", "b.mp4", "c.mp4"], 1)]
     run, results = score_jobs(jobs, Settings(device="cpu"), 2, Progress(len(jobs), quiet=True), crashing_scorer)
-    assert [Path(result.path).name for result in results] == ["a.mp4", "crash.mp4", "b.mp4", "c.mp4"]
+    assert [result.path for result in results] == ["out/a.mp4", "out/crash.mp4", "out/b.mp4", "out/c.mp4"]  # keys
     crashed = results[1].error
     assert crashed is not None and crashed.kind == "worker_crashed"
     assert "crash.mp4: the worker process scoring it died (exit code 3)" in crashed.message
@@ -70,6 +72,6 @@ def test_a_dying_worker_fails_its_video_only(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_cannot_load_the_models_stops_the_command(tmp_path: Path) -> None:
-    jobs = [Job(n, tmp_path / f"{n}.mp4") for n in (1, 2)]
+    jobs = [Job(n, VideoEntry(f"{n}.mp4", tmp_path / f"{n}.mp4")) for n in (1, 2)]
     with pytest.raises(LipsyncError, match="syncnet_v2.model: has the wrong size. Fetch it again"):
         score_jobs(jobs, Settings(device="cpu"), 2, Progress(2, quiet=True), unloadable_scorer)

@@ -71,11 +71,11 @@ def generated_clip(directory: Path, resolution: str, seconds: float, faces: int)
 def given_clips(directory: Path) -> list[BenchClip]:
     """Every video under ``directory``, scored as it is; their length and size come from the container."""
     from pytest_lipsync.media.decode import open_video
-    from pytest_lipsync.media.discover import discover_videos
+    from pytest_lipsync.media.discover import video_files
 
     if not directory.is_dir():
         raise ConfigError("--clips is not a directory", path=directory, hint="Give a directory of video clips")
-    videos = discover_videos([directory])
+    videos = video_files(directory)
     if not videos:
         raise ConfigError("--clips holds no video files", path=directory, hint="Give a directory of video clips")
     clips = []

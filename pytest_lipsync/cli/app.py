@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_lipsync import __version__
-from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.errors import ConfigError, LipsyncError
 from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PRECISIONS, PROTOCOLS, Settings
 
@@ -198,31 +198,23 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
     return replace(config, settings=config.settings.replace(reference=None if reference is None else str(reference)))
 
 
-def paired_reference(video: Path, config: LipsyncConfig) -> Path | None:
-    """``[tool.lipsync.pairs]``: ground truth named for the video's path relative to the project, as in the gate."""
-    try:
-        key = video.resolve().relative_to(config.root.resolve()).as_posix()
-    except ValueError:
-        return None
-    return config.pairs.get(key)
-
-
 def run_score(args: argparse.Namespace) -> int:
-    from pytest_lipsync.media.discover import discover_videos
-    from pytest_lipsync.quality.pairing import videos_root
+    from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.table import format_table, run_notice
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
+    from pytest_lipsync.session.videos import configured_videos
 
     config = score_config(args, Path.cwd(), os.environ)
-    videos = discover_videos(args.paths)
-    if not videos:
-        print(f"lipsync: error: no video files found in {' '.join(args.paths)}", file=sys.stderr)
-        return EXIT_USAGE
-    jobs = [
-        Job(number, video, videos_root(video, args.paths), paired_reference(video, config))
-        for number, video in enumerate(videos, 1)
-    ]
+    listing = configured_videos(config, [Path(path) for path in args.paths])
+    if listing.unmatched:
+        raise ConfigError(
+            "; ".join(unmatched.message for unmatched in listing.unmatched),
+            hint="Give folders and globs that hold videos, or leave out the ones that do not",
+        )
+    if args.json is not None:
+        check_file_output(args.json, "the results JSON")
+    jobs = [Job(number, entry) for number, entry in enumerate(listing.entries, 1)]
     run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
     print(format_table(scores))
     notice = run_notice(run)

@@ -21,11 +21,13 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.results import write_json_atomic
     from pytest_lipsync.scale.merge import load_report, merge_reports
 
     if args.output.resolve() in {path.resolve() for path in args.reports}:
         raise ConfigError("is both an input and the output", path=args.output, hint="Write the merged report to a new file")
+    check_file_output(args.output, "the merged report")
     merged = merge_reports([load_report(path) for path in args.reports])
     write_json_atomic(args.output, merged.to_dict())
     print(f"lipsync: merged {len(merged.videos)} videos from {len(args.reports)} reports into {args.output}")
@@ -62,19 +64,13 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from pytest_lipsync.cli.app import score_config
-    from pytest_lipsync.gate.baseline import (
-        baseline_metrics,
-        check_compatible,
-        load_baseline,
-    )
-    from pytest_lipsync.reports.github import (
-        append_step_summary,
-        artifact_line,
-        in_github_actions,
-    )
+    from pytest_lipsync.gate.baseline import baseline_metrics, check_compatible, load_baseline
+    from pytest_lipsync.outputs import check_folder_output
+    from pytest_lipsync.reports.github import append_step_summary, artifact_line, in_github_actions
     from pytest_lipsync.reports.html import write_report
     from pytest_lipsync.scale.merge import load_report
 
+    check_folder_output(args.output, "the HTML report")
     report = load_report(args.report).report
     baseline = None if args.baseline is None else load_baseline(args.baseline)
     if args.baseline is not None and baseline is None:
@@ -103,17 +99,18 @@ def run_visualize(args: argparse.Namespace) -> int:
     the colours' threshold is the video's ``lse_c_min`` in the project's gate (see ``reports.confidence``)."""
     from pytest_lipsync.cli.app import score_config
     from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.annotate import visualize
     from pytest_lipsync.reports.confidence import band_for
     from pytest_lipsync.scoring.scorer import Scorer, no_tracks_to_draw
-    from pytest_lipsync.session.run import video_key
+    from pytest_lipsync.session.videos import video_key
 
     config = score_config(args, Path.cwd(), os.environ)
     if config.settings.protocol == "cropped":
         raise no_tracks_to_draw()
     if args.output.resolve() == args.video.resolve():
         raise ConfigError("is both the video and the output", path=args.output, hint="Write the annotated copy to a new file")
-    _check_writable(args.output)
+    check_file_output(args.output, "the annotated video")
     source = open_video(args.video, config.settings.limits)  # a wrong path fails before the models load
     band = band_for(config.gate, video_key(args.video, config.root))
     written = visualize(source, Scorer(config.settings.replace(reference=None)), args.output, band)
@@ -122,19 +119,6 @@ def run_visualize(args: argparse.Namespace) -> int:
         f"track(s), {written.frames_without_track} frames without a track; box colours: {band.label}"
     )
     return 0
-
-
-def _check_writable(output: Path) -> None:
-    """Refuse an output that cannot be written before minutes of scoring, not after."""
-    hint = "Give -o a file path in a directory you can write, e.g. annotated/VIDEO.mp4"
-    if output.is_dir():
-        raise ConfigError("is a directory, not a file to write the annotated video to", path=output, hint=hint)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot be written: {exc.strerror}", path=output, hint=hint) from None
-    if not os.access(output.parent, os.W_OK):
-        raise ConfigError(f"cannot be written: {output.parent} is not writable", path=output, hint=hint)
 
 
 def project_root(start: Path) -> Path:

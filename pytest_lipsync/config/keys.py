@@ -38,6 +38,7 @@ class RunOptions:
     html: str | None = None  # a directory: the HTML report (see ``reports.html``)
     update_baseline: bool = False
     no_cache: bool = False
+    allow_no_videos: bool = False  # a videos folder or glob without a video passes instead of failing the run
     shard: str | None = None  # "i/n": this CI job's share of the videos (see ``sharding``)
     gpus: str | None = None  # "0,2": the devices xdist workers are spread over (see ``placement``)
 

@@ -72,7 +72,10 @@ def missing_file(path: Path, fix: str = UPDATE_FLAG) -> BaselineValues:
 
 
 def load_baseline(path: Path) -> Baseline | None:
-    """The baseline at ``path``; ``None`` when there is no file yet. A damaged file is a :class:`ConfigError`."""
+    """The baseline at ``path``; ``None`` when there is no file yet. A damaged file, or a folder in its place,
+    is a :class:`ConfigError`."""
+    if path.is_dir():
+        raise ConfigError("is a directory, not a baseline file", path=path, hint="Point baseline at a JSON file, e.g. lipsync-baseline.json")
     if not path.is_file():
         return None
     try:

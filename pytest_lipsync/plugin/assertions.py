@@ -7,7 +7,6 @@ frame here sets ``__tracebackhide__`` so the failure points at the user's line, 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,8 @@ from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.results import VideoScore
-    from pytest_lipsync.session.run import GateSession, LipsyncVideo, VideoEntry
+    from pytest_lipsync.session.run import GateSession, LipsyncVideo
+    from pytest_lipsync.session.videos import VideoEntry
 
 
 def assert_lse_d_below(video: str | Path | LipsyncVideo, limit: float) -> None:
@@ -89,4 +89,4 @@ def _resolve(video: str | Path | LipsyncVideo, reference: Path | None) -> tuple[
         entry, config = video.entry, video.config
     else:
         entry, config = session.entry(Path(video)), session.config
-    return session, config, entry if reference is None else replace(entry, reference=reference)
+    return session, config, entry if reference is None else entry.with_reference(reference)

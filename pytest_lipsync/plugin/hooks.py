@@ -39,6 +39,7 @@ _HELP = {
     "no_cache": "score every video again instead of replaying cached results",
     "allow": "error kind that makes an unscorable video an expected failure; repeatable",
     "shard": "i/n: score only this CI job's share of the videos (balanced by file size, stable)",
+    "allow_no_videos": "let a videos folder or glob that holds no video pass (by default it fails the run)",
     "precision": "fp32 | bf16 | fp16: the models' forward dtype; bf16/fp16 are faster, not the protocol's numbers",
     "detect_every": "run the face detector on every N-th frame only, tracks interpolated between (faster, not the "
     "protocol's numbers)",
@@ -64,8 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[ACTIVE] = _flags_given(config) or _has_table(config)
     _CONFIGS.append(config)
     if config.stash[ACTIVE]:
+        controller = not hasattr(config, "workerinput")
         with _usage_errors():
-            gate_of(config).start(check_baseline=not hasattr(config, "workerinput"))
+            gate_of(config).start(check_baseline=controller, list_videos=controller and _gate_items_wanted(config))
             _place(config)
 
 

@@ -18,8 +18,8 @@ from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, Verdict, fo
 from pytest_lipsync.plugin.hooks import MARKER
 
 if TYPE_CHECKING:
-    from pytest_lipsync.session.run import GateSession, VideoEntry
-
+    from pytest_lipsync.session.run import GateSession
+    from pytest_lipsync.session.videos import Unmatched, VideoEntry
 
 
 class GateFailed(Exception):
@@ -74,9 +74,41 @@ class QualityItem(VideoItem):
     metrics = QUALITY_METRICS
 
 
+class NoVideos(Exception):
+    """A configured folder or glob holds no video (the message says which and why)."""
+
+
+class NoVideosItem(pytest.Item):
+    """Fails for a configured folder or glob that holds no video: a gate that checked nothing must not pass
+    (unless ``allow_no_videos`` says that it may)."""
+
+    def __init__(self, *, unmatched: Unmatched, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unmatched = unmatched
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        raise NoVideos(
+            f"{self.unmatched.message}. Generate the videos first, fix the videos setting, or set "
+            "allow_no_videos = true in [tool.lipsync] to accept a run without them"
+        )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, NoVideos):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.unmatched.argument, None, f"{self.unmatched.key} ({self.name})"
+
+
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
-    """One item per video (two with a reference configured), in key order."""
+    """One item per video (two with a reference configured), in key order, and one failing item per configured
+    folder or glob that holds no video."""
     items: list[pytest.Item] = []
+    for unmatched in gate.unmatched:
+        node = VideoNode.from_parent(session, name=unmatched.key, nodeid=unmatched.key, path=unmatched.argument)
+        items.append(NoVideosItem.from_parent(node, name="lipsync", unmatched=unmatched))
     for entry in gate.videos:
         node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)
         items.append(VideoItem.from_parent(node, name="lipsync", entry=entry, gate=gate))
@@ -84,7 +116,8 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
             items.append(QualityItem.from_parent(node, name="quality", entry=entry, gate=gate))
     if gate.with_quality and session.config.pluginmanager.hasplugin("xdist"):
         for item in items:  # with --dist loadgroup, one worker scores a video once for both items
-            item.add_marker(pytest.mark.xdist_group(item.entry.key))  # type: ignore[attr-defined]
+            if isinstance(item, VideoItem):
+                item.add_marker(pytest.mark.xdist_group(item.entry.key))
     return items
 
 

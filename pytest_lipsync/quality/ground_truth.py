@@ -34,14 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.errors import ConfigError, NoReferenceError, VideoError
+from pytest_lipsync.errors import ConfigError, VideoError
+from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.quality.accumulate import QualityResult
 from pytest_lipsync.quality.face import FaceRegions
 from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_reference
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import ScoreError, VideoScore
-from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.settings import Settings
 
 
@@ -68,21 +68,21 @@ class GroundTruth:
         self,
         score: VideoScore,
         video: Path,
-        reference: Path | None = None,
-        videos_root: Path | None = None,
+        reference: Path | ReferenceMatch | None = None,
         *,
         limits: VideoLimits | None = None,
     ) -> VideoScore:
-        """``score`` with PSNR/SSIM against ``reference``, or against the match in the reference directory.
+        """``score`` with PSNR/SSIM against ``reference``: a file, or the match found for the video when its
+        videos were listed (``pytest_lipsync.session.videos``, which knows its key and the folder it was found in).
+        Without either, the video's match in the reference directory as if it was named on its own.
 
-        ``videos_root`` is the directory the video was found under (pairing by relative path is relative to
-        it; default: the video's own directory). ``limits``: the caller's, carrying the video's clock (default: the
-        settings', the clock starting now). Unchanged when no quality was requested.
+        ``limits``: the caller's, carrying the video's clock (default: the settings', the clock starting now).
+        Unchanged when no quality was requested.
         """
         if reference is None and self.tree is None:
             return score
         started = time.perf_counter()
-        quality, metrics, error = self._measure(video, reference, videos_root or video.parent, limits or self.limits)
+        quality, metrics, error = self._measure(video, self._match(video, reference), limits or self.limits)
         return dataclasses.replace(
             score,
             metrics={**score.metrics, **metrics},
@@ -91,14 +91,21 @@ class GroundTruth:
             timings={**score.timings, "quality": time.perf_counter() - started},
         )
 
+    def _match(self, video: Path, reference: Path | ReferenceMatch | None) -> ReferenceMatch:
+        if isinstance(reference, ReferenceMatch):
+            return reference
+        if reference is not None:
+            return ReferenceMatch(video, reference, "explicit")
+        assert self.tree is not None  # add_to returns early without either
+        return match_reference(video, video.as_posix(), video.parent, self.tree)
+
     def _measure(
-        self, video: Path, reference: Path | None, videos_root: Path, limits: VideoLimits
+        self, video: Path, match: ReferenceMatch, limits: VideoLimits
     ) -> tuple[dict[str, Any], dict[str, float], ScoreError | None]:
-        match: ReferenceMatch | None = None
+        if match.reference is None:
+            assert match.error is not None  # a match without a reference says why
+            return self._section(match, None, match.error), {}, match.error
         try:
-            match = self._match(video, reference, videos_root)
-            if match.reference is None:
-                raise self._missing(video, videos_root)
             faces = self._faces(video, limits)
             result = compare_videos(video, match.reference, self.settings, self.device, faces=faces, limits=limits)
         except VideoError as exc:
@@ -113,30 +120,11 @@ class GroundTruth:
         assert self.face_regions is not None  # _check_region
         return self.face_regions(video, limits)
 
-    def _match(self, video: Path, reference: Path | None, videos_root: Path) -> ReferenceMatch:
-        if reference is not None:
-            return ReferenceMatch(video, reference, "explicit")
-        return match_reference(video, videos_root, self.tree)
-
-    def _missing(self, video: Path, videos_root: Path) -> NoReferenceError:
-        assert self.tree is not None  # a given reference always matches
-        relative = video.relative_to(videos_root).as_posix()
-        return NoReferenceError(
-            f'has no ground truth in {self.tree.root}: no "{relative}" there, and no video named "{video.stem}.*"',
-            path=video,
-            hint=f"Add its ground truth as {self.tree.root / relative} (any video container), or score it "
-            "without a reference",
-            facts={"reference_dir": str(self.tree.root), "relative_path": relative},
-        )
-
-    def _section(
-        self, match: ReferenceMatch | None, result: QualityResult | None, error: ScoreError | None
-    ) -> dict[str, Any]:
+    def _section(self, match: ReferenceMatch, result: QualityResult | None, error: ScoreError | None) -> dict[str, Any]:
         """The ``quality`` entry of a result (module docstring); the variant is named even when nothing was compared."""
-        reference = None if match is None or match.reference is None else str(match.reference)
         return {
-            "reference": reference,
-            "match": None if match is None else match.rule,
+            "reference": None if match.reference is None else str(match.reference),
+            "match": match.rule,
             "ssim_window": self.settings.ssim_window,
             "color": self.settings.color,
             "region": self.settings.region,

@@ -2,40 +2,46 @@
 
 Rules, first match wins:
 
-1. ``explicit``: ``[tool.lipsync.pairs]`` maps the video's path relative to its root (``"a/b.mp4"``) to
-   a reference file. Naming a file that does not exist is a configuration error: the user said where the
-   ground truth is, and silently scoring without it would hide the typo.
+1. ``explicit``: ``[tool.lipsync.pairs]`` maps the video's key (its path relative to the project root,
+   ``"out/a/b.mp4"``, see ``pytest_lipsync.session.videos``) to a reference file. Naming a file that does not exist
+   is a configuration error: the user said where the ground truth is, and silently scoring without it would
+   hide the typo.
 2. ``path``: the same relative path under the reference directory.
 3. ``stem``: a video file with the same stem in the same relative directory, since generators often
    change the container (``a/b.mp4`` for ``a/b.mkv``).
 4. ``stem-anywhere``: a video file with the same stem anywhere in the reference tree, for trees laid out
    differently.
 
-Two candidates at step 3 or 4 are an error listing them (:class:`ReferenceMismatchError`, so that video
-fails and the others are still scored): picking one would compare against the wrong video without a
-word. No candidate at all is a result, ``rule == "none"``, reported as "no reference".
+Steps 2 to 4 look in the reference directory by the path relative to the videos' root (the folder the video
+was found in). A video without a reference is a result, ``rule == "none"``, whose ``error`` says why, so that
+the video fails and the others are still scored: ``reference_mismatch`` for two candidates at step 3 or 4,
+listing them (picking one would compare against the wrong video without a word), ``no_reference`` for none,
+saying where the ground truth was looked for and the pair that would name it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pytest_lipsync.errors import ConfigError, ReferenceMismatchError
-from pytest_lipsync.media.discover import VIDEO_EXTENSIONS
+from pytest_lipsync.errors import ConfigError, NoReferenceError, ReferenceMismatchError, VideoError
+from pytest_lipsync.media.discover import video_files
+from pytest_lipsync.results import ScoreError
 
 MatchRule = Literal["explicit", "path", "stem", "stem-anywhere", "none"]
 
 
 @dataclass(frozen=True)
 class ReferenceMatch:
-    """The reference found for one generated video, and by which rule (``None`` and ``"none"``: no reference)."""
+    """The reference found for one generated video, and by which rule (``None`` and ``"none"``: no reference,
+    and ``error`` says why the video has none)."""
 
     video: Path
     reference: Path | None
     rule: MatchRule
+    error: ScoreError | None = None
 
 
 @dataclass(frozen=True)
@@ -54,64 +60,85 @@ class ReferenceTree:
                 hint="Point --lipsync-reference / reference at the directory that holds the ground-truth videos",
             )
         by_stem: dict[str, list[PurePosixPath]] = {}
-        for path in sorted(root.rglob("*")):
-            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-                by_stem.setdefault(path.stem, []).append(PurePosixPath(path.relative_to(root).as_posix()))
+        for path in video_files(root):
+            by_stem.setdefault(path.stem, []).append(PurePosixPath(path.relative_to(root).as_posix()))
         return cls(root, {stem: tuple(paths) for stem, paths in by_stem.items()})
 
 
 def match_reference(
     video: Path,
+    key: str,
     videos_root: Path,
     tree: ReferenceTree | None,
     pairs: Mapping[str, Path] | None = None,
 ) -> ReferenceMatch:
-    """The reference of ``video`` (a file under ``videos_root``) by the rules of the module docstring.
+    """The reference of ``video`` (named ``key``, found under ``videos_root``) by the rules of the module docstring.
 
-    ``pairs`` keys are paths relative to ``videos_root`` in POSIX form; values are used as given (the
-    settings resolve relative ones against the configuration file's directory).
+    ``pairs`` keys are video keys in POSIX form (a ``./`` is ignored); values are used as given (the settings
+    resolve relative ones against the configuration file's directory).
     """
-    relative = PurePosixPath(video.relative_to(videos_root).as_posix())
-    explicit = {PurePosixPath(key): path for key, path in (pairs or {}).items()}.get(relative)
+    explicit = {PurePosixPath(name): path for name, path in (pairs or {}).items()}.get(PurePosixPath(key))
     if explicit is not None:
         if not explicit.is_file():
             raise ConfigError(
-                f'[tool.lipsync.pairs] maps "{relative}" to {explicit}, which is not a file',
+                f'[tool.lipsync.pairs] maps "{key}" to {explicit}, which is not a file',
                 hint="Fix the path in [tool.lipsync.pairs] or remove the entry",
             )
         return ReferenceMatch(video, explicit, "explicit")
     if tree is None:
-        return ReferenceMatch(video, None, "none")
+        return ReferenceMatch(video, None, "none", _pairs_miss(video, key))
+    relative = PurePosixPath(video.relative_to(videos_root).as_posix())
     if (tree.root / relative).is_file():
         return ReferenceMatch(video, tree.root / relative, "path")
     candidates = tree.by_stem.get(relative.stem, ())
     beside = tuple(candidate for candidate in candidates if candidate.parent == relative.parent)
     if beside:
-        return _only(video, relative, beside, tree, "stem")
+        return _only(video, key, relative, beside, tree, "stem")
     if candidates:
-        return _only(video, relative, candidates, tree, "stem-anywhere")
-    return ReferenceMatch(video, None, "none")
+        return _only(video, key, relative, candidates, tree, "stem-anywhere")
+    return ReferenceMatch(video, None, "none", _tree_miss(video, key, relative, tree))
+
+
+def _pairs_miss(video: Path, key: str) -> ScoreError:
+    """No reference directory, and no pair for this video."""
+    return _error(
+        NoReferenceError(
+            f'has no ground truth: [tool.lipsync.pairs] has no entry "{key}"',
+            path=video,
+            hint=f'Add one: "{key}" = "<ground-truth file>"',
+            facts={"key": key},
+        )
+    )
+
+
+def _tree_miss(video: Path, key: str, relative: PurePosixPath, tree: ReferenceTree) -> ScoreError:
+    """Nothing in the reference directory by path or stem, and no pair."""
+    return _error(
+        NoReferenceError(
+            f'has no ground truth in {tree.root}: no "{relative}" there, and no video named "{relative.stem}.*"',
+            path=video,
+            hint=f"Add its ground truth as {tree.root / relative} (any video container), or name it in "
+            f'[tool.lipsync.pairs]: "{key}" = "<ground-truth file>"',
+            facts={"reference_dir": str(tree.root), "relative_path": str(relative), "key": key},
+        )
+    )
+
+
+def _error(exc: VideoError) -> ScoreError:
+    return ScoreError(exc.kind, exc.message, exc.facts)
 
 
 def _only(
-    video: Path, relative: PurePosixPath, candidates: tuple[PurePosixPath, ...], tree: ReferenceTree, rule: MatchRule
+    video: Path, key: str, relative: PurePosixPath, candidates: tuple[PurePosixPath, ...], tree: ReferenceTree, rule: MatchRule
 ) -> ReferenceMatch:
     if len(candidates) == 1:
         return ReferenceMatch(video, tree.root / candidates[0], rule)
     listed = ", ".join(str(tree.root / candidate) for candidate in candidates)
-    raise ReferenceMismatchError(
+    ambiguous = ReferenceMismatchError(
         f'{len(candidates)} references match by the file stem "{relative.stem}": {listed}',
         path=video,
-        hint=f'Name this video\'s reference in [tool.lipsync.pairs], e.g. "{relative}" = "{tree.root / candidates[0]}"',
+        hint=f'Name this video\'s reference in [tool.lipsync.pairs], e.g. "{key}" = "{tree.root / candidates[0]}"',
         facts={"candidates": [str(tree.root / candidate) for candidate in candidates]},
     )
+    return ReferenceMatch(video, None, "none", _error(ambiguous))
 
-
-def videos_root(video: Path, arguments: Iterable[str | Path]) -> Path:
-    """The directory among ``arguments`` (what the user asked to score) that holds ``video``, else its parent.
-
-    Pairing by relative path is relative to that directory: ``lipsync score out/`` pairs ``out/a/b.mp4``
-    with ``gt/a/b.mp4``; a video named on its own pairs by its file name.
-    """
-    directories = (Path(argument) for argument in arguments if Path(argument).is_dir())
-    return next((directory for directory in directories if video.is_relative_to(directory)), video.parent)

@@ -21,7 +21,6 @@ the HTML report. Written to a temporary file and renamed, so a reader never sees
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,15 +32,15 @@ import numpy as np
 
 from pytest_lipsync.errors import ConfigError, NoFaceTrackError
 from pytest_lipsync.reports.confidence import ConfidenceBand, confidence_at
-from pytest_lipsync.results import TrackScore, publish
+from pytest_lipsync.results import TrackScore, publish, temporary_beside
 
 if TYPE_CHECKING:
     import av.audio.stream
     import av.container
     import av.packet
 
-    from pytest_lipsync.scoring.pipeline import PipelineResult
     from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.scoring.pipeline import PipelineResult
     from pytest_lipsync.scoring.scorer import Scorer
 
 FPS = 25
@@ -139,11 +138,11 @@ def write_annotated(
     import av
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".mp4", dir=output.parent)
+    handle, temporary = temporary_beside(output, ".mp4")
     os.close(handle)
     frames = uncovered = 0
     try:
-        with av.open(temporary, "w", format="mp4", options={"movflags": "faststart"}) as container:
+        with av.open(str(temporary), "w", format="mp4", options={"movflags": "faststart"}) as container:
             video = container.add_stream(encoder, rate=FPS)
             video.pix_fmt = "yuv420p"
             sound = _SoundMuxer(container, source)
@@ -159,9 +158,9 @@ def write_annotated(
                 frames, uncovered = frames + 1, uncovered + (not covered)
             container.mux(video.encode(None))
             sound.until(None)
-        publish(Path(temporary), output)
+        publish(temporary, output)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return Annotated(output, frames, uncovered, len(tracks))
 

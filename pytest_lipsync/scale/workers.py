@@ -18,15 +18,19 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
-from pytest_lipsync.scale.placement import apply, placement_for
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
+from pytest_lipsync.scale.placement import apply, placement_for
 from pytest_lipsync.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_lipsync.quality.pairing import ReferenceMatch
+    from pytest_lipsync.session.videos import VideoEntry
 
 
 _POLL_SECONDS = 0.5  # how often the parent looks for workers stuck past their time limit
@@ -37,7 +41,7 @@ class VideoScorer(Protocol):
 
     run: RunRecord
 
-    def score(self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None) -> VideoScore: ...
+    def score(self, path: str | Path, reference: ReferenceMatch | None = None) -> VideoScore: ...
 
 
 ScorerFactory = Callable[[Settings], VideoScorer]
@@ -45,12 +49,14 @@ ScorerFactory = Callable[[Settings], VideoScorer]
 
 @dataclass(frozen=True)
 class Job:
-    """Video ``number`` (1-based, in output order), the root its ground truth is paired from, or its ground truth."""
+    """Video ``number`` (1-based, in output order): its key, file and ground truth, as listed by ``videos``."""
 
     number: int
-    video: Path
-    videos_root: Path | None = None
-    reference: Path | None = None
+    entry: VideoEntry
+
+    @property
+    def video(self) -> Path:
+        return self.entry.path
 
 
 @dataclass(frozen=True)
@@ -92,9 +98,14 @@ def score_jobs(
 def _timed(scorer: VideoScorer, job: Job, progress: Progress) -> VideoScore:
     started = time.perf_counter()
     progress.started(job)
-    result = scorer.score(job.video, job.reference, videos_root=job.videos_root)
+    result = _score(scorer, job)
     progress.finished(job, result, time.perf_counter() - started)
     return result
+
+
+def _score(scorer: VideoScorer, job: Job) -> VideoScore:
+    """The job's score against its ground truth, named by its key."""
+    return replace(scorer.score(job.video, job.entry.ground_truth), path=job.entry.key)
 
 
 def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory, conn: Connection) -> None:
@@ -109,7 +120,7 @@ def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory,
     while (job := conn.recv()) is not None:
         conn.send(("limit", video_limit(job.video, settings)))
         try:
-            result = scorer.score(job.video, job.reference, videos_root=job.videos_root)
+            result = _score(scorer, job)
         except Exception as exc:  # a bug must cost its video, not the other workers' results
             result = _crashed(job, f"the worker scoring it raised {type(exc).__name__}: {exc}")
         conn.send(("done", result.to_dict()))
@@ -213,7 +224,7 @@ class _Pool:
                 worker.process.kill()
                 worker.stop()
                 error = timeout_error(worker.job.video, now - worker.started, worker.limit, killed=True)
-                timed_out = VideoScore(str(worker.job.video), error=ScoreError(error.kind, error.message, error.facts))
+                timed_out = VideoScore(worker.job.entry.key, error=ScoreError(error.kind, error.message, error.facts))
                 self._done(worker, timed_out, results, progress)
                 self._replace(worker, live, pending)
 
@@ -239,8 +250,8 @@ class _Pool:
 def video_limit(video: Path, settings: Settings) -> float:
     """The video's time limit, read in the worker: opening a hostile header may crash, and only a worker may.
     A header that cannot be read gets the limit of one without a duration (scoring then reports why)."""
-    from pytest_lipsync.limits import video_timeout
     from pytest_lipsync.errors import VideoError
+    from pytest_lipsync.limits import video_timeout
     from pytest_lipsync.media.decode import open_video
 
     if settings.timeout is not None:
@@ -265,4 +276,4 @@ def _crashed(job: Job, why: str) -> VideoScore:
         path=job.video,
         hint="Score it alone (lipsync score FILE) to see the failure; the other videos are unaffected",
     )
-    return VideoScore(path=str(job.video), error=ScoreError(error.kind, error.message, error.facts))
+    return VideoScore(path=job.entry.key, error=ScoreError(error.kind, error.message, error.facts))

@@ -18,18 +18,19 @@ import numpy as np
 
 from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, TooShortError, VideoError
+from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
-from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
     import torch
 
-    from pytest_lipsync.scoring.pipeline import FacePipeline, PipelineResult
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.quality.face import FaceRegions
+    from pytest_lipsync.quality.pairing import ReferenceMatch
+    from pytest_lipsync.scoring.pipeline import FacePipeline, PipelineResult
     from pytest_lipsync.sync.lse import SyncScorer, Timings
 
 CROP_SIZE = 224
@@ -54,8 +55,8 @@ class Scorer:
 
     def __init__(self, settings: Settings | None = None) -> None:
         from pytest_lipsync.models.resolve import resolve_run_weights
-        from pytest_lipsync.sync.model import load_syncnet
         from pytest_lipsync.sync.lse import SyncScorer
+        from pytest_lipsync.sync.model import load_syncnet
 
         self.settings = settings or Settings()
         self.device = resolve_device(self.settings.device)
@@ -94,9 +95,8 @@ class Scorer:
         repeated for the MP3's priming), and quality compares the clean frames. One code path for both
         fidelities, at the price of a second detection pass, only when the face region is asked for.
         """
-        from pytest_lipsync.scoring.pipeline import FacePipeline
-        from pytest_lipsync.media.decode import open_video
         from pytest_lipsync.quality.face import FaceRegions
+        from pytest_lipsync.scoring.pipeline import FacePipeline
         from pytest_lipsync.sync.lse import Timings
 
         assert self._faces is not None  # given to GroundTruth for the pipeline protocol only
@@ -113,18 +113,17 @@ class Scorer:
             device=str(self.device),
         )
 
-    def score(
-        self, path: str | Path, reference: str | Path | None = None, *, videos_root: Path | None = None
-    ) -> VideoScore:
+    def score(self, path: str | Path, reference: str | Path | ReferenceMatch | None = None) -> VideoScore:
         """Score one video; failures come back as ``VideoScore.error``, never as exceptions.
 
-        PSNR/SSIM are added against ``reference`` (a file), or against the video's match in the
-        ``reference`` setting's directory, paired relative to ``videos_root`` (see ``quality.ground_truth``).
+        PSNR/SSIM are added against ``reference``: a file, or the match found when the video was listed (see
+        ``pytest_lipsync.session.videos``); without one, against the video's match in the ``reference`` setting's
+        directory (see ``quality.ground_truth``).
         """
         limits = dataclasses.replace(self.settings.limits, started=time.monotonic())  # one clock per video
         lse = self._score_lse(Path(path), limits)
-        reference_path = None if reference is None else Path(reference)
-        return self._ground_truth.add_to(lse, Path(path), reference_path, videos_root, limits=limits)
+        given = Path(reference) if isinstance(reference, (str, Path)) else reference
+        return self._ground_truth.add_to(lse, Path(path), given, limits=limits)
 
     def _open(self, path: Path, limits: VideoLimits | None = None) -> VideoSource:
         """The video with this run's limits: frame size, damaged frames and time (its deadline starts now,

@@ -17,8 +17,9 @@ from typing import Any
 from pytest_lipsync.config.resolution import Layer, standard_layers
 from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, format_verdict
 from pytest_lipsync.results import Report, RunRecord, VideoScore
-from pytest_lipsync.session.run import GateSession, Outputs, VideoEntry
+from pytest_lipsync.session.run import GateSession, Outputs
 from pytest_lipsync.session.sources import Tally
+from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 
 # Options a gate of a finished report must not take from pyproject.toml or LIPSYNC_*: it writes no
@@ -52,7 +53,7 @@ class GateResult:
 
 def report_entries(report: Report) -> tuple[VideoEntry, ...]:
     """A gate entry per video, its reference the ground truth the report compared it with (if any)."""
-    return tuple(VideoEntry(video.path, Path(video.path), _reference(video)) for video in report.videos)
+    return tuple(_entry(video) for video in report.videos)
 
 
 def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, str], options: Layer, here: Path) -> GateResult:
@@ -76,6 +77,7 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
     return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs)
 
 
-def _reference(video: VideoScore) -> Path | None:
+def _entry(video: VideoScore) -> VideoEntry:
+    entry = VideoEntry(video.path, Path(video.path))
     reference = (video.quality or {}).get("reference")
-    return None if reference is None else Path(reference)
+    return entry if reference is None else entry.with_reference(Path(reference))

@@ -8,7 +8,6 @@ so that the summary, JSON, GitHub summary and baseline are written once, from al
 
 from __future__ import annotations
 
-import glob
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.config.resolution import Layer, LipsyncConfig, resolve
-from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate.baseline import (
     Baseline,
     BaselineChange,
@@ -26,34 +24,10 @@ from pytest_lipsync.gate.baseline import (
     missing_file,
     update_baseline,
 )
-from pytest_lipsync.gate.rules import (
-    NO_BASELINE,
-    QUALITY_METRICS,
-    BaselineValues,
-    Check,
-    GateRules,
-    Verdict,
-    judge,
-)
-from pytest_lipsync.results import (
-    Report,
-    RunRecord,
-    ScoreError,
-    VideoScore,
-    write_json_atomic,
-)
+from pytest_lipsync.gate.rules import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
+from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService, Tally
-
-
-@dataclass(frozen=True)
-class VideoEntry:
-    """A video of the gate: its key (path relative to the rootdir, or to its videos root outside it),
-    the file, and its matched ground truth (``reference_error`` when matching itself failed)."""
-
-    key: str
-    path: Path
-    reference: Path | None = None
-    reference_error: ScoreError | None = None
+from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
 
 
 @dataclass(frozen=True)
@@ -85,64 +59,6 @@ class Outputs:
     html: Path | None = None
 
 
-def video_key(path: Path, root: Path, videos_root: Path | None = None) -> str:
-    """The stable name of a video: relative to the rootdir, or ``<videos root name>/<relative>`` outside it
-    (so a baseline survives moving the videos), or, for a user's own file elsewhere, its absolute path."""
-    absolute = path.absolute()
-    bases = [(root.absolute(), "")]
-    if videos_root is not None:
-        bases.append((videos_root.absolute(), videos_root.absolute().name + "/"))
-    for base, prefix in bases:
-        if absolute.is_relative_to(base):
-            return prefix + absolute.relative_to(base).as_posix()
-    return absolute.as_posix()
-
-
-def collect_videos(config: LipsyncConfig) -> tuple[VideoEntry, ...]:
-    """Every configured video, sorted by key; each matched with its reference when one is configured."""
-    from pytest_lipsync.media.discover import discover_videos
-
-    reference_root = config.path(config.settings.reference)
-    tree = _reference_tree(reference_root)
-    entries: dict[str, VideoEntry] = {}
-    for raw in config.options.videos:
-        base, paths = _expand(config.root / Path(raw).expanduser())
-        for path in discover_videos(paths):
-            key = video_key(path, config.root, base)
-            entries.setdefault(key, _with_reference(VideoEntry(key, path), base, tree, config, reference_root))
-    return tuple(entries[key] for key in sorted(entries))
-
-
-def _expand(path: Path) -> tuple[Path, list[Path]]:
-    """(videos root, paths) for one ``videos`` value: a directory, a file, or a glob (``**`` recurses)."""
-    parts = path.parts
-    first_glob = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), None)
-    if first_glob is None:
-        return (path if path.is_dir() else path.parent), [path]
-    base = Path(*parts[:first_glob])
-    return base, sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-
-
-def _reference_tree(root: Path | None) -> Any:
-    if root is None:
-        return None
-    from pytest_lipsync.quality.pairing import ReferenceTree
-
-    return ReferenceTree.scan(root)
-
-
-def _with_reference(entry: VideoEntry, base: Path, tree: Any, config: LipsyncConfig, root: Path | None) -> VideoEntry:
-    if root is None and not config.pairs:
-        return entry
-    from pytest_lipsync.quality.pairing import match_reference
-
-    try:
-        match = match_reference(entry.path, base, tree, config.pairs)
-    except LipsyncError as exc:
-        return replace(entry, reference_error=ScoreError(exc.kind, exc.message, exc.facts))
-    return replace(entry, reference=match.reference)
-
-
 class GateSession:
     """The run's configuration (resolved lazily, so an inert plugin reads nothing), scores and verdicts.
 
@@ -163,6 +79,7 @@ class GateSession:
         self._config: LipsyncConfig | None = None
         self._collected = videos
         self._videos = videos
+        self._unmatched: tuple[Unmatched, ...] = ()
         self._baseline: Baseline | None | bool = False
         self._cache = cache
         self._service = service
@@ -176,12 +93,29 @@ class GateSession:
             self._layer_list = tuple(self._read_layers())
         return self._layer_list
 
-    def start(self, *, check_baseline: bool) -> None:
-        """Resolve the configuration now (errors before any test runs) and, on the controller, refuse an
-        incomparable baseline before anything is scored."""
+    def start(self, *, check_baseline: bool, list_videos: bool = False) -> None:
+        """Resolve the configuration now (errors before any test runs) and, on the controller, refuse outputs
+        that cannot be written and an incomparable baseline before anything is scored. ``list_videos``: the
+        run gates the videos, so list them now too: a missing folder is named before weights are looked for."""
         options = self.config.options
+        if check_baseline:
+            self._check_outputs()
+        if list_videos:
+            self.videos  # noqa: B018 -- lists them, raising for a path that does not exist
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
+
+    def _check_outputs(self) -> None:
+        from pytest_lipsync.outputs import check_file_output, check_folder_output
+
+        options = self.config.options
+        json_path, html_path, baseline_path = (self.config.path(p) for p in (options.json, options.html, options.baseline))
+        if json_path is not None:
+            check_file_output(json_path, "the results JSON")
+        if html_path is not None:
+            check_folder_output(html_path, "the HTML report")
+        if baseline_path is not None and options.update_baseline:
+            check_file_output(baseline_path, "the baseline")
 
     @property
     def config(self) -> LipsyncConfig:
@@ -203,9 +137,17 @@ class GateSession:
     def videos(self) -> tuple[VideoEntry, ...]:
         """The videos this run gates: the configured ones, or this CI job's share of them (``shard``)."""
         if self._videos is None:
-            self._collected = collect_videos(self.config)
-            self._videos = _sharded(self._collected, self.config.options.shard)
+            listing = configured_videos(self.config)
+            self._collected = listing.entries
+            self._unmatched = () if self.config.options.allow_no_videos else listing.unmatched
+            self._videos = select_shard(self._collected, self.config.options.shard)
         return self._videos
+
+    @property
+    def unmatched(self) -> tuple[Unmatched, ...]:
+        """The configured folders and globs that hold no video: each fails the run, unless ``allow_no_videos``."""
+        self.videos  # noqa: B018 -- lists them
+        return self._unmatched
 
     @property
     def with_quality(self) -> bool:
@@ -221,7 +163,7 @@ class GateSession:
     def score(self, path: str | Path, reference: str | Path | None = None) -> VideoScore:
         """Score any video file with the session's settings (what the ``lipsync_scorer`` fixture offers)."""
         entry = self.entry(Path(path))
-        return self.score_entry(entry if reference is None else replace(entry, reference=Path(reference)))
+        return self.score_entry(entry if reference is None else entry.with_reference(Path(reference)))
 
     def score_entry(self, entry: VideoEntry, config: LipsyncConfig | None = None) -> VideoScore:
         """Score (or recall) ``entry``, against its reference when it has one, so that the sync item and
@@ -321,23 +263,6 @@ def _write_html(report: Report, directory: Path, baseline: Baseline | None, rule
     return write_report(report, directory, None if baseline is None else baseline_metrics(baseline), rules)
 
 
-def _sharded(entries: tuple[VideoEntry, ...], shard: str | None) -> tuple[VideoEntry, ...]:
-    if shard is None:
-        return entries
-    from pytest_lipsync.scale.sharding import Shard, select
-
-    chosen = select({entry.key: _size(entry.path) for entry in entries}, Shard.parse(shard))
-    return tuple(entry for entry in entries if entry.key in chosen)
-
-
-def _size(path: Path) -> int:
-    """A video's size in bytes; a file that vanished counts as empty (it fails when scored)."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def _verdict_dict(verdict: Verdict) -> dict[str, Any]:
     return asdict(verdict)
 
@@ -347,11 +272,13 @@ def _verdict_from(data: dict[str, Any]) -> Verdict:
 
 
 def _no_reference(entry: VideoEntry) -> str:
+    """Why ``entry`` has no quality verdict's ground truth: the pairing's reason, or (for a report's video,
+    whose pairing is not recorded) where to give it."""
     if entry.reference_error is not None:
         return f"{entry.reference_error.kind}: {entry.reference_error.message}"
     return (
         f"no ground truth found for {entry.key}: put it at the same relative path under the reference "
-        "directory, or name it in [tool.lipsync.pairs]"
+        f'directory, or name it in [tool.lipsync.pairs]: "{entry.key}" = "<ground-truth file>"'
     )
 
 
