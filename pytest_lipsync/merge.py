@@ -31,17 +31,32 @@ class NamedReport:
 
 def load_report(path: Path) -> NamedReport:
     """Read a report written by ``--lipsync-json`` or ``lipsync score --json``; a bad file, or one of another
-    schema version, is a usage error naming it."""
+    schema version, is a usage error naming it and the first wrong field.
+
+    Only a regular file is opened: opening a FIFO waits for a writer, and a CI step must fail, not hang."""
+    hint = "Pass a report written by --lipsync-json or lipsync score --json"
     try:
-        return NamedReport(path, Report.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        if path.exists() and not path.is_file():
+            raise ConfigError("is not a regular file", path=path, hint=hint)
+        report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if report.shard is not None:
+            _shard_of_report(report.shard)
     except OSError as exc:
-        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint="Pass a report written by --lipsync-json or lipsync score --json") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint=hint) from None
+    except ValueError as exc:  # JSON syntax, UTF-8 and schema errors
         raise ConfigError(
             f"is not a pytest-lipsync report ({exc})",
             path=path,
             hint="Pass files written by --lipsync-json or lipsync score --json, by this version of pytest-lipsync",
         ) from None
+    return NamedReport(path, report)
+
+
+def _shard_of_report(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ConfigError:
+        raise ValueError(f'shard must be "i/n" with 1 <= i <= n, not {text!r}') from None
 
 
 def merge_reports(parts: Sequence[NamedReport]) -> Report:

@@ -4,6 +4,8 @@ first, escapes what it shows, and has plots when matplotlib is installed (and sa
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -203,6 +205,23 @@ def test_no_worst_frame_image_when_the_files_are_not_here(tmp_path: Path) -> Non
     pytest.importorskip("matplotlib")
     report = replace(_report(), videos=(_quality_video(tmp_path / "gone.mp4", tmp_path / "gone-too.mp4"),))
     page = Page(write_report(report, tmp_path / "html").read_text(encoding="utf-8"))
+    assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
+
+
+def test_ground_truth_that_is_not_a_regular_file_is_never_opened(quality_trees: tuple[Path, Path], tmp_path: Path) -> None:
+    """A FIFO would block the report forever waiting for a writer: it is a file that is not here."""
+    pytest.importorskip("matplotlib")
+    out, _ = quality_trees
+    fifo = tmp_path / "truth.mp4"
+    os.mkfifo(fifo)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(replace(_report(), videos=(_quality_video(out / "talks" / "a.avi", fifo),)).to_dict()))
+    code = "import sys; from pytest_lipsync.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, "report", str(results), "-o", str(tmp_path / "html")]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)  # a hang fails here
+    assert done.returncode == 0, done.stderr
+    page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
     assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
 
 
