@@ -232,15 +232,31 @@ class RunRecord:
 @dataclass(frozen=True)
 class Report:
     """A results document: the run record and one entry per video; ``shard`` ("i/n") when a CI job
-    scored a share of the videos (``lipsync merge`` checks that the shards add up)."""
+    scored a share of the videos (``lipsync merge`` checks that the shards add up).
+
+    ``collected``: the key of every video the run set out to gate, all shards' together, before ``-k`` or
+    ``-m`` chose among them. It is what makes a report provably complete: a video that a crashed process,
+    an early stop or a lost shard left out is still listed there, so ``merge`` and ``gate`` can refuse the
+    report instead of passing on what it no longer mentions. ``None`` where the document does not say
+    (a baseline, a file from an older version).
+    """
 
     run: RunRecord
     videos: tuple[VideoScore, ...]
     shard: str | None = None
+    collected: tuple[str, ...] | None = None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Collected videos that have no entry."""
+        listed = {video.path for video in self.videos}
+        return tuple(key for key in self.collected or () if key not in listed)
 
     def to_dict(self) -> dict[str, Any]:
         shard = {} if self.shard is None else {"shard": self.shard}
-        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), **shard, "videos": [v.to_dict() for v in self.videos]}
+        collected = {} if self.collected is None else {"collected": sorted(self.collected)}
+        videos = [v.to_dict() for v in self.videos]
+        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), **shard, **collected, "videos": videos}
 
     @classmethod
     def from_dict(cls, data: Any) -> Report:
@@ -250,7 +266,11 @@ class Report:
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version is {version!r}, this version of {TOOL_NAME} reads {SCHEMA_VERSION}")
         videos = _required(data, "videos", "", _list_of(VideoScore.from_dict))
-        return cls(run=RunRecord.from_dict(data), videos=videos, shard=_optional(data, "shard", "", _text_or_null, None))
+        _once("videos", [video.path for video in videos])
+        collected = _optional(data, "collected", "", _list_of(_key), None)
+        if collected is not None:
+            _once("collected", collected)
+        return cls(RunRecord.from_dict(data), videos, _optional(data, "shard", "", _text_or_null, None), collected)
 
 
 def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
@@ -419,6 +439,16 @@ def _checked(fields: Mapping[str, Parser[Any]]) -> Parser[dict[str, Any]]:
         return data
 
     return parse_fields
+
+
+def _once(where: str, keys: Sequence[str]) -> None:
+    """Each video once: of two entries for one video, one would be judged and the other ignored."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key in first:
+            field_name = f"{where}[{index}].path" if where == "videos" else f"{where}[{index}]"
+            raise ValueError(f"{field_name} {key!r} is listed twice (also {where}[{first[key]}])")
+        first[key] = index
 
 
 def _object_or_null(parse: Parser[_T]) -> Parser[_T | None]:

@@ -186,6 +186,12 @@ class GateSession:
         return self._videos
 
     @property
+    def collected(self) -> tuple[str, ...]:
+        """The keys of every configured video, all shards' (what a report must account for)."""
+        self.videos  # noqa: B018 -- collects
+        return tuple(entry.key for entry in self._collected or ())
+
+    @property
     def with_quality(self) -> bool:
         """Whether every video also has a PSNR/SSIM verdict (ground truth is configured)."""
         return self.config.settings.reference is not None or bool(self.config.pairs)
@@ -268,7 +274,7 @@ class GateSession:
         json_path, html_path = self.config.path(options.json), self.config.path(options.html)
         ordered = tuple(self.scores[key] for key in sorted(self.scores))
         run = self.run or _empty_run(self.config)
-        report = Report(run, ordered, shard=options.shard)
+        report = Report(run, ordered, shard=options.shard, collected=self.collected)
         if json_path is not None:
             write_json_atomic(json_path, report.to_dict())
         baseline = None if options.update_baseline or html_path is None else self.baseline()
@@ -276,8 +282,7 @@ class GateSession:
         baseline_path = self.config.path(options.baseline)
         if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path, html=page)
-        self.videos  # noqa: B018 -- collects: a shard's update keeps the other shards' entries
-        known = {entry.key for entry in self._collected or ()} | set(self.scores)
+        known = set(self.collected) | set(self.scores)  # a shard's update keeps the other shards' entries
         change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path, html=page)
 

@@ -472,6 +472,7 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pyteste
     shards = [run(pytester, shared_cache, f"--lipsync-shard={i}/2", f"--lipsync-json=s{i}.json") for i in (1, 2)]
     parts = [json.loads((pytester.path / f"s{i}.json").read_text()) for i in (1, 2)]
     assert [part["shard"] for part in parts] == ["1/2", "2/2"]
+    assert all(part["collected"] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"] for part in parts)
     keys = [[video["path"] for video in part["videos"]] for part in parts]
     assert sorted(keys[0] + keys[1]) == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
     assert all(keys) and sum(sum(shard.parseoutcomes().values()) for shard in shards) == 3
@@ -495,7 +496,8 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pyteste
     assert "base.json written: 2 added, 0 changed, 0 removed" in capsys.readouterr().out
     assert [v["path"] for v in json.loads((pytester.path / "base.json").read_text())["videos"]] == ["videos/good.mp4", "videos/hard/late.mp4"]
     assert main(["gate", "merged.json", "--lse-d-max", "9", "--baseline", "base.json"]) == 0
-    assert main(["gate", "s1.json", "--baseline", "absent.json"]) == 1  # the missing baseline fails every video
+    assert main(["gate", "s1.json"]) == 2  # one shard is not the run
+    assert "s1.json: is shard 1/2 of a split, not a whole run" in capsys.readouterr().err
 
 
 def test_shard_flag_errors_name_the_flag(project, pytester) -> None:  # type: ignore[no-untyped-def]
