@@ -41,6 +41,7 @@ class VideoItem(pytest.Item):
     """Checks one video's lip-sync metrics (LSE-D, LSE-C) against thresholds and the baseline."""
 
     metrics: Sequence[str] = SYNC_METRICS
+    item_name = "lipsync"
 
     def __init__(self, *, entry: VideoEntry, gate: GateSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -72,6 +73,7 @@ class QualityItem(VideoItem):
     """Checks one video's PSNR/SSIM against its ground truth (``psnr_min``, ``ssim_min``, regression)."""
 
     metrics = QUALITY_METRICS
+    item_name = "quality"
 
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
@@ -79,13 +81,21 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
     items: list[pytest.Item] = []
     for entry in gate.videos:
         node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)
-        items.append(VideoItem.from_parent(node, name="lipsync", entry=entry, gate=gate))
+        items.append(VideoItem.from_parent(node, name=VideoItem.item_name, entry=entry, gate=gate))
         if gate.with_quality:
-            items.append(QualityItem.from_parent(node, name="quality", entry=entry, gate=gate))
+            items.append(QualityItem.from_parent(node, name=QualityItem.item_name, entry=entry, gate=gate))
     if gate.with_quality and session.config.pluginmanager.hasplugin("xdist"):
         for item in items:  # with --dist loadgroup, one worker scores a video once for both items
             item.add_marker(pytest.mark.xdist_group(item.entry.key))  # type: ignore[attr-defined]
     return items
+
+
+def video_of(nodeid: str, gate: GateSession) -> str | None:
+    """The key of the video whose gate item ``nodeid`` is (items are ``<key>::lipsync`` and ``<key>::quality``)."""
+    key, _, name = nodeid.rpartition("::")
+    if name not in (VideoItem.item_name, QualityItem.item_name):
+        return None
+    return next((entry.key for entry in gate.videos if entry.key == key), None)
 
 
 def report_collected(config: pytest.Config, items: Sequence[pytest.Item]) -> None:

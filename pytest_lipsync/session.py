@@ -3,7 +3,10 @@
 The plugin's hooks and items only forward to a :class:`GateSession`; it holds no pytest objects, so the
 same logic serves ``lipsync gate``, which gives it a report's videos and scores instead of scoring. Under
 xdist every worker has its own session, and the controller's session absorbs the workers' :meth:`payload`
-so that the summary, JSON, GitHub summary and baseline are written once, from all results.
+so that the summary, JSON, GitHub summary and baseline are written once, from all results. Workers send
+their results test by test, not at their end, so that a worker that dies (a native crash, the out-of-memory
+killer) loses only the video it was scoring, which the controller then records as ``worker_crashed``
+(:meth:`lost`): every collected video ends in the report.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ from typing import Any
 
 from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
-from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.errors import LipsyncError, WorkerCrashedError
 from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
+
+_CRASH_HINT = (
+    "Run it without xdist (-p no:xdist -k ...) to see the crash; a worker killed for memory needs more of it "
+    "(fewer workers with -n, or a larger machine)"
+)
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,11 @@ class GateSession:
         self.verdicts: dict[str, Verdict] = {}
         self.run: RunRecord | None = None
         self.tally = Tally()
+        # What :meth:`payload` has not sent yet (an xdist worker's side).
+        self._unsent_scores: set[str] = set()
+        self._unsent_verdicts: set[str] = set()
+        self._sent_tally = Tally()
+        self._run_sent = False
 
     def _layers(self) -> Sequence[Layer]:
         if self._layer_list is None:
@@ -213,6 +226,7 @@ class GateSession:
         config = config or self.config
         result = replace(self.service.score(entry.path, config.settings, entry.reference), path=entry.key)
         self.scores[entry.key] = result
+        self._unsent_scores.add(entry.key)
         if self.run is None and config.settings == self.config.settings:
             self.run = self.service.run_record(config.settings)
         self.tally = self.service.tally
@@ -227,8 +241,19 @@ class GateSession:
         else:
             rules = config.gate.for_video(entry.key)
             verdict = judge(self.score_entry(entry, config), entry.key, rules, metrics, self.baseline_values(entry.key))
-        self.verdicts[f"{entry.key}::quality" if quality else entry.key] = verdict
+        name = f"{entry.key}::quality" if quality else entry.key
+        self.verdicts[name] = verdict
+        self._unsent_verdicts.add(name)
         return verdict
+
+    def lost(self, key: str, cause: str) -> None:
+        """Record that the process scoring ``key`` died before reporting it (``cause``: the runner's words).
+        Unless an earlier test already brought its score, the video's entry says so and its verdict fails."""
+        if key in self.scores:
+            return
+        error = WorkerCrashedError(f"the pytest-xdist worker scoring it died ({cause}), so it has no score", path=key, hint=_CRASH_HINT)
+        self.scores[key] = VideoScore(key, error=ScoreError(error.kind, error.message))
+        self.verdicts[key] = Verdict(key, "failed", reason=f"{error.kind}: {error.message}")
 
     def baseline_values(self, key: str) -> BaselineValues:
         """What the configured baseline says about ``key``; nothing while updating it."""
@@ -249,13 +274,22 @@ class GateSession:
         return self._baseline  # type: ignore[return-value]
 
     def payload(self) -> dict[str, Any]:
-        """Everything the controller needs from a worker, as plain JSON-able data."""
-        return {
-            "scores": {key: score.to_dict() for key, score in self.scores.items()},
-            "verdicts": {key: _verdict_dict(v) for key, v in self.verdicts.items()},
-            "run": None if self.run is None else self.run.to_dict(),
-            "tally": [self.tally.scored, self.tally.replayed],
+        """What this worker learnt since the last payload, as plain JSON-able data (empty when nothing): the
+        scores and verdicts recorded since, the run record once, and how much the tally grew."""
+        tally = [self.tally.scored - self._sent_tally.scored, self.tally.replayed - self._sent_tally.replayed]
+        run = None if self.run is None or self._run_sent else self.run.to_dict()
+        if not (self._unsent_scores or self._unsent_verdicts or run or any(tally)):
+            return {}
+        payload = {
+            "scores": {key: self.scores[key].to_dict() for key in sorted(self._unsent_scores)},
+            "verdicts": {key: _verdict_dict(self.verdicts[key]) for key in sorted(self._unsent_verdicts)},
+            "run": run,
+            "tally": tally,
         }
+        self._unsent_scores.clear()
+        self._unsent_verdicts.clear()
+        self._sent_tally, self._run_sent = self.tally, self.run is not None
+        return payload
 
     def absorb(self, payload: dict[str, Any] | None) -> None:
         """Take in a worker's :meth:`payload` (the controller side of xdist)."""

@@ -399,6 +399,52 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     replayed.stdout.fnmatch_lines(["0 scored, 3 replayed from the cache (no model loaded)"])
 
 
+# Kills the xdist worker as the out-of-memory killer or a native crash would, when it reaches one video.
+CRASH_CONFTEST = """
+import os
+import signal
+
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if item.nodeid == "videos/hard/late.mp4::lipsync":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_crashed_xdist_worker_loses_no_video(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """One worker scores the videos in key order and dies on the last: what it scored before stays in the
+    report, the video it died on is there as worker_crashed, and the gate fails it."""
+    from pytest_lipsync.cli import main
+
+    project("[tool.lipsync.thresholds]\nlse_d_max = 9.0\n")
+    pytester.makeconftest(CRASH_CONFTEST)
+    result = pytester.runpytest_subprocess("-n", "1", "-o", f"cache_dir={shared_cache}", "--lipsync-json=r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running 'videos/hard/late.mp4::lipsync'*"])
+    document = json.loads((pytester.path / "r.json").read_text())
+    keys = ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
+    assert document["collected"] == keys and [video["path"] for video in document["videos"]] == keys
+    broken, good, late = document["videos"]
+    assert broken["error"]["kind"] == "unreadable" and good["error"] is None and good["metrics"]["lse_d"] < 9.0
+    assert late["error"]["kind"] == "worker_crashed" and late["metrics"] == {}
+    assert late["error"]["message"].startswith(
+        "videos/hard/late.mp4: the pytest-xdist worker scoring it died (worker 'gw0' crashed while running "
+        "'videos/hard/late.mp4::lipsync'), so it has no score."
+    )
+    result.stdout.fnmatch_lines(["videos/hard/late.mp4 * worker_crashed: *"])  # the summary table
+
+    monkeypatch.chdir(pytester.path)
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+        monkeypatch.delenv(name)
+    capsys.readouterr()
+    assert main(["gate", "r.json"]) == 1
+    out = capsys.readouterr().out
+    assert "videos/hard/late.mp4: worker_crashed: videos/hard/late.mp4: the pytest-xdist worker scoring it died" in out
+    assert out.rstrip().endswith("lipsync gate: failed: 2 of 3 verdicts failed")
+
+
 QUALITY_TEST = """
 from pytest_lipsync import assert_psnr_above, assert_ssim_above
 
