@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
-from pytest_lipsync.errors import LipsyncError, WorkerCrashedError
+from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
 from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
@@ -132,7 +132,8 @@ def _with_reference(entry: VideoEntry, base: Path, tree: Any, config: LipsyncCon
 class GateSession:
     """The run's configuration (resolved lazily, so an inert plugin reads nothing), scores and verdicts.
 
-    ``videos`` and ``service`` replace collecting and scoring: ``lipsync gate`` passes a report's."""
+    ``videos`` and ``service`` replace collecting and scoring: ``lipsync gate`` passes a report's, and
+    ``report_quality``, whether that report holds PSNR/SSIM."""
 
     def __init__(
         self,
@@ -142,6 +143,7 @@ class GateSession:
         *,
         videos: tuple[VideoEntry, ...] | None = None,
         service: Scores | None = None,
+        report_quality: bool | None = None,
     ) -> None:
         self._read_layers = layers
         self._layer_list: Sequence[Layer] | None = None
@@ -152,6 +154,7 @@ class GateSession:
         self._baseline: Baseline | None | bool = False
         self._cache = cache
         self._service = service
+        self._report_quality = report_quality
         self.scores: dict[str, VideoScore] = {}
         self.verdicts: dict[str, Verdict] = {}
         self.run: RunRecord | None = None
@@ -171,8 +174,43 @@ class GateSession:
         """Resolve the configuration now (errors before any test runs) and, on the controller, refuse an
         incomparable baseline before anything is scored."""
         options = self.config.options
+        self._check_quality_rules()
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
+
+    def _check_quality_rules(self) -> None:
+        """A PSNR/SSIM rule where no video has ground truth would judge nothing, and pass: refuse it."""
+        rules = self.config.gate.quality_rules()
+        if not rules or self.with_quality:
+            return
+        named = ", ".join(self._written_as(rule) for rule in rules)
+        if self._report_quality is None:
+            raise ConfigError(
+                f"{named} would judge PSNR/SSIM against ground truth, but none is configured",
+                hint='Set reference = "DIR" in [tool.lipsync] (--lipsync-reference DIR) or name each video\'s ground '
+                "truth in [tool.lipsync.pairs]; or remove the rule",
+            )
+        raise ConfigError(
+            f"{named} would judge PSNR/SSIM against ground truth, but the report holds none (its videos were "
+            "scored without ground truth) and none is configured",
+            hint='Score the videos with ground truth (reference = "DIR" or [tool.lipsync.pairs]) and gate that report, '
+            "or remove the rule",
+        )
+
+    def _written_as(self, rule: str) -> str:
+        """A rule of :meth:`GateRules.quality_rules` as its user wrote it: the key and the source that set it."""
+        head, _, metric = rule.partition(".")
+        for layer in reversed(self._layers()):
+            values = layer.values
+            if head == "regression" and metric in (values.get("regression") or {}):
+                return layer.name(rule)
+            if head.startswith("overrides[") and "overrides" in values:
+                return layer.name(rule)
+            if rule in values:
+                return layer.name(rule)
+            if rule in (values.get("thresholds") or {}):
+                return layer.name(f"thresholds.{rule}")
+        return rule
 
     @property
     def config(self) -> LipsyncConfig:
@@ -206,8 +244,9 @@ class GateSession:
 
     @property
     def with_quality(self) -> bool:
-        """Whether every video also has a PSNR/SSIM verdict (ground truth is configured)."""
-        return self.config.settings.reference is not None or bool(self.config.pairs)
+        """Whether every video also has a PSNR/SSIM verdict: ground truth is configured, or the report being
+        gated holds PSNR/SSIM (its videos were compared with ground truth when they were scored)."""
+        return bool(self._report_quality) or self.config.settings.reference is not None or bool(self.config.pairs)
 
     def entry(self, path: Path) -> VideoEntry:
         """The gate's entry for ``path``, or a new one keyed relative to the rootdir (a user's own video)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,16 @@ def _write(
     sha: str = SHA,
     fidelity: str = "clean",
     device: str = "cpu",
+    ground_truth: bool = False,
 ) -> Path:
-    """A report scoring ``keys``, of a run that collected ``collected`` (default: just ``keys``)."""
+    """A report scoring ``keys``, of a run that collected ``collected`` (default: just ``keys``); with
+    ``ground_truth``, every video was compared with its own (PSNR 31, SSIM 0.968)."""
     run = RunRecord("0.1.0", {"protocol": "cropped", "fidelity": fidelity}, (WeightsRecord("syncnet", "w", sha, True),), device)
-    videos = tuple(VideoScore(key, {"lse_d": 7.0, "lse_c": 5.0, "offset": 0.0}, frames=25, duration=1.0) for key in keys)
+    metrics = {"lse_d": 7.0, "lse_c": 5.0, "offset": 0.0, **({"psnr": 31.0, "ssim": 0.968} if ground_truth else {})}
+    videos = tuple(
+        VideoScore(key, metrics, frames=25, duration=1.0, quality={"reference": f"gt/{key}", "error": None} if ground_truth else None)
+        for key in keys
+    )
     document = Report(run, videos, shard=shard, collected=tuple(keys if collected is None else collected)).to_dict()
     path.write_text(json.dumps(document))
     return path
@@ -175,3 +182,47 @@ def test_a_report_that_does_not_record_its_collected_videos_is_refused(tmp_path:
     problem = f"{old}: does not record which videos its run collected, so it cannot show that it is complete"
     assert problem in _gate_error(old, capsys)
     assert _merge(tmp_path, old, _write(tmp_path / "new.json", ["d.mp4"])) == 2 and problem in capsys.readouterr().err
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project directory as the working directory, with no LIPSYNC_* variable set."""
+    monkeypatch.chdir(tmp_path)
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
+def test_gate_judges_the_reports_psnr_and_ssim_without_a_configured_reference(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _write(project / "all.json", ALL, ground_truth=True)
+    assert main(["gate", str(report), "--ssim-min", "0.999"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"ssim\s+0\.968\s+0\.999\s+-\s+-0\.031\s+ssim_min\s+FAIL", out)
+    assert out.rstrip().endswith("lipsync gate: failed: 3 of 6 verdicts failed")
+    (project / "pyproject.toml").write_text("[tool.lipsync.thresholds]\npsnr_min = 32\n")
+    assert main(["gate", str(report)]) == 1
+    assert main(["gate", str(report), "--psnr-min", "30"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "option", "named"),
+    [
+        ("", ["--psnr-min", "20"], "--psnr-min"),
+        ("[tool.lipsync.thresholds]\nssim_min = 0.9\n", [], "[tool.lipsync] thresholds.ssim_min in {pyproject}"),
+        ("[tool.lipsync.regression]\nssim = '-0.01'\n", [], "[tool.lipsync] regression.ssim in {pyproject}"),
+        ("[[tool.lipsync.overrides]]\nglob = '*.mp4'\npsnr_min = 20\n", [], "[tool.lipsync] overrides[0].psnr_min in {pyproject}"),
+    ],
+)
+def test_a_quality_rule_with_no_ground_truth_anywhere_is_a_usage_error(
+    pyproject: str, option: list[str], named: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It would judge nothing, and a gate that judges nothing passes."""
+    (project / "pyproject.toml").write_text(pyproject)
+    assert main(["gate", str(_write(project / "all.json", ALL)), *option]) == 2
+    error = capsys.readouterr().err
+    expected = (
+        f"{named.format(pyproject=project / 'pyproject.toml')} would judge PSNR/SSIM against ground truth, but the "
+        "report holds none (its videos were scored without ground truth) and none is configured. Score the videos "
+        'with ground truth (reference = "DIR" or [tool.lipsync.pairs]) and gate that report, or remove the rule'
+    )
+    assert expected in error
