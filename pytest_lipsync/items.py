@@ -1,7 +1,8 @@
 """The gate's test items: one per video for lip sync, one more per video for PSNR/SSIM with ground truth.
 
 Items are named after the video (``out/talk_01.mp4::lipsync``) so that ``-k`` selects by path and a CI log
-names the file. A failing item shows the verdict's table and no Python traceback: the traceback would point
+names the file; a name's bytes that are not UTF-8 are spelt ``\\xff`` there, as pytest writes node ids to
+UTF-8 files. A failing item shows the verdict's table and no Python traceback: the traceback would point
 into this plugin, and the user's question is which number missed which limit.
 """
 
@@ -16,6 +17,7 @@ import pytest
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
 from pytest_lipsync.plugin import MARKER
+from pytest_lipsync.results import printable
 
 if TYPE_CHECKING:
     from pytest_lipsync.session import GateSession, VideoEntry
@@ -59,14 +61,14 @@ class VideoItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GateFailed):
-            return format_verdict(excinfo.value.verdict)
+            return printable(format_verdict(excinfo.value.verdict))
         if isinstance(excinfo.value, LipsyncError):
-            return f"{self.entry.key}: {excinfo.value.message}"
+            return printable(f"{self.entry.key}: {excinfo.value.message}")
         return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """The failure headline. Not the node id itself: pytest would turn its dots into ``::``."""
-        return self.entry.path, None, f"{self.entry.key} ({self.name})"
+        return self.entry.path, None, f"{printable(self.entry.key)} ({self.name})"
 
 
 class QualityItem(VideoItem):
@@ -80,7 +82,8 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
     """One item per video (two with a reference configured), in key order."""
     items: list[pytest.Item] = []
     for entry in gate.videos:
-        node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)
+        name = printable(entry.key)
+        node = VideoNode.from_parent(session, name=name, nodeid=name, path=entry.path)
         items.append(VideoItem.from_parent(node, name=VideoItem.item_name, entry=entry, gate=gate))
         if gate.with_quality:
             items.append(QualityItem.from_parent(node, name=QualityItem.item_name, entry=entry, gate=gate))
@@ -92,10 +95,10 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
 
 def video_of(nodeid: str, gate: GateSession) -> str | None:
     """The key of the video whose gate item ``nodeid`` is (items are ``<key>::lipsync`` and ``<key>::quality``)."""
-    key, _, name = nodeid.rpartition("::")
+    node, _, name = nodeid.rpartition("::")
     if name not in (VideoItem.item_name, QualityItem.item_name):
         return None
-    return next((entry.key for entry in gate.videos if entry.key == key), None)
+    return next((entry.key for entry in gate.videos if printable(entry.key) == node), None)
 
 
 def report_collected(config: pytest.Config, items: Sequence[pytest.Item]) -> None:

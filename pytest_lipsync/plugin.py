@@ -222,12 +222,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if GATE not in config.stash or hasattr(config, "workerinput"):
         return
     from pytest_lipsync.reports.summary import summary_lines
+    from pytest_lipsync.results import printable
 
     lines = summary_lines(config.stash[GATE], config.stash.get(OUTPUTS, None))
     if lines:
         terminalreporter.write_sep("=", "lipsync")
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(printable(line))
 
 
 def _finish(gate: GateSession) -> Outputs:

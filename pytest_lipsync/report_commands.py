@@ -44,6 +44,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_gate(args: argparse.Namespace) -> int:
     from pytest_lipsync.merge import check_gateable, load_report
     from pytest_lipsync.report_gate import gate_report
+    from pytest_lipsync.results import printable
 
     here = Path.cwd()
     options = Layer("option", {key: value for key in _GATE_KEYS if (value := getattr(args, key)) is not None})
@@ -51,7 +52,7 @@ def run_gate(args: argparse.Namespace) -> int:
     check_gateable(loaded)
     result = gate_report(loaded.report, str(args.report), project_root(here), os.environ, options, here)
     for line in result.lines:
-        print(line)
+        print(printable(line))
     return 0 if result.passed else 1
 
 

@@ -126,8 +126,20 @@ def test_a_fifo_is_refused_without_being_opened(tmp_path: Path) -> None:
         assert f"lipsync: error: {fifo}: is not a regular file. Pass a report written by" in done.stderr
 
 
+def test_gate_shows_a_name_that_is_not_utf8_with_its_byte_escaped(tmp_path: Path) -> None:
+    """Such a name is a lone surrogate in Python, which a UTF-8 stdout refuses (pytest's capture would not)."""
+    document = _document()
+    document["videos"][1]["path"] = os.fsdecode(b"out/take\xff.mp4")
+    document["collected"] = sorted(video["path"] for video in document["videos"])
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(document))
+    done = _lipsync(["gate", str(results)], tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "out/take\\xff.mp4: unreadable: out/b.mp4: cannot be opened as a video" in done.stdout
+
+
 def _lipsync(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command in a child process: a hang there fails this test (at the guard) instead of stopping the suite."""
     code = "import sys; from pytest_lipsync.cli import main; sys.exit(main(sys.argv[1:]))"
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
     return subprocess.run([sys.executable, "-c", code, *command], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment)
