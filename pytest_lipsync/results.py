@@ -116,7 +116,7 @@ class ScoreError:
         return cls(
             kind=_required(data, "kind", where, _text),
             message=_required(data, "message", where, _text),
-            facts=_optional(data, "facts", where, _object_or_null(_object), None) or {},
+            facts=_optional(data, "facts", where, _empty_if_null(_object), {}),
         )
 
 
@@ -165,14 +165,14 @@ class VideoScore:
         data = _object(data, where)
         return cls(
             path=_required(data, "path", where, _key),
-            metrics=_optional(data, "metrics", where, _object_or_null(_values_of(_number)), None) or {},
+            metrics=_optional(data, "metrics", where, _empty_if_null(_values_of(_number)), {}),
             tracks=_optional(data, "tracks", where, _list_of(TrackScore.from_dict), ()),
             frames=_optional(data, "frames", where, _count, 0),
             audio_frames=_optional(data, "audio_frames", where, _count, 0),
             duration=_optional(data, "duration", where, _finite_number, 0.0),
-            timings=_optional(data, "timings", where, _object_or_null(_values_of(_finite_number)), None) or {},
+            timings=_optional(data, "timings", where, _empty_if_null(_values_of(_finite_number)), {}),
             error=_optional(data, "error", where, _object_or_null(ScoreError.from_dict), None),
-            quality=_optional(data, "quality", where, _object_or_null(_quality), None),
+            quality=_optional(data, "quality", where, _object_or_null(_QUALITY), None),
             damaged_frames=_optional(data, "damaged_frames", where, _count, 0),
         )
 
@@ -473,6 +473,16 @@ def _object_or_null(parse: Parser[_T]) -> Parser[_T | None]:
     return parse_or_null
 
 
+def _empty_if_null(parse: Parser[dict[str, _T]]) -> Parser[dict[str, _T]]:
+    """An object, where null (as a writer may put for an empty one) reads as empty."""
+    nullable = _object_or_null(parse)
+
+    def parse_or_empty(value: Any, where: str) -> dict[str, _T]:
+        return nullable(value, where) or {}
+
+    return parse_or_empty
+
+
 def _list_of(parse: Parser[_T]) -> Parser[tuple[_T, ...]]:
     def parse_list(value: Any, where: str) -> tuple[_T, ...]:
         if not isinstance(value, list):
@@ -498,7 +508,7 @@ _SERIES = _checked(
 )
 # ``quality`` (schema: :mod:`pytest_lipsync.quality.ground_truth`) stays plain JSON; the fields that gates and
 # reports read are checked.
-_quality = _checked(
+_QUALITY = _checked(
     {
         "reference": _text_or_null,
         "match": _text_or_null,

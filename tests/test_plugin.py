@@ -152,8 +152,10 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
         ("[[tool.lipsync.overrides]]\nlse_d_max = 9.0\n", "*overrides[[]0[]].glob in */pyproject.toml is required*"),
         (
             "[tool.lipsync.thresholds]\npsnr_min = 30\n",
-            "[[]tool.lipsync[]] thresholds.psnr_min in */pyproject.toml would judge PSNR/SSIM against ground truth, but none is "
-            'configured. Set reference = "DIR" in [[]tool.lipsync[]] (--lipsync-reference DIR) or name each video*',
+            (
+                "[[]tool.lipsync[]] thresholds.psnr_min in */pyproject.toml would judge PSNR/SSIM against ground truth, but none "
+                'is configured. Set reference = "DIR" in [[]tool.lipsync[]] (--lipsync-reference DIR) or name each video*'
+            ),
         ),
     ],
 )

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from pytest_lipsync.cli import main
-from pytest_lipsync.results import Report, RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, write_json_atomic, write_text_atomic
+from pytest_lipsync.results import (
+    Report,
+    RunRecord,
+    ScoreError,
+    TrackScore,
+    VideoScore,
+    WeightsRecord,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 ROOT = Path(__file__).parents[1]
 # A value no report has: replaced in the JSON text by a number that no double can hold.
@@ -142,4 +151,4 @@ def _lipsync(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command in a child process: a hang there fails this test (at the guard) instead of stopping the suite."""
     code = "import sys; from pytest_lipsync.cli import main; sys.exit(main(sys.argv[1:]))"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-c", code, *command], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment)
+    return subprocess.run([sys.executable, "-c", code, *command], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment, check=False)
