@@ -427,7 +427,8 @@ def test_a_crashed_xdist_worker_loses_no_video(project, pytester, shared_cache, 
 
     project("[tool.lipsync.thresholds]\nlse_d_max = 9.0\n")
     pytester.makeconftest(CRASH_CONFTEST)
-    result = pytester.runpytest_subprocess("-n", "1", "-o", f"cache_dir={shared_cache}", "--lipsync-json=r.json")
+    args = ("-n", "1", "-o", f"cache_dir={shared_cache}", "--lipsync-json=r.json", "--lipsync-html=html")
+    result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running 'videos/hard/late.mp4::lipsync'*"])
     document = json.loads((pytester.path / "r.json").read_text())
@@ -441,6 +442,8 @@ def test_a_crashed_xdist_worker_loses_no_video(project, pytester, shared_cache, 
         "'videos/hard/late.mp4::lipsync'), so it has no score."
     )
     result.stdout.fnmatch_lines(["videos/hard/late.mp4 * worker_crashed: *"])  # the summary table
+    page = (pytester.path / "html" / "index.html").read_text(encoding="utf-8")
+    assert all(key in page for key in keys) and "worker_crashed: videos/hard/late.mp4: the pytest-xdist worker" in page
 
     monkeypatch.chdir(pytester.path)
     for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
