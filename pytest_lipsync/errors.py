@@ -109,6 +109,7 @@ class NoReferenceError(VideoError):
 
 
 class WorkerCrashedError(VideoError):
-    """The process scoring this video died (``lipsync score --workers N``); the other videos are scored."""
+    """The process scoring this video died (a ``lipsync score --workers N`` child, a pytest-xdist worker); the
+    other videos are scored."""
 
     kind = "worker_crashed"

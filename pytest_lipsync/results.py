@@ -3,6 +3,11 @@
 Results are plain frozen data so that they can be cached, merged across processes and compared with a
 baseline without re-running anything. JSON stays standard (no NaN or Infinity): non-finite values are
 written as ``null``.
+
+Reading is strict. Reports travel between CI jobs and get edited by hand, and every command that reads one
+(``lipsync report``, ``merge``, ``gate``) would otherwise meet a wrong type deep inside a plot or a verdict
+and crash there, or worse, judge a number it misread. So ``from_dict`` checks each field it reads and a
+:class:`ValueError` names the first wrong one by its place in the document (``videos[2].metrics.lse_d``).
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 TOOL_NAME = "pytest-lipsync"
@@ -44,8 +49,13 @@ class BoxStats:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BoxStats:
-        return cls(int(data["detections"]), _number(data["mean_width"]), _number(data["mean_height"]))
+    def from_dict(cls, data: Any, where: str = "boxes") -> BoxStats:
+        data = _object(data, where)
+        return cls(
+            _required(data, "detections", where, _count),
+            _required(data, "mean_width", where, _number),
+            _required(data, "mean_height", where, _number),
+        )
 
 
 @dataclass(frozen=True)
@@ -76,17 +86,18 @@ class TrackScore:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TrackScore:
+    def from_dict(cls, data: Any, where: str = "track") -> TrackScore:
+        data = _object(data, where)
         return cls(
-            start_frame=int(data["start_frame"]),
-            end_frame=int(data["end_frame"]),
-            windows=int(data["windows"]),
-            lse_d=_number(data["lse_d"]),
-            lse_c=_number(data["lse_c"]),
-            offset=int(data["offset"]),
-            mean_dist=tuple(_number(v) for v in data.get("mean_dist", ())),
-            frame_confidence=tuple(_number(v) for v in data.get("frame_confidence", ())),
-            boxes=None if data.get("boxes") is None else BoxStats.from_dict(data["boxes"]),
+            start_frame=_required(data, "start_frame", where, _count),
+            end_frame=_required(data, "end_frame", where, _count),
+            windows=_required(data, "windows", where, _count),
+            lse_d=_required(data, "lse_d", where, _number),
+            lse_c=_required(data, "lse_c", where, _number),
+            offset=_required(data, "offset", where, _whole),
+            mean_dist=_optional(data, "mean_dist", where, _list_of(_number), ()),
+            frame_confidence=_optional(data, "frame_confidence", where, _list_of(_number), ()),
+            boxes=_optional(data, "boxes", where, _object_or_null(BoxStats.from_dict), None),
         )
 
 
@@ -102,8 +113,13 @@ class ScoreError:
         return {"kind": self.kind, "message": self.message, "facts": dict(self.facts)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ScoreError:
-        return cls(kind=str(data["kind"]), message=str(data["message"]), facts=dict(data.get("facts") or {}))
+    def from_dict(cls, data: Any, where: str = "error") -> ScoreError:
+        data = _object(data, where)
+        return cls(
+            kind=_required(data, "kind", where, _text),
+            message=_required(data, "message", where, _text),
+            facts=_optional(data, "facts", where, _empty_if_null(_object), {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -147,19 +163,19 @@ class VideoScore:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VideoScore:
-        error = data.get("error")
+    def from_dict(cls, data: Any, where: str = "video") -> VideoScore:
+        data = _object(data, where)
         return cls(
-            path=str(data["path"]),
-            metrics={name: _number(value) for name, value in (data.get("metrics") or {}).items()},
-            tracks=tuple(TrackScore.from_dict(t) for t in data.get("tracks", ())),
-            frames=int(data.get("frames", 0)),
-            audio_frames=int(data.get("audio_frames", 0)),
-            duration=float(data.get("duration", 0.0)),
-            timings=dict(data.get("timings") or {}),
-            error=None if error is None else ScoreError.from_dict(error),
-            quality=data.get("quality"),
-            damaged_frames=int(data.get("damaged_frames", 0)),
+            path=_required(data, "path", where, _key),
+            metrics=_optional(data, "metrics", where, _empty_if_null(_values_of(_number)), {}),
+            tracks=_optional(data, "tracks", where, _list_of(TrackScore.from_dict), ()),
+            frames=_optional(data, "frames", where, _count, 0),
+            audio_frames=_optional(data, "audio_frames", where, _count, 0),
+            duration=_optional(data, "duration", where, _finite_number, 0.0),
+            timings=_optional(data, "timings", where, _empty_if_null(_values_of(_finite_number)), {}),
+            error=_optional(data, "error", where, _object_or_null(ScoreError.from_dict), None),
+            quality=_optional(data, "quality", where, _object_or_null(_QUALITY), None),
+            damaged_frames=_optional(data, "damaged_frames", where, _count, 0),
         )
 
 
@@ -176,8 +192,14 @@ class WeightsRecord:
         return {"name": self.name, "path": self.path, "sha256": self.sha256, "custom": self.custom}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WeightsRecord:
-        return cls(str(data["name"]), str(data["path"]), str(data["sha256"]), bool(data["custom"]))
+    def from_dict(cls, data: Any, where: str = "weights") -> WeightsRecord:
+        data = _object(data, where)
+        return cls(
+            _required(data, "name", where, _text),
+            _required(data, "path", where, _text),
+            _required(data, "sha256", where, _text),
+            _required(data, "custom", where, _flag),
+        )
 
 
 @dataclass(frozen=True)
@@ -198,37 +220,59 @@ class RunRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+    def from_dict(cls, data: Any, where: str = "") -> RunRecord:
+        data = _object(data, where)
+        tool = _required(data, "tool", where, _object)
         return cls(
-            tool_version=str(data["tool"]["version"]),
-            settings=dict(data["settings"]),
-            weights=tuple(WeightsRecord.from_dict(w) for w in data["weights"]),
-            device=str(data["device"]),
+            tool_version=_required(tool, "version", _at(where, "tool"), _text),
+            settings=_required(data, "settings", where, _object),
+            weights=_required(data, "weights", where, _list_of(WeightsRecord.from_dict)),
+            device=_required(data, "device", where, _text),
         )
 
 
 @dataclass(frozen=True)
 class Report:
     """A results document: the run record and one entry per video; ``shard`` ("i/n") when a CI job
-    scored a share of the videos (``lipsync merge`` checks that the shards add up)."""
+    scored a share of the videos (``lipsync merge`` checks that the shards add up).
+
+    ``collected``: the key of every video the run set out to gate, all shards' together, before ``-k`` or
+    ``-m`` chose among them. It is what makes a report provably complete: a video that a crashed process,
+    an early stop or a lost shard left out is still listed there, so ``merge`` and ``gate`` can refuse the
+    report instead of passing on what it no longer mentions. ``None`` where the document does not say
+    (a baseline, a file from an older version).
+    """
 
     run: RunRecord
     videos: tuple[VideoScore, ...]
     shard: str | None = None
+    collected: tuple[str, ...] | None = None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Collected videos that have no entry."""
+        listed = {video.path for video in self.videos}
+        return tuple(key for key in self.collected or () if key not in listed)
 
     def to_dict(self) -> dict[str, Any]:
         shard = {} if self.shard is None else {"shard": self.shard}
-        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), **shard, "videos": [v.to_dict() for v in self.videos]}
+        collected = {} if self.collected is None else {"collected": sorted(self.collected)}
+        videos = [v.to_dict() for v in self.videos]
+        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), **shard, **collected, "videos": videos}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+    def from_dict(cls, data: Any) -> Report:
         if not isinstance(data, Mapping):  # a hand-edited file: any JSON parses, few documents are reports
             raise ValueError(f"a report is a JSON object, not a {type(data).__name__}")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"schema_version is {version!r}, this version of {TOOL_NAME} reads {SCHEMA_VERSION}")
-        videos = tuple(VideoScore.from_dict(v) for v in data["videos"])
-        return cls(run=RunRecord.from_dict(data), videos=videos, shard=data.get("shard"))
+        videos = _required(data, "videos", "", _list_of(VideoScore.from_dict))
+        _once("videos", [video.path for video in videos])
+        collected = _optional(data, "collected", "", _list_of(_key), None)
+        if collected is not None:
+            _once("collected", collected)
+        return cls(RunRecord.from_dict(data), videos, _optional(data, "shard", "", _text_or_null, None), collected)
 
 
 def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
@@ -239,6 +283,17 @@ def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
         "lse_c": sum(t.lse_c for t in tracks) / len(tracks),
         "offset": float(longest.offset),
     }
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode, for pages, terminals and node ids. A file name may hold bytes that are not
+    UTF-8; Python keeps them as lone surrogates (``surrogateescape``), which scoring and JSON carry along but
+    no UTF-8 writer accepts. They are shown as the bytes they stand for (``take\\xff.mp4``)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (a hand-written "\\ud800" in JSON)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def write_json_atomic(path: Path, document: Mapping[str, Any], *, sort_keys: bool = False) -> None:
@@ -332,5 +387,186 @@ def _rounded(value: float) -> float | None:
     return round(value, 6) if math.isfinite(value) else None
 
 
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
+# Reading: each parser takes a value and its place in the document, and returns it typed or raises
+# ValueError naming the place. Whole numbers stay within what a double holds exactly, which every
+# consumer (plots, slicing, JSON readers in other languages) can take.
+_T = TypeVar("_T")
+Parser = Callable[[Any, str], _T]
+_LARGEST_WHOLE = 2**53
+_SHOWN = 60  # characters of a wrong value quoted in a message
+
+
+def _at(where: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else key
+
+
+def _required(data: Mapping[str, Any], key: str, where: str, parse: Parser[_T]) -> _T:
+    if key not in data:
+        raise ValueError(f"{_at(where, key)} is missing")
+    return parse(data[key], _at(where, key))
+
+
+def _optional(data: Mapping[str, Any], key: str, where: str, parse: Parser[_T], default: _T) -> _T:
+    return parse(data[key], _at(where, key)) if key in data else default
+
+
+def _wrong(where: str, expected: str, value: Any) -> ValueError:
+    shown = repr(value)
+    if len(shown) > _SHOWN:
+        shown = shown[: _SHOWN - 3] + "..."
+    return ValueError(f"{where} must be {expected}, not {shown}")
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _wrong(where, "an object", value)
+    return dict(value)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _wrong(where, "a string", value)
+    return value
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong(where, "true or false", value)
+    return value
+
+
+def _whole(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _LARGEST_WHOLE:
+        raise _wrong(where, "a whole number", value)
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if _whole(value, where) < 0:
+        raise _wrong(where, "a whole number from 0", value)
+    return value
+
+
+def _finite_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _wrong(where, "a finite number", value)
+    return float(value)
+
+
+def _number(value: Any, where: str) -> float:
+    """A metric: finite, or null for a value that was not finite when written (NaN reads back as NaN)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _wrong(where, "a finite number or null", value)
+    return float(value)
+
+
+def _key(value: Any, where: str) -> str:
+    """A video key (the design's one name per video): a path as pathlib writes it, so never ``./x`` or ``x//y``,
+    since a key that differs only in spelling would miss its baseline entry, its overrides and its shard."""
+    normal = PurePosixPath(_text(value, where)).as_posix()
+    if value != normal or value in ("", "."):
+        advice = f" (write {normal!r})" if value and normal != "." else ""
+        raise ValueError(f"{where} {value!r} is not a video key{advice}")
+    return value
+
+
+def _text_or_null(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _wrong(where, "a string or null", value)
+    return value
+
+
+def _checked(fields: Mapping[str, Parser[Any]]) -> Parser[dict[str, Any]]:
+    """An object kept as plain JSON, whose listed ``fields`` must parse where they are present."""
+
+    def parse_fields(value: Any, where: str) -> dict[str, Any]:
+        data = _object(value, where)
+        for key, parse in fields.items():
+            if key in data:
+                parse(data[key], _at(where, key))
+        return data
+
+    return parse_fields
+
+
+def _once(where: str, keys: Sequence[str]) -> None:
+    """Each video once: of two entries for one video, one would be judged and the other ignored."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key in first:
+            field_name = f"{where}[{index}].path" if where == "videos" else f"{where}[{index}]"
+            raise ValueError(f"{field_name} {key!r} is listed twice (also {where}[{first[key]}])")
+        first[key] = index
+
+
+def _object_or_null(parse: Parser[_T]) -> Parser[_T | None]:
+    def parse_or_null(value: Any, where: str) -> _T | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise _wrong(where, "an object or null", value)
+        return parse(value, where)
+
+    return parse_or_null
+
+
+def _empty_if_null(parse: Parser[dict[str, _T]]) -> Parser[dict[str, _T]]:
+    """An object, where null (as a writer may put for an empty one) reads as empty."""
+    nullable = _object_or_null(parse)
+
+    def parse_or_empty(value: Any, where: str) -> dict[str, _T]:
+        return nullable(value, where) or {}
+
+    return parse_or_empty
+
+
+def _list_of(parse: Parser[_T]) -> Parser[tuple[_T, ...]]:
+    def parse_list(value: Any, where: str) -> tuple[_T, ...]:
+        if not isinstance(value, list):
+            raise _wrong(where, "a list", value)
+        return tuple(parse(item, _at(where, index)) for index, item in enumerate(value))
+
+    return parse_list
+
+
+def _values_of(parse: Parser[_T]) -> Parser[dict[str, _T]]:
+    def parse_values(value: Any, where: str) -> dict[str, _T]:
+        return {name: parse(item, _at(where, name)) for name, item in _object(value, where).items()}
+
+    return parse_values
+
+
+_SERIES = _checked(
+    {
+        "mean": _number,
+        "worst": _object_or_null(_checked({"frame": _count, "track": _count, "value": _number})),
+        "per_frame": _list_of(_number),
+    }
+)
+# ``quality`` (schema: :mod:`pytest_lipsync.quality.ground_truth`) stays plain JSON; the fields that gates and
+# reports read are checked.
+_QUALITY = _checked(
+    {
+        "reference": _text_or_null,
+        "match": _text_or_null,
+        "error": _object_or_null(ScoreError.from_dict),
+        "psnr": _object_or_null(_SERIES),
+        "ssim": _object_or_null(_SERIES),
+        "frames": _count,
+        "generated_frames": _count,
+        "reference_frames": _count,
+        "length_mismatch": _whole,
+        "identical_frames": _count,
+        "crops": _count,
+        "psnr_cap_db": _finite_number,
+        "resized_reference": _flag,
+        "ssim_window": _text,
+        "color": _text,
+        "region": _text,
+        "tracks": _list_of(_checked({"first_frame": _count, "last_frame": _count})),
+    }
+)

@@ -150,6 +150,13 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
         ("batch_size = 'big'\n", "*batch_size in */pyproject.toml must be a whole number, not 'big'"),
         ("allow = ['no_face']\n", "*allow in */pyproject.toml names 'no_face', which is not an error kind*"),
         ("[[tool.lipsync.overrides]]\nlse_d_max = 9.0\n", "*overrides[[]0[]].glob in */pyproject.toml is required*"),
+        (
+            "[tool.lipsync.thresholds]\npsnr_min = 30\n",
+            (
+                "[[]tool.lipsync[]] thresholds.psnr_min in */pyproject.toml would judge PSNR/SSIM against ground truth, but none "
+                'is configured. Set reference = "DIR" in [[]tool.lipsync[]] (--lipsync-reference DIR) or name each video*'
+            ),
+        ),
     ],
 )
 def test_configuration_errors_name_the_key_and_the_file(project, pytester, extra: str, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -400,6 +407,55 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     replayed.stdout.fnmatch_lines(["0 scored, 3 replayed from the cache (no model loaded)"])
 
 
+# Kills the xdist worker as the out-of-memory killer or a native crash would, when it reaches one video.
+CRASH_CONFTEST = """
+import os
+import signal
+
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if item.nodeid == "videos/hard/late.mp4::lipsync":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_crashed_xdist_worker_loses_no_video(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """One worker scores the videos in key order and dies on the last: what it scored before stays in the
+    report, the video it died on is there as worker_crashed, and the gate fails it."""
+    from pytest_lipsync.cli.app import main
+
+    project("[tool.lipsync.thresholds]\nlse_d_max = 9.0\n")
+    pytester.makeconftest(CRASH_CONFTEST)
+    args = ("-n", "1", "-o", f"cache_dir={shared_cache}", "--lipsync-json=r.json", "--lipsync-html=html")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*worker 'gw0' crashed while running 'videos/hard/late.mp4::lipsync'*"])
+    document = json.loads((pytester.path / "r.json").read_text())
+    keys = ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
+    assert document["collected"] == keys and [video["path"] for video in document["videos"]] == keys
+    broken, good, late = document["videos"]
+    assert broken["error"]["kind"] == "unreadable" and good["error"] is None and good["metrics"]["lse_d"] < 9.0
+    assert late["error"]["kind"] == "worker_crashed" and late["metrics"] == {}
+    assert late["error"]["message"].startswith(
+        "videos/hard/late.mp4: the pytest-xdist worker scoring it died (worker 'gw0' crashed while running "
+        "'videos/hard/late.mp4::lipsync'), so it has no score."
+    )
+    result.stdout.fnmatch_lines(["videos/hard/late.mp4 * worker_crashed: *"])  # the summary table
+    page = (pytester.path / "html" / "index.html").read_text(encoding="utf-8")
+    assert all(key in page for key in keys) and "worker_crashed: videos/hard/late.mp4: the pytest-xdist worker" in page
+
+    monkeypatch.chdir(pytester.path)
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+        monkeypatch.delenv(name)
+    capsys.readouterr()
+    assert main(["gate", "r.json"]) == 1
+    out = capsys.readouterr().out
+    assert "videos/hard/late.mp4: worker_crashed: videos/hard/late.mp4: the pytest-xdist worker scoring it died" in out
+    assert out.rstrip().endswith("lipsync gate: failed: 2 of 3 verdicts failed")
+
+
 QUALITY_TEST = """
 from pytest_lipsync import assert_psnr_above, assert_ssim_above
 
@@ -478,6 +534,7 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pyteste
     shards = [run(pytester, shared_cache, f"--lipsync-shard={i}/2", f"--lipsync-json=s{i}.json") for i in (1, 2)]
     parts = [json.loads((pytester.path / f"s{i}.json").read_text()) for i in (1, 2)]
     assert [part["shard"] for part in parts] == ["1/2", "2/2"]
+    assert all(part["collected"] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"] for part in parts)
     keys = [[video["path"] for video in part["videos"]] for part in parts]
     assert sorted(keys[0] + keys[1]) == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
     assert all(keys) and sum(sum(shard.parseoutcomes().values()) for shard in shards) == 3
@@ -501,7 +558,8 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pyteste
     assert "base.json written: 2 added, 0 changed, 0 removed" in capsys.readouterr().out
     assert [v["path"] for v in json.loads((pytester.path / "base.json").read_text())["videos"]] == ["videos/good.mp4", "videos/hard/late.mp4"]
     assert main(["gate", "merged.json", "--lse-d-max", "9", "--baseline", "base.json"]) == 0
-    assert main(["gate", "s1.json", "--baseline", "absent.json"]) == 1  # the missing baseline fails every video
+    assert main(["gate", "s1.json"]) == 2  # one shard is not the run
+    assert "s1.json: is shard 1/2 of a split, not a whole run" in capsys.readouterr().err
 
 
 def test_shard_flag_errors_name_the_flag(project, pytester) -> None:  # type: ignore[no-untyped-def]

@@ -84,6 +84,8 @@ def test_matrix_workflow_structure() -> None:
     assert shards == list(range(1, len(shards) + 1))
     assert f"--lipsync-shard ${{{{ matrix.shard }}}}/{len(shards)}" in text
     assert "needs: score" in text and "container:" in text and "--gpus all" in text
+    score_job = text[text.index("  score:") : text.index("  gate:")]
+    assert "if-no-files-found: error" in score_job  # a shard that wrote no report fails where it happened
     indents = {len(line) - len(line.lstrip()) for line in text.splitlines() if line.strip()}
     assert all(indent % 2 == 0 for indent in indents)
 

@@ -4,6 +4,9 @@ first, escapes what it shows, and has plots when matplotlib is installed (and sa
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -175,6 +178,38 @@ def test_pytest_run_writes_the_html_report(project, pytester, shared_cache, monk
     assert "Smoothed per-frame confidence of each face track; shaded: the threshold band (lse_c_min 2.5 +- 1)" in captions
 
 
+# A file name with a byte that is not UTF-8: Python holds it as a lone surrogate (surrogateescape).
+UNDECODABLE = os.fsdecode(b"clips/take\xff.mp4")
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_with_its_byte_escaped(tmp_path: Path) -> None:
+    from urllib.parse import unquote_to_bytes
+
+    broken = VideoScore(UNDECODABLE, error=ScoreError("unreadable", f"{UNDECODABLE}: cannot be opened as a video"))
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(replace(_report(), videos=(broken,)).to_dict()))
+    annotated = annotated_path(tmp_path / "html", UNDECODABLE)
+    annotated.parent.mkdir(parents=True)
+    annotated.write_bytes(b"stand-in")
+    assert main(["report", str(results), "-o", str(tmp_path / "html")]) == 0
+    page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
+    assert page.rows[1][0] == "clips/take\\xff.mp4" and "unreadable: clips/take\\xff.mp4: cannot be opened" in "".join(page.text)
+    (link,) = {attrs["src"] for tag, attrs in page.tags if tag == "video"}
+    assert link == "videos/clips/take%FF.mp4" and (tmp_path / "html" / os.fsdecode(unquote_to_bytes(link))).is_file()
+
+
+def test_pytest_run_writes_the_html_report_for_a_name_that_is_not_utf8(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    load_pyplot()  # imported outside: pytester's in-process runs drop the modules they import
+    project(broken=False)
+    shutil.copyfile(pytester.path / "videos" / "good.mp4", pytester.path / "videos" / os.fsdecode(b"\xff.mp4"))
+    result = run(pytester, shared_cache, "--lipsync-html=html", "--lipsync-json=r.json")
+    result.assert_outcomes(passed=3)
+    text = "".join(Page((pytester.path / "html" / "index.html").read_text(encoding="utf-8")).text)
+    assert "videos/\\xff.mp4" in text
+    assert os.fsdecode(b"videos/\xff.mp4") in [video["path"] for video in json.loads((pytester.path / "r.json").read_text())["videos"]]
+    result.stdout.fnmatch_lines(["videos/\\xff.mp4::lipsync PASSED*", "videos/\\xff.mp4 * ok"])
+
+
 def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from pytest_lipsync.config.keys import Thresholds
@@ -211,6 +246,23 @@ def test_no_worst_frame_image_when_the_files_are_not_here(tmp_path: Path) -> Non
     pytest.importorskip("matplotlib")
     report = replace(_report(), videos=(_quality_video(tmp_path / "gone.mp4", tmp_path / "gone-too.mp4"),))
     page = Page(write_report(report, tmp_path / "html").read_text(encoding="utf-8"))
+    assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
+
+
+def test_ground_truth_that_is_not_a_regular_file_is_never_opened(quality_trees: tuple[Path, Path], tmp_path: Path) -> None:
+    """A FIFO would block the report forever waiting for a writer: it is a file that is not here."""
+    pytest.importorskip("matplotlib")
+    out, _ = quality_trees
+    fifo = tmp_path / "truth.mp4"
+    os.mkfifo(fifo)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(replace(_report(), videos=(_quality_video(out / "talks" / "a.avi", fifo),)).to_dict()))
+    code = "import sys; from pytest_lipsync.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, "report", str(results), "-o", str(tmp_path / "html")]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, check=False)  # a hang fails here
+    assert done.returncode == 0, done.stderr
+    page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
     assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
 
 

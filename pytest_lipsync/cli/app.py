@@ -221,7 +221,8 @@ def run_score(args: argparse.Namespace) -> int:
     if notice is not None:
         print(notice)
     if args.json is not None:
-        write_json_atomic(args.json, Report(run, tuple(scores)).to_dict())
+        # Every video given has an entry (a crashed worker's says so): the command gated exactly these.
+        write_json_atomic(args.json, Report(run, tuple(scores), collected=tuple(score.path for score in scores)).to_dict())
     return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED
 
 

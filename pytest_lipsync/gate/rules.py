@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from pytest_lipsync.config.keys import Thresholds
+from pytest_lipsync.config.keys import THRESHOLD_METRICS, Thresholds
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -101,6 +101,16 @@ class GateRules:
     regression: Mapping[str, Tolerance] = field(default_factory=dict)
     allow: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
+
+    def quality_rules(self) -> tuple[str, ...]:
+        """The rules on PSNR/SSIM, named as the configuration writes them (``psnr_min``, ``regression.ssim``,
+        ``overrides[0].psnr_min``): without ground truth they could judge nothing."""
+        names = [key for metric, (key, _) in self.thresholds.limits().items() if metric in QUALITY_METRICS]
+        names += [f"regression.{metric}" for metric in self.regression if metric in QUALITY_METRICS]
+        for number, override in enumerate(self.overrides):
+            names += [f"overrides[{number}].{key}" for key in override.thresholds if THRESHOLD_METRICS[key] in QUALITY_METRICS]
+            names += [f"overrides[{number}].regression.{metric}" for metric in override.regression if metric in QUALITY_METRICS]
+        return tuple(names)
 
     def for_video(self, key: str) -> Rules:
         thresholds, regression, allow = self.thresholds, dict(self.regression), self.allow

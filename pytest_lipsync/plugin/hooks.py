@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,9 @@ GATE = pytest.StashKey["GateSession"]()
 ACTIVE = pytest.StashKey[bool]()
 OUTPUTS = pytest.StashKey["Outputs"]()
 _CONFIGS: list[pytest.Config] = []  # innermost last: pytester runs sessions inside sessions
+# The attribute of a test report that carries an xdist worker's new results to the controller: pytest sends
+# a report's extra attributes along with it.
+RESULTS = "lipsync_results"
 
 _HELP = {
     "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
@@ -64,6 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(**settings): a pytest-lipsync gate item, or per-test settings and thresholds")
     config.stash[ACTIVE] = _flags_given(config) or _has_table(config)
     _CONFIGS.append(config)
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistController(config), "lipsync-xdist-controller")
     if config.stash[ACTIVE]:
         controller = not hasattr(config, "workerinput")
         with _usage_errors():
@@ -170,24 +175,61 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             config.stash[OUTPUTS] = _finish(gate)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """xdist worker: each test's report carries the results the gate got during it, so that a worker that
+    dies later has lost nothing it finished."""
+    outcome = yield
+    config = item.config
+    if hasattr(config, "workerinput") and GATE in config.stash:
+        payload = config.stash[GATE].payload()
+        if payload:
+            setattr(outcome.get_result(), RESULTS, payload)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: take in a finished worker's scores and verdicts."""
+    """xdist controller: take in what a finished worker had not sent with its tests' reports."""
     payload = getattr(node, "workeroutput", {}).get("lipsync")
     if payload:
         gate_of(node.config).absorb(payload)
+
+
+class XdistController:
+    """The xdist controller's hooks, bound to its config (these hooks are not given one): results arrive
+    with each test's report, and a test whose worker died is recorded against its video."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, RESULTS, None)
+        if payload:
+            gate_of(self.config).absorb(payload)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        if not self.config.stash[ACTIVE]:
+            return
+        from pytest_lipsync.plugin.items import video_of
+
+        gate = gate_of(self.config)
+        key = video_of(crashitem, gate)
+        if key is not None:
+            gate.lost(key, str(report.longrepr))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if GATE not in config.stash or hasattr(config, "workerinput"):
         return
     from pytest_lipsync.reports.summary import summary_lines
+    from pytest_lipsync.results import printable
 
     lines = summary_lines(config.stash[GATE], config.stash.get(OUTPUTS, None))
     if lines:
         terminalreporter.write_sep("=", "lipsync")
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(printable(line))
 
 
 def _finish(gate: GateSession) -> Outputs:

@@ -1,7 +1,8 @@
 """The gate's test items: one per video for lip sync, one more per video for PSNR/SSIM with ground truth.
 
 Items are named after the video (``out/talk_01.mp4::lipsync``) so that ``-k`` selects by path and a CI log
-names the file. A failing item shows the verdict's table and no Python traceback: the traceback would point
+names the file; a name's bytes that are not UTF-8 are spelt ``\\xff`` there, as pytest writes node ids to
+UTF-8 files. A failing item shows the verdict's table and no Python traceback: the traceback would point
 into this plugin, and the user's question is which number missed which limit.
 """
 
@@ -16,6 +17,7 @@ import pytest
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
 from pytest_lipsync.plugin.hooks import MARKER
+from pytest_lipsync.results import printable
 
 if TYPE_CHECKING:
     from pytest_lipsync.session.run import GateSession
@@ -41,6 +43,7 @@ class VideoItem(pytest.Item):
     """Checks one video's lip-sync metrics (LSE-D, LSE-C) against thresholds and the baseline."""
 
     metrics: Sequence[str] = SYNC_METRICS
+    item_name = "lipsync"
 
     def __init__(self, *, entry: VideoEntry, gate: GateSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,20 +61,21 @@ class VideoItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, GateFailed):
-            return format_verdict(excinfo.value.verdict)
+            return printable(format_verdict(excinfo.value.verdict))
         if isinstance(excinfo.value, LipsyncError):
-            return f"{self.entry.key}: {excinfo.value.message}"
+            return printable(f"{self.entry.key}: {excinfo.value.message}")
         return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """The failure headline. Not the node id itself: pytest would turn its dots into ``::``."""
-        return self.entry.path, None, f"{self.entry.key} ({self.name})"
+        return self.entry.path, None, f"{printable(self.entry.key)} ({self.name})"
 
 
 class QualityItem(VideoItem):
     """Checks one video's PSNR/SSIM against its ground truth (``psnr_min``, ``ssim_min``, regression)."""
 
     metrics = QUALITY_METRICS
+    item_name = "quality"
 
 
 class NoVideos(Exception):
@@ -110,15 +114,24 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
         node = VideoNode.from_parent(session, name=unmatched.key, nodeid=unmatched.key, path=unmatched.argument)
         items.append(NoVideosItem.from_parent(node, name="lipsync", unmatched=unmatched))
     for entry in gate.videos:
-        node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)
-        items.append(VideoItem.from_parent(node, name="lipsync", entry=entry, gate=gate))
+        name = printable(entry.key)
+        node = VideoNode.from_parent(session, name=name, nodeid=name, path=entry.path)
+        items.append(VideoItem.from_parent(node, name=VideoItem.item_name, entry=entry, gate=gate))
         if gate.with_quality:
-            items.append(QualityItem.from_parent(node, name="quality", entry=entry, gate=gate))
+            items.append(QualityItem.from_parent(node, name=QualityItem.item_name, entry=entry, gate=gate))
     if gate.with_quality and session.config.pluginmanager.hasplugin("xdist"):
         for item in items:  # with --dist loadgroup, one worker scores a video once for both items
             if isinstance(item, VideoItem):
                 item.add_marker(pytest.mark.xdist_group(item.entry.key))
     return items
+
+
+def video_of(nodeid: str, gate: GateSession) -> str | None:
+    """The key of the video whose gate item ``nodeid`` is (items are ``<key>::lipsync`` and ``<key>::quality``)."""
+    node, _, name = nodeid.rpartition("::")
+    if name not in (VideoItem.item_name, QualityItem.item_name):
+        return None
+    return next((entry.key for entry in gate.videos if printable(entry.key) == node), None)
 
 
 def report_collected(config: pytest.Config, items: Sequence[pytest.Item]) -> None:

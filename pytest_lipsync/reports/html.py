@@ -2,7 +2,8 @@
 
 The page is self-contained so that it works as a downloaded CI artifact and offline: inline CSS and JS, plots
 as PNG files beside it, referenced relatively; nothing from the network. Every value from a report (paths,
-error messages, settings) is escaped, since video names and messages are arbitrary text.
+error messages, settings) is escaped, since video names and messages are arbitrary text, and made valid
+Unicode, since a file name need not be UTF-8.
 
 A video's section shows its annotated copy when ``DIR/videos/<its path>.mp4`` exists (:func:`annotated_path`,
 written by ``lipsync visualize VIDEO -o ...``): annotating re-scores the video, too slow to do for every
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
@@ -23,7 +25,7 @@ from urllib.parse import quote
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
-from pytest_lipsync.results import Report, TrackScore, VideoScore, write_json_atomic, write_text_atomic
+from pytest_lipsync.results import Report, TrackScore, VideoScore, printable, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from pytest_lipsync.gate.rules import GateRules
@@ -93,7 +95,7 @@ def write_report(
     ]
     for line in (note, run_notice(report.run)):
         if line:
-            body.insert(1, f'<p class="note">{escape(line)}</p>')
+            body.insert(1, f'<p class="note">{_escape(line)}</p>')
     page = directory / INDEX
     write_text_atomic(page, _page("\n".join(body)))
     _replace_manifest(directory, [plot.file for video_plots in plots.values() for plot in video_plots])
@@ -133,6 +135,11 @@ def _all_plots(
     }, None
 
 
+def _escape(text: str) -> str:
+    """Escaped for HTML, and valid Unicode: paths and messages come from file systems (see ``printable``)."""
+    return escape(printable(text))
+
+
 def _page(body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>pytest-lipsync report</title>\n'
@@ -142,20 +149,20 @@ def _page(body: str) -> str:
 
 def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
     """The sortable table, failing rows first; each row links to its video's section."""
-    header = "".join(f"<th>{escape(name)}</th>" for name in ("video", *_COLUMNS, "status"))
+    header = "".join(f"<th>{_escape(name)}</th>" for name in ("video", *_COLUMNS, "status"))
     rows = "\n".join(_summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1))
     note = "<p>In brackets: the change since the baseline.</p>\n" if baseline else ""
     return f'<h2>Summary</h2>\n{note}<table id="summary">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>'
 
 
 def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) -> str:
-    name = f'<td data-sort="{escape(video.path)}"><a href="#video-{number}">{escape(video.path)}</a></td>'
+    name = f'<td data-sort="{_escape(video.path)}"><a href="#video-{number}">{_escape(video.path)}</a></td>'
     cells = "".join(
         _number_cell(video.metrics.get(metric), digits, before.get(metric)) for metric, digits in _COLUMNS.values()
     )
     status = "ok" if video.error is None else video.error.kind
     state = "ok" if video.ok else "failed"
-    return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{escape(status)}">{escape(status)}</td></tr>'
+    return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{_escape(status)}">{_escape(status)}</td></tr>'
 
 
 def _number_cell(value: float | None, digits: int | None, before: float | None = None) -> str:
@@ -174,13 +181,13 @@ def _format(value: float, digits: int | None) -> str:
 
 def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path) -> str:
     """A video's error, tracks, annotated copy (when there is one) and plots."""
-    parts = [f'<section id="video-{number}">', f"<h2>{escape(video.path)}</h2>"]
+    parts = [f'<section id="video-{number}">', f"<h2>{_escape(video.path)}</h2>"]
     if video.error is not None:
-        parts.append(f'<pre class="error">{escape(video.error.kind)}: {escape(video.error.message)}</pre>')
+        parts.append(f'<pre class="error">{_escape(video.error.kind)}: {_escape(video.error.message)}</pre>')
     parts.append(f"<p>{video.frames} frames, {video.duration:.2f} s, {len(video.tracks)} face track(s)</p>")
     annotated = annotated_path(directory, video.path)
     if annotated.is_file():
-        link = escape(quote(annotated.relative_to(directory).as_posix()))
+        link = _escape(quote(os.fsencode(annotated.relative_to(directory).as_posix())))
         parts.append(
             f'<p><video controls preload="metadata" src="{link}" width="480"></video><br>'
             f'<a href="{link}">Annotated video</a>: face tracks boxed by per-frame confidence</p>'
@@ -188,7 +195,7 @@ def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path)
     if video.tracks:
         parts.append(_tracks(video.tracks))
     parts += [
-        f'<figure><img src="{escape(plot.file)}" alt="{escape(plot.caption)}"><figcaption>{escape(plot.caption)}</figcaption></figure>'
+        f'<figure><img src="{_escape(plot.file)}" alt="{_escape(plot.caption)}"><figcaption>{_escape(plot.caption)}</figcaption></figure>'
         for plot in plots
     ]
     parts.append("</section>")
@@ -215,7 +222,7 @@ def _run(report: Report) -> str:
     run = report.run
     facts = {"tool version": run.tool_version, "device": run.device, **({"shard": report.shard} if report.shard else {})}
     weights = "".join(
-        f"<tr><td>{escape(w.name)}</td><td><code>{escape(w.sha256)}</code></td><td>{escape(w.path)}</td>"
+        f"<tr><td>{_escape(w.name)}</td><td><code>{_escape(w.sha256)}</code></td><td>{_escape(w.path)}</td>"
         f"<td>{'custom' if w.custom else 'released'}</td></tr>"
         for w in run.weights
     )
@@ -228,5 +235,5 @@ def _run(report: Report) -> str:
 
 
 def _pairs(values: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{escape(str(key))}</td><td>{escape(str(value))}</td></tr>" for key, value in values.items())
+    rows = "".join(f"<tr><td>{_escape(str(key))}</td><td>{_escape(str(value))}</td></tr>" for key, value in values.items())
     return f"<table><tbody>{rows}</tbody></table>"

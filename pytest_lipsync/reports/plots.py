@@ -65,8 +65,9 @@ def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceB
     if series:
         plots.append(_save(pyplot, _quality_figure(pyplot, series), directory, f"{stem}-quality.png",
                            "Per-frame PSNR and SSIM against ground truth, worst frame marked"))
+    reference = (video.quality or {}).get("reference")
     for frame, metrics in _worst_frames(series).items():
-        pair = _frame_pair(Path(video.path), Path(str((video.quality or {}).get("reference"))), frame)
+        pair = None if reference is None else _frame_pair(Path(video.path), Path(reference), frame)
         if pair is not None:
             plots.append(_save(pyplot, _worst_figure(pyplot, *pair, frame), directory, f"{stem}-worst-{frame}.png",
                                f"Frame {frame}, the worst by {metrics}: generated, ground truth, difference (x{DIFFERENCE_GAIN})"))
@@ -85,12 +86,17 @@ def _worst_frames(series: Mapping[str, Mapping[str, Any]]) -> dict[int, str]:
 
 def _frame_pair(generated: Path, reference: Path, frame: int) -> tuple[Any, Any] | None:
     """Frame ``frame`` (25 fps, as quality numbers them) of both videos in RGB, the reference at the generated
-    size as quality compares it; None when either cannot be read from here (a report moved to another machine)."""
+    size as quality compares it; None when either cannot be read from here (a report moved to another machine).
+
+    Only regular files are opened: a path in a report may name a FIFO or a device, where opening blocks or
+    reads forever, and a report is no reason to wait."""
     import cv2
 
     from pytest_lipsync.errors import VideoError
     from pytest_lipsync.media.decode import open_video
 
+    if not (generated.is_file() and reference.is_file()):
+        return None
     try:
         pair = [next(islice(open_video(path).decoded("rgb24"), frame, None), None) for path in (generated, reference)]
     except VideoError:

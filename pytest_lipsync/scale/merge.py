@@ -1,9 +1,10 @@
 """``lipsync merge``: the shard reports of a CI matrix, combined into one report to gate.
 
 A merged report is only meaningful when its parts are comparable and complete: every part made with the
-same scoring settings and the same weights, no video scored twice, and, for sharded
-parts, every shard of one split present once. Anything else is refused with both files named and what
-differs, because a gate passing on two thirds of the videos is worse than no gate.
+same scoring settings and the same weights, no video scored twice, for sharded parts every shard of one
+split present once, and every video that the parts' runs collected holding a result. Anything else is
+refused with the files named and what differs, because a gate passing on two thirds of the videos is worse
+than no gate. The same completeness rules decide what ``lipsync gate`` accepts (:func:`check_gateable`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pytest_lipsync.gate.baseline import run_differences
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.gate.baseline import run_differences
 from pytest_lipsync.results import Report
 from pytest_lipsync.scale.sharding import Shard
 
 _SAME_RUN = "Score every shard with the same settings and weights (one image, one pyproject.toml)"
+_LISTED = 10  # missing videos named in a message; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,32 @@ class NamedReport:
 
 def load_report(path: Path) -> NamedReport:
     """Read a report written by ``--lipsync-json`` or ``lipsync score --json``; a bad file, or one of another
-    schema version, is a usage error naming it."""
+    schema version, is a usage error naming it and the first wrong field.
+
+    Only a regular file is opened: opening a FIFO waits for a writer, and a CI step must fail, not hang."""
+    hint = "Pass a report written by --lipsync-json or lipsync score --json"
     try:
-        return NamedReport(path, Report.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        if path.exists() and not path.is_file():
+            raise ConfigError("is not a regular file", path=path, hint=hint)
+        report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if report.shard is not None:
+            _parse_shard(report.shard)
     except OSError as exc:
-        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint="Pass a report written by --lipsync-json or lipsync score --json") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=path, hint=hint) from None
+    except ValueError as exc:  # JSON syntax, UTF-8 and schema errors
         raise ConfigError(
             f"is not a pytest-lipsync report ({exc})",
             path=path,
             hint="Pass files written by --lipsync-json or lipsync score --json, by this version of pytest-lipsync",
         ) from None
+    return NamedReport(path, report)
+
+
+def _parse_shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ConfigError:
+        raise ValueError(f'shard must be "i/n" with 1 <= i <= n, not {text!r}') from None
 
 
 def merge_reports(parts: Sequence[NamedReport]) -> Report:
@@ -49,6 +66,8 @@ def merge_reports(parts: Sequence[NamedReport]) -> Report:
     first = parts[0]
     for part in parts[1:]:
         _check_same_run(first, part)
+    for part in parts:
+        _check_records_collected(part)
     _check_shards(parts)
     owners: dict[str, Path] = {}
     for part in parts:
@@ -61,7 +80,64 @@ def merge_reports(parts: Sequence[NamedReport]) -> Report:
             owners[video.path] = part.path
     videos = sorted((video for part in parts for video in part.report.videos), key=lambda video: video.path)
     devices = ", ".join(dict.fromkeys(part.report.run.device for part in parts))
-    return Report(replace(first.report.run, device=devices), tuple(videos))
+    collected = tuple(sorted({key for part in parts for key in part.report.collected or ()}))
+    merged = Report(replace(first.report.run, device=devices), tuple(videos), collected=collected)
+    missing = merged.missing
+    if missing:
+        sources = ", ".join(str(part.path) for part in parts if set(part.report.collected or ()) & set(missing))
+        raise ConfigError(
+            f"the reports have no result for {_count(missing, collected)} videos their runs collected: "
+            f"{_listed(missing)} (collected by {sources})",
+            hint="Pass every shard's report (a shard's report that lost its shard field reads as a whole run); "
+            "a run that stopped early or ran a -k/-m selection left videos out: score them",
+        )
+    return merged
+
+
+def check_gateable(part: NamedReport) -> None:
+    """Refuse a report that cannot stand for a whole run: the gate's verdict is about every video that run
+    collected, and a report that lacks some, or cannot show that it lacks none, would pass what it never saw."""
+    _check_records_collected(part)
+    report = part.report
+    if report.shard is not None and _parse_shard(report.shard).count > 1:
+        raise ConfigError(
+            f"is shard {report.shard} of a split, not a whole run",
+            path=part.path,
+            hint="Merge every shard's report first (lipsync merge SHARD.json... -o ALL.json) and gate the merged report",
+        )
+    if not report.videos:
+        raise ConfigError(
+            "holds no videos: the run that wrote it gated nothing",
+            path=part.path,
+            hint="Point videos (--lipsync-videos) at the generated videos, score them and gate that report",
+        )
+    missing = report.missing
+    if missing:
+        raise ConfigError(
+            f"has no result for {_count(missing, report.collected or ())} videos its run collected: {_listed(missing)}",
+            path=part.path,
+            hint="A run that stopped early or ran a -k/-m selection leaves videos out, and so does a lost shard: "
+            "gate the report of a whole run (for a CI matrix, merge every shard's report)",
+        )
+
+
+def _check_records_collected(part: NamedReport) -> None:
+    if part.report.collected is None:
+        raise ConfigError(
+            "does not record which videos its run collected, so it cannot show that it is complete (it was "
+            "written by an older pytest-lipsync, or edited)",
+            path=part.path,
+            hint="Score the videos again with this version (--lipsync-json or lipsync score --json)",
+        )
+
+
+def _count(missing: Sequence[str], collected: Sequence[str]) -> str:
+    return f"{len(missing)} of the {len(collected)}"
+
+
+def _listed(keys: Sequence[str]) -> str:
+    named = ", ".join(keys[:_LISTED])
+    return named if len(keys) <= _LISTED else f"{named} and {len(keys) - _LISTED} more"
 
 
 def _check_same_run(first: NamedReport, other: NamedReport) -> None:

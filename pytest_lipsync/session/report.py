@@ -5,6 +5,9 @@ without models. It must be the verdict the pytest run would have given, so nothi
 :class:`GateSession` gets the report's videos and a :class:`ReportScores` in place of scoring, and the
 same verdict, baseline, summary and GitHub code runs. What a report cannot say is how a video's ground
 truth failed to match; such a video fails its quality verdict with the generic reason.
+
+Every metric the report holds is judged: a report with PSNR/SSIM gets quality verdicts whether or not this
+project configures a reference, since its videos were compared with ground truth when they were scored.
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
 
     command_line = Layer(options.kind, {**options.values, **_NOT_FOR_REPORTS}, options.origin)
     layers = standard_layers(project / "pyproject.toml", environ, command_line, here)
-    gate = GateSession(lambda: layers, project, None, videos=report_entries(report), service=ReportScores(report, name))
+    quality = any(video.quality is not None or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
+    scores = ReportScores(report, name)
+    gate = GateSession(lambda: layers, project, None, videos=report_entries(report), service=scores, report_quality=quality)
     gate.start(check_baseline=True)
     for entry in gate.videos:
         gate.verdict(entry, SYNC_METRICS)

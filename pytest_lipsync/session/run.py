@@ -3,7 +3,10 @@
 The plugin's hooks and items only forward to a :class:`GateSession`; it holds no pytest objects, so the
 same logic serves ``lipsync gate``, which gives it a report's videos and scores instead of scoring. Under
 xdist every worker has its own session, and the controller's session absorbs the workers' :meth:`payload`
-so that the summary, JSON, GitHub summary and baseline are written once, from all results.
+so that the summary, JSON, GitHub summary and baseline are written once, from all results. Workers send
+their results test by test, not at their end, so that a worker that dies (a native crash, the out-of-memory
+killer) loses only the video it was scoring, which the controller then records as ``worker_crashed``
+(:meth:`lost`): every collected video ends in the report.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.config.resolution import Layer, LipsyncConfig, resolve
+from pytest_lipsync.errors import ConfigError, WorkerCrashedError
 from pytest_lipsync.gate.baseline import (
     Baseline,
     BaselineChange,
@@ -25,9 +29,14 @@ from pytest_lipsync.gate.baseline import (
     update_baseline,
 )
 from pytest_lipsync.gate.rules import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
-from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
+from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService, Tally
 from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
+
+_CRASH_HINT = (
+    "Run it without xdist (-p no:xdist -k ...) to see the crash; a worker killed for memory needs more of it "
+    "(fewer workers with -n, or a larger machine)"
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,8 @@ class Outputs:
 class GateSession:
     """The run's configuration (resolved lazily, so an inert plugin reads nothing), scores and verdicts.
 
-    ``videos`` and ``service`` replace collecting and scoring: ``lipsync gate`` passes a report's."""
+    ``videos`` and ``service`` replace collecting and scoring: ``lipsync gate`` passes a report's, and
+    ``report_quality``, whether that report holds PSNR/SSIM."""
 
     def __init__(
         self,
@@ -72,6 +82,7 @@ class GateSession:
         *,
         videos: tuple[VideoEntry, ...] | None = None,
         service: Scores | None = None,
+        report_quality: bool | None = None,
     ) -> None:
         self._read_layers = layers
         self._layer_list: Sequence[Layer] | None = None
@@ -83,10 +94,16 @@ class GateSession:
         self._baseline: Baseline | None | bool = False
         self._cache = cache
         self._service = service
+        self._report_quality = report_quality
         self.scores: dict[str, VideoScore] = {}
         self.verdicts: dict[str, Verdict] = {}
         self.run: RunRecord | None = None
         self.tally = Tally()
+        # What :meth:`payload` has not sent yet (an xdist worker's side).
+        self._unsent_scores: set[str] = set()
+        self._unsent_verdicts: set[str] = set()
+        self._sent_tally = Tally()
+        self._run_sent = False
 
     def _layers(self) -> Sequence[Layer]:
         if self._layer_list is None:
@@ -102,6 +119,7 @@ class GateSession:
             self._check_outputs()
         if list_videos:
             self.videos  # noqa: B018 -- lists them, raising for a path that does not exist
+        self._check_quality_rules()
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
 
@@ -116,6 +134,40 @@ class GateSession:
             check_folder_output(html_path, "the HTML report")
         if baseline_path is not None and options.update_baseline:
             check_file_output(baseline_path, "the baseline")
+
+    def _check_quality_rules(self) -> None:
+        """A PSNR/SSIM rule where no video has ground truth would judge nothing, and pass: refuse it."""
+        rules = self.config.gate.quality_rules()
+        if not rules or self.with_quality:
+            return
+        named = ", ".join(self._written_as(rule) for rule in rules)
+        if self._report_quality is None:
+            raise ConfigError(
+                f"{named} would judge PSNR/SSIM against ground truth, but none is configured",
+                hint='Set reference = "DIR" in [tool.lipsync] (--lipsync-reference DIR) or name each video\'s ground '
+                "truth in [tool.lipsync.pairs]; or remove the rule",
+            )
+        raise ConfigError(
+            f"{named} would judge PSNR/SSIM against ground truth, but the report holds none (its videos were "
+            "scored without ground truth) and none is configured",
+            hint='Score the videos with ground truth (reference = "DIR" or [tool.lipsync.pairs]) and gate that report, '
+            "or remove the rule",
+        )
+
+    def _written_as(self, rule: str) -> str:
+        """A rule of :meth:`GateRules.quality_rules` as its user wrote it: the key and the source that set it."""
+        head, _, metric = rule.partition(".")
+        for layer in reversed(self._layers()):
+            values = layer.values
+            if head == "regression" and metric in (values.get("regression") or {}):
+                return layer.name(rule)
+            if head.startswith("overrides[") and "overrides" in values:
+                return layer.name(rule)
+            if rule in values:
+                return layer.name(rule)
+            if rule in (values.get("thresholds") or {}):
+                return layer.name(f"thresholds.{rule}")
+        return rule
 
     @property
     def config(self) -> LipsyncConfig:
@@ -150,9 +202,16 @@ class GateSession:
         return self._unmatched
 
     @property
+    def collected(self) -> tuple[str, ...]:
+        """The keys of every configured video, all shards' (what a report must account for)."""
+        self.videos  # noqa: B018 -- collects
+        return tuple(entry.key for entry in self._collected or ())
+
+    @property
     def with_quality(self) -> bool:
-        """Whether every video also has a PSNR/SSIM verdict (ground truth is configured)."""
-        return self.config.settings.reference is not None or bool(self.config.pairs)
+        """Whether every video also has a PSNR/SSIM verdict: ground truth is configured, or the report being
+        gated holds PSNR/SSIM (its videos were compared with ground truth when they were scored)."""
+        return bool(self._report_quality) or self.config.settings.reference is not None or bool(self.config.pairs)
 
     def entry(self, path: Path) -> VideoEntry:
         """The gate's entry for ``path``, or a new one keyed relative to the rootdir (a user's own video)."""
@@ -171,6 +230,7 @@ class GateSession:
         config = config or self.config
         result = replace(self.service.score(entry.path, config.settings, entry.reference), path=entry.key)
         self.scores[entry.key] = result
+        self._unsent_scores.add(entry.key)
         if self.run is None and config.settings == self.config.settings:
             self.run = self.service.run_record(config.settings)
         self.tally = self.service.tally
@@ -185,8 +245,19 @@ class GateSession:
         else:
             rules = config.gate.for_video(entry.key)
             verdict = judge(self.score_entry(entry, config), entry.key, rules, metrics, self.baseline_values(entry.key))
-        self.verdicts[f"{entry.key}::quality" if quality else entry.key] = verdict
+        name = f"{entry.key}::quality" if quality else entry.key
+        self.verdicts[name] = verdict
+        self._unsent_verdicts.add(name)
         return verdict
+
+    def lost(self, key: str, cause: str) -> None:
+        """Record that the process scoring ``key`` died before reporting it (``cause``: the runner's words).
+        Unless an earlier test already brought its score, the video's entry says so and its verdict fails."""
+        if key in self.scores:
+            return
+        error = WorkerCrashedError(f"the pytest-xdist worker scoring it died ({cause}), so it has no score", path=key, hint=_CRASH_HINT)
+        self.scores[key] = VideoScore(key, error=ScoreError(error.kind, error.message))
+        self.verdicts[key] = Verdict(key, "failed", reason=f"{error.kind}: {error.message}")
 
     def baseline_values(self, key: str) -> BaselineValues:
         """What the configured baseline says about ``key``; nothing while updating it."""
@@ -207,13 +278,22 @@ class GateSession:
         return self._baseline  # type: ignore[return-value]
 
     def payload(self) -> dict[str, Any]:
-        """Everything the controller needs from a worker, as plain JSON-able data."""
-        return {
-            "scores": {key: score.to_dict() for key, score in self.scores.items()},
-            "verdicts": {key: _verdict_dict(v) for key, v in self.verdicts.items()},
-            "run": None if self.run is None else self.run.to_dict(),
-            "tally": [self.tally.scored, self.tally.replayed],
+        """What this worker learnt since the last payload, as plain JSON-able data (empty when nothing): the
+        scores and verdicts recorded since, the run record once, and how much the tally grew."""
+        tally = [self.tally.scored - self._sent_tally.scored, self.tally.replayed - self._sent_tally.replayed]
+        run = None if self.run is None or self._run_sent else self.run.to_dict()
+        if not (self._unsent_scores or self._unsent_verdicts or run or any(tally)):
+            return {}
+        payload = {
+            "scores": {key: self.scores[key].to_dict() for key in sorted(self._unsent_scores)},
+            "verdicts": {key: _verdict_dict(self.verdicts[key]) for key in sorted(self._unsent_verdicts)},
+            "run": run,
+            "tally": tally,
         }
+        self._unsent_scores.clear()
+        self._unsent_verdicts.clear()
+        self._sent_tally, self._run_sent = self.tally, self.run is not None
+        return payload
 
     def absorb(self, payload: dict[str, Any] | None) -> None:
         """Take in a worker's :meth:`payload` (the controller side of xdist)."""
@@ -232,7 +312,7 @@ class GateSession:
         json_path, html_path = self.config.path(options.json), self.config.path(options.html)
         ordered = tuple(self.scores[key] for key in sorted(self.scores))
         run = self.run or _empty_run(self.config)
-        report = Report(run, ordered, shard=options.shard)
+        report = Report(run, ordered, shard=options.shard, collected=self._accounted_for())
         if json_path is not None:
             write_json_atomic(json_path, report.to_dict())
         baseline = None if options.update_baseline or html_path is None else self.baseline()
@@ -240,10 +320,15 @@ class GateSession:
         baseline_path = self.config.path(options.baseline)
         if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path, html=page)
-        self.videos  # noqa: B018 -- collects: a shard's update keeps the other shards' entries
-        known = {entry.key for entry in self._collected or ()} | set(self.scores)
+        known = set(self._accounted_for()) | set(self.scores)  # a shard's update keeps the other shards' entries
         change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path, html=page)
+
+    def _accounted_for(self) -> tuple[str, ...]:
+        """The videos the report must account for: every configured one when the run listed them (the gate's
+        items, the ``lipsync_video`` fixture), else the ones scored (named test files only, whose videos
+        folder may not even exist)."""
+        return self.collected if self._collected is not None else tuple(sorted(self.scores))
 
     def means(self) -> dict[str, float]:
         """Dataset means of every metric over the scored videos (a failed video's partial numbers stay out)."""
