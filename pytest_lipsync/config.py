@@ -154,20 +154,21 @@ def _layer_scalars(layer: Layer) -> dict[str, Any]:
     named = {**{key: (key, value) for key, value in raw.items()}, **{k: (f"thresholds.{k}", v) for k, v in thresholds.items()}}
     values = {key: _coerce(layer, name, value, keys[key]) for key, (name, value) in named.items()}
     for key, value in values.items():
-        _check_alone(layer, key, value)
+        _check_alone(layer, named[key][0], key, value)
     return values
 
 
-def _check_alone(layer: Layer, key: str, value: Any) -> None:
-    """Build the owning object with just this value, so its own validation blames the right source."""
+def _check_alone(layer: Layer, name: str, key: str, value: Any) -> None:
+    """Build the owning object with just this value, so its own validation (ranges included) blames the
+    right source; ``name`` is how the source wrote the key (``thresholds.ssim_min``)."""
     if key == "allow":
-        _check_kinds(layer, key, value)
-    for owner in (Settings, RunOptions):
+        _check_kinds(layer, name, value)
+    for owner in (Settings, RunOptions, Thresholds):
         if key in hints(owner):
             try:
                 owner(**{key: value})
             except ConfigError as exc:
-                raise _error(layer, key, f"is invalid: {exc.message}") from None
+                raise _error(layer, name, f"is invalid: {exc.message}") from None
 
 
 def _check_kinds(layer: Layer, key: str, kinds: Sequence[str]) -> None:
@@ -220,6 +221,8 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
     rest = {key: value for key, value in entry.items() if key != "glob"}
     _reject_unknown(layer, rest, allowed, f"{label}.")
     limits = {key: _coerce(layer, f"{label}.{key}", value, thresholds[key]) for key, value in rest.items() if key in thresholds}
+    for key, value in limits.items():
+        _check_alone(layer, f"{label}.{key}", key, value)
     allow = _coerce(layer, f"{label}.allow", rest["allow"], tuple[str, ...]) if "allow" in rest else None
     if allow is not None:
         _check_kinds(layer, f"{label}.allow", allow)

@@ -58,7 +58,10 @@ class Tolerance:
                 f"{raw!r} points the wrong way: {metric} is better {direction}, so it worsens by "
                 f'"{_worse_sign(metric)}{number}{percent}"'
             )
-        return cls(metric, float(number), relative=bool(percent))
+        amount = float(number)
+        if not math.isfinite(amount):  # hundreds of digits read as infinity: no limit at all
+            raise ValueError(f"{raw!r} is not a finite tolerance")
+        return cls(metric, amount, relative=bool(percent))
 
     def limit(self, baseline: float) -> float:
         """The worst value still accepted, given the baseline value."""

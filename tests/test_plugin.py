@@ -150,6 +150,7 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
         ("batch_size = 'big'\n", "*batch_size in */pyproject.toml must be a whole number, not 'big'"),
         ("allow = ['no_face']\n", "*allow in */pyproject.toml names 'no_face', which is not an error kind*"),
         ("[[tool.lipsync.overrides]]\nlse_d_max = 9.0\n", "*overrides[[]0[]].glob in */pyproject.toml is required*"),
+        ("[tool.lipsync.thresholds]\nlse_d_max = nan\n", "*thresholds.lse_d_max in */pyproject.toml is invalid: setting 'lse_d_max' is nan. Use a finite number"),
     ],
 )
 def test_configuration_errors_name_the_key_and_the_file(project, pytester, extra: str, expected: str) -> None:  # type: ignore[no-untyped-def]

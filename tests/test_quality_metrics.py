@@ -254,8 +254,8 @@ def test_bad_batches_are_refused(gt: np.ndarray, gen: np.ndarray, error: type[Ex
     [
         ({"ssim_window": "gaussian7"}, 'ssim_window must be one of "uniform7", "gaussian11", not \'gaussian7\''),
         ({"color": "ycbcr"}, 'color must be one of "rgb", "y"'),
-        ({"max_length_mismatch": -1}, "max_length_mismatch must be 0 or more"),
-        ({"max_length_mismatch": True}, "max_length_mismatch must be a whole number"),
+        ({"max_length_mismatch": -1}, "setting 'max_length_mismatch' is -1. Use an integer >= 0"),
+        ({"max_length_mismatch": True}, "setting 'max_length_mismatch' is True. Use an integer >= 0"),
         ({"resize_reference": "yes"}, "resize_reference must be true or false"),
     ],
 )
