@@ -186,14 +186,21 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
 
     The ground-truth directory is made absolute here, from the project's directory as the gate takes it.
     """
-    from pytest_lipsync.config import Layer, resolve, standard_layers
+    from pytest_lipsync.config import Layer, environment_warnings, resolve, standard_layers
     from pytest_lipsync.report_commands import project_root
 
+    warn(environment_warnings(environ))
     project = project_root(here)
     given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key, None)) is not None}
     config = resolve(standard_layers(project / "pyproject.toml", environ, Layer("option", given), here), project)
     reference = config.path(config.settings.reference)
     return replace(config, settings=config.settings.replace(reference=None if reference is None else str(reference)))
+
+
+def warn(messages: Sequence[str]) -> None:
+    """Settings that are probably not what was meant: one line each on stderr, and the command goes on."""
+    for message in messages:
+        print(f"lipsync: warning: {message}", file=sys.stderr)
 
 
 def paired_reference(video: Path, config: LipsyncConfig) -> Path | None:

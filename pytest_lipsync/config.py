@@ -14,6 +14,7 @@ not import pytest (the plugin turns :class:`ConfigError` into ``pytest.UsageErro
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import types
@@ -34,6 +35,10 @@ _NO = frozenset({"0", "false", "no", "off"})
 SourceKind = Literal["pyproject", "env", "flag", "option", "marker"]
 # Run options that are paths: given in the environment or on a command line, they are the caller's.
 _PATH_OPTIONS = ("videos", "reference", "baseline", "json")
+# LIPSYNC_* variables that are not settings: the weights' cache and download mirrors (``models.resolve``),
+# and the test suite's fuzzing knobs. Any other LIPSYNC_* variable that is not a setting's is a typo.
+OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS"})
+OTHER_PREFIXES: tuple[str, ...] = ("LIPSYNC_FUZZ_",)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,23 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
         if raw is not None:
             values[key] = _env_list(key, raw) if typing.get_origin(hint) in (tuple, list) else raw
     return Layer("env", values)
+
+
+def environment_warnings(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """A message for each ``LIPSYNC_*`` variable that is neither a setting nor one of :data:`OTHER_VARIABLES`:
+    ``env_layer`` reads only the settings' names, so a misspelt one would be ignored without a word."""
+    settings = {f"LIPSYNC_{key.upper()}" for key in flat_keys()}
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith("LIPSYNC_") or name in settings | OTHER_VARIABLES or name.startswith(OTHER_PREFIXES):
+            continue
+        # Compared without the shared prefix, which would make every name look close to every other.
+        close = difflib.get_close_matches(name[len("LIPSYNC_") :].upper(), [key.upper() for key in flat_keys()], n=1)
+        hint = f"did you mean LIPSYNC_{close[0]}?" if close else (
+            "a setting's variable is LIPSYNC_ and its [tool.lipsync] key in capitals, e.g. LIPSYNC_LSE_D_MAX"
+        )
+        messages.append(f"{name} is not a pytest-lipsync setting and is ignored ({hint})")
+    return tuple(messages)
 
 
 def standard_layers(pyproject: Path, environ: Mapping[str, str], command_line: Layer, here: Path) -> list[Layer]:
@@ -227,7 +249,7 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
     if allow is not None:
         _check_kinds(layer, f"{label}.allow", allow)
     regression = _regression(layer, rest.get("regression", {}), f"{label}.regression")
-    return Override(glob, limits, regression, allow)
+    return Override(glob, limits, regression, allow, source=layer.name(f"{label}.glob"))
 
 
 def _pairs(layer: Layer, table: object) -> dict[str, Path]:
@@ -239,8 +261,6 @@ def _pairs(layer: Layer, table: object) -> dict[str, Path]:
 
 
 def _reject_unknown(layer: Layer, values: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> None:
-    import difflib
-
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)

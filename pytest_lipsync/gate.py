@@ -81,6 +81,7 @@ class Override:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     regression: Mapping[str, Tolerance] = field(default_factory=dict)
     allow: tuple[str, ...] | None = None
+    source: str = "override glob"  # where it was written, for messages: "[tool.lipsync] overrides[0].glob in ..."
 
     def matches(self, key: str) -> bool:
         return PurePosixPath(key).match(self.glob)
@@ -117,6 +118,20 @@ class GateRules:
             if override.allow is not None:
                 allow, origins["allow"] = override.allow, where
         return Rules(thresholds, regression, frozenset(allow), origins)
+
+
+def unmatched_overrides(rules: GateRules, keys: Collection[str]) -> tuple[str, ...]:
+    """A message for each override whose glob matches none of the videos ``keys``: a misspelt glob would
+    otherwise leave its videos under the global rules without a word."""
+    if not keys:
+        return ()
+    example = min(keys)
+    return tuple(
+        f"{override.source} = {override.glob!r} matches none of the {len(keys)} videos, so its rules apply to none "
+        f"(a glob matches video keys, paths from the project root such as {example!r}, from the right)"
+        for override in rules.overrides
+        if not any(override.matches(key) for key in keys)
+    )
 
 
 @dataclass(frozen=True)

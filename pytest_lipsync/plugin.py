@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,12 @@ GATE = pytest.StashKey["GateSession"]()
 ACTIVE = pytest.StashKey[bool]()
 OUTPUTS = pytest.StashKey["Outputs"]()
 _CONFIGS: list[pytest.Config] = []  # innermost last: pytester runs sessions inside sessions
+
+
+class LipsyncConfigWarning(pytest.PytestWarning):
+    """A setting that is probably not what was meant (a misspelt ``LIPSYNC_*`` variable, an override glob that
+    matches no video): the run goes on and says so; ``-W error::pytest_lipsync.plugin.LipsyncConfigWarning``
+    makes it stop."""
 
 _HELP = {
     "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
@@ -67,6 +73,15 @@ def pytest_configure(config: pytest.Config) -> None:
         with _usage_errors():
             gate_of(config).start(check_baseline=not hasattr(config, "workerinput"))
             _place(config)
+        if not hasattr(config, "workerinput"):  # the workers share the controller's environment
+            from pytest_lipsync.config import environment_warnings
+
+            _warn(config, environment_warnings(os.environ))
+
+
+def _warn(config: pytest.Config, messages: Sequence[str]) -> None:
+    for message in messages:
+        config.issue_config_time_warning(LipsyncConfigWarning(message), stacklevel=2)
 
 
 def _place(config: pytest.Config) -> None:
@@ -120,6 +135,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
         with _usage_errors():
             made = make_items(session, gate_of(config))
+        _warn(config, gate_of(config).unmatched_overrides())
         report_collected(config, made)
         items.extend(made)
 

@@ -42,6 +42,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gate(args: argparse.Namespace) -> int:
+    from pytest_lipsync.cli import warn
     from pytest_lipsync.merge import load_report
     from pytest_lipsync.report_gate import gate_report
 
@@ -49,6 +50,7 @@ def run_gate(args: argparse.Namespace) -> int:
     options = Layer("option", {key: value for key in _GATE_KEYS if (value := getattr(args, key)) is not None})
     report = load_report(args.report).report
     result = gate_report(report, str(args.report), project_root(here), os.environ, options, here)
+    warn(result.warnings)
     for line in result.lines:
         print(line)
     return 0 if result.passed else 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.config import Layer, standard_layers
+from pytest_lipsync.config import Layer, environment_warnings, standard_layers
 from pytest_lipsync.gate import QUALITY_METRICS, SYNC_METRICS, format_verdict
 from pytest_lipsync.results import Report, RunRecord, VideoScore
 from pytest_lipsync.service import Tally
@@ -48,6 +48,7 @@ class GateResult:
     passed: bool
     lines: tuple[str, ...]
     outputs: Outputs
+    warnings: tuple[str, ...] = ()  # settings that are probably not what was meant (for stderr)
 
 
 def report_entries(report: Report) -> tuple[VideoEntry, ...]:
@@ -73,7 +74,9 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
     publish_step_summary(gate, outputs.html)
     details = [line for verdict in failed for line in (*format_verdict(verdict).splitlines(), "")]
     verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {len(gate.verdicts)} verdicts failed"
-    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs)
+    # A shard's report holds some of the videos only: a glob may match the others.
+    unmatched = () if report.shard is not None else gate.unmatched_overrides()
+    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, (*environment_warnings(environ), *unmatched))
 
 
 def _reference(video: VideoScore) -> Path | None:

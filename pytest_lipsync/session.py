@@ -18,7 +18,7 @@ from typing import Any
 from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
+from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge, unmatched_overrides
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
 
@@ -184,6 +184,11 @@ class GateSession:
             self._collected = collect_videos(self.config)
             self._videos = _sharded(self._collected, self.config.options.shard)
         return self._videos
+
+    def unmatched_overrides(self) -> tuple[str, ...]:
+        """A warning for each override glob that matches none of the configured videos (every shard's)."""
+        self.videos  # noqa: B018 -- lists the videos
+        return unmatched_overrides(self.config.gate, [entry.key for entry in self._collected or ()])
 
     @property
     def with_quality(self) -> bool:

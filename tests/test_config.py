@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -12,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from pytest_lipsync.bounds import range_of
-from pytest_lipsync.config import Layer, env_layer, resolve
+from pytest_lipsync.config import Layer, env_layer, environment_warnings, resolve
+from pytest_lipsync.gate import unmatched_overrides
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.keys import RunOptions, Thresholds
 from pytest_lipsync.quality.settings import QualitySettings
@@ -139,3 +142,83 @@ def test_the_command_line_refuses_them_with_exit_2(
     _empty_report(tmp_path / "r.json")
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == message
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
+        monkeypatch.delenv(name)
+
+
+def test_misspelt_variables_are_named_with_the_setting_meant() -> None:
+    environ = {
+        "LIPSYNC_LSE_D_MAXX": "3",
+        "LIPSYNC_lse_c_min": "2",
+        "LIPSYNC_NOTHING_LIKE_IT": "1",
+        "LIPSYNC_LSE_D_MAX": "8",
+        "LIPSYNC_HOME": "/x",
+        "LIPSYNC_MIRRORS": "",
+        "LIPSYNC_OFFLINE": "1",
+        "LIPSYNC_SYNCNET_WEIGHTS": "s.model",
+        "LIPSYNC_FUZZ_CASES": "10",
+        "PATH": "/bin",
+    }
+    assert environment_warnings(environ) == (
+        "LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)",
+        "LIPSYNC_NOTHING_LIKE_IT is not a pytest-lipsync setting and is ignored (a setting's variable is LIPSYNC_ "
+        "and its [tool.lipsync] key in capitals, e.g. LIPSYNC_LSE_D_MAX)",
+        "LIPSYNC_lse_c_min is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_C_MIN?)",
+    )
+
+
+def test_every_variable_the_package_reads_is_known_to_the_warning() -> None:
+    """A LIPSYNC_* variable read somewhere in the package must never be reported as a typo."""
+    import pytest_lipsync
+    from pytest_lipsync.models.registry import RELEASED
+
+    package = Path(pytest_lipsync.__file__).parent
+    found = {name for path in package.rglob("*.py") for name in re.findall(r"LIPSYNC_[A-Z][A-Z0-9_]*", path.read_text())}
+    read = {f"{name}SEED" if name.endswith("_") else name for name in found}  # a prefix stands for its variables
+    read |= {spec.env_var for spec in RELEASED}
+    assert read and environment_warnings(dict.fromkeys(read, "1")) == ()
+
+
+def test_an_override_glob_that_matches_no_video_is_named() -> None:
+    layer = _pyproject({"overrides": [{"glob": "hard/*.mp4", "lse_d_max": 9.0}, {"glob": "hrad/*.mp4", "lse_d_max": 9.0}]})
+    rules = resolve([layer], Path(".")).gate
+    assert unmatched_overrides(rules, ["videos/hard/a.mp4", "videos/b.mp4"]) == (
+        f"[tool.lipsync] overrides[1].glob in {PYPROJECT} = 'hrad/*.mp4' matches none of the 2 videos, so its rules "
+        "apply to none (a glob matches video keys, paths from the project root such as 'videos/b.mp4', from the right)",
+    )
+    assert unmatched_overrides(rules, []) == ()  # no videos at all is not the glob's fault
+
+
+def _report(path: Path, *keys: str, shard: str | None = None) -> Path:
+    from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
+
+    videos = tuple(VideoScore(path=key, metrics={"lse_d": 7.0, "lse_c": 6.0, "offset": 0.0}) for key in keys)
+    write_json_atomic(path, Report(RunRecord("0", {"protocol": "cropped", "fidelity": "clean"}, (), "cpu"), videos, shard=shard).to_dict())
+    return path
+
+
+def test_lipsync_gate_and_score_warn_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clean_environment: None
+) -> None:
+    from pytest_lipsync.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.lipsync]\n[[tool.lipsync.overrides]]\nglob = "hrad/*.mp4"\nlse_d_max = 9.0\n')
+    monkeypatch.setenv("LIPSYNC_LSE_D_MAXX", "3")
+    monkeypatch.setenv("LIPSYNC_HOME", str(tmp_path))
+    typo = "lipsync: warning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)"
+    glob = (
+        f"lipsync: warning: [tool.lipsync] overrides[0].glob in {tmp_path / 'pyproject.toml'} = 'hrad/*.mp4' matches "
+        "none of the 1 videos, so its rules apply to none (a glob matches video keys, paths from the project root "
+        "such as 'videos/hard/a.mp4', from the right)"
+    )
+    assert main(["gate", str(_report(tmp_path / "r.json", "videos/hard/a.mp4"))]) == 0
+    assert capsys.readouterr().err.splitlines() == [typo, glob]
+    assert main(["gate", str(_report(tmp_path / "s.json", "videos/hard/a.mp4", shard="1/2"))]) == 0
+    assert capsys.readouterr().err.splitlines() == [typo]  # a shard's report holds only some of the videos
+    assert main(["score", "missing.mp4"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == typo

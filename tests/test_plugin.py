@@ -169,6 +169,23 @@ def test_flag_and_environment_errors_name_their_source(project, pytester, monkey
     result.stderr.fnmatch_lines(["*LIPSYNC_DEVICE is invalid: setting 'device' is 'gpu'*"])
 
 
+def test_misspelt_variables_and_globs_matching_nothing_are_warnings(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project('[[tool.lipsync.overrides]]\nglob = "hrad/*.mp4"\nlse_d_max = 9.0\n', broken=False)
+    monkeypatch.setenv("LIPSYNC_LSE_D_MAXX", "3")
+    monkeypatch.setenv("LIPSYNC_FUZZ_SEED", "7")
+    result = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "*LipsyncConfigWarning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)",
+            "*LipsyncConfigWarning: [[]tool.lipsync[]] overrides[[]0[]].glob in */pyproject.toml = 'hrad/[*].mp4' matches none of the 2 "
+            "videos, so its rules apply to none*",
+        ]
+    )
+    assert "LIPSYNC_FUZZ_SEED" not in result.stdout.str()
+    strict = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider", "-W", "error::pytest_lipsync.plugin.LipsyncConfigWarning")
+    assert strict.ret != pytest.ExitCode.OK
+
+
 CONFIG_TEST = """
 import pytest
 
