@@ -337,6 +337,13 @@ def test_cache_replays_scores_without_a_model_and_still_judges(project, pytester
     second.stdout.fnmatch_lines(["*lse_d*1.000*lse_d_max*FAIL"])
 
     (entry,) = (cache / "v" / "lipsync" / "scores").iterdir()
+    edited = json.loads(entry.read_text())
+    edited["score"]["metrics"]["lse_d"] = 0.5  # an edit that would pass the gate: scored again, and it fails
+    entry.write_text(json.dumps(edited))
+    again = run(pytester, cache, "-k", "good")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
+
     entry.write_text("{not json")
     run(pytester, cache, "-k", "good").stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
     assert json.loads(entry.read_text())["score"]["metrics"]["lse_d"] > 1.0  # rewritten
