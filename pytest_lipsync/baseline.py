@@ -10,7 +10,8 @@ a diff.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_ato
 from pytest_lipsync.settings import FAST_DEFAULTS
 
 UPDATE_FLAG = "--lipsync-update-baseline"
+LOCK_SECONDS = 60  # an update reads and writes one JSON file: a minute's wait means the lock holder is stuck
 
 
 @dataclass(frozen=True)
@@ -92,23 +94,43 @@ def check_compatible(baseline: Baseline, run: RunRecord, fix: str = UPDATE_FLAG)
         )
 
 
-def update_baseline(
-    path: Path, old: Baseline | None, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]
-) -> BaselineChange:
+def update_baseline(path: Path, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]) -> BaselineChange:
     """Write the baseline atomically from ``scores`` (key -> score), keeping old entries for known videos
     that were not scored this time (deselected with ``-k``), dropping entries for videos that are gone.
-    Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers."""
-    previous = dict(old.entries) if old is not None else {}
-    fresh = {key: _entry(key, score) for key, score in scores.items() if score.ok}
-    kept = {key: entry for key, entry in previous.items() if key in known and key not in fresh}
-    entries = {**kept, **fresh}
-    write_json_atomic(path, Report(run, tuple(entries[key] for key in sorted(entries))).to_dict())
+    Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers.
+
+    The file is read and written under ``<baseline>.lock``: two runs updating it at once (CI jobs sharing a
+    workspace, shards) would otherwise each write what they read before the other wrote, and lose entries."""
+    with _locked(path):
+        old = load_baseline(path)
+        previous = dict(old.entries) if old is not None else {}
+        fresh = {key: _entry(key, score) for key, score in scores.items() if score.ok}
+        kept = {key: entry for key, entry in previous.items() if key in known and key not in fresh}
+        entries = {**kept, **fresh}
+        write_json_atomic(path, Report(run, tuple(entries[key] for key in sorted(entries))).to_dict())
     return BaselineChange(
         added=tuple(sorted(set(fresh) - set(previous))),
         changed=tuple(sorted(k for k in fresh if k in previous and previous[k].metrics != fresh[k].metrics)),
         removed=tuple(sorted(set(previous) - set(entries))),
         unchanged=sum(1 for k in entries if k in previous and previous[k].metrics == entries[k].metrics),
     )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` (an OS lock, released if the process dies) for a read-modify-write of ``path``."""
+    from filelock import FileLock, Timeout
+
+    lock = Path(f"{path}.lock")
+    try:
+        with FileLock(lock, timeout=LOCK_SECONDS):
+            yield
+    except Timeout:
+        raise ConfigError(
+            f"is locked by another run updating it (waited {LOCK_SECONDS} s for {lock})",
+            path=path,
+            hint="Wait for the other run to finish, or delete the lock file if no run is updating the baseline",
+        ) from None
 
 
 def _entry(key: str, score: VideoScore) -> VideoScore:

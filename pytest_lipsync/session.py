@@ -283,7 +283,7 @@ class GateSession:
             return Outputs(json=json_path, html=page)
         self.videos  # noqa: B018 -- collects: a shard's update keeps the other shards' entries
         known = {entry.key for entry in self._collected or ()} | set(self.scores)
-        change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
+        change = update_baseline(baseline_path, run, self.scores, known)
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path, html=page)
 
     def means(self) -> dict[str, float]:
