@@ -121,6 +121,16 @@ def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(project, pytest
     result.stdout.fnmatch_lines(["XFAIL videos/broken.mp4::lipsync - unreadable: *(allowed by allow = [[]'unreadable'[]])"])
 
 
+def test_an_allowed_video_formats_no_traceback(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    """pytest formats a failure's traceback for every xfail it raises and never shows it: with thousands of
+    allowed videos that was most of the run. The report carries the reason instead."""
+    project('allow = ["unreadable"]\n')
+    recorder = pytester.inline_run("-o", f"cache_dir={shared_cache}", "-k", "broken")
+    (report,) = [r for r in recorder.getreports("pytest_runtest_logreport") if r.when == "call"]
+    assert report.skipped and report.wasxfail.startswith("unreadable: ")
+    assert report.longrepr == report.wasxfail
+
+
 def test_override_rule_is_named_in_the_failure(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
     project('[[tool.lipsync.overrides]]\nglob = "hard/*.mp4"\nlse_d_max = 1.0\n', broken=False)
     result = run(pytester, shared_cache)
