@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate import BaselineValues
 from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
@@ -53,7 +54,7 @@ class BaselineChange:
         parts = [f"{len(self.added)} added", f"{len(self.changed)} changed", f"{len(self.removed)} removed"]
         lines = [f"lipsync: baseline {path} written: {', '.join(parts)}, {self.unchanged} unchanged"]
         for label, keys in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
-            lines += [f"  {label}: {key}" for key in keys]
+            lines += [f"  {label}: {display_name(key)}" for key in keys]
         return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_lipsync import __version__
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PRECISIONS, PROTOCOLS, Settings
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except LipsyncError as exc:
-        print(f"lipsync: error: {exc.message}", file=sys.stderr)
+        print(f"lipsync: error: {display_name(exc.message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("lipsync: interrupted", file=sys.stderr)
@@ -200,7 +201,7 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
 def warn(messages: Sequence[str]) -> None:
     """Settings that are probably not what was meant: one line each on stderr, and the command goes on."""
     for message in messages:
-        print(f"lipsync: warning: {message}", file=sys.stderr)
+        print(f"lipsync: warning: {display_name(message)}", file=sys.stderr)
 
 
 def paired_reference(video: Path, config: LipsyncConfig) -> Path | None:

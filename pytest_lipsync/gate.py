@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.keys import Thresholds
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
@@ -203,7 +204,7 @@ def judge(
 
 def format_verdict(verdict: Verdict) -> str:
     """The compact failure text: one row per check (metric, value, limit, baseline, margin, rule)."""
-    lines = [f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key]
+    lines = [display_name(f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key)]
     if verdict.checks:
         rows = [("metric", "value", "limit", "baseline", "margin", "rule", "")]
         rows += [_check_row(check) for check in verdict.checks]
@@ -248,7 +249,7 @@ def _value(score: VideoScore, metric: str) -> float:
 def _check_row(check: Check) -> tuple[str, ...]:
     baseline = "-" if check.baseline is None else f"{check.baseline:.3f}"
     status = "ok" if check.passed else "FAIL"
-    return (check.metric, f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}", check.rule, status)
+    return (check.metric, f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}", display_name(check.rule), status)
 
 
 def _worse_sign(metric: str) -> str:

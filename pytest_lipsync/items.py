@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
 from pytest_lipsync.plugin import MARKER
@@ -52,7 +53,7 @@ class VideoItem(pytest.Item):
         verdict = self.gate.verdict(self.entry, self.metrics)
         self.user_properties.extend(_properties(self.gate, self.entry.key, verdict))
         if verdict.outcome == "xfailed":
-            pytest.xfail(verdict.reason)
+            pytest.xfail(display_name(verdict.reason))
         if verdict.outcome == "failed":
             raise GateFailed(verdict)
 
@@ -64,12 +65,12 @@ class VideoItem(pytest.Item):
         if isinstance(excinfo.value, GateFailed):
             return format_verdict(excinfo.value.verdict)
         if isinstance(excinfo.value, LipsyncError):
-            return f"{self.entry.key}: {excinfo.value.message}"
+            return display_name(f"{self.entry.key}: {excinfo.value.message}")
         return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """The failure headline. Not the node id itself: pytest would turn its dots into ``::``."""
-        return self.entry.path, None, f"{self.entry.key} ({self.name})"
+        return display_name(str(self.entry.path)), None, f"{display_name(self.entry.key)} ({self.name})"
 
 
 class QualityItem(VideoItem):
@@ -79,10 +80,12 @@ class QualityItem(VideoItem):
 
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
-    """One item per video (two with a reference configured), in key order."""
+    """One item per video (two with a reference configured), in key order. Node ids show the key as
+    :func:`display_name` does: pytest prints them at the start of a line."""
     items: list[pytest.Item] = []
     for entry in gate.videos:
-        node = VideoNode.from_parent(session, name=entry.key, nodeid=entry.key, path=entry.path)
+        shown = display_name(entry.key)
+        node = VideoNode.from_parent(session, name=shown, nodeid=shown, path=entry.path)
         items.append(VideoItem.from_parent(node, name="lipsync", entry=entry, gate=gate))
         if gate.with_quality:
             items.append(QualityItem.from_parent(node, name="quality", entry=entry, gate=gate))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.keys import flat_keys, read_table
 
@@ -81,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _warn(config: pytest.Config, messages: Sequence[str]) -> None:
     for message in messages:
-        config.issue_config_time_warning(LipsyncConfigWarning(message), stacklevel=2)
+        config.issue_config_time_warning(LipsyncConfigWarning(display_name(message)), stacklevel=2)
 
 
 def _place(config: pytest.Config) -> None:
@@ -242,4 +243,4 @@ def _usage_errors() -> Iterator[None]:
     try:
         yield
     except LipsyncError as error:
-        raise pytest.UsageError(f"pytest-lipsync: {error.message}") from None
+        raise pytest.UsageError(f"pytest-lipsync: {display_name(error.message)}") from None

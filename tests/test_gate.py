@@ -238,7 +238,7 @@ def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> No
     scores = [dataclasses.replace(GOOD, path=f"out/clip_{i:05}.mp4") for i in range(5000)]
     verdicts = {s.path: Verdict(s.path, "failed", reason="lse_d too high,\nsee: table") for s in scores}
     text = markdown_summary(scores, verdicts, {"lse_d": 7.0, "lse_c": 6.0}, limit=20_000)
-    assert len(text.encode()) < 20_000 and "more videos left out" in text and "| `out/clip_00000.mp4` | 7.000 |" in text
+    assert len(text.encode()) < 20_000 and "more videos left out" in text and "| <code>out&#47;clip&#95;00000&#46;mp4</code> | 7.000 |" in text
     lines = annotations(verdicts)
     assert len(lines) == MAX_ANNOTATIONS
-    assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,%0Asee: table"
+    assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,\\nsee: table"

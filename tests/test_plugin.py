@@ -326,7 +326,7 @@ def test_json_report_junit_properties_and_github_summary(project, pytester, shar
 
     text = summary.read_text()
     assert text.startswith("# earlier step\n## pytest-lipsync: 3 videos, 2 failing checks")
-    assert "| `videos/good.mp4` |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
+    assert "| <code>videos&#47;good&#46;mp4</code> |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
     result.stdout.fnmatch_lines(
         [
             "::error file=videos/broken.mp4,title=lipsync gate::unreadable: *",
@@ -426,7 +426,7 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
     assert len(json.loads((pytester.path / "base.json").read_text())["videos"]) == 2
     summary = (pytester.path / "summary.md").read_text()
-    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| `videos/") == 3
+    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| <code>videos&#47;") == 3
     assert result.stdout.str().count("::error file=") == 2
 
     replayed = pytester.runpytest_subprocess(*args)  # compares with the baseline, from the cache
