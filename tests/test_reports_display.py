@@ -147,3 +147,14 @@ def test_pytest_usage_errors_stay_one_line(project, pytester) -> None:  # type: 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: pytest-lipsync: */base\\n::warning::x.json: is not a readable baseline*"])
     assert not any(_starts_a_command(line) for line in result.stderr.lines)
+
+
+def test_the_html_report_shows_names_as_display_name_does(tmp_path: Path) -> None:
+    from pytest_lipsync.reports.html import write_report
+    from pytest_lipsync.results import Report, RunRecord
+
+    error = ScoreError("unreadable", f"{REVERSED}: cannot be opened as a video")
+    run = RunRecord("0", {"protocol": "cropped", "fidelity": "clean"}, (), "cpu")
+    page = write_report(Report(run, (VideoScore(path=REVERSED, error=error),)), tmp_path / "html").read_text()
+    assert "\u202e" not in page
+    assert "<h2>videos/evil\\u202egnp.mp4</h2>" in page and "unreadable: videos/evil\\u202egnp.mp4: cannot be opened" in page

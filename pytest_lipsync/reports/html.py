@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
@@ -149,13 +150,19 @@ def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
 
 
 def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) -> str:
-    name = f'<td data-sort="{escape(video.path)}"><a href="#video-{number}">{escape(video.path)}</a></td>'
+    name = f'<td data-sort="{_shown(video.path)}"><a href="#video-{number}">{_shown(video.path)}</a></td>'
     cells = "".join(
         _number_cell(video.metrics.get(metric), digits, before.get(metric)) for metric, digits in _COLUMNS.values()
     )
     status = "ok" if video.error is None else video.error.kind
     state = "ok" if video.ok else "failed"
-    return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{escape(status)}">{escape(status)}</td></tr>'
+    return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{_shown(status)}">{_shown(status)}</td></tr>'
+
+
+def _shown(text: str) -> str:
+    """A name or message from the report as the page shows it: as ``display_name`` does (no bidirectional
+    override reorders it), then HTML-escaped."""
+    return escape(display_name(text))
 
 
 def _number_cell(value: float | None, digits: int | None, before: float | None = None) -> str:
@@ -174,9 +181,9 @@ def _format(value: float, digits: int | None) -> str:
 
 def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path) -> str:
     """A video's error, tracks, annotated copy (when there is one) and plots."""
-    parts = [f'<section id="video-{number}">', f"<h2>{escape(video.path)}</h2>"]
+    parts = [f'<section id="video-{number}">', f"<h2>{_shown(video.path)}</h2>"]
     if video.error is not None:
-        parts.append(f'<pre class="error">{escape(video.error.kind)}: {escape(video.error.message)}</pre>')
+        parts.append(f'<pre class="error">{_shown(f"{video.error.kind}: {video.error.message}")}</pre>')
     parts.append(f"<p>{video.frames} frames, {video.duration:.2f} s, {len(video.tracks)} face track(s)</p>")
     annotated = annotated_path(directory, video.path)
     if annotated.is_file():
