@@ -53,9 +53,8 @@ def _project(root: Path, videos: int, allowed: bool) -> None:
 
 def _seconds(root: Path) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"], cwd=root, capture_output=True, text=True
-    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     return time.perf_counter() - started, done.stdout.strip().splitlines()[-1]
 
 

@@ -249,7 +249,8 @@ def _value(score: VideoScore, metric: str) -> float:
 def _check_row(check: Check) -> tuple[str, ...]:
     baseline = "-" if check.baseline is None else f"{check.baseline:.3f}"
     status = "ok" if check.passed else "FAIL"
-    return (check.metric, f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}", display_name(check.rule), status)
+    numbers = (f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}")
+    return (check.metric, *numbers, display_name(check.rule), status)
 
 
 def _worse_sign(metric: str) -> str:

@@ -76,7 +76,8 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
     verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {len(gate.verdicts)} verdicts failed"
     # A shard's report holds some of the videos only: a glob may match the others.
     unmatched = () if report.shard is not None else gate.unmatched_overrides()
-    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, (*environment_warnings(environ), *unmatched))
+    warnings = (*environment_warnings(environ), *unmatched)
+    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, warnings)
 
 
 def _reference(video: VideoScore) -> Path | None:

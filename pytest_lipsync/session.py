@@ -18,7 +18,16 @@ from typing import Any
 from pytest_lipsync.baseline import Baseline, BaselineChange, baseline_metrics, check_compatible, load_baseline, missing_file, update_baseline
 from pytest_lipsync.config import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge, unmatched_overrides
+from pytest_lipsync.gate import (
+    NO_BASELINE,
+    QUALITY_METRICS,
+    BaselineValues,
+    Check,
+    GateRules,
+    Verdict,
+    judge,
+    unmatched_overrides,
+)
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.service import ResultCache, Scores, ScoreService, Tally
 

@@ -15,8 +15,8 @@ import pytest
 
 from pytest_lipsync.bounds import range_of
 from pytest_lipsync.config import Layer, env_layer, environment_warnings, resolve
-from pytest_lipsync.gate import unmatched_overrides
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.gate import unmatched_overrides
 from pytest_lipsync.keys import RunOptions, Thresholds
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.settings import Settings

@@ -137,7 +137,8 @@ def _markdown(text: str) -> str:
     """``text`` as literal characters of GitHub Markdown, inside a table cell too: shown as ``display_name``
     shows it, with every ASCII character but letters, digits and the space written as an HTML entity, which
     Markdown decodes after it has parsed (so ``&#124;`` ends no cell and ``&#60;img&#62;`` is no tag)."""
-    return "".join(char if char.isalnum() or char == " " or not char.isascii() else f"&#{ord(char)};" for char in display_name(text))
+    shown = display_name(text)
+    return "".join(char if char.isalnum() or char == " " or not char.isascii() else f"&#{ord(char)};" for char in shown)
 
 
 def _escape(text: str, *, property: bool = False) -> str:
