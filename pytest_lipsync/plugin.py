@@ -36,6 +36,7 @@ class LipsyncConfigWarning(pytest.PytestWarning):
     matches no video): the run goes on and says so; ``-W error::pytest_lipsync.plugin.LipsyncConfigWarning``
     makes it stop."""
 
+
 _HELP = {
     "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
     "reference": "ground-truth directory: adds a PSNR/SSIM item per video",

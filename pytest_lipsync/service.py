@@ -7,9 +7,9 @@ move numbers and the weights' SHA-256, so an unchanged gate replays its numbers 
 The weights' identity comes from resolving the file (hashing it, memoised with a sidecar), never from
 loading it; a :class:`Scorer` is created on the first miss only. No pytest import here.
 
-An entry is replayed only if it is, byte for byte in JSON, what this module wrote under that key: it
-carries the SHA-256 of its key and its content (:func:`_digest`), and an entry whose digest does not match
-is scored again and rewritten. This catches a hand edit of ``.pytest_cache`` (one number changed to turn a
+An entry is replayed only if its content is what this module wrote under that key: it carries the
+SHA-256 of its key and its canonical JSON (:func:`_digest`), and an entry whose digest does not match is
+scored again and rewritten. This catches a hand edit of ``.pytest_cache`` (one number changed to turn a
 failing gate green), an entry copied from a passing video's key to a failing one's, a damaged or
 half-written file, and entries of an older format. It is not a signature: whoever can write the cache can
 recompute a plain hash, and a keyed HMAC would need a secret kept where that person cannot read it, which
