@@ -285,17 +285,6 @@ def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
     }
 
 
-def printable(text: str) -> str:
-    """``text`` as valid Unicode, for pages, terminals and node ids. A file name may hold bytes that are not
-    UTF-8; Python keeps them as lone surrogates (``surrogateescape``), which scoring and JSON carry along but
-    no UTF-8 writer accepts. They are shown as the bytes they stand for (``take\\xff.mp4``)."""
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate that stands for no byte (a hand-written "\\ud800" in JSON)
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
-
-
 def write_json_atomic(path: Path, document: Mapping[str, Any], *, sort_keys: bool = False) -> None:
     """Write ``document`` as standard JSON (no NaN or Infinity), atomically; ``sort_keys`` for files that are
     committed and diffed."""

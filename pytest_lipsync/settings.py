@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pytest_lipsync.bounds import Range, bounded, check_bounds
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.limits import MAX_CORRUPT_FRACTION, MAX_PIXELS, VideoLimits
 from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
@@ -24,9 +25,19 @@ PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-_QUALITY = QualitySettings()
 # Flat copies of QualitySettings' fields (pyproject keys are Settings' fields), validated by QualitySettings.
-_QUALITY_KEYS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(QualitySettings))
+_QUALITY_FIELDS: dict[str, dataclasses.Field[Any]] = {field.name: field for field in dataclasses.fields(QualitySettings)}
+_QUALITY_KEYS: tuple[str, ...] = tuple(_QUALITY_FIELDS)
+_COUNT = Range(0, low_open=True, integer=True)
+# S3FD sees each frame scaled by facedet_scale (the reference: 0.25). Above 1 it would upsample: no detail to
+# find, the square of the factor in time and memory, and the resize overflows long before 1e300.
+_FACEDET_SCALE = Range(0, 1, low_open=True)
+# The crop's margin around a face box, in face sizes (the reference: 0.4). SyncNet sees the crop resized to
+# 224 pixels: past 1 the mouth shrinks to a corner of what it sees, and the window filled per frame before
+# resizing grows with the square (a huge value overflows the window's integer bounds).
+_CROP_SCALE = Range(0, 1)
+# PySceneDetect's content score is a mean of 8-bit HSV differences: 255 already means "never cut".
+_SCENE_THRESHOLD = Range(0, 255, low_open=True)
 
 # Settings that move the numbers; the others (where weights live, batch sizes) do not.
 _RESULT_KEYS: tuple[str, ...] = (
@@ -47,6 +58,12 @@ FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
 PIPELINE_ONLY: frozenset[str] = frozenset({*_RESULT_KEYS, "detect_every", "s3fd_weights"} - {"protocol", "fidelity"})
 
 
+def _quality_field(name: str) -> Any:
+    """A copy of QualitySettings' field ``name``: its default and its declared range."""
+    original = _QUALITY_FIELDS[name]
+    return dataclasses.field(default=original.default, metadata=original.metadata)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Scoring settings with the reference pipeline's defaults (spec/PROTOCOL.md)."""
@@ -58,24 +75,27 @@ class Settings:
     s3fd_weights: str | None = None
     detector: str | None = None
     offline: bool = False
-    batch_size: int = 32
-    facedet_scale: float = 0.25
-    crop_scale: float = 0.4
-    min_track: int = 100
-    num_failed_det: int = 25
-    min_face_size: float = 100.0
-    scene_threshold: float = 30.0
+    batch_size: int = bounded(32, _COUNT)
+    facedet_scale: float = bounded(0.25, _FACEDET_SCALE)
+    crop_scale: float = bounded(0.4, _CROP_SCALE)
+    min_track: int = bounded(100, _COUNT)
+    num_failed_det: int = bounded(25, _COUNT)
+    min_face_size: float = bounded(100.0, Range(0))
+    scene_threshold: float = bounded(30.0, _SCENE_THRESHOLD)
     reference: str | None = None  # ground-truth directory: PSNR/SSIM are computed when set
-    ssim_window: SsimWindow = _QUALITY.ssim_window
-    color: Color = _QUALITY.color
-    region: Region = _QUALITY.region
-    resize_reference: bool = _QUALITY.resize_reference
-    max_length_mismatch: int = _QUALITY.max_length_mismatch
-    max_pixels: int = MAX_PIXELS  # frames above this (from the header) are refused before decoding: too_large
-    max_corrupt_fraction: float = MAX_CORRUPT_FRACTION  # of source frames lost or concealed: decode_error above it
-    timeout: float | None = None  # seconds per video; None: grows with its length and frame size (``deadline``)
+    ssim_window: SsimWindow = _quality_field("ssim_window")
+    color: Color = _quality_field("color")
+    region: Region = _quality_field("region")
+    resize_reference: bool = _quality_field("resize_reference")
+    max_length_mismatch: int = _quality_field("max_length_mismatch")
+    # Frames above this (from the header) are refused before decoding: too_large.
+    max_pixels: int = bounded(MAX_PIXELS, _COUNT)
+    # Of source frames lost or concealed: decode_error above it.
+    max_corrupt_fraction: float = bounded(MAX_CORRUPT_FRACTION, Range(0, 1))
+    # Seconds per video; None: grows with its length and frame size (``deadline``).
+    timeout: float | None = bounded(None, Range(0, low_open=True))
     precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
-    detect_every: int = 1  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
+    detect_every: int = bounded(1, _COUNT)  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)
@@ -85,24 +105,8 @@ class Settings:
                 f"setting 'device' is {self.device!r}",
                 hint="Use one of auto, cpu, cuda, cuda:N",
             )
-        _positive("batch_size", self.batch_size, integer=True)
-        _positive("facedet_scale", self.facedet_scale)
-        _positive("min_track", self.min_track, integer=True)
-        _positive("num_failed_det", self.num_failed_det, integer=True)
-        _positive("scene_threshold", self.scene_threshold)
-        _positive("max_pixels", self.max_pixels, integer=True)
-        if self.timeout is not None:
-            _positive("timeout", self.timeout)
-        if not _is_number(self.max_corrupt_fraction) or not 0 <= self.max_corrupt_fraction <= 1:
-            raise ConfigError(
-                f"setting 'max_corrupt_fraction' is {self.max_corrupt_fraction!r}", hint="Use a number from 0 to 1"
-            )
         _choice("precision", self.precision, PRECISIONS)
-        _positive("detect_every", self.detect_every, integer=True)
-        for key in ("crop_scale", "min_face_size"):
-            value = getattr(self, key)
-            if not _is_number(value) or value < 0:
-                raise ConfigError(f"setting {key!r} is {value!r}", hint="Use a number >= 0")
+        check_bounds(self)
         self.quality  # noqa: B018 -- builds QualitySettings, which validates the quality keys
 
     @property
@@ -147,12 +151,3 @@ def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"setting {key!r} is {value!r}", hint=f"Use one of: {', '.join(allowed)}")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _positive(key: str, value: object, *, integer: bool = False) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) if integer else _is_number(value)
-    if not ok or value <= 0:  # type: ignore[operator]
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"setting {key!r} is {value!r}", hint=f"Use {kind} > 0")

@@ -50,7 +50,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 def test_a_baseline_names_its_weights_by_file_and_hash_never_by_a_machine_path(tmp_path: Path) -> None:
     path = tmp_path / "lipsync-baseline.json"
-    update_baseline(path, None, _run(), {"videos/a.mp4": _scored("videos/a.mp4")}, {"videos/a.mp4"})
+    update_baseline(path, _run(), {"videos/a.mp4": _scored("videos/a.mp4")}, {"videos/a.mp4"})
     document = json.loads(path.read_text())
     assert document["weights"] == [{"custom": True, "name": "syncnet", "path": "syncnet_v2.model", "sha256": SHA}]
     assert not [text for text in _strings(document) if text.startswith("/") or str(tmp_path) in text]
@@ -58,7 +58,7 @@ def test_a_baseline_names_its_weights_by_file_and_hash_never_by_a_machine_path(t
 
 def test_the_same_weights_elsewhere_compare_and_other_weights_do_not(tmp_path: Path) -> None:
     path = tmp_path / "lipsync-baseline.json"
-    update_baseline(path, None, _run(), {"videos/a.mp4": _scored("videos/a.mp4")}, {"videos/a.mp4"})
+    update_baseline(path, _run(), {"videos/a.mp4": _scored("videos/a.mp4")}, {"videos/a.mp4"})
     baseline = load_baseline(path)
     assert baseline is not None
     check_compatible(baseline, _run(weights_path="C:/runner/weights/renamed.model"))
@@ -77,7 +77,7 @@ def test_entries_hold_only_what_a_baseline_uses(tmp_path: Path) -> None:
         damaged_frames=0,
     )
     scores = {"videos/a.mp4": _scored("videos/a.mp4"), "videos/b.mp4": quality}
-    update_baseline(path, None, _run(), scores, set(scores))
+    update_baseline(path, _run(), scores, set(scores))
     entries = json.loads(path.read_text())["videos"]
     assert [sorted(entry) for entry in entries] == [["duration", "frames", "metrics", "path"]] * 2
     assert entries[1]["metrics"] == {"lse_c": 1.2, "lse_d": 7.0, "offset": 0.0, "psnr": 30.0, "ssim": 0.9}
@@ -86,9 +86,9 @@ def test_entries_hold_only_what_a_baseline_uses(tmp_path: Path) -> None:
 def test_layout_is_sorted_and_the_same_scores_give_the_same_bytes(tmp_path: Path) -> None:
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     keys = ["videos/c.mp4", "videos/a.mp4", "videos/b.mp4"]
-    update_baseline(first, None, _run(), {key: _scored(key) for key in keys}, set(keys))
+    update_baseline(first, _run(), {key: _scored(key) for key in keys}, set(keys))
     reordered = {key: _scored(key) for key in sorted(keys, reverse=True)}
-    update_baseline(second, None, _run(), reordered, set(keys))
+    update_baseline(second, _run(), reordered, set(keys))
     text = first.read_text()
     assert text == second.read_text()
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
@@ -102,7 +102,7 @@ def test_a_baseline_written_by_an_earlier_version_loads_compares_and_is_rewritte
     baseline = load_baseline(path)
     assert baseline is not None and baseline.values("videos/b.mp4").metrics["lse_d"] == 7.5
     check_compatible(baseline, _run(weights_path="/elsewhere/syncnet_v2.model"))
-    change = update_baseline(path, baseline, _run(), {"videos/a.mp4": _scored("videos/a.mp4", lse_d=7.0)}, {"videos/a.mp4", "videos/b.mp4"})
+    change = update_baseline(path, _run(), {"videos/a.mp4": _scored("videos/a.mp4", lse_d=7.0)}, {"videos/a.mp4", "videos/b.mp4"})
     assert (change.added, change.changed, change.removed, change.unchanged) == ((), (), (), 2)
     entries = json.loads(path.read_text())["videos"]
     assert [(entry["path"], entry["metrics"]["lse_d"], sorted(entry)) for entry in entries] == [

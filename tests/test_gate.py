@@ -3,6 +3,7 @@ baselines, precedence, coercion by field type, and the ``lipsync init`` scaffold
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -110,10 +111,10 @@ def _run(sha: str = "a" * 64, fidelity: str = "clean") -> RunRecord:
 
 def test_baseline_update_reports_changes_and_keeps_deselected_entries(tmp_path: Path) -> None:
     path = tmp_path / "base.json"
-    first = update_baseline(path, None, _run(), {"a.mp4": GOOD, "b.mp4": GOOD}, {"a.mp4", "b.mp4"})
+    first = update_baseline(path, _run(), {"a.mp4": GOOD, "b.mp4": GOOD}, {"a.mp4", "b.mp4"})
     assert (first.added, first.changed, first.removed) == (("a.mp4", "b.mp4"), (), ())
     worse = dataclasses.replace(GOOD, metrics={**GOOD.metrics, "lse_d": 8.0})
-    second = update_baseline(path, load_baseline(path), _run(), {"a.mp4": worse, "c.mp4": GOOD}, {"a.mp4", "c.mp4"})
+    second = update_baseline(path, _run(), {"a.mp4": worse, "c.mp4": GOOD}, {"a.mp4", "c.mp4"})
     assert (second.added, second.changed, second.removed, second.unchanged) == (("c.mp4",), ("a.mp4",), ("b.mp4",), 0)
     loaded = load_baseline(path)
     assert loaded is not None and loaded.values("a.mp4").metrics["lse_d"] == 8.0
@@ -121,6 +122,47 @@ def test_baseline_update_reports_changes_and_keeps_deselected_entries(tmp_path: 
     check_compatible(loaded, _run())
     with pytest.raises(ConfigError, match="fidelity = 'clean' in the baseline, 'reference' now.*syncnet weights SHA-256"):
         check_compatible(loaded, _run(sha="b" * 64, fidelity="reference"))
+
+
+def test_concurrent_updates_of_different_videos_keep_both_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs (two CI jobs, two shards) update one baseline file at once: each must re-read the other's write.
+
+    The writes wait for each other (briefly: with the file locked, the second cannot have read yet), so
+    that without a lock both would read the empty file before either writes."""
+    import threading
+
+    from pytest_lipsync.gate import baseline as baseline_module
+
+    path = tmp_path / "base.json"
+    both_read = threading.Barrier(2)
+    write = baseline_module.write_json_atomic
+
+    def write_after_both_read(target: Path, document: object, **options: object) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=1)
+        write(target, document, **options)
+
+    monkeypatch.setattr(baseline_module, "write_json_atomic", write_after_both_read)
+    known = {"a.mp4", "b.mp4"}
+    runs = [threading.Thread(target=update_baseline, args=(path, _run(), {key: GOOD}, known)) for key in sorted(known)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    loaded = load_baseline(path)
+    assert loaded is not None and sorted(loaded.entries) == ["a.mp4", "b.mp4"]
+
+
+def test_a_baseline_locked_too_long_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from filelock import FileLock
+
+    from pytest_lipsync.gate import baseline as baseline_module
+
+    monkeypatch.setattr(baseline_module, "LOCK_SECONDS", 0.01)
+    path = tmp_path / "base.json"
+    with FileLock(f"{path}.lock"), pytest.raises(ConfigError, match=r"base.json: is locked by another run updating it"):
+        update_baseline(path, _run(), {"a.mp4": GOOD}, {"a.mp4"})
+    assert not path.exists()
 
 
 def test_damaged_baseline_is_a_config_error(tmp_path: Path) -> None:
@@ -199,7 +241,7 @@ def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> No
     scores = [dataclasses.replace(GOOD, path=f"out/clip_{i:05}.mp4") for i in range(5000)]
     verdicts = {s.path: Verdict(s.path, "failed", reason="lse_d too high,\nsee: table") for s in scores}
     text = markdown_summary(scores, verdicts, {"lse_d": 7.0, "lse_c": 6.0}, limit=20_000)
-    assert len(text.encode()) < 20_000 and "more videos left out" in text and "| `out/clip_00000.mp4` | 7.000 |" in text
+    assert len(text.encode()) < 20_000 and "more videos left out" in text and "| <code>out&#47;clip&#95;00000&#46;mp4</code> | 7.000 |" in text
     lines = annotations(verdicts)
     assert len(lines) == MAX_ANNOTATIONS
-    assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,%0Asee: table"
+    assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,\\nsee: table"

@@ -121,6 +121,16 @@ def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(project, pytest
     result.stdout.fnmatch_lines(["XFAIL videos/broken.mp4::lipsync - unreadable: *(allowed by allow = [[]'unreadable'[]])"])
 
 
+def test_an_allowed_video_formats_no_traceback(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    """pytest formats a failure's traceback for every xfail it raises and never shows it: with thousands of
+    allowed videos that was most of the run. The report carries the reason instead."""
+    project('allow = ["unreadable"]\n')
+    recorder = pytester.inline_run("-o", f"cache_dir={shared_cache}", "-k", "broken")
+    (report,) = [r for r in recorder.getreports("pytest_runtest_logreport") if r.when == "call"]
+    assert report.skipped and report.wasxfail.startswith("unreadable: ")
+    assert report.longrepr == report.wasxfail
+
+
 def test_override_rule_is_named_in_the_failure(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
     project('[[tool.lipsync.overrides]]\nglob = "hard/*.mp4"\nlse_d_max = 1.0\n', broken=False)
     result = run(pytester, shared_cache)
@@ -157,6 +167,7 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
                 'is configured. Set reference = "DIR" in [[]tool.lipsync[]] (--lipsync-reference DIR) or name each video*'
             ),
         ),
+        ("[tool.lipsync.thresholds]\nlse_d_max = nan\n", "*thresholds.lse_d_max in */pyproject.toml is invalid: setting 'lse_d_max' is nan. Use a finite number"),
     ],
 )
 def test_configuration_errors_name_the_key_and_the_file(project, pytester, extra: str, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -173,6 +184,23 @@ def test_flag_and_environment_errors_name_their_source(project, pytester, monkey
     monkeypatch.setenv("LIPSYNC_DEVICE", "gpu")
     result = pytester.runpytest_inprocess()
     result.stderr.fnmatch_lines(["*LIPSYNC_DEVICE is invalid: setting 'device' is 'gpu'*"])
+
+
+def test_misspelt_variables_and_globs_matching_nothing_are_warnings(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project('[[tool.lipsync.overrides]]\nglob = "hrad/*.mp4"\nlse_d_max = 9.0\n', broken=False)
+    monkeypatch.setenv("LIPSYNC_LSE_D_MAXX", "3")
+    monkeypatch.setenv("LIPSYNC_FUZZ_SEED", "7")
+    result = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "*LipsyncConfigWarning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)",
+            "*LipsyncConfigWarning: [[]tool.lipsync[]] overrides[[]0[]].glob in */pyproject.toml = 'hrad/[*].mp4' matches none of the 2 "
+            "videos, so its rules apply to none*",
+        ]
+    )
+    assert "LIPSYNC_FUZZ_SEED" not in result.stdout.str()
+    strict = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider", "-W", "error::pytest_lipsync.plugin.LipsyncConfigWarning")
+    assert strict.ret != pytest.ExitCode.OK
 
 
 CONFIG_TEST = """
@@ -306,7 +334,7 @@ def test_json_report_junit_properties_and_github_summary(project, pytester, shar
 
     text = summary.read_text()
     assert text.startswith("# earlier step\n## pytest-lipsync: 3 videos, 2 failing checks")
-    assert "| `videos/good.mp4` |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
+    assert "| <code>videos&#47;good&#46;mp4</code> |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
     result.stdout.fnmatch_lines(
         [
             "::error file=videos/broken.mp4,title=lipsync gate::unreadable: *",
@@ -327,6 +355,13 @@ def test_cache_replays_scores_without_a_model_and_still_judges(project, pytester
     second.stdout.fnmatch_lines(["*lse_d*1.000*lse_d_max*FAIL"])
 
     (entry,) = (cache / "v" / "lipsync" / "scores").iterdir()
+    edited = json.loads(entry.read_text())
+    edited["score"]["metrics"]["lse_d"] = 0.5  # an edit that would pass the gate: scored again, and it fails
+    entry.write_text(json.dumps(edited))
+    again = run(pytester, cache, "-k", "good")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
+
     entry.write_text("{not json")
     run(pytester, cache, "-k", "good").stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
     assert json.loads(entry.read_text())["score"]["metrics"]["lse_d"] > 1.0  # rewritten
@@ -399,7 +434,7 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
     assert len(json.loads((pytester.path / "base.json").read_text())["videos"]) == 2
     summary = (pytester.path / "summary.md").read_text()
-    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| `videos/") == 3
+    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| <code>videos&#47;") == 3
     assert result.stdout.str().count("::error file=") == 2
 
     replayed = pytester.runpytest_subprocess(*args)  # compares with the baseline, from the cache

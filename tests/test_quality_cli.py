@@ -59,7 +59,7 @@ def test_without_reference_the_table_has_no_quality_columns(
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["--max-length-mismatch", "-1"], "max_length_mismatch must be 0 or more"),
+        (["--max-length-mismatch", "-1"], "--max-length-mismatch is invalid: setting 'max_length_mismatch' is -1"),
         (["--reference", "nowhere"], "nowhere: the reference directory does not exist"),
     ],
 )

@@ -14,13 +14,13 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import pytest_lipsync.quality.ssim as ssim_module
-from pytest_lipsync.synthetic.clips import ClipSpec, envelope, face_frame
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.quality.accumulate import QualityAccumulator, compare_streams
 from pytest_lipsync.quality.alignment import LengthAlignment
 from pytest_lipsync.quality.psnr import PSNR_CAP_DB, psnr, psnr_torch
 from pytest_lipsync.quality.settings import Color, QualitySettings, SsimWindow
 from pytest_lipsync.quality.ssim import ssim, ssim_torch
+from pytest_lipsync.synthetic.clips import ClipSpec, envelope, face_frame
 
 WINDOWS: tuple[SsimWindow, ...] = ("uniform7", "gaussian11")
 COLORS: tuple[Color, ...] = ("rgb", "y")
@@ -254,8 +254,8 @@ def test_bad_batches_are_refused(gt: np.ndarray, gen: np.ndarray, error: type[Ex
     [
         ({"ssim_window": "gaussian7"}, 'ssim_window must be one of "uniform7", "gaussian11", not \'gaussian7\''),
         ({"color": "ycbcr"}, 'color must be one of "rgb", "y"'),
-        ({"max_length_mismatch": -1}, "max_length_mismatch must be 0 or more"),
-        ({"max_length_mismatch": True}, "max_length_mismatch must be a whole number"),
+        ({"max_length_mismatch": -1}, "setting 'max_length_mismatch' is -1. Use an integer >= 0"),
+        ({"max_length_mismatch": True}, "setting 'max_length_mismatch' is True. Use an integer >= 0"),
         ({"resize_reference": "yes"}, "resize_reference must be true or false"),
     ],
 )

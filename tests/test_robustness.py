@@ -582,7 +582,7 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, t
     ("text", "problem"),
     [
         ('{"schema_version": 1, "tool": {"name": "pytest-lipsync", "vers', "Unterminated string starting at: line 1 column 58"),
-        ('{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}', "could not convert string to float: 'low'"),
+        ('{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}', "videos[0].metrics.lse_d must be a finite number or null, not 'low'"),
         ("[1, 2]", "a report is a JSON object, not a list"),
     ],
     ids=["truncated", "hand_edited_metric", "not_a_report"],

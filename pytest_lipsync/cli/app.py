@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_lipsync import __version__
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError, LipsyncError
 from pytest_lipsync.quality.settings import COLORS, REGIONS, SSIM_WINDOWS
 from pytest_lipsync.settings import FIDELITIES, PRECISIONS, PROTOCOLS, Settings
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except LipsyncError as exc:
-        print(f"lipsync: error: {exc.message}", file=sys.stderr)
+        print(f"lipsync: error: {display_name(exc.message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("lipsync: interrupted", file=sys.stderr)
@@ -189,13 +190,20 @@ def score_config(args: argparse.Namespace, here: Path, environ: Mapping[str, str
     The ground-truth directory is made absolute here, from the project's directory as the gate takes it.
     """
     from pytest_lipsync.cli.reports import project_root
-    from pytest_lipsync.config.resolution import Layer, resolve, standard_layers
+    from pytest_lipsync.config.resolution import Layer, environment_warnings, resolve, standard_layers
 
+    warn(environment_warnings(environ))
     project = project_root(here)
     given = {key: value for key in _SCORE_KEYS if (value := getattr(args, key, None)) is not None}
     config = resolve(standard_layers(project / "pyproject.toml", environ, Layer("option", given), here), project)
     reference = config.path(config.settings.reference)
     return replace(config, settings=config.settings.replace(reference=None if reference is None else str(reference)))
+
+
+def warn(messages: Sequence[str]) -> None:
+    """Settings that are probably not what was meant: one line each on stderr, and the command goes on."""
+    for message in messages:
+        print(f"lipsync: warning: {display_name(message)}", file=sys.stderr)
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -44,17 +44,20 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from pytest_lipsync.results import printable
+    from pytest_lipsync.cli.app import warn
+    from pytest_lipsync.config.resolution import resolve
     from pytest_lipsync.scale.merge import check_gateable, load_report
     from pytest_lipsync.session.report import gate_report
 
     here = Path.cwd()
     options = Layer("option", {key: value for key in _GATE_KEYS if (value := getattr(args, key)) is not None})
+    resolve([options], here)  # a malformed option is named before the report is read
     loaded = load_report(args.report)
     check_gateable(loaded)
     result = gate_report(loaded.report, str(args.report), project_root(here), os.environ, options, here)
+    warn(result.warnings)
     for line in result.lines:
-        print(printable(line))
+        print(line)
     return 0 if result.passed else 1
 
 

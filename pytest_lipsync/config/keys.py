@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pytest_lipsync.bounds import Range, bounded, check_bounds
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.settings import Settings
 
@@ -54,12 +55,15 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Absolute limits; ``None`` means the metric is not gated."""
+    """Absolute limits; ``None`` means the metric is not gated. A NaN limit would fail (or pass) every video."""
 
-    lse_d_max: float | None = None
-    lse_c_min: float | None = None
-    psnr_min: float | None = None
-    ssim_min: float | None = None
+    lse_d_max: float | None = bounded(None, Range())
+    lse_c_min: float | None = bounded(None, Range())
+    psnr_min: float | None = bounded(None, Range())
+    ssim_min: float | None = bounded(None, Range(-1, 1))  # SSIM lies in [-1, 1]: 2.0 would fail every video
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
     def merged(self, changes: Mapping[str, float]) -> Thresholds:
         return replace(self, **changes)

@@ -14,6 +14,7 @@ not import pytest (the plugin turns :class:`ConfigError` into ``pytest.UsageErro
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import types
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_lipsync.config.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.errors import ConfigError, VideoError
 from pytest_lipsync.gate.rules import GateRules, Override, Tolerance
-from pytest_lipsync.config.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.settings import Settings
 
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")
@@ -34,6 +35,10 @@ _NO = frozenset({"0", "false", "no", "off"})
 SourceKind = Literal["pyproject", "env", "flag", "option", "marker"]
 # Run options that are paths: given in the environment or on a command line, they are the caller's.
 _PATH_OPTIONS = ("videos", "reference", "baseline", "json")
+# LIPSYNC_* variables that are not settings: the weights' cache and download mirrors (``models.resolve``),
+# and the test suite's fuzzing knobs. Any other LIPSYNC_* variable that is not a setting's is a typo.
+OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS"})
+OTHER_PREFIXES: tuple[str, ...] = ("LIPSYNC_FUZZ_",)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,23 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
         if raw is not None:
             values[key] = _env_list(key, raw) if typing.get_origin(hint) in (tuple, list) else raw
     return Layer("env", values)
+
+
+def environment_warnings(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """A message for each ``LIPSYNC_*`` variable that is neither a setting nor one of :data:`OTHER_VARIABLES`:
+    ``env_layer`` reads only the settings' names, so a misspelt one would be ignored without a word."""
+    settings = {f"LIPSYNC_{key.upper()}" for key in flat_keys()}
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith("LIPSYNC_") or name in settings | OTHER_VARIABLES or name.startswith(OTHER_PREFIXES):
+            continue
+        # Compared without the shared prefix, which would make every name look close to every other.
+        close = difflib.get_close_matches(name[len("LIPSYNC_") :].upper(), [key.upper() for key in flat_keys()], n=1)
+        hint = f"did you mean LIPSYNC_{close[0]}?" if close else (
+            "a setting's variable is LIPSYNC_ and its [tool.lipsync] key in capitals, e.g. LIPSYNC_LSE_D_MAX"
+        )
+        messages.append(f"{name} is not a pytest-lipsync setting and is ignored ({hint})")
+    return tuple(messages)
 
 
 def standard_layers(pyproject: Path, environ: Mapping[str, str], command_line: Layer, here: Path) -> list[Layer]:
@@ -154,20 +176,21 @@ def _layer_scalars(layer: Layer) -> dict[str, Any]:
     named = {**{key: (key, value) for key, value in raw.items()}, **{k: (f"thresholds.{k}", v) for k, v in thresholds.items()}}
     values = {key: _coerce(layer, name, value, keys[key]) for key, (name, value) in named.items()}
     for key, value in values.items():
-        _check_alone(layer, key, value)
+        _check_alone(layer, named[key][0], key, value)
     return values
 
 
-def _check_alone(layer: Layer, key: str, value: Any) -> None:
-    """Build the owning object with just this value, so its own validation blames the right source."""
+def _check_alone(layer: Layer, name: str, key: str, value: Any) -> None:
+    """Build the owning object with just this value, so its own validation (ranges included) blames the
+    right source; ``name`` is how the source wrote the key (``thresholds.ssim_min``)."""
     if key == "allow":
-        _check_kinds(layer, key, value)
-    for owner in (Settings, RunOptions):
+        _check_kinds(layer, name, value)
+    for owner in (Settings, RunOptions, Thresholds):
         if key in hints(owner):
             try:
                 owner(**{key: value})
             except ConfigError as exc:
-                raise _error(layer, key, f"is invalid: {exc.message}") from None
+                raise _error(layer, name, f"is invalid: {exc.message}") from None
 
 
 def _check_kinds(layer: Layer, key: str, kinds: Sequence[str]) -> None:
@@ -220,11 +243,13 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
     rest = {key: value for key, value in entry.items() if key != "glob"}
     _reject_unknown(layer, rest, allowed, f"{label}.")
     limits = {key: _coerce(layer, f"{label}.{key}", value, thresholds[key]) for key, value in rest.items() if key in thresholds}
+    for key, value in limits.items():
+        _check_alone(layer, f"{label}.{key}", key, value)
     allow = _coerce(layer, f"{label}.allow", rest["allow"], tuple[str, ...]) if "allow" in rest else None
     if allow is not None:
         _check_kinds(layer, f"{label}.allow", allow)
     regression = _regression(layer, rest.get("regression", {}), f"{label}.regression")
-    return Override(glob, limits, regression, allow)
+    return Override(glob, limits, regression, allow, source=layer.name(f"{label}.glob"))
 
 
 def _pairs(layer: Layer, table: object) -> dict[str, Path]:
@@ -236,8 +261,6 @@ def _pairs(layer: Layer, table: object) -> dict[str, Path]:
 
 
 def _reject_unknown(layer: Layer, values: Mapping[str, Any], known: Mapping[str, Any], prefix: str) -> None:
-    import difflib
-
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)

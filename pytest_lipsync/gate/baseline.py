@@ -13,11 +13,13 @@ keys are sorted, one video per entry in key order. Files with the full results s
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate.rules import BaselineValues
 from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
@@ -27,6 +29,7 @@ UPDATE_FLAG = "--lipsync-update-baseline"
 # What an entry keeps: the metrics the rules compare, and the frame count and duration that tell a reader of
 # the diff whether the video itself changed.
 ENTRY_FIELDS = ("path", "metrics", "frames", "duration")
+LOCK_SECONDS = 60  # an update reads and writes one JSON file: a minute's wait means the lock holder is stuck
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class BaselineChange:
         parts = [f"{len(self.added)} added", f"{len(self.changed)} changed", f"{len(self.removed)} removed"]
         lines = [f"lipsync: baseline {path} written: {', '.join(parts)}, {self.unchanged} unchanged"]
         for label, keys in (("added", self.added), ("changed", self.changed), ("removed", self.removed)):
-            lines += [f"  {label}: {key}" for key in keys]
+            lines += [f"  {label}: {display_name(key)}" for key in keys]
         return "\n".join(lines)
 
 
@@ -101,17 +104,20 @@ def check_compatible(baseline: Baseline, run: RunRecord, fix: str = UPDATE_FLAG)
         )
 
 
-def update_baseline(
-    path: Path, old: Baseline | None, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]
-) -> BaselineChange:
+def update_baseline(path: Path, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]) -> BaselineChange:
     """Write the baseline atomically from ``scores`` (key -> score), keeping old entries for known videos
     that were not scored this time (deselected with ``-k``), dropping entries for videos that are gone.
-    Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers."""
-    previous = dict(old.entries) if old is not None else {}
-    fresh = {key: replace(score, path=key) for key, score in scores.items() if score.ok}
-    kept = {key: entry for key, entry in previous.items() if key in known and key not in fresh}
-    entries = {**kept, **fresh}
-    write_json_atomic(path, baseline_document(run, [entries[key] for key in sorted(entries)]), sort_keys=True)
+    Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers.
+
+    The file is read and written under ``<baseline>.lock``: two runs updating it at once (CI jobs sharing a
+    workspace, shards) would otherwise each write what they read before the other wrote, and lose entries."""
+    with _locked(path):
+        old = load_baseline(path)
+        previous = dict(old.entries) if old is not None else {}
+        fresh = {key: replace(score, path=key) for key, score in scores.items() if score.ok}
+        kept = {key: entry for key, entry in previous.items() if key in known and key not in fresh}
+        entries = {**kept, **fresh}
+        write_json_atomic(path, baseline_document(run, [entries[key] for key in sorted(entries)]), sort_keys=True)
     return BaselineChange(
         added=tuple(sorted(set(fresh) - set(previous))),
         changed=tuple(sorted(k for k in fresh if k in previous and previous[k].metrics != fresh[k].metrics)),
@@ -126,6 +132,23 @@ def baseline_document(run: RunRecord, entries: Sequence[VideoScore]) -> dict[str
     document = Report(replace(run, weights=weights), tuple(entries)).to_dict()
     document["videos"] = [{name: video[name] for name in ENTRY_FIELDS} for video in document["videos"]]
     return document
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` (an OS lock, released if the process dies) for a read-modify-write of ``path``."""
+    from filelock import FileLock, Timeout
+
+    lock = Path(f"{path}.lock")
+    try:
+        with FileLock(lock, timeout=LOCK_SECONDS):
+            yield
+    except Timeout:
+        raise ConfigError(
+            f"is locked by another run updating it (waited {LOCK_SECONDS} s for {lock})",
+            path=path,
+            hint="Wait for the other run to finish, or delete the lock file if no run is updating the baseline",
+        ) from None
 
 
 def run_differences(before: RunRecord, now: RunRecord, first: str = "in the baseline", second: str = "now") -> list[str]:

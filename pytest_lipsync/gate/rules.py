@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from pytest_lipsync.config.keys import THRESHOLD_METRICS, Thresholds
+from pytest_lipsync.display import display_name
 from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -58,7 +59,10 @@ class Tolerance:
                 f"{raw!r} points the wrong way: {metric} is better {direction}, so it worsens by "
                 f'"{_worse_sign(metric)}{number}{percent}"'
             )
-        return cls(metric, float(number), relative=bool(percent))
+        amount = float(number)
+        if not math.isfinite(amount):  # hundreds of digits read as infinity: no limit at all
+            raise ValueError(f"{raw!r} is not a finite tolerance")
+        return cls(metric, amount, relative=bool(percent))
 
     def limit(self, baseline: float) -> float:
         """The worst value still accepted, given the baseline value."""
@@ -78,6 +82,7 @@ class Override:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     regression: Mapping[str, Tolerance] = field(default_factory=dict)
     allow: tuple[str, ...] | None = None
+    source: str = "override glob"  # where it was written, for messages: "[tool.lipsync] overrides[0].glob in ..."
 
     def matches(self, key: str) -> bool:
         return PurePosixPath(key).match(self.glob)
@@ -124,6 +129,20 @@ class GateRules:
             if override.allow is not None:
                 allow, origins["allow"] = override.allow, where
         return Rules(thresholds, regression, frozenset(allow), origins)
+
+
+def unmatched_overrides(rules: GateRules, keys: Collection[str]) -> tuple[str, ...]:
+    """A message for each override whose glob matches none of the videos ``keys``: a misspelt glob would
+    otherwise leave its videos under the global rules without a word."""
+    if not keys:
+        return ()
+    example = min(keys)
+    return tuple(
+        f"{override.source} = {override.glob!r} matches none of the {len(keys)} videos, so its rules apply to none "
+        f"(a glob matches video keys, paths from the project root such as {example!r}, from the right)"
+        for override in rules.overrides
+        if not any(override.matches(key) for key in keys)
+    )
 
 
 @dataclass(frozen=True)
@@ -195,7 +214,7 @@ def judge(
 
 def format_verdict(verdict: Verdict) -> str:
     """The compact failure text: one row per check (metric, value, limit, baseline, margin, rule)."""
-    lines = [f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key]
+    lines = [display_name(f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key)]
     if verdict.checks:
         rows = [("metric", "value", "limit", "baseline", "margin", "rule", "")]
         rows += [_check_row(check) for check in verdict.checks]
@@ -240,7 +259,8 @@ def _value(score: VideoScore, metric: str) -> float:
 def _check_row(check: Check) -> tuple[str, ...]:
     baseline = "-" if check.baseline is None else f"{check.baseline:.3f}"
     status = "ok" if check.passed else "FAIL"
-    return (check.metric, f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}", check.rule, status)
+    numbers = (f"{check.value:.3f}", f"{check.limit:.3f}", baseline, f"{check.margin:+.3f}")
+    return (check.metric, *numbers, display_name(check.rule), status)
 
 
 def _worse_sign(metric: str) -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import typing
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_lipsync.config.keys import flat_keys, read_table
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 
 if TYPE_CHECKING:
@@ -31,6 +32,13 @@ _CONFIGS: list[pytest.Config] = []  # innermost last: pytester runs sessions ins
 # The attribute of a test report that carries an xdist worker's new results to the controller: pytest sends
 # a report's extra attributes along with it.
 RESULTS = "lipsync_results"
+
+
+class LipsyncConfigWarning(pytest.PytestWarning):
+    """A setting that is probably not what was meant (a misspelt ``LIPSYNC_*`` variable, an override glob that
+    matches no video): the run goes on and says so; ``-W error::pytest_lipsync.plugin.LipsyncConfigWarning``
+    makes it stop."""
+
 
 _HELP = {
     "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
@@ -74,6 +82,15 @@ def pytest_configure(config: pytest.Config) -> None:
         with _usage_errors():
             gate_of(config).start(check_baseline=controller, list_videos=controller and _gate_items_wanted(config))
             _place(config)
+        if not hasattr(config, "workerinput"):  # the workers share the controller's environment
+            from pytest_lipsync.config.resolution import environment_warnings
+
+            _warn(config, environment_warnings(os.environ))
+
+
+def _warn(config: pytest.Config, messages: Sequence[str]) -> None:
+    for message in messages:
+        config.issue_config_time_warning(LipsyncConfigWarning(display_name(message)), stacklevel=2)
 
 
 def _place(config: pytest.Config) -> None:
@@ -127,6 +144,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
         with _usage_errors():
             made = make_items(session, gate_of(config))
+        _warn(config, gate_of(config).unmatched_overrides())
         report_collected(config, made)
         items.extend(made)
 
@@ -223,13 +241,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if GATE not in config.stash or hasattr(config, "workerinput"):
         return
     from pytest_lipsync.reports.summary import summary_lines
-    from pytest_lipsync.results import printable
 
     lines = summary_lines(config.stash[GATE], config.stash.get(OUTPUTS, None))
     if lines:
         terminalreporter.write_sep("=", "lipsync")
         for line in lines:
-            terminalreporter.write_line(printable(line))
+            terminalreporter.write_line(line)
 
 
 def _finish(gate: GateSession) -> Outputs:
@@ -269,4 +286,4 @@ def _usage_errors() -> Iterator[None]:
     try:
         yield
     except LipsyncError as error:
-        raise pytest.UsageError(f"pytest-lipsync: {error.message}") from None
+        raise pytest.UsageError(f"pytest-lipsync: {display_name(error.message)}") from None

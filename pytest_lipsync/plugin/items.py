@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
 from pytest_lipsync.plugin.hooks import MARKER
-from pytest_lipsync.results import printable
 
 if TYPE_CHECKING:
     from pytest_lipsync.session.run import GateSession
@@ -55,20 +55,24 @@ class VideoItem(pytest.Item):
         verdict = self.gate.verdict(self.entry, self.metrics)
         self.user_properties.extend(_properties(self.gate, self.entry.key, verdict))
         if verdict.outcome == "xfailed":
-            pytest.xfail(verdict.reason)
+            pytest.xfail(display_name(verdict.reason))
         if verdict.outcome == "failed":
             raise GateFailed(verdict)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, pytest.xfail.Exception):
+            # pytest asks for a failure's text before it turns the report into an xfail, and never shows it:
+            # formatting the traceback cost ~20x a failed item. The reason is all there is to say.
+            return str(excinfo.value)
         if isinstance(excinfo.value, GateFailed):
-            return printable(format_verdict(excinfo.value.verdict))
+            return format_verdict(excinfo.value.verdict)
         if isinstance(excinfo.value, LipsyncError):
-            return printable(f"{self.entry.key}: {excinfo.value.message}")
+            return display_name(f"{self.entry.key}: {excinfo.value.message}")
         return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """The failure headline. Not the node id itself: pytest would turn its dots into ``::``."""
-        return self.entry.path, None, f"{printable(self.entry.key)} ({self.name})"
+        return display_name(str(self.entry.path)), None, f"{display_name(self.entry.key)} ({self.name})"
 
 
 class QualityItem(VideoItem):
@@ -108,13 +112,14 @@ class NoVideosItem(pytest.Item):
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
     """One item per video (two with a reference configured), in key order, and one failing item per configured
-    folder or glob that holds no video."""
+    folder or glob that holds no video. Node ids show the key as :func:`display_name` does: pytest prints them
+    at the start of a line."""
     items: list[pytest.Item] = []
     for unmatched in gate.unmatched:
         node = VideoNode.from_parent(session, name=unmatched.key, nodeid=unmatched.key, path=unmatched.argument)
         items.append(NoVideosItem.from_parent(node, name="lipsync", unmatched=unmatched))
     for entry in gate.videos:
-        name = printable(entry.key)
+        name = display_name(entry.key)
         node = VideoNode.from_parent(session, name=name, nodeid=name, path=entry.path)
         items.append(VideoItem.from_parent(node, name=VideoItem.item_name, entry=entry, gate=gate))
         if gate.with_quality:
@@ -131,7 +136,7 @@ def video_of(nodeid: str, gate: GateSession) -> str | None:
     node, _, name = nodeid.rpartition("::")
     if name not in (VideoItem.item_name, QualityItem.item_name):
         return None
-    return next((entry.key for entry in gate.videos if printable(entry.key) == node), None)
+    return next((entry.key for entry in gate.videos if display_name(entry.key) == node), None)
 
 
 def report_collected(config: pytest.Config, items: Sequence[pytest.Item]) -> None:

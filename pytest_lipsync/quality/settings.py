@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from pytest_lipsync.bounds import Range, bounded, check_bounds
 from pytest_lipsync.errors import ConfigError
 
 SsimWindow = Literal["uniform7", "gaussian11"]
@@ -37,7 +38,7 @@ class QualitySettings:
     color: Color = "rgb"
     region: Region = "frame"
     resize_reference: bool = False
-    max_length_mismatch: int = 2
+    max_length_mismatch: int = bounded(2, Range(0, integer=True))
 
     def __post_init__(self) -> None:
         _check_choice("ssim_window", self.ssim_window, SSIM_WINDOWS)
@@ -45,10 +46,7 @@ class QualitySettings:
         _check_choice("region", self.region, REGIONS)
         if not isinstance(self.resize_reference, bool):
             raise ConfigError(f"resize_reference must be true or false, not {self.resize_reference!r}")
-        if isinstance(self.max_length_mismatch, bool) or not isinstance(self.max_length_mismatch, int):
-            raise ConfigError(f"max_length_mismatch must be a whole number of frames, not {self.max_length_mismatch!r}")
-        if self.max_length_mismatch < 0:
-            raise ConfigError(f"max_length_mismatch must be 0 or more frames, not {self.max_length_mismatch}")
+        check_bounds(self)
 
 
 def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:

@@ -3,6 +3,12 @@
 The step summary has a 1 MiB limit per step; the table is cut well below it (a note says how many rows
 were left out and that the JSON report has them). Annotations are capped at 10: GitHub shows only a few
 per step anyway, and the summary has the rest.
+
+Names and messages are data: in the summary every ASCII punctuation character is written as an HTML
+entity (:func:`_markdown`), so that ``|``, backticks, ``<img>``, ``[link](...)`` or ``*`` in a file name
+show as themselves instead of ending a table cell or becoming markup; in an annotation the name and the
+message go through ``display_name`` (no newline can start a second workflow command) and then the
+workflow-command escaping.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.gate.rules import Verdict
 from pytest_lipsync.reports.summary import METRIC_LABELS
 from pytest_lipsync.reports.table import run_notice
@@ -45,7 +52,7 @@ def markdown_summary(
     head += ["| video | " + " | ".join(METRIC_LABELS[m] for m in columns) + " | verdict |"]
     head += ["|---|" + "---:|" * len(columns) + "---|"]
     tail = ["", "**Mean:** " + ", ".join(f"{METRIC_LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
-    tail += [*(f"_{line}_" for line in notice.splitlines()), ""] if notice else []
+    tail += [*(f"_{_markdown(line)}_" for line in notice.splitlines()), ""] if notice else []
     rows = [_row(score, columns, verdicts) for score in scores]
     budget = limit - sum(len(line) + 1 for line in head + tail) - 200
     kept = []
@@ -100,8 +107,8 @@ def annotations(verdicts: Mapping[str, Verdict]) -> list[str]:
     failing = [verdicts[key] for key in sorted(verdicts) if verdicts[key].outcome == "failed"]
     lines = []
     for verdict in failing[:MAX_ANNOTATIONS]:
-        message = _escape(_describe(verdict))
-        lines.append(f"::error file={_escape(verdict.key, property=True)},title=lipsync gate::{message}")
+        message = _escape(display_name(_describe(verdict)))
+        lines.append(f"::error file={_escape(display_name(verdict.key), property=True)},title=lipsync gate::{message}")
     return lines
 
 
@@ -114,16 +121,24 @@ def _row(score: VideoScore, columns: Sequence[str], verdicts: Mapping[str, Verdi
     cells = [_number(score.metrics.get(m)) for m in columns]
     outcomes = [v for key, v in verdicts.items() if v.key == score.path]
     if score.error is not None:
-        status = f"{score.error.kind}"
+        status = _markdown(score.error.kind)
     else:
         status = "failed" if any(v.outcome == "failed" for v in outcomes) else "passed" if outcomes else "scored"
     if any(v.outcome == "xfailed" for v in outcomes):
         status += " (allowed)"
-    return f"| `{score.path}` | " + " | ".join(cells) + f" | {status} |"
+    return f"| <code>{_markdown(score.path)}</code> | " + " | ".join(cells) + f" | {status} |"
 
 
 def _number(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _markdown(text: str) -> str:
+    """``text`` as literal characters of GitHub Markdown, inside a table cell too: shown as ``display_name``
+    shows it, with every ASCII character but letters, digits and the space written as an HTML entity, which
+    Markdown decodes after it has parsed (so ``&#124;`` ends no cell and ``&#60;img&#62;`` is no tag)."""
+    shown = display_name(text)
+    return "".join(char if char.isalnum() or char == " " or not char.isascii() else f"&#{ord(char)};" for char in shown)
 
 
 def _escape(text: str, *, property: bool = False) -> str:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
-from pytest_lipsync.results import Report, TrackScore, VideoScore, printable, write_json_atomic, write_text_atomic
+from pytest_lipsync.results import Report, TrackScore, VideoScore, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from pytest_lipsync.gate.rules import GateRules
@@ -136,8 +137,8 @@ def _all_plots(
 
 
 def _escape(text: str) -> str:
-    """Escaped for HTML, and valid Unicode: paths and messages come from file systems (see ``printable``)."""
-    return escape(printable(text))
+    """Escaped for HTML, and valid Unicode: paths and messages come from file systems (see ``display_name``)."""
+    return escape(display_name(text))
 
 
 def _page(body: str) -> str:

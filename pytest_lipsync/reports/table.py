@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 
 _LSE_COLUMNS = ("LSE-D", "LSE-C", "offset")
@@ -32,9 +33,9 @@ def format_table(scores: Sequence[VideoScore]) -> str:
 def _row(score: VideoScore, with_quality: bool) -> tuple[str, ...]:
     metrics = score.metrics
     quality = (_number(metrics.get("psnr"), 2), _number(metrics.get("ssim"), 4)) if with_quality else ()
-    status = "ok" if score.error is None else f"{score.error.kind}: {score.error.message}"
+    status = "ok" if score.error is None else display_name(f"{score.error.kind}: {score.error.message}")
     return (
-        score.path,
+        display_name(score.path),
         _number(metrics.get("lse_d")),
         _number(metrics.get("lse_c")),
         str(int(metrics["offset"])) if "offset" in metrics else "-",
@@ -55,7 +56,7 @@ def _align(cell: str, width: int, column: int, columns: int) -> str:
 
 def custom_weights_notice(weights: Sequence[WeightsRecord]) -> str | None:
     """A line under every table scored with weights other than the released files: not paper numbers."""
-    custom = [f"{w.name} {w.path} (SHA-256 {w.sha256[:12]}...)" for w in weights if w.custom]
+    custom = [display_name(f"{w.name} {w.path} (SHA-256 {w.sha256[:12]}...)") for w in weights if w.custom]
     if not custom:
         return None
     return (

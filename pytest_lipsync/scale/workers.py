@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.scale.placement import apply, placement_for
@@ -68,11 +69,11 @@ class Progress:
 
     def started(self, job: Job, worker: int | None = None) -> None:
         where = "" if worker is None else f" (worker {worker + 1})"
-        self._say(f"[{job.number}/{self.total}] {job.video} ...{where}")
+        self._say(f"[{job.number}/{self.total}] {display_name(str(job.video))} ...{where}")
 
     def finished(self, job: Job, result: VideoScore, seconds: float) -> None:
         status = "ok" if result.error is None else f"failed ({result.error.kind})"
-        self._say(f"[{job.number}/{self.total}] {job.video} {status} in {seconds:.1f} s")
+        self._say(f"[{job.number}/{self.total}] {display_name(str(job.video))} {status} in {seconds:.1f} s")
 
     def _say(self, line: str) -> None:
         if not self.quiet:

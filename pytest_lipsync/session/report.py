@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.config.resolution import Layer, standard_layers
+from pytest_lipsync.config.resolution import Layer, environment_warnings, standard_layers
 from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, format_verdict
 from pytest_lipsync.results import Report, RunRecord, VideoScore
 from pytest_lipsync.session.run import GateSession, Outputs
@@ -52,6 +52,7 @@ class GateResult:
     passed: bool
     lines: tuple[str, ...]
     outputs: Outputs
+    warnings: tuple[str, ...] = ()  # settings that are probably not what was meant (for stderr)
 
 
 def report_entries(report: Report) -> tuple[VideoEntry, ...]:
@@ -79,7 +80,9 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
     publish_step_summary(gate, outputs.html)
     details = [line for verdict in failed for line in (*format_verdict(verdict).splitlines(), "")]
     verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {len(gate.verdicts)} verdicts failed"
-    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs)
+    unmatched = gate.unmatched_overrides()  # a report that reaches here holds every video of its run
+    warnings = (*environment_warnings(environ), *unmatched)
+    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, warnings)
 
 
 def _entry(video: VideoScore) -> VideoEntry:

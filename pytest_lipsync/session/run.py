@@ -28,7 +28,16 @@ from pytest_lipsync.gate.baseline import (
     missing_file,
     update_baseline,
 )
-from pytest_lipsync.gate.rules import NO_BASELINE, QUALITY_METRICS, BaselineValues, Check, GateRules, Verdict, judge
+from pytest_lipsync.gate.rules import (
+    NO_BASELINE,
+    QUALITY_METRICS,
+    BaselineValues,
+    Check,
+    GateRules,
+    Verdict,
+    judge,
+    unmatched_overrides,
+)
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService, Tally
 from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
@@ -195,6 +204,11 @@ class GateSession:
             self._videos = select_shard(self._collected, self.config.options.shard)
         return self._videos
 
+    def unmatched_overrides(self) -> tuple[str, ...]:
+        """A warning for each override glob that matches none of the configured videos (every shard's)."""
+        self.videos  # noqa: B018 -- lists the videos
+        return unmatched_overrides(self.config.gate, [entry.key for entry in self._collected or ()])
+
     @property
     def unmatched(self) -> tuple[Unmatched, ...]:
         """The configured folders and globs that hold no video: each fails the run, unless ``allow_no_videos``."""
@@ -321,7 +335,7 @@ class GateSession:
         if not options.update_baseline or baseline_path is None:
             return Outputs(json=json_path, html=page)
         known = set(self._accounted_for()) | set(self.scores)  # a shard's update keeps the other shards' entries
-        change = update_baseline(baseline_path, load_baseline(baseline_path), run, self.scores, known)
+        change = update_baseline(baseline_path, run, self.scores, known)
         return Outputs(json=json_path, baseline=change, baseline_path=baseline_path, html=page)
 
     def _accounted_for(self) -> tuple[str, ...]:

@@ -6,6 +6,15 @@ anything with ``get(key, default)`` / ``set(key, value)``) is keyed by the video
 move numbers and the weights' SHA-256, so an unchanged gate replays its numbers without loading a model.
 The weights' identity comes from resolving the file (hashing it, memoised with a sidecar), never from
 loading it; a :class:`Scorer` is created on the first miss only. No pytest import here.
+
+An entry is replayed only if its content is what this module wrote under that key: it carries the
+SHA-256 of its key and its canonical JSON (:func:`_digest`), and an entry whose digest does not match is
+scored again and rewritten. This catches a hand edit of ``.pytest_cache`` (one number changed to turn a
+failing gate green), an entry copied from a passing video's key to a failing one's, a damaged or
+half-written file, and entries of an older format. It is not a signature: whoever can write the cache can
+recompute a plain hash, and a keyed HMAC would need a secret kept where that person cannot read it, which
+a CI cache restored into the workspace does not have. A gate that must not trust its cache at all runs
+with ``--lipsync-no-cache``.
 """
 
 from __future__ import annotations
@@ -100,14 +109,21 @@ class ScoreService:
         result = scorer.score(path, reference=reference) if reference is not None else scorer.score(path)
         self.tally = replace(self.tally, scored=self.tally.scored + 1)
         if key is not None and self._cache is not None and not _depends_on_the_machine(result):
-            self._cache.set(key, {"score": result.to_dict(), "device": self._devices[_identity(settings)], "path": str(path)})
+            entry = {"score": result.to_dict(), "device": self._devices[_identity(settings)], "path": str(path)}
+            self._cache.set(key, {**entry, "digest": _digest(key, entry)})
         return result
 
     def _replay(self, key: str | None, path: Path, settings: Settings) -> VideoScore | None:
-        """A cached result, or ``None``; an entry that does not parse is ignored (and rewritten by the caller)."""
+        """A cached result, or ``None``; an entry that does not parse or whose digest does not match its key
+        and content is ignored (and rewritten by the caller)."""
         if key is None or self._cache is None:
             return None
         entry = self._cache.get(key, None)
+        if not isinstance(entry, dict):
+            return None
+        content = {name: value for name, value in entry.items() if name != "digest"}
+        if entry.get("digest") != _digest(key, content):
+            return None
         try:
             score = _relocated(VideoScore.from_dict(entry["score"]), str(entry["path"]), str(path))
             self._devices.setdefault(_identity(settings), str(entry["device"]))
@@ -150,6 +166,12 @@ class ScoreService:
 def _identity(settings: Settings) -> str:
     """A dictionary key for ``settings`` that does not need every field to be hashable."""
     return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+
+
+def _digest(key: str, content: dict[str, Any]) -> str:
+    """SHA-256 over the cache key and the entry's canonical JSON: binds an entry's numbers to its key."""
+    canonical = json.dumps([key, content], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _depends_on_the_machine(result: VideoScore) -> bool:
