@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -131,6 +133,29 @@ def test_directory_and_garbage_are_unreadable(tmp_path: Path) -> None:
     garbage.write_bytes(np.random.default_rng(0).bytes(5000))
     with pytest.raises(UnreadableError, match=r"garbage.mp4: cannot be opened as a video .* re-export"):
         open_video(garbage)
+
+
+@pytest.mark.parametrize("what", ["a FIFO", "a character device"])
+def test_only_regular_files_are_opened(what: str, make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Reading a FIFO waits for a writer (forever, for a stray one) and a device may never end: refused unread."""
+    if what == "a FIFO":
+        path = make_fifo("pipe.mp4")
+    else:
+        path = tmp_path / "null.mp4"
+        path.symlink_to(os.devnull)
+    with pytest.raises(UnreadableError, match=rf"{re.escape(str(path))}: is {what}, not a regular file\. .*copy the video to a file"):
+        open_video(path)
+
+
+def test_every_pass_opens_only_a_regular_file(make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A file replaced by a FIFO after the header was read is refused by the next pass, not waited on."""
+    source = open_video(write_clip(tmp_path / "swapped.mkv", ClipSpec(seconds=0.5)))
+    source.path.unlink()
+    make_fifo("swapped.mkv")
+    with pytest.raises(UnreadableError, match="swapped.mkv: is a FIFO, not a regular file"):
+        source.audio()
+    with pytest.raises(UnreadableError, match="swapped.mkv: is a FIFO, not a regular file"):
+        next(source.frames())
 
 
 def test_audio_only_and_video_only_files_say_which_stream_is_missing(tmp_path: Path) -> None:

@@ -217,6 +217,40 @@ def test_unreadable_permissions_fail_as_unreadable(scorers, tmp_path: Path) -> N
     assert str(path) in error.message and "re-export" in error.message
 
 
+def test_a_fifo_or_device_named_like_a_video_fails_unread_as_video_or_ground_truth(  # type: ignore[no-untyped-def]
+    make_fifo, scorers, tmp_path: Path
+) -> None:
+    good = write_clip(tmp_path / "good.mkv", TINY)
+    device = tmp_path / "null.mp4"
+    device.symlink_to(os.devnull)
+    for path, what in ((make_fifo("pipe.mp4"), "a FIFO"), (device, "a character device")):
+        video = scorers().score(path).error
+        assert video is not None and video.kind == "unreadable"
+        assert f"{path}: is {what}, not a regular file" in video.message
+        truth = scorers().score(good, reference=path).error
+        assert truth is not None and (truth.kind, truth.facts["reference_error"]) == ("reference_mismatch", "unreadable")
+        assert f"its reference {path} cannot be compared: is {what}, not a regular file" in truth.message
+
+
+def test_lipsync_score_fails_a_fifo_matched_by_a_glob_and_scores_the_rest(  # type: ignore[no-untyped-def]
+    make_fifo, syncnet_weights: Path, tmp_path: Path
+) -> None:
+    import glob
+    import json
+
+    from pytest_lipsync.cli import main
+
+    write_clip(tmp_path / "good.mkv", TINY)
+    fifo = make_fifo("pipe.mkv")
+    out = tmp_path / "scores.json"
+    matched = sorted(glob.glob(str(tmp_path / "*.mkv")))  # as the shell expands it
+    args = ["score", *matched, "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu"]
+    assert main([*args, "--offline", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"]) == 1
+    errors = {Path(video["path"]).name: video["error"] for video in json.loads(out.read_text())["videos"]}
+    assert errors["good.mkv"] is None
+    assert errors["pipe.mkv"]["kind"] == "unreadable" and f"{fifo}: is a FIFO, not a regular file" in errors["pipe.mkv"]["message"]
+
+
 @pytest.mark.parametrize("case", SCORED)
 def test_unusual_but_valid_input_scores_sanely(case: str, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = scorers().score(SCORED[case](tmp_path))

@@ -38,6 +38,7 @@ from pytest_lipsync.errors import (
     SilentAudioError,
     TooLargeError,
     UnreadableError,
+    special_file,
 )
 from pytest_lipsync.settings import VideoLimits
 
@@ -94,10 +95,6 @@ class VideoSource:
         self.path = Path(path)
         self.max_corrupt_fraction = limits.max_corrupt_fraction
         self.damaged_frames = 0
-        if not self.path.exists():
-            raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
-        if self.path.is_dir():
-            raise UnreadableError("is a directory, not a video file", path=self.path)
         with self._open() as container:
             self.info = _probe(self.path, container)
             self._origin = _origin(container)
@@ -105,8 +102,19 @@ class VideoSource:
         self.deadline = Deadline(self.path, video_timeout(limits.timeout, self.info.duration, self.info.width * self.info.height), started)
 
     def _open(self) -> av.container.InputContainer:
+        """The container, for one pass; checked before each, so a file swapped for a FIFO is refused, not waited on."""
         import av
 
+        if not self.path.exists():
+            raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
+        special = special_file(self.path)
+        if special is not None:
+            raise UnreadableError(
+                f"is {special}, not a regular file",
+                path=self.path,
+                hint="Only regular files are read (a FIFO, device or socket can keep a reader waiting forever); "
+                "copy the video to a file",
+            )
         try:
             return av.open(str(self.path))
         except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
