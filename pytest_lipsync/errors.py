@@ -49,8 +49,8 @@ class LipsyncError(Exception):
         return f"{text}. {self.hint}" if self.hint else text
 
 
-def special_file(path: str | Path) -> str | None:
-    """What ``path`` is when it exists but is not a regular file ("a FIFO", "a directory", ...), else ``None``.
+def not_a_regular_file(path: str | Path) -> str | None:
+    """Why ``path`` must not be opened ("is a FIFO, not a regular file", ...), or ``None`` for a regular file.
 
     Opening a FIFO for reading waits for a writer (forever, for a stray one), and a device or a socket may never
     end, so every file this package reads (videos, ground truth, weights, a ``file://`` mirror) is checked with
@@ -60,7 +60,8 @@ def special_file(path: str | Path) -> str | None:
         mode = os.stat(path).st_mode
     except OSError:
         return None
-    return next((name for is_type, name in _SPECIAL_FILES if is_type(mode)), None)
+    special = next((name for is_type, name in _SPECIAL_FILES if is_type(mode)), None)
+    return None if special is None else f"is {special}, not a regular file"
 
 
 class ConfigError(LipsyncError):

@@ -256,6 +256,18 @@ def test_mirrors_are_tried_in_order_before_the_official_url(serve: Serve, tmp_pa
     assert [logged for logged, _ in server.log] == ["/mirror-a/standin.pt", "/mirror-b/standin.pt"]
 
 
+def test_a_file_mirror_that_is_a_fifo_fails_at_once_saying_so(make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``urllib`` would open the FIFO and wait for a writer: the mirror is refused unread, the next URL tried."""
+    fifo = make_fifo("standin.pt")
+    spec = spec_for(stand_in(3000, seed=6))
+
+    with pytest.raises(WeightsError) as caught:
+        download(spec, tmp_path / "to", mirrors=[tmp_path.as_uri()], progress=False, transfer=QUICK)
+
+    assert f"{fifo.as_uri()}: {fifo} is a FIFO, not a regular file" in str(caught.value)
+    assert not (tmp_path / "to" / "standin.pt").exists()
+
+
 def fetch_after_barrier(barrier: threading.Barrier, spec: WeightsSpec, directory: Path) -> None:
     """Child process body: start downloading at the same moment as the sibling."""
     barrier.wait(timeout=60)

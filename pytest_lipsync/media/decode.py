@@ -38,7 +38,7 @@ from pytest_lipsync.errors import (
     SilentAudioError,
     TooLargeError,
     UnreadableError,
-    special_file,
+    not_a_regular_file,
 )
 from pytest_lipsync.settings import VideoLimits
 
@@ -107,10 +107,10 @@ class VideoSource:
 
         if not self.path.exists():
             raise NotFoundError("no such file", path=self.path, hint="Check the path and the working directory")
-        special = special_file(self.path)
-        if special is not None:
+        problem = not_a_regular_file(self.path)
+        if problem is not None:
             raise UnreadableError(
-                f"is {special}, not a regular file",
+                problem,
                 path=self.path,
                 hint="Only regular files are read (a FIFO, device or socket can keep a reader waiting forever); "
                 "copy the video to a file",

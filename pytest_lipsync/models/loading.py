@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_lipsync.errors import WeightsError
+from pytest_lipsync.errors import WeightsError, not_a_regular_file
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +23,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     import torch
 
     if not path.is_file():
-        raise WeightsError("weights file does not exist", path=path)
+        raise WeightsError(not_a_regular_file(path) or "does not exist", path=path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
