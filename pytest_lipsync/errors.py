@@ -112,6 +112,12 @@ class SilentAudioError(VideoError):
     kind = "silent_audio"
 
 
+class NonFiniteError(VideoError):
+    """SyncNet's distances came out NaN or infinite: a score that is not a number can neither pass nor fail a gate."""
+
+    kind = "non_finite"
+
+
 class DecodeError(VideoError):
     kind = "decode_error"
 

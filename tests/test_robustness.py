@@ -380,6 +380,25 @@ def scorer_with(syncnet_weights: Path, **changes: object):  # type: ignore[no-un
     return Scorer(settings.replace(**changes))
 
 
+@pytest.mark.parametrize("protocol", ["cropped", "pipeline"])
+def test_scores_that_are_not_finite_fail_the_video_never_pass_it(protocol: str, syncnet_weights: Path, tmp_path: Path) -> None:
+    """Finite weights can still overflow float32 (here a lip embedding bias of 1e38, whose squared distances are
+    infinite): LSE-D comes out inf and LSE-C inf - inf = NaN. Such a video fails with ``non_finite``."""
+    import torch
+
+    state = torch.load(syncnet_weights, weights_only=True)
+    state["netfclip.3.bias"] = torch.full_like(state["netfclip.3.bias"], 1e38)
+    overflowing = tmp_path / "overflowing.model"
+    torch.save(state, overflowing)
+    path = write_clip(tmp_path / "clip.mkv", ClipSpec(seconds=1.0, width=96, height=96, marker=True))
+    scorer = scorer_with(overflowing, protocol=protocol, detector="pytest_lipsync.synthetic.faces:marker_detector", min_track=10, min_face_size=10)
+    score = scorer.score(path)
+    assert score.error is not None and (score.error.kind, score.metrics, score.tracks) == ("non_finite", {}, ())
+    assert f"{path}: SyncNet's distances are not finite (lse_d = inf, lse_c = nan in the track at frames 0-24)" in score.error.message
+    assert "precision = 'fp32'" in score.error.message
+    assert score.error.facts == {"first_frame": 0, "last_frame": 24, "lse_d": "inf", "lse_c": "nan"}
+
+
 # MJPEG rejects a damaged packet (InvalidDataError: the frame is lost); MPEG-4 Part 2 conceals the damage
 # and flags the frame ``is_corrupt`` (the frame is kept).
 DAMAGED = {
