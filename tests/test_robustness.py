@@ -161,6 +161,46 @@ def rotated(folder: Path) -> Path:
     return path
 
 
+def with_sound(name: str, samples: np.ndarray) -> Build:
+    """A one-second MJPEG clip whose sound is ``samples`` (16 kHz mono int16), stored as PCM: exactly those values."""
+
+    def build(folder: Path) -> Path:
+        from pytest_lipsync.synthetic.clips import face_frame
+
+        path = folder / name
+        with av.open(str(path), "w") as out:
+            video = out.add_stream("mjpeg", rate=25)
+            video.width, video.height, video.pix_fmt = 64, 64, "yuvj420p"
+            audio = out.add_stream("pcm_s16le", rate=SAMPLE_RATE)
+            audio.layout = "mono"
+            for index in range(25):
+                frame = av.VideoFrame.from_ndarray(face_frame(64, 64, 0.5, index), format="bgr24")
+                frame.pts = index
+                out.mux(video.encode(frame))
+            out.mux(video.encode(None))
+            sound = av.AudioFrame.from_ndarray(samples.astype(np.int16)[None, :], format="s16", layout="mono")
+            sound.sample_rate, sound.pts = SAMPLE_RATE, 0
+            out.mux(audio.encode(sound))
+            out.mux(audio.encode(None))
+        return path
+
+    return build
+
+
+def one_sample(value: int) -> np.ndarray:
+    samples = np.zeros(SAMPLE_RATE, np.int16)
+    samples[SAMPLE_RATE // 2] = value
+    return samples
+
+
+def speech_at(dbfs: float) -> np.ndarray:
+    """The synthetic speech scaled to an RMS of ``dbfs`` (over the whole second, pauses included)."""
+    from pytest_lipsync.synthetic.clips import speech
+
+    voice = speech(1.0, SAMPLE_RATE, 1, seed=3)[0].astype(np.float64)
+    return np.round(voice * 32768 * 10 ** (dbfs / 20) / np.sqrt(np.mean(voice**2)))
+
+
 # case id -> (builder, kind, words the message must contain besides the file name)
 FAILURES: dict[str, tuple[Build, str, str]] = {
     "missing": (lambda folder: folder / "missing.mp4", "not_found", "Check the path"),
@@ -177,6 +217,10 @@ FAILURES: dict[str, tuple[Build, str, str]] = {
     "video_only": (clip("mute.mkv", audio=False), "no_audio_stream", "Mux the generated audio"),
     "fewer_frames_than_a_window": (clip("short.mkv", seconds=0.16), "too_short", "at least 0.24 s"),
     "silent_audio": (clip("hush.mkv", silent=True), "silent_audio", "Check that the generated speech"),
+    "dc_offset_of_one": (with_sound("dc.mkv", np.ones(SAMPLE_RATE)), "silent_audio", "0 of its 25 frames of 40 ms"),
+    "one_sample_of_one": (with_sound("lsb.mkv", one_sample(1)), "silent_audio", "floor of -70 dBFS"),
+    "one_full_scale_click": (with_sound("click.mkv", one_sample(32767)), "silent_audio", "1 of its 25 frames of 40 ms"),
+    "speech_at_-90_dBFS": (with_sound("whisper.mkv", speech_at(-90)), "silent_audio", "floor of -70 dBFS"),
     "header_claims_huge_frames": (claims_huge_frames, "too_large", "16000x12000 (192000000 pixels)"),
 }
 
@@ -194,6 +238,7 @@ SCORED: dict[str, Build] = {
     "5.1": clip("surround.mkv", audio_channels=6),
     **{f"{rate / 1000:g}kHz": clip(f"rate{rate}.mkv", audio_rate=rate) for rate in (8000, 22050, 44100, 48000, 96000)},
     "several_audio_streams": several_audio_streams,
+    "quiet_speech_at_-50_dBFS": with_sound("quiet.mkv", speech_at(-50)),  # 20 dB above the silence floor
 }
 
 

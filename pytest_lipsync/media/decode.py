@@ -53,6 +53,11 @@ FPS = 25
 SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 _MAX_PADDING = SAMPLE_RATE // 10
+SILENCE_FLOOR_DBFS = -70.0  # a 40 ms frame quieter than this (RMS about its mean) carries no sound: see _check_sound
+SOUND_FRAMES = 5  # frames of sound audio needs, one SyncNet window: fewer is silence (or a click)
+_FULL_SCALE = 32768.0
+_FLOOR_RMS = _FULL_SCALE * 10 ** (SILENCE_FLOOR_DBFS / 20)
+_LEVEL_CHUNK = 4096  # frames per step of _frame_levels: 20 MB of float64
 _IMAGE_FORMATS = ("image2", "_pipe")  # demuxers of still images (a PNG renamed .mp4 opens as png_pipe)
 # Clockwise rotation the display matrix asks for -> libavfilter filters that undo it (ffmpeg's autorotate).
 _UPRIGHT: dict[int, tuple[tuple[str, str], ...]] = {
@@ -277,14 +282,42 @@ def _check_size(info: VideoInfo, max_pixels: int) -> None:
 
 
 def _check_sound(path: Path, samples: np.ndarray) -> None:
-    """All-zero audio scores as numbers that mean nothing, so it fails instead of passing a gate by luck."""
-    if samples.size and not samples.any():
-        raise SilentAudioError(
-            "audio stream is digital silence; lip sync cannot be judged without speech",
-            path=path,
-            hint="Check that the generated speech was muxed, not an empty track",
-            facts={"samples": int(samples.size)},
-        )
+    """Fail audio without sound: SyncNet still gives numbers for it, but they mean nothing, and a gate must not
+    pass them by luck.
+
+    Sound is judged per 40 ms frame (one video frame) by its RMS about the frame's own mean, so that a constant
+    (a DC offset, digital silence) counts as nothing. A frame carries sound at :data:`SILENCE_FLOOR_DBFS` (-70
+    dBFS, an RMS of 10.4 in int16 units) or more: 16-bit rounding and dither sit near -100 dBFS and a stray
+    LSB or two near -90, while in recorded talking heads (measured here) the median frame is at -43 to -32 dBFS
+    and even the pauses, room noise, at -62 to -55. The audio is silent when fewer frames carry sound than one
+    SyncNet window spans (:data:`SOUND_FRAMES`, 0.2 s): a click is not speech. Audio shorter than that is not
+    judged here: it is too short to score, and scoring says so.
+    """
+    levels = _frame_levels(samples)
+    sound = int(np.count_nonzero(levels >= _FLOOR_RMS))
+    if sound >= SOUND_FRAMES or len(levels) < SOUND_FRAMES:
+        return
+    loudest = float(levels.max())
+    measured = f"the loudest frame is at {20 * np.log10(loudest / _FULL_SCALE):.1f} dBFS" if loudest else "every frame is constant"
+    raise SilentAudioError(
+        f"audio stream is silent: {sound} of its {len(levels)} frames of 40 ms reach the silence floor of "
+        f"{SILENCE_FLOOR_DBFS:g} dBFS (RMS about the frame's mean; {measured}), and lip sync needs sound in at least "
+        f"{SOUND_FRAMES} (one SyncNet window)",
+        path=path,
+        hint="Check that the generated speech was muxed, not an empty or near-silent track",
+        facts={"samples": int(samples.size), "frames": len(levels), "sound_frames": sound, "floor_dbfs": SILENCE_FLOOR_DBFS},
+    )
+
+
+def _frame_levels(samples: np.ndarray) -> np.ndarray:
+    """RMS of each 40 ms frame about its own mean (a last partial frame on its own samples), in int16 units;
+    computed in chunks, so that memory stays small for an hour of audio."""
+    whole = len(samples) - len(samples) % SAMPLES_PER_FRAME
+    frames = samples[:whole].reshape(-1, SAMPLES_PER_FRAME)
+    levels = [frames[at : at + _LEVEL_CHUNK].astype(np.float64).std(axis=1) for at in range(0, len(frames), _LEVEL_CHUNK)]
+    if whole < len(samples):
+        levels.append(np.array([samples[whole:].astype(np.float64).std()]))
+    return np.concatenate(levels) if levels else np.zeros(0)
 
 
 def batched(items: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
