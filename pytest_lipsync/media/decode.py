@@ -7,7 +7,9 @@ late start), turned upright when the container carries rotation (display matrix)
 default; audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gives it.
 
 A header claiming more than ``max_pixels`` pixels per frame is refused before any frame is decoded, so a
-hostile or corrupt file cannot make the decoder allocate gigabytes.
+hostile or corrupt file cannot make the decoder allocate gigabytes. Audio is decoded only to ``AUDIO_MARGIN``
+past the end of the video stream's packets: one frame of video with hours of sound costs a second of sound.
+Every pass, the audio's included, checks the video's deadline packet by packet. Only regular files are opened.
 
 Damage in the middle of a file costs only the frames it hits. Video is decoded packet by packet: a packet
 the decoder rejects (MJPEG, for one, raises ``InvalidDataError``) is skipped and counts as a lost frame; a
@@ -53,6 +55,10 @@ FPS = 25
 SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 _MAX_PADDING = SAMPLE_RATE // 10
+# Audio is decoded up to this many seconds past the video's end: no SyncNet window reads past the video's last
+# frame, and one second is ten times the shift of the reference's MP3 replay (its priming) and longer than an
+# audio packet of any common codec, so the samples that scoring reads are those of the whole track.
+AUDIO_MARGIN = 1.0
 SILENCE_FLOOR_DBFS = -70.0  # a 40 ms frame quieter than this (RMS about its mean) carries no sound: see _check_sound
 SOUND_FRAMES = 5  # frames of sound audio needs, one SyncNet window: fewer is silence (or a click)
 _FULL_SCALE = 32768.0
@@ -177,12 +183,14 @@ class VideoSource:
                 )
             stream = container.streams.audio[0]
             start = _FirstTime()
-            frames = start.watch(container.decode(stream))
-            if mp3:
-                from pytest_lipsync.media.reencode import mp3_round_trip
-
-                frames = mp3_round_trip(_frames_within_duration(frames, stream))
             try:
+                end = self._video_end()
+                until = None if end is None else end + AUDIO_MARGIN
+                frames = start.watch(_audio_until(container, stream, until, self.deadline))
+                if mp3:
+                    from pytest_lipsync.media.reencode import mp3_round_trip
+
+                    frames = mp3_round_trip(_frames_within_duration(frames, stream))
                 samples = _resampled(frames)
             except av.FFmpegError as exc:
                 raise DecodeError(
@@ -192,6 +200,13 @@ class VideoSource:
                 samples = _trim_to_duration(samples, stream)
             _check_sound(self.path, samples)
             return _align_start(samples, (start.time or 0.0) - self._origin)
+
+
+    def _video_end(self) -> float | None:
+        """When the video stream ends, in seconds of the container's timeline: the latest end of its packets,
+        demuxed but not decoded (headers may lie, packets are what gets decoded); None when none has a time."""
+        with self._open() as container:
+            return _packets_end(container.demux(container.streams.video[0]), self.deadline)
 
 
 class _Damage:
@@ -245,6 +260,32 @@ class _FirstTime:
             if self.time is None and frame.time is not None:
                 self.time = frame.time
             yield frame
+
+
+def _packets_end(packets: Iterable[av.packet.Packet], deadline: Deadline) -> float | None:
+    """The latest time (seconds) at which one of ``packets`` ends; None when no packet has a time."""
+    end = None
+    for packet in packets:
+        deadline.check()
+        time = packet.pts if packet.pts is not None else packet.dts
+        if time is not None and packet.time_base is not None:
+            ends = float((time + (packet.duration or 0)) * packet.time_base)
+            end = ends if end is None else max(end, ends)
+    return end
+
+
+def _audio_until(
+    container: av.container.InputContainer, stream: av.stream.Stream, until: float | None, deadline: Deadline
+) -> Iterator[av.audio.frame.AudioFrame]:
+    """The stream's frames, decoded packet by packet with the deadline checked before each, until a packet starts
+    after ``until`` (seconds; None: to the end), where demuxing stops and the decoder gives what it still holds."""
+    for packet in container.demux(stream):
+        deadline.check()
+        if until is not None and packet.pts is not None and packet.time_base is not None:
+            if packet.pts * packet.time_base > until:
+                yield from stream.codec_context.decode(None)
+                return
+        yield from packet.decode()
 
 
 def _resampled(frames: Iterable[av.audio.frame.AudioFrame]) -> np.ndarray:
