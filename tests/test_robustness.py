@@ -540,6 +540,28 @@ def test_a_video_past_its_timeout_fails_with_timeout_and_stops_decoding(syncnet_
     assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
 
 
+def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(syncnet_weights: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Crops pushed in a batch larger than ``batch_size`` are embedded in several forward passes: past the
+    deadline the next one never starts, so the limit is overshot by one forward pass at most."""
+    import torch
+
+    from pytest_lipsync.deadline import Deadline
+    from pytest_lipsync.errors import ScoringTimeoutError
+    from pytest_lipsync.models.registry import SYNCNET
+    from pytest_lipsync.models.resolve import locate_weights
+    from pytest_lipsync.sync.model import load_syncnet
+    from pytest_lipsync.sync.scorer import SyncScorer, Timings
+
+    forwards: list[int] = []
+    monkeypatch.setattr(SyncScorer, "embed_windows", lambda self, pending, first, count, *rest: forwards.append(count))
+    net = load_syncnet(locate_weights(SYNCNET, syncnet_weights), torch.device("cpu"))  # type: ignore[arg-type]
+    expired = Deadline(Path("clip.mp4"), limit=1.0, started=time.monotonic() - 10)
+    embedder = SyncScorer(net, torch.device("cpu"), batch_size=4).embedder(np.zeros(640 * 40, np.int16), Timings(deadline=expired))
+    with pytest.raises(ScoringTimeoutError, match="clip.mp4: scoring was stopped"):
+        embedder.add(np.zeros((25, 224, 224, 3), np.uint8))
+    assert forwards == [4]
+
+
 def test_every_open_of_one_scored_video_shares_one_clock(make_clip, scorers, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """``timeout`` is per video: LSE and the ground-truth comparison (both files) run against the clock started
     when scoring began, so ``--workers`` killing at twice the limit never kills a healthy video."""
