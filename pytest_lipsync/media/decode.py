@@ -56,8 +56,8 @@ SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 _MAX_PADDING = SAMPLE_RATE // 10
 # Audio is decoded up to this many seconds past the video's end: no SyncNet window reads past the video's last
-# frame, and one second is ten times the shift of the reference's MP3 replay (its priming) and longer than an
-# audio packet of any common codec, so the samples that scoring reads are those of the whole track.
+# frame, and one second is several times the shift of the reference's MP3 replay (its priming, 1105 samples: 69 ms
+# at 16 kHz) and longer than an audio packet of any common codec, so the samples scoring reads are the whole track's.
 AUDIO_MARGIN = 1.0
 SILENCE_FLOOR_DBFS = -70.0  # a 40 ms frame quieter than this (RMS about its mean) carries no sound: see _check_sound
 SOUND_FRAMES = 5  # frames of sound audio needs, one SyncNet window: fewer is silence (or a click)
@@ -200,7 +200,6 @@ class VideoSource:
                 samples = _trim_to_duration(samples, stream)
             _check_sound(self.path, samples)
             return _align_start(samples, (start.time or 0.0) - self._origin)
-
 
     def _video_end(self) -> float | None:
         """When the video stream ends, in seconds of the container's timeline: the latest end of its packets,
