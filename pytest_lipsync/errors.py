@@ -107,7 +107,8 @@ class NoFaceTrackError(VideoError):
 
 
 class SilentAudioError(VideoError):
-    """The audio stream is digital silence: SyncNet would still give numbers, but they would mean nothing."""
+    """The audio has no sound (fewer than one SyncNet window of 40 ms frames above -70 dBFS): SyncNet would still
+    give numbers, but they would mean nothing."""
 
     kind = "silent_audio"
 

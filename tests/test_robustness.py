@@ -14,14 +14,19 @@ session's cropped, clean, CPU :class:`Scorer`. Decisions this module pins down:
   frames lost (a packet the decoder rejects) or concealed (flagged ``is_corrupt``), once per video however
   many passes decode it; above ``max_corrupt_fraction`` of the frames the video fails with ``decode_error``.
 * **Timestamps that go backwards** score, as ffmpeg's fps filter orders them (see the test's docstring).
-* **Time limit**: past ``timeout`` a video fails with ``timeout`` between two batches; a worker of
-  ``lipsync score --workers N`` stuck in native code at twice the limit is killed, the others go on.
+* **Time limit**: past ``timeout`` a video fails with ``timeout`` between two batches (one forward pass at
+  most; the audio pass packet by packet); a worker of ``lipsync score --workers N`` stuck in native code at
+  twice the limit is killed, the others go on.
 * **A PNG renamed .mp4** opens as a one-picture stream: ``no_video_stream`` (a still image, not a video).
 * **Audio shorter or longer than the video**: as in the reference, the shorter decides: the track has
   ``min(frames, audio_frames) - 5`` windows, and the result records both lengths (``frames`` for the
   video, ``audio_frames`` for the sound, in 25 fps frames), so the report says which one was shorter.
-* **All-silent audio** fails with ``silent_audio``: numbers from digital silence mean nothing, and a gate
-  must not pass them.
+* **Silent audio** fails with ``silent_audio``: numbers from silence mean nothing, and a gate must not pass
+  them. Silence is fewer than five 40 ms frames (one SyncNet window) whose RMS about their own mean reaches
+  -70 dBFS: digital silence, a DC offset, a lone sample or click, sound at -90 dBFS; speech at -50 dBFS scores.
+* **Non-finite scores** (weights that overflow float32) fail with ``non_finite``; non-finite weights are
+  refused when they load.
+* **FIFOs, devices, sockets** named like videos (or given as ground truth) fail with ``unreadable``, unread.
 * **Several audio streams**: the first is scored, the others are ignored.
 * **Fail closed**: whatever the kind (every :class:`VideoError` subclass), an error never passes the
   gate, whatever the thresholds; only ``allow`` naming that kind for that video turns it into an xfail.
