@@ -184,7 +184,7 @@ def long_sound(path: Path, video_seconds: float, audio_seconds: float) -> np.nda
             frame.pts = index
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
-        for start in range(0, len(samples), 16000):  # one-second packets, interleaved with nothing after the video
+        for start in range(0, len(samples), 16000):  # packets of one second
             sound = av.AudioFrame.from_ndarray(samples[None, start : start + 16000], format="s16", layout="mono")
             sound.sample_rate, sound.pts = 16000, start
             out.mux(audio.encode(sound))
