@@ -96,6 +96,9 @@ def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no
         main([*args, "--precision", "fp64"])
     assert main([*args, *weights, "--detect-every", "0"]) == 2
     assert "--detect-every is invalid: setting 'detect_every' is 0" in capsys.readouterr().err
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
+    assert main([*args, *weights, "--precision", "bf16"]) == 2
+    assert "setting 'precision' is 'bf16', but this CPU has no bfloat16 instructions" in capsys.readouterr().err
 
 
 def test_pytest_registers_both_flags() -> None:
