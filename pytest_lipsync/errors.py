@@ -8,9 +8,20 @@ carry the machine-readable part.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+
+# File types other than a regular file, as messages name them.
+_SPECIAL_FILES: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class LipsyncError(Exception):
@@ -36,6 +47,21 @@ class LipsyncError(Exception):
     def message(self) -> str:
         text = f"{self.path}: {self.what}" if self.path else self.what
         return f"{text}. {self.hint}" if self.hint else text
+
+
+def not_a_regular_file(path: str | Path) -> str | None:
+    """Why ``path`` must not be opened ("is a FIFO, not a regular file", ...), or ``None`` for a regular file.
+
+    Opening a FIFO for reading waits for a writer (forever, for a stray one), and a device or a socket may never
+    end, so every file this package reads (videos, ground truth, weights, a ``file://`` mirror) is checked with
+    this first: ``stat`` never blocks. ``None`` too for a path that does not exist: callers say that their way.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    special = next((name for is_type, name in _SPECIAL_FILES if is_type(mode)), None)
+    return None if special is None else f"is {special}, not a regular file"
 
 
 class ConfigError(LipsyncError):
@@ -81,9 +107,16 @@ class NoFaceTrackError(VideoError):
 
 
 class SilentAudioError(VideoError):
-    """The audio stream is digital silence: SyncNet would still give numbers, but they would mean nothing."""
+    """The audio has no sound (fewer than one SyncNet window of 40 ms frames above -70 dBFS): SyncNet would still
+    give numbers, but they would mean nothing."""
 
     kind = "silent_audio"
+
+
+class NonFiniteError(VideoError):
+    """SyncNet's distances came out NaN or infinite: a score that is not a number can neither pass nor fail a gate."""
+
+    kind = "non_finite"
 
 
 class DecodeError(VideoError):

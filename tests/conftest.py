@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,32 @@ def quality_trees(make_clip, tmp_path: Path) -> tuple[Path, Path]:  # type: igno
     (out / "talks" / "orphan.avi").write_bytes(degraded.read_bytes())
     (gt / "talks" / "a.mkv").write_bytes(truth.read_bytes())
     return out, gt
+
+
+@pytest.fixture
+def make_fifo(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Make named pipes that no reader can hang on: a thread writes a few bytes into each, closes it, and does so
+    again for the next reader, so code that wrongly opens one reads garbage and the end of the file instead of
+    waiting forever for a writer. Teardown stops the writers, freeing any still waiting for a reader."""
+    made: list[tuple[Path, threading.Thread]] = []
+    stop = threading.Event()
+
+    def feed(path: Path) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(BrokenPipeError):  # a reader that stops early
+                path.write_bytes(b"not a file" * 100)  # opening blocks until a reader comes
+
+    def make(name: str) -> Path:
+        path = tmp_path / name
+        os.mkfifo(path)
+        writer = threading.Thread(target=feed, args=(path,), daemon=True)
+        writer.start()
+        made.append((path, writer))
+        return path
+
+    yield make
+    stop.set()
+    for path, writer in made:
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a writer waiting in open() gets its reader
+        writer.join()
+        os.close(reader)

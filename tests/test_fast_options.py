@@ -75,21 +75,31 @@ def test_every_source_sets_both_options_and_names_itself_in_errors() -> None:
 
 
 def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no-untyped-def]
-    make_clip, syncnet_weights: Path, tmp_path: Path, capsys
+    make_clip, syncnet_weights: Path, tmp_path: Path, capsys, native_bf16: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The plumbing only: the forward passes are asked for bf16 and run in fp32, so that the test takes the same
+    time on any CPU (bf16's numbers are tested in test_sync_model and test_faces_s3fd)."""
+    import contextlib
+
     from pytest_lipsync.cli.app import main
 
+    asked: list[str] = []
+    monkeypatch.setattr(runtime, "autocast", lambda precision, device: asked.append(precision) or contextlib.nullcontext())
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     out = tmp_path / "fast.json"
     args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]
     weights = ["--syncnet-weights", str(syncnet_weights), "--json", str(out)]
     assert main([*args, *weights, "--precision", "bf16", "--detect-every", "2"]) == 0
     assert json.loads(out.read_text())["settings"]["precision"] == "bf16"
+    assert asked and set(asked) == {"bf16"}
     assert "faster options (precision = 'bf16')" in capsys.readouterr().out.splitlines()[-1]
     with pytest.raises(SystemExit, match="2"):
         main([*args, "--precision", "fp64"])
     assert main([*args, *weights, "--detect-every", "0"]) == 2
     assert "--detect-every is invalid: setting 'detect_every' is 0" in capsys.readouterr().err
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
+    assert main([*args, *weights, "--precision", "bf16"]) == 2
+    assert "setting 'precision' is 'bf16', but this CPU has no bfloat16 instructions" in capsys.readouterr().err
 
 
 def test_pytest_registers_both_flags() -> None:
@@ -166,12 +176,69 @@ def test_the_html_report_and_job_summary_carry_the_notice(tmp_path: Path) -> Non
 # ---------------------------------------------------------------- precision and device plumbing
 
 
-def test_fp16_on_the_cpu_is_refused_naming_bf16() -> None:
+@pytest.fixture
+def native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every device computes bfloat16 in hardware, whatever this machine's CPU or GPU."""
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: True)
+
+
+def test_fp16_on_the_cpu_is_refused_naming_bf16(native_bf16: None) -> None:
     with pytest.raises(ConfigError, match="'precision' is 'fp16', but on the CPU.*Use precision = 'bf16'"):
         runtime.check_precision("fp16", torch.device("cpu"))
     for precision in ("fp32", "bf16"):
         runtime.check_precision(precision, torch.device("cpu"))
     runtime.check_precision("fp16", torch.device("cuda"))  # a torch.device names CUDA without initialising it
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cpu", "'bf16', but this CPU has no bfloat16 instructions .*slower than float32. Leave precision at 'fp32'"),
+        ("cuda:1", "'bf16', but cuda:1 is older than Ampere .*Leave precision at 'fp32' on this machine, or use 'fp16'"),
+    ],
+)
+def test_bf16_without_native_bfloat16_is_refused(device: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emulated bf16 is many times slower than fp32 (one forward pass over 1,000 s on a CPU without it), and a
+    forward pass is the step the timeout cannot interrupt: refused before any model runs."""
+    monkeypatch.setattr(runtime, "native_bf16", lambda asked: asked != torch.device(device))
+    with pytest.raises(ConfigError, match=message):
+        runtime.check_precision("bf16", torch.device(device))
+    runtime.check_precision("fp32", torch.device(device))
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "native"),
+    [
+        ({"architecture": "x86_64", "avx2": True, "avx512_f": True, "avx512_bf16": False, "amx_bf16": False}, False),
+        ({"architecture": "x86_64", "avx512_f": True, "avx512_bf16": True}, True),
+        ({"architecture": "x86_64", "avx512_bf16": False, "amx_bf16": True}, True),
+        ({"architecture": "arm64", "neon": True, "bf16": False, "sve_bf16": False}, False),
+        ({"architecture": "arm64", "neon": True, "bf16": True}, True),
+        ({}, False),
+    ],
+)
+def test_native_bf16_on_the_cpu_is_read_from_its_capabilities(
+    capabilities: dict[str, object], native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert runtime.native_bf16(torch.device("cpu")) is native
+
+
+def test_an_older_torch_is_asked_about_avx512_bf16_and_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(torch.cpu, "get_capabilities")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert runtime.native_bf16(torch.device("cpu"))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not runtime.native_bf16(torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("capability", "native"), [((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_native_bf16_on_cuda_starts_with_ampere(
+    capability: tuple[int, int], native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability)
+    assert runtime.native_bf16(torch.device("cuda:0")) is native
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])

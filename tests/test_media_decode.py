@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,9 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 from pytest_lipsync.errors import NoAudioStreamError, NotFoundError, NoVideoStreamError, UnreadableError
 from pytest_lipsync.media.decode import open_video
+from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 
 BITS = 8
 STRIPE = 12
@@ -133,9 +135,99 @@ def test_directory_and_garbage_are_unreadable(tmp_path: Path) -> None:
         open_video(garbage)
 
 
+@pytest.mark.parametrize("what", ["a FIFO", "a character device"])
+def test_only_regular_files_are_opened(what: str, make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Reading a FIFO waits for a writer (forever, for a stray one) and a device may never end: refused unread."""
+    if what == "a FIFO":
+        path = make_fifo("pipe.mp4")
+    else:
+        path = tmp_path / "null.mp4"
+        path.symlink_to(os.devnull)
+    with pytest.raises(UnreadableError, match=rf"{re.escape(str(path))}: is {what}, not a regular file\. .*copy the video to a file"):
+        open_video(path)
+
+
+def test_every_pass_opens_only_a_regular_file(make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A file replaced by a FIFO after the header was read is refused by the next pass, not waited on."""
+    source = open_video(write_clip(tmp_path / "swapped.mkv", ClipSpec(seconds=0.5)))
+    source.path.unlink()
+    make_fifo("swapped.mkv")
+    with pytest.raises(UnreadableError, match="swapped.mkv: is a FIFO, not a regular file"):
+        source.audio()
+    with pytest.raises(UnreadableError, match="swapped.mkv: is a FIFO, not a regular file"):
+        next(source.frames())
+
+
 def test_audio_only_and_video_only_files_say_which_stream_is_missing(tmp_path: Path) -> None:
     with pytest.raises(NoVideoStreamError, match="has no video stream"):
         open_video(write_clip(tmp_path / "sound.mkv", ClipSpec(seconds=0.5, video=False)))
     silent = open_video(write_clip(tmp_path / "silent.mkv", ClipSpec(seconds=0.5, audio=False)))
     with pytest.raises(NoAudioStreamError, match="silent.mkv: has no audio stream"):
         silent.audio()
+
+
+# ---------------------------------------------------------------- audio is bounded by the video
+
+
+def long_sound(path: Path, video_seconds: float, audio_seconds: float) -> np.ndarray:
+    """Write ``video_seconds`` of MJPEG video and ``audio_seconds`` of exact 16 kHz PCM speech; the samples."""
+    from pytest_lipsync.synthetic.clips import speech
+
+    samples = np.tile(speech(1.0, 16000, 1, seed=8)[0], math.ceil(audio_seconds))[: round(audio_seconds * 16000)]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mjpeg", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuvj420p"
+        audio = out.add_stream("pcm_s16le", rate=16000)
+        audio.layout = "mono"
+        for index in range(round(video_seconds * 25)):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index, np.uint8), format="bgr24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for start in range(0, len(samples), 16000):  # packets of one second
+            sound = av.AudioFrame.from_ndarray(samples[None, start : start + 16000], format="s16", layout="mono")
+            sound.sample_rate, sound.pts = 16000, start
+            out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+    return samples
+
+
+def test_audio_much_longer_than_the_video_is_decoded_only_to_the_videos_end(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two seconds of video with ten minutes of sound: decoding stops one second (AUDIO_MARGIN) past the video's end,
+    instead of holding ten minutes of samples; what is decoded is exactly the stream's first samples."""
+    from pytest_lipsync.media import decode
+
+    path = tmp_path / "long_tail.mkv"
+    written = long_sound(path, video_seconds=2.0, audio_seconds=600.0)
+    decoded: list[int] = []
+    real = decode._resampled
+    monkeypatch.setattr(decode, "_resampled", lambda frames: real(f for f in frames if decoded.append(f.samples) is None))
+    audio = open_video(path).audio()
+    assert 2.0 * 16000 <= len(audio) <= (2.0 + decode.AUDIO_MARGIN + 1.0) * 16000  # + one packet of a second
+    np.testing.assert_array_equal(audio, written[: len(audio)])
+    assert sum(decoded) == len(audio)  # decoding stopped there: nothing was decoded to be thrown away
+
+
+def test_bounding_the_audio_changes_no_sample_the_video_covers(tmp_path: Path) -> None:
+    """Reference fidelity re-encodes the sound as MP3: cut one second past the video's end, it gives the same
+    samples over the video as the whole track does."""
+    from pytest_lipsync.media.decode import AUDIO_MARGIN
+
+    long_sound(tmp_path / "long.mkv", video_seconds=2.0, audio_seconds=60.0)
+    long_sound(tmp_path / "whole.mkv", video_seconds=2.0, audio_seconds=2.0 + AUDIO_MARGIN - 0.1)  # not cut
+    for mp3 in (False, True):
+        cut, whole = (open_video(tmp_path / name).audio(mp3=mp3) for name in ("long.mkv", "whole.mkv"))
+        assert len(cut) <= (2.0 + AUDIO_MARGIN + 1.0) * 16000 + 2400  # one packet of a second, MP3 priming
+        np.testing.assert_array_equal(cut[: 2 * 16000 + 1600], whole[: 2 * 16000 + 1600])
+
+
+def test_the_audio_pass_checks_the_deadline(tmp_path: Path) -> None:
+    import time
+
+    from pytest_lipsync.errors import ScoringTimeoutError
+    from pytest_lipsync.settings import VideoLimits
+
+    long_sound(tmp_path / "late.mkv", video_seconds=1.0, audio_seconds=1.0)
+    late = open_video(tmp_path / "late.mkv", VideoLimits(timeout=5.0, started=time.monotonic() - 10))
+    with pytest.raises(ScoringTimeoutError, match="over the time limit of 5 s"):
+        late.audio()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_lipsync.cli.models import add_fetch_models_arguments, run_fetch_models
 from pytest_lipsync.errors import WeightsError
 from pytest_lipsync.models import registry
-from pytest_lipsync.cli.models import add_fetch_models_arguments, run_fetch_models
 from pytest_lipsync.models.download import Transfer, download
 from pytest_lipsync.models.registry import WeightsSpec
 from pytest_lipsync.models.resolve import cache_dir, resolve_weights
@@ -254,6 +254,18 @@ def test_mirrors_are_tried_in_order_before_the_official_url(serve: Serve, tmp_pa
 
     assert path.read_bytes() == body
     assert [logged for logged, _ in server.log] == ["/mirror-a/standin.pt", "/mirror-b/standin.pt"]
+
+
+def test_a_file_mirror_that_is_a_fifo_fails_at_once_saying_so(make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``urllib`` would open the FIFO and wait for a writer: the mirror is refused unread, the next URL tried."""
+    fifo = make_fifo("standin.pt")
+    spec = spec_for(stand_in(3000, seed=6))
+
+    with pytest.raises(WeightsError) as caught:
+        download(spec, tmp_path / "to", mirrors=[tmp_path.as_uri()], progress=False, transfer=QUICK)
+
+    assert f"{fifo.as_uri()}: {fifo} is a FIFO, not a regular file" in str(caught.value)
+    assert not (tmp_path / "to" / "standin.pt").exists()
 
 
 def fetch_after_barrier(barrier: threading.Barrier, spec: WeightsSpec, directory: Path) -> None:

@@ -19,9 +19,10 @@ import pytest
 import torch
 
 import pytest_lipsync
+from pytest_lipsync.cli.models import add_doctor_arguments, run_doctor
 from pytest_lipsync.errors import ConfigError, WeightsError
 from pytest_lipsync.models import registry, verify
-from pytest_lipsync.cli.models import add_doctor_arguments, run_doctor
+from pytest_lipsync.models.loading import read_state_dict
 from pytest_lipsync.models.registry import S3FD, SYNCNET, WeightsSpec
 from pytest_lipsync.models.resolve import cache_dir, load_resolved, resolve_weights
 
@@ -128,6 +129,28 @@ def test_named_file_that_is_missing_is_an_error_not_a_fallback(
 
     source = "standin_weights" if via == "setting" else "LIPSYNC_STANDIN_WEIGHTS"
     assert str(caught.value).startswith(f"{missing}: does not exist ({source} points at it). Fix {source}")
+
+
+@pytest.mark.parametrize("via", ["setting", "environment", "LIPSYNC_HOME"])
+def test_weights_that_are_a_fifo_are_refused_unread_saying_so(  # type: ignore[no-untyped-def]
+    make_fifo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, via: str
+) -> None:
+    fifo = make_fifo("standin.pt")
+    if via == "environment":
+        monkeypatch.setenv("LIPSYNC_STANDIN_WEIGHTS", str(fifo))
+    elif via == "LIPSYNC_HOME":
+        monkeypatch.setenv("LIPSYNC_HOME", str(tmp_path))
+
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights(STANDIN, fifo if via == "setting" else None, offline=True)
+
+    source = {"setting": "standin_weights", "environment": "LIPSYNC_STANDIN_WEIGHTS"}.get(via)
+    problem = f"is a FIFO, not a regular file ({source} points at it)" if source else (
+        "is not the released standin.pt: it is a FIFO, not a regular file, so it is not used"
+    )
+    assert str(caught.value).startswith(f"{fifo}: {problem}")
+    with pytest.raises(WeightsError, match=re.escape(f"{fifo}: is a FIFO, not a regular file")):
+        read_state_dict(fifo)
 
 
 @pytest.mark.parametrize("where", ["LIPSYNC_HOME", "cache"])

@@ -14,14 +14,19 @@ session's cropped, clean, CPU :class:`Scorer`. Decisions this module pins down:
   frames lost (a packet the decoder rejects) or concealed (flagged ``is_corrupt``), once per video however
   many passes decode it; above ``max_corrupt_fraction`` of the frames the video fails with ``decode_error``.
 * **Timestamps that go backwards** score, as ffmpeg's fps filter orders them (see the test's docstring).
-* **Time limit**: past ``timeout`` a video fails with ``timeout`` between two batches; a worker of
-  ``lipsync score --workers N`` stuck in native code at twice the limit is killed, the others go on.
+* **Time limit**: past ``timeout`` a video fails with ``timeout`` between two batches (one forward pass at
+  most; the audio pass packet by packet); a worker of ``lipsync score --workers N`` stuck in native code at
+  twice the limit is killed, the others go on.
 * **A PNG renamed .mp4** opens as a one-picture stream: ``no_video_stream`` (a still image, not a video).
 * **Audio shorter or longer than the video**: as in the reference, the shorter decides: the track has
   ``min(frames, audio_frames) - 5`` windows, and the result records both lengths (``frames`` for the
   video, ``audio_frames`` for the sound, in 25 fps frames), so the report says which one was shorter.
-* **All-silent audio** fails with ``silent_audio``: numbers from digital silence mean nothing, and a gate
-  must not pass them.
+* **Silent audio** fails with ``silent_audio``: numbers from silence mean nothing, and a gate must not pass
+  them. Silence is fewer than five 40 ms frames (one SyncNet window) whose RMS about their own mean reaches
+  -70 dBFS: digital silence, a DC offset, a lone sample or click, sound at -90 dBFS; speech at -50 dBFS scores.
+* **Non-finite scores** (weights that overflow float32) fail with ``non_finite``; non-finite weights are
+  refused when they load.
+* **FIFOs, devices, sockets** named like videos (or given as ground truth) fail with ``unreadable``, unread.
 * **Several audio streams**: the first is scored, the others are ignored.
 * **Fail closed**: whatever the kind (every :class:`VideoError` subclass), an error never passes the
   gate, whatever the thresholds; only ``allow`` naming that kind for that video turns it into an xfail.
@@ -161,6 +166,46 @@ def rotated(folder: Path) -> Path:
     return path
 
 
+def with_sound(name: str, samples: np.ndarray) -> Build:
+    """A one-second MJPEG clip whose sound is ``samples`` (16 kHz mono int16), stored as PCM: exactly those values."""
+
+    def build(folder: Path) -> Path:
+        from pytest_lipsync.synthetic.clips import face_frame
+
+        path = folder / name
+        with av.open(str(path), "w") as out:
+            video = out.add_stream("mjpeg", rate=25)
+            video.width, video.height, video.pix_fmt = 64, 64, "yuvj420p"
+            audio = out.add_stream("pcm_s16le", rate=SAMPLE_RATE)
+            audio.layout = "mono"
+            for index in range(25):
+                frame = av.VideoFrame.from_ndarray(face_frame(64, 64, 0.5, index), format="bgr24")
+                frame.pts = index
+                out.mux(video.encode(frame))
+            out.mux(video.encode(None))
+            sound = av.AudioFrame.from_ndarray(samples.astype(np.int16)[None, :], format="s16", layout="mono")
+            sound.sample_rate, sound.pts = SAMPLE_RATE, 0
+            out.mux(audio.encode(sound))
+            out.mux(audio.encode(None))
+        return path
+
+    return build
+
+
+def one_sample(value: int) -> np.ndarray:
+    samples = np.zeros(SAMPLE_RATE, np.int16)
+    samples[SAMPLE_RATE // 2] = value
+    return samples
+
+
+def speech_at(dbfs: float) -> np.ndarray:
+    """The synthetic speech scaled to an RMS of ``dbfs`` (over the whole second, pauses included)."""
+    from pytest_lipsync.synthetic.clips import speech
+
+    voice = speech(1.0, SAMPLE_RATE, 1, seed=3)[0].astype(np.float64)
+    return np.round(voice * 32768 * 10 ** (dbfs / 20) / np.sqrt(np.mean(voice**2)))
+
+
 # case id -> (builder, kind, words the message must contain besides the file name)
 FAILURES: dict[str, tuple[Build, str, str]] = {
     "missing": (lambda folder: folder / "missing.mp4", "not_found", "Check the path"),
@@ -177,6 +222,10 @@ FAILURES: dict[str, tuple[Build, str, str]] = {
     "video_only": (clip("mute.mkv", audio=False), "no_audio_stream", "Mux the generated audio"),
     "fewer_frames_than_a_window": (clip("short.mkv", seconds=0.16), "too_short", "at least 0.24 s"),
     "silent_audio": (clip("hush.mkv", silent=True), "silent_audio", "Check that the generated speech"),
+    "dc_offset_of_one": (with_sound("dc.mkv", np.ones(SAMPLE_RATE)), "silent_audio", "0 of its 25 frames of 40 ms"),
+    "one_sample_of_one": (with_sound("lsb.mkv", one_sample(1)), "silent_audio", "floor of -70 dBFS"),
+    "one_full_scale_click": (with_sound("click.mkv", one_sample(32767)), "silent_audio", "1 of its 25 frames of 40 ms"),
+    "speech_at_-90_dBFS": (with_sound("whisper.mkv", speech_at(-90)), "silent_audio", "floor of -70 dBFS"),
     "header_claims_huge_frames": (claims_huge_frames, "too_large", "16000x12000 (192000000 pixels)"),
 }
 
@@ -194,6 +243,7 @@ SCORED: dict[str, Build] = {
     "5.1": clip("surround.mkv", audio_channels=6),
     **{f"{rate / 1000:g}kHz": clip(f"rate{rate}.mkv", audio_rate=rate) for rate in (8000, 22050, 44100, 48000, 96000)},
     "several_audio_streams": several_audio_streams,
+    "quiet_speech_at_-50_dBFS": with_sound("quiet.mkv", speech_at(-50)),  # 20 dB above the silence floor
 }
 
 
@@ -215,6 +265,40 @@ def test_unreadable_permissions_fail_as_unreadable(scorers, tmp_path: Path) -> N
     error = scorers().score(path).error
     assert error is not None and error.kind == "unreadable"
     assert str(path) in error.message and "re-export" in error.message
+
+
+def test_a_fifo_or_device_named_like_a_video_fails_unread_as_video_or_ground_truth(  # type: ignore[no-untyped-def]
+    make_fifo, scorers, tmp_path: Path
+) -> None:
+    good = write_clip(tmp_path / "good.mkv", TINY)
+    device = tmp_path / "null.mp4"
+    device.symlink_to(os.devnull)
+    for path, what in ((make_fifo("pipe.mp4"), "a FIFO"), (device, "a character device")):
+        video = scorers().score(path).error
+        assert video is not None and video.kind == "unreadable"
+        assert f"{path}: is {what}, not a regular file" in video.message
+        truth = scorers().score(good, reference=path).error
+        assert truth is not None and (truth.kind, truth.facts["reference_error"]) == ("reference_mismatch", "unreadable")
+        assert f"its reference {path} cannot be compared: is {what}, not a regular file" in truth.message
+
+
+def test_lipsync_score_fails_a_fifo_matched_by_a_glob_and_scores_the_rest(  # type: ignore[no-untyped-def]
+    make_fifo, syncnet_weights: Path, tmp_path: Path
+) -> None:
+    import glob
+    import json
+
+    from pytest_lipsync.cli.app import main
+
+    write_clip(tmp_path / "good.mkv", TINY)
+    fifo = make_fifo("pipe.mkv")
+    out = tmp_path / "scores.json"
+    matched = sorted(glob.glob(str(tmp_path / "*.mkv")))  # as the shell expands it
+    args = ["score", *matched, "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu"]
+    assert main([*args, "--offline", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"]) == 1
+    errors = {Path(video["path"]).name: video["error"] for video in json.loads(out.read_text())["videos"]}
+    assert errors["good.mkv"] is None
+    assert errors["pipe.mkv"]["kind"] == "unreadable" and f"{fifo}: is a FIFO, not a regular file" in errors["pipe.mkv"]["message"]
 
 
 @pytest.mark.parametrize("case", SCORED)
@@ -346,6 +430,25 @@ def scorer_with(syncnet_weights: Path, **changes: object):  # type: ignore[no-un
     return Scorer(settings.replace(**changes))
 
 
+@pytest.mark.parametrize("protocol", ["cropped", "pipeline"])
+def test_scores_that_are_not_finite_fail_the_video_never_pass_it(protocol: str, syncnet_weights: Path, tmp_path: Path) -> None:
+    """Finite weights can still overflow float32 (here a lip embedding bias of 1e38, whose squared distances are
+    infinite): LSE-D comes out inf and LSE-C inf - inf = NaN. Such a video fails with ``non_finite``."""
+    import torch
+
+    state = torch.load(syncnet_weights, weights_only=True)
+    state["netfclip.3.bias"] = torch.full_like(state["netfclip.3.bias"], 1e38)
+    overflowing = tmp_path / "overflowing.model"
+    torch.save(state, overflowing)
+    path = write_clip(tmp_path / "clip.mkv", ClipSpec(seconds=1.0, width=96, height=96, marker=True))
+    scorer = scorer_with(overflowing, protocol=protocol, detector="pytest_lipsync.synthetic.faces:marker_detector", min_track=10, min_face_size=10)
+    score = scorer.score(path)
+    assert score.error is not None and (score.error.kind, score.metrics, score.tracks) == ("non_finite", {}, ())
+    assert f"{path}: SyncNet's distances are not finite (lse_d = inf, lse_c = nan in the track at frames 0-24)" in score.error.message
+    assert "precision = 'fp32'" in score.error.message
+    assert score.error.facts == {"first_frame": 0, "last_frame": 24, "lse_d": "inf", "lse_c": "nan"}
+
+
 # MJPEG rejects a damaged packet (InvalidDataError: the frame is lost); MPEG-4 Part 2 conceals the damage
 # and flags the frame ``is_corrupt`` (the frame is kept).
 DAMAGED = {
@@ -440,6 +543,28 @@ def test_a_video_past_its_timeout_fails_with_timeout_and_stops_decoding(syncnet_
     assert error.facts["limit"] == 1e-3 and error.facts["elapsed"] > 1e-3
     assert "over the time limit of 0.001 s" in error.message and "Raise the 'timeout' setting" in error.message
     assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
+
+
+def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(syncnet_weights: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Crops pushed in a batch larger than ``batch_size`` are embedded in several forward passes: past the
+    deadline the next one never starts, so the limit is overshot by one forward pass at most."""
+    import torch
+
+    from pytest_lipsync.errors import ScoringTimeoutError
+    from pytest_lipsync.limits import Deadline
+    from pytest_lipsync.models.registry import SYNCNET
+    from pytest_lipsync.models.resolve import locate_weights
+    from pytest_lipsync.sync.lse import SyncScorer, Timings
+    from pytest_lipsync.sync.model import load_syncnet
+
+    forwards: list[int] = []
+    monkeypatch.setattr(SyncScorer, "embed_windows", lambda self, pending, first, count, *rest: forwards.append(count))
+    net = load_syncnet(locate_weights(SYNCNET, syncnet_weights), torch.device("cpu"))  # type: ignore[arg-type]
+    expired = Deadline(Path("clip.mp4"), limit=1.0, started=time.monotonic() - 10)
+    embedder = SyncScorer(net, torch.device("cpu"), batch_size=4).embedder(np.zeros(640 * 40, np.int16), Timings(deadline=expired))
+    with pytest.raises(ScoringTimeoutError, match="clip.mp4: scoring was stopped"):
+        embedder.add(np.zeros((25, 224, 224, 3), np.uint8))
+    assert forwards == [4]
 
 
 def test_every_open_of_one_scored_video_shares_one_clock(make_clip, scorers, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,39 @@ def test_unexpected_key_is_named(state: dict[str, torch.Tensor], tmp_path: Path)
         load_syncnet(_save(broken, tmp_path / "w.model"), torch.device("cpu"))
 
 
+def _all_nan(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.clone().fill_(math.nan) if value.is_floating_point() else value for key, value in state.items()}
+
+
+def test_non_finite_weights_are_refused_naming_the_file_and_the_first_key(
+    state: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    """Weights of the right shapes but NaN or infinite (a diverged training run, a damaged export) load into a
+    network that scores NaN: refused at load, before any video is touched."""
+    path = _save(_all_nan(state), tmp_path / "nan.model")
+    with pytest.raises(WeightsError, match=rf"{path}: is not usable SyncNet weights: 'netcnnaud.0.weight' holds 576 "
+                       r"non-finite values \(NaN or infinity\) of 576.*lipsync fetch-models"):
+        load_syncnet(path, torch.device("cpu"))
+    one_inf = dict(state, **{"netfclip.3.bias": state["netfclip.3.bias"].clone().index_fill_(0, torch.tensor([9]), -math.inf)})
+    with pytest.raises(WeightsError, match=r"'netfclip.3.bias' holds 1 non-finite values \(NaN or infinity\) of 1024") as caught:
+        load_syncnet(_save(one_inf, tmp_path / "inf.model"), torch.device("cpu"))
+    assert caught.value.facts == {"key": "netfclip.3.bias", "non_finite": 1}
+
+
+def test_lipsync_score_with_nan_weights_is_a_usage_error(  # type: ignore[no-untyped-def]
+    state: dict[str, torch.Tensor], make_clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_lipsync.cli.app import main
+    from pytest_lipsync.synthetic.clips import ClipSpec
+
+    path = _save(_all_nan(state), tmp_path / "nan.model")
+    clip = make_clip("nan_weights.mkv", ClipSpec(seconds=0.5, width=64, height=64))
+    args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline", "-q"]
+    assert main([*args, "--syncnet-weights", str(path), "--json", str(tmp_path / "scores.json")]) == 2
+    assert f"{path}: is not usable SyncNet weights: 'netcnnaud.0.weight' holds 576 non-finite values" in capsys.readouterr().err
+    assert not (tmp_path / "scores.json").exists()
+
+
 class _Exploit:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -92,11 +126,15 @@ def test_sequence_mode_equals_per_window_forward(syncnet_weights: Path) -> None:
     torch.testing.assert_close(sequence, windows, rtol=1e-5, atol=1e-5)
 
 
-def test_bf16_embeddings_and_scores_are_close_to_fp32(syncnet_weights: Path) -> None:
+def test_bf16_embeddings_and_scores_are_close_to_fp32(syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """bf16 keeps 8 significant bits; through the lip tower's 6 convolutions and the heads the embeddings move
     by under 2% (relative L2, measured 1.7%), which moves the distances by about 1%. They come back as
-    float32, so the distances are computed in the reference's dtype."""
+    float32, so the distances are computed in the reference's dtype. (On a CPU without bfloat16 instructions,
+    where scoring refuses bf16, torch emulates it here: slower, same numbers to the tolerances.)"""
+    from pytest_lipsync.models import runtime
     from pytest_lipsync.sync.lse import SyncScorer, Timings
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: True)
 
     net = load_syncnet(syncnet_weights, torch.device("cpu"))
     rng = np.random.default_rng(0)

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from filelock import FileLock, Timeout
 
-from pytest_lipsync.errors import WeightsError
+from pytest_lipsync.errors import WeightsError, not_a_regular_file
 from pytest_lipsync.models.registry import WeightsSpec
 from pytest_lipsync.models.verify import file_sha256
 
@@ -149,6 +149,10 @@ def _is_released(path: Path, spec: WeightsSpec) -> bool:
 def _fetch(url: str, spec: WeightsSpec, target: Path, transfer: Transfer, progress: bool) -> None:
     """Complete ``.part`` from ``url`` within the retry budget, verify it, then move it into place."""
     part = target.with_name(target.name + ".part")
+    local = _local_path(url)
+    problem = None if local is None else not_a_regular_file(local)
+    if problem is not None:  # urllib would open it, and wait forever on a FIFO with no writer
+        raise _Failed(f"{local} {problem}")
     report = _Progress(spec, progress)
     for attempt in range(transfer.retries + 1):
         try:
@@ -166,6 +170,12 @@ def _fetch(url: str, spec: WeightsSpec, target: Path, transfer: Transfer, progre
         raise _Failed(f"received SHA-256 {actual}, expected {spec.sha256}; the download was deleted, not used")
     os.replace(part, target)
     file_sha256(target, sidecar=True)  # the sidecar spares the next process a hash of the whole file
+
+
+def _local_path(url: str) -> Path | None:
+    """The file a ``file:`` URL names; ``None`` for other schemes."""
+    parts = urllib.parse.urlsplit(url)
+    return Path(urllib.request.url2pathname(parts.path)) if parts.scheme == "file" else None
 
 
 def _transfer(url: str, spec: WeightsSpec, part: Path, timeout: float, progress: _Progress) -> None:

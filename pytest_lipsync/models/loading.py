@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_lipsync.errors import WeightsError
+from pytest_lipsync.errors import WeightsError, not_a_regular_file
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +23,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     import torch
 
     if not path.is_file():
-        raise WeightsError("weights file does not exist", path=path)
+        raise WeightsError(not_a_regular_file(path) or "does not exist", path=path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -57,10 +57,12 @@ def check_state_dict(
     model: str,
     may_lack: Iterable[str] = ("num_batches_tracked",),
 ) -> None:
-    """Raise naming the first key that is missing, unexpected, not a tensor or of the wrong shape.
+    """Raise naming the first key that is missing, unexpected, not a tensor, of the wrong shape or not finite.
 
     Keys ending in one of ``may_lack`` may be absent: the released SyncNet file predates BatchNorm's
-    ``num_batches_tracked`` buffer, which eval mode never reads.
+    ``num_batches_tracked`` buffer, which eval mode never reads. A NaN or infinite value anywhere (a diverged
+    training run, a damaged export) makes every score NaN, which no gate can judge: refused here, before any
+    video is touched.
     """
     import torch
 
@@ -82,6 +84,16 @@ def check_state_dict(
                 f"is not {model} weights: {key!r} has shape {tuple(value.shape)}, "
                 f"expected {tuple(reference.shape)}",
                 path=path,
+            )
+        non_finite = int((~torch.isfinite(value)).sum()) if value.is_floating_point() else 0
+        if non_finite:
+            raise WeightsError(
+                f"is not usable {model} weights: {key!r} holds {non_finite} non-finite values (NaN or infinity) "
+                f"of {value.numel()}",
+                path=path,
+                hint="The file is damaged or comes from a diverged training run: use the released weights "
+                "(lipsync fetch-models), or export finite ones",
+                facts={"key": key, "non_finite": non_finite},
             )
     for key in state:
         if key not in expected:

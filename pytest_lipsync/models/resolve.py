@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
-from pytest_lipsync.errors import ConfigError, WeightsError
+from pytest_lipsync.errors import ConfigError, WeightsError, not_a_regular_file
 from pytest_lipsync.models.download import download, is_mirror_url, unavailable
 from pytest_lipsync.models.loading import load_into
 from pytest_lipsync.models.registry import S3FD, SYNCNET, WeightsSpec
@@ -180,7 +180,7 @@ def _chosen(spec: WeightsSpec, path: Path, source: str) -> ResolvedWeights:
     """A file the user named: used whatever it holds, marked custom unless it is the released file."""
     path = path.expanduser().absolute()
     if not path.is_file():
-        problem = "is a directory, not a weights file" if path.is_dir() else "does not exist"
+        problem = not_a_regular_file(path) or "does not exist"
         raise WeightsError(
             f"{problem} ({source} points at it)",
             path=path,
@@ -194,7 +194,7 @@ def _chosen(spec: WeightsSpec, path: Path, source: str) -> ResolvedWeights:
 def _released(spec: WeightsSpec, path: Path, source: str) -> ResolvedWeights:
     """A file in a managed directory: the released bytes, or an error saying how to repair it."""
     if not path.is_file():
-        raise _not_released(spec, path, "is not a file")
+        raise _not_released(spec, path, not_a_regular_file(path) or "does not exist")
     size = path.stat().st_size
     if size != spec.size:
         raise _not_released(spec, path, f"has {size:,} bytes, expected {spec.size:,}", size=size)

@@ -9,6 +9,7 @@ itself (weights, settings) do raise, before any video is touched.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_lipsync import __version__
-from pytest_lipsync.errors import ConfigError, TooShortError, VideoError
+from pytest_lipsync.errors import ConfigError, NonFiniteError, TooShortError, VideoError
 from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
@@ -143,6 +144,7 @@ class Scorer:
                 tracks, frames, audio_frames = self._score_cropped(source, timings)
             else:
                 tracks, frames, audio_frames = self._score_pipeline(self._faces, source, timings)
+            _check_finite(path, tracks)
         except VideoError as exc:
             return VideoScore(
                 path=str(path),
@@ -203,6 +205,26 @@ class Scorer:
                 facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
             ) from None
         return (curve.track_score(0, counter.frames - 1, windows),), counter.frames, len(audio) // SAMPLES_PER_FRAME
+
+
+def _check_finite(path: Path, tracks: tuple[TrackScore, ...]) -> None:
+    """Fail the video when a track's LSE is NaN or infinite (float32 overflow in the models), never score it."""
+    for track in tracks:
+        if not (math.isfinite(track.lse_d) and math.isfinite(track.lse_c)):
+            raise NonFiniteError(
+                f"SyncNet's distances are not finite (lse_d = {track.lse_d}, lse_c = {track.lse_c} in the track at "
+                f"frames {track.start_frame}-{track.end_frame}): a score that is not a number can neither pass nor "
+                "fail a gate",
+                path=path,
+                hint="The forward passes overflowed: score with precision = 'fp32' and the released weights "
+                "(custom weights may hold values too large for float32)",
+                facts={
+                    "first_frame": track.start_frame,
+                    "last_frame": track.end_frame,
+                    "lse_d": str(track.lse_d),
+                    "lse_c": str(track.lse_c),
+                },
+            )
 
 
 def no_tracks_to_draw() -> ConfigError:

@@ -43,7 +43,9 @@ class Timings:
     """Seconds spent per stage, accumulated over a video.
 
     Every loop of the scoring stages times each batch here, so this is also where the video's ``deadline``
-    is checked: past it, :meth:`add` raises ``ScoringTimeoutError`` between two batches.
+    is checked: past it, :meth:`add` raises ``ScoringTimeoutError`` between two batches. A batch is at most one
+    forward pass (``batch_size`` SyncNet windows, or ``FRAME_BATCH`` frames through the detector), the step a
+    check cannot interrupt: the limit is overshot by one such pass at most.
     """
 
     seconds: dict[str, float] = field(default_factory=dict)
@@ -145,7 +147,8 @@ class TrackEmbedder:
         self._seen = 0
 
     def add(self, batch: np.ndarray) -> None:
-        """The next (B, 224, 224, 3) uint8 BGR crops of the track."""
+        """The next (B, 224, 224, 3) uint8 BGR crops of the track; the deadline is checked after each forward pass,
+        however many the batch makes."""
         clock = time.perf_counter()
         self._seen += len(batch)
         if self._done < self._limit:
@@ -153,6 +156,7 @@ class TrackEmbedder:
         size = self._scorer.batch_size
         while len(self._pending) >= size + _LOOKAHEAD and self._done < self._limit:
             self._embed(min(size, self._limit - self._done))
+            clock = self._timings.add("syncnet", clock)
         if self._done >= self._limit:
             self._pending.clear()
         self._timings.add("syncnet", clock)
