@@ -18,6 +18,8 @@ from pytest_lipsync.quality.settings import Color, QualitySettings, Region, Ssim
 Protocol = Literal["pipeline", "cropped"]
 Fidelity = Literal["reference", "clean"]
 Precision = Literal["fp32", "bf16", "fp16"]
+# How a video becomes 25 fps frames (media/decode.py): libavfilter's fps filter, or the reference's ffmpeg -r 25.
+FrameRule = Literal["fps_filter", "ffmpeg_r25"]
 
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
