@@ -16,7 +16,7 @@ import pytest
 
 from pytest_lipsync import config as config_module
 from pytest_lipsync import keys
-from pytest_lipsync.baseline import check_compatible, load_baseline, update_baseline
+from pytest_lipsync.baseline import Baseline, check_compatible, load_baseline, update_baseline
 from pytest_lipsync.cli import main
 from pytest_lipsync.config import Layer, env_layer, resolve
 from pytest_lipsync.errors import ConfigError
@@ -117,6 +117,26 @@ def test_baseline_update_reports_changes_and_keeps_deselected_entries(tmp_path: 
     check_compatible(loaded, _run())
     with pytest.raises(ConfigError, match="fidelity = 'clean' in the baseline, 'reference' now.*syncnet weights SHA-256"):
         check_compatible(loaded, _run(sha="b" * 64, fidelity="reference"))
+
+
+def test_the_frame_rule_is_recorded_where_the_pipeline_replays_the_reference() -> None:
+    assert Settings().result_settings()["frame_rule"] == "ffmpeg_r25"
+    assert Settings(fidelity="clean").result_settings()["frame_rule"] == "fps_filter"
+    assert "frame_rule" not in Settings(protocol="cropped").result_settings()  # the fps filter, as always
+
+
+def _pipeline_run(**settings: object) -> RunRecord:
+    return RunRecord("0", {"protocol": "pipeline", **settings}, (WeightsRecord("syncnet", "w", "a" * 64, True),), "cpu")
+
+
+def test_a_baseline_recorded_before_the_frame_rule_was_made_with_the_fps_filter(tmp_path: Path) -> None:
+    reference, clean = Settings().result_settings(), Settings(fidelity="clean").result_settings()
+    unrecorded = {key: value for key, value in reference.items() if key != "frame_rule"}
+    old_reference = Baseline(tmp_path / "base.json", _pipeline_run(**unrecorded), {})
+    with pytest.raises(ConfigError, match="frame_rule = 'fps_filter' in the baseline, 'ffmpeg_r25' now"):
+        check_compatible(old_reference, _pipeline_run(**reference))
+    old_clean = {key: value for key, value in clean.items() if key != "frame_rule"}
+    check_compatible(Baseline(old_reference.path, _pipeline_run(**old_clean), {}), _pipeline_run(**clean))
 
 
 def test_damaged_baseline_is_a_config_error(tmp_path: Path) -> None:

@@ -14,8 +14,12 @@ from pytest_lipsync.results import Report, RunRecord, VideoScore, WeightsRecord
 SHA = "a" * 64
 
 
-def _write(path: Path, keys: list[str], *, shard: str | None = None, sha: str = SHA, fidelity: str = "clean", device: str = "cpu") -> Path:
-    run = RunRecord("0.1.0", {"protocol": "cropped", "fidelity": fidelity}, (WeightsRecord("syncnet", "w", sha, True),), device)
+def _write(
+    path: Path, keys: list[str], *, shard: str | None = None, sha: str = SHA, fidelity: str = "clean", device: str = "cpu",
+    settings: dict[str, object] | None = None,
+) -> Path:
+    recorded = {"protocol": "cropped", "fidelity": fidelity} if settings is None else settings
+    run = RunRecord("0.1.0", recorded, (WeightsRecord("syncnet", "w", sha, True),), device)
     videos = tuple(VideoScore(key, {"lse_d": 7.0, "lse_c": 5.0, "offset": 0.0}, frames=25, duration=1.0) for key in keys)
     document = Report(run, videos, shard=shard).to_dict()
     path.write_text(json.dumps(document))
@@ -43,6 +47,17 @@ def test_other_settings_are_refused_naming_both_files(tmp_path: Path, capsys: py
     assert f"{one} and {two} cannot be merged" in error
     assert f"fidelity = 'clean' in {one}, 'reference' in {two}" in error
     assert not (tmp_path / "all.json").exists()
+
+
+def test_shards_from_before_the_frame_rule_are_not_merged_with_reference_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_lipsync.settings import Settings
+
+    now = Settings().result_settings()
+    before = {key: value for key, value in now.items() if key != "frame_rule"}
+    one = _write(tmp_path / "1.json", ["a.mp4"], settings=before)
+    two = _write(tmp_path / "2.json", ["b.mp4"], settings=now)
+    assert _merge(tmp_path, one, two) == 2
+    assert f"frame_rule = 'fps_filter' in {one}, 'ffmpeg_r25' in {two}" in capsys.readouterr().err
 
 
 def test_other_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
