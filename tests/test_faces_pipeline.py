@@ -11,12 +11,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fixtures.faces import marker_boxes
+from fixtures.indexed import IndexedClip, read_index
 from fixtures.media import ClipSpec
 from pytest_lipsync import Settings
 from pytest_lipsync.faces.pipeline import Detections
@@ -116,6 +118,38 @@ def test_reference_fidelity_replays_the_lossy_steps(
     if rate == 44100:  # 128 kb/s MP3: a small move; LAME's 24 kb/s default for 16 kHz mono blurs these clips' sound
         assert track.lse_d == pytest.approx(clean.lse_d, rel=0.1)
         assert abs(track.lse_c - clean.lse_c) < 0.5
+
+
+def test_reference_fidelity_reads_the_frames_ffmpeg_r25_picks_after_the_priming_repeats(tmp_path: Path) -> None:
+    """A 30 fps clip with 16 kHz sound: scene cuts, detection and cropping all read the source frames the
+    reference's ``ffmpeg -r 25`` picks (tests/test_media_framerule.py), the first one repeated for the priming."""
+    from pytest_lipsync.faces.pipeline import crop_batches, detection_batches, replay_shift
+
+    clip = IndexedClip(".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000)
+    source = open_video(clip.write(tmp_path / "indexed_30fps.mkv"))
+    picked = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24", rule="ffmpeg_r25")]
+    nearest = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24")]
+    assert picked != nearest  # the rules differ on this clip
+    expected = [picked[0]] * replay_shift(source, reference=True) + picked
+    scene_frames, detected = zip(*detection_batches(source, reference=True))
+    assert [read_index(frame) for batch in scene_frames for frame in batch] == expected
+    assert [read_index(frame) for batch in detected for frame in batch] == expected
+    assert [read_index(frame) for batch in crop_batches(source, True, len(expected)) for frame in batch] == expected
+
+
+def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_clip) -> None:  # type: ignore[no-untyped-def]
+    """Under the reference's frame rule a 25 fps video's replay is pixel for pixel what it was with
+    libavfilter's fps filter, so its scores are too."""
+    from pytest_lipsync.faces.pipeline import detection_batches, replay_shift
+    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, MPEG4_PIX_FMT, decode_jpeg, jpeg_files, mpeg4_round_trip
+
+    source = open_video(make_clip("pipeline_short_44100.mp4", replace(SHORT, audio_rate=44100, audio_channels=2)))
+    replayed = list(mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT)))
+    replayed = [replayed[0]] * replay_shift(source, reference=True) + replayed
+    jpegs = [decode_jpeg(data) for data in jpeg_files((frame.reformat(format=JPEG_PIX_FMT) for frame in replayed), qscale=2)]
+    scene_frames, detected = (np.concatenate(frames) for frames in zip(*detection_batches(source, reference=True)))
+    assert np.array_equal(scene_frames, np.stack([frame.to_ndarray(format="bgr24") for frame in replayed]))
+    assert np.array_equal(detected, np.stack(jpegs))
 
 
 def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_crops(
