@@ -108,5 +108,6 @@ def test_mp3_replay_keeps_the_source_rate(rate: int) -> None:
 )
 def test_leading_repeats_are_what_ffmpeg_9_wrote_into_the_reference_avi(rate: int, repeats: int) -> None:
     """Measured outside the project: ``ffmpeg -qscale:v 2 -async 1 -r 25 video.avi`` gave its second frame pts
-    1 + repeats, and the constant-rate JPEG extraction repeated the first frame to fill the gap."""
+    1 + repeats, and the constant-rate JPEG extraction filled the gap (with the first frame in all its slots but
+    the last, which shows the second frame)."""
     assert leading_repeats(rate) == repeats

@@ -22,7 +22,8 @@ reference's published numbers come from the older code.
 The duration a frame carries is what FFmpeg 5.1's demuxers report: the packet's, except in MP4 and MOV tracks
 with reordered frames (composition offsets), whose packets it reports without one; libavformat then takes the
 codec's nominal frame duration, and none when the codec reports 1000 fps or more (H.264 encoded with a fine time
-base does) or nothing.
+base does) or nothing. FFmpeg 4.2 takes the stream's frame rate there instead, so the two builds differ only on
+such implausible codec rates (the ``30fps_fine_time_base.mp4`` case); this follows 5.1.
 """
 
 from __future__ import annotations
