@@ -124,8 +124,9 @@ def leading_repeats(source_rate: int) -> int:
     """Extra frames at the start of the reference's JPEGs of ``video.avi``, for audio at ``source_rate``.
 
     The MP3 track starts ``MP3_PRIMING`` samples early; the AVI muxer makes that non-negative by delaying
-    every stream but its first frame, which leaves a gap of ``ceil(priming / rate * 25)`` frame slots after the
-    first frame, and ffmpeg's constant-rate JPEG extraction fills the gap (measured with FFmpeg 9.0 for 8 to
+    every stream, which leaves a gap of ``ceil(priming / rate * 25)`` frame slots after the first frame (the
+    AVI reads back with its first frame at 0, its second at 1 + the gap), and ffmpeg's constant-rate JPEG
+    extraction fills the gap (measured with FFmpeg 9.0 for 8 to
     48 kHz: 4 at 8 kHz, 2 at 16 kHz, 1 at 44.1 and 48 kHz). Video then lags the audio's own priming delay. The
     extraction shows the first frame in all slots of the gap but the last, which shows the second frame (see
     :func:`~pytest_lipsync.media.framerule.extracted`; measured with FFmpeg 4.2, 5.1 and 9.0); the replay
