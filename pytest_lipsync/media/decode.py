@@ -133,7 +133,9 @@ class VideoSource:
         fills: :func:`~pytest_lipsync.media.framerule.extracted`)."""
         return self._pass(lambda container, packets, decode: _avi_frames(container, packets, decode, pix_fmt))
 
-    def _pass(self, convert: Callable[[av.container.InputContainer, Iterator[av.packet.Packet], _Decode], Iterator[T]]) -> Iterator[T]:
+    def _pass(
+        self, convert: Callable[[av.container.InputContainer, Iterator[av.packet.Packet], _Decode], Iterator[T]]
+    ) -> Iterator[T]:
         """One decoding pass over the first video stream: ``convert`` gets its packets and the function that
         decodes them (counting damage), and yields what the pass yields."""
         import av
@@ -160,7 +162,8 @@ class VideoSource:
         graph = None
         for frame in frames:
             if graph is None:  # built on the first frame, which carries the rotation
-                graph = _graph(stream, pix_fmt, upright_filters(frame.rotation), ("fps", f"fps={FPS}:start_time={self._origin!r}"))
+                fps = ("fps", f"fps={FPS}:start_time={self._origin!r}")
+                graph = _graph(stream, pix_fmt, upright_filters(frame.rotation), fps)
             graph.push(frame)
             yield from _drain(graph, self.deadline)
         if graph is not None:
