@@ -20,6 +20,8 @@ from pytest_lipsync.quality.settings import Color, QualitySettings, Region, Ssim
 Protocol = Literal["pipeline", "cropped"]
 Fidelity = Literal["reference", "clean"]
 Precision = Literal["fp32", "bf16", "fp16"]
+# How a video becomes 25 fps frames (media/decode.py): libavfilter's fps filter, or the reference's ffmpeg -r 25.
+FrameRule = Literal["fps_filter", "ffmpeg_r25"]
 
 PROTOCOLS: tuple[str, ...] = ("pipeline", "cropped")
 FIDELITIES: tuple[str, ...] = ("reference", "clean")
@@ -50,10 +52,14 @@ _RESULT_KEYS: tuple[str, ...] = (
     "min_face_size",
     "scene_threshold",
     "detector",
+    "frame_rule",
 )
 # The faster options: never the default, recorded (and called out under every table) only when used, so
 # results, cache keys and baselines made before they existed stay comparable with default runs.
 FAST_DEFAULTS: dict[str, Any] = {"precision": "fp32", "detect_every": 1}
+# What a run recorded before a key existed used, for comparing it with runs that record the key: the faster
+# options at their defaults, and libavfilter's fps filter, the only frame rule there was.
+IMPLIED_WHEN_ABSENT: dict[str, Any] = {**FAST_DEFAULTS, "frame_rule": "fps_filter"}
 # Settings the cropped protocol never reads: it has no detector, no tracks and no crop windows.
 PIPELINE_ONLY: frozenset[str] = frozenset({*_RESULT_KEYS, "detect_every", "s3fd_weights"} - {"protocol", "fidelity"})
 
@@ -113,6 +119,14 @@ class Settings:
     def quality(self) -> QualitySettings:
         """The frame quality settings (PSNR/SSIM variant and alignment tolerances) as the quality module takes them."""
         return QualitySettings(**{key: getattr(self, key) for key in _QUALITY_KEYS})
+
+    @property
+    def frame_rule(self) -> FrameRule:
+        """Which source frame each 25 fps slot shows. Where the pipeline protocol replays the reference, the one
+        its ``ffmpeg -r 25`` shows (which lags the nearest frame, and drops and repeats frames as it drifts);
+        elsewhere the frame nearest in time, libavfilter's fps filter: the principled choice, and the cropped
+        protocol's reference converts no frame rate at all. The same for 25 fps input."""
+        return "ffmpeg_r25" if self.protocol == "pipeline" and self.fidelity == "reference" else "fps_filter"
 
     @property
     def limits(self) -> VideoLimits:

@@ -11,19 +11,21 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pytest_lipsync.synthetic.faces import marker_boxes
-from pytest_lipsync.synthetic.clips import ClipSpec
 from pytest_lipsync import Settings
-from pytest_lipsync.scoring.pipeline import Detections
 from pytest_lipsync.faces.tracking import Tracking
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.results import VideoScore
+from pytest_lipsync.scoring.pipeline import Detections
 from pytest_lipsync.scoring.scorer import Scorer
+from pytest_lipsync.synthetic.clips import ClipSpec
+from pytest_lipsync.synthetic.faces import marker_boxes
+from tests.indexed import IndexedClip, read_index
 from tests.test_faces_tracking import LIMITS, literal_crop, literal_pipeline, literal_smoothing
 from tests.test_sync_protocol import literal_lse
 
@@ -118,13 +120,45 @@ def test_reference_fidelity_replays_the_lossy_steps(
         assert abs(track.lse_c - clean.lse_c) < 0.5
 
 
+def test_reference_fidelity_reads_the_frames_ffmpeg_r25_picks_after_the_priming_repeats(tmp_path: Path) -> None:
+    """A 30 fps clip with 16 kHz sound: scene cuts, detection and cropping all read the source frames the
+    reference's ``ffmpeg -r 25`` picks (tests/test_media_framerule.py), the first one repeated for the priming."""
+    from pytest_lipsync.scoring.pipeline import crop_batches, detection_batches, replay_shift
+
+    clip = IndexedClip(".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000)
+    source = open_video(clip.write(tmp_path / "indexed_30fps.mkv"))
+    picked = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24", rule="ffmpeg_r25")]
+    nearest = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24")]
+    assert picked != nearest  # the rules differ on this clip
+    expected = [picked[0]] * replay_shift(source, reference=True) + picked
+    scene_frames, detected = zip(*detection_batches(source, reference=True))
+    assert [read_index(frame) for batch in scene_frames for frame in batch] == expected
+    assert [read_index(frame) for batch in detected for frame in batch] == expected
+    assert [read_index(frame) for batch in crop_batches(source, True, len(expected)) for frame in batch] == expected
+
+
+def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_clip) -> None:  # type: ignore[no-untyped-def]
+    """Under the reference's frame rule a 25 fps video's replay is pixel for pixel what it was with
+    libavfilter's fps filter, so its scores are too."""
+    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, MPEG4_PIX_FMT, decode_jpeg, jpeg_files, mpeg4_round_trip
+    from pytest_lipsync.scoring.pipeline import detection_batches, replay_shift
+
+    source = open_video(make_clip("pipeline_short_44100.mp4", replace(SHORT, audio_rate=44100, audio_channels=2)))
+    replayed = list(mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT)))
+    replayed = [replayed[0]] * replay_shift(source, reference=True) + replayed
+    jpegs = [decode_jpeg(data) for data in jpeg_files((frame.reformat(format=JPEG_PIX_FMT) for frame in replayed), qscale=2)]
+    scene_frames, detected = (np.concatenate(frames) for frames in zip(*detection_batches(source, reference=True)))
+    assert np.array_equal(scene_frames, np.stack([frame.to_ndarray(format="bgr24") for frame in replayed]))
+    assert np.array_equal(detected, np.stack(jpegs))
+
+
 def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_crops(
     make_clip, pipeline_scorer, monkeypatch  # type: ignore[no-untyped-def]
 ) -> None:
     """Pass 2 reads pass 1's JPEG files instead of replaying H.264 -> MPEG-4 -> JPEG; without room to keep
     them it replays. Four tracks across a cut, every score and every per-window value identical."""
-    from pytest_lipsync.scoring import pipeline
     from pytest_lipsync.media import spill
+    from pytest_lipsync.scoring import pipeline
 
     replays: list[Path] = []
     replay = pipeline._mpeg4_frames
@@ -289,8 +323,8 @@ def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_c
 @pytest.mark.parametrize("protocol", ["pipeline", "cropped"])
 def test_decoding_yields_to_models_on_the_cpu(protocol: str, short_clip: Path, pipeline_scorer, scorers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Every decoding thread of a CPU run is a background one (lowest priority, see ``prefetch``)."""
-    from pytest_lipsync.scoring import pipeline
     from pytest_lipsync.media import prefetch as module
+    from pytest_lipsync.scoring import pipeline
 
     real = module.prefetch
     flags: list[bool] = []

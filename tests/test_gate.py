@@ -23,6 +23,7 @@ from pytest_lipsync.config.keys import Thresholds
 from pytest_lipsync.config.resolution import Layer, env_layer, resolve
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate.baseline import (
+    Baseline,
     check_compatible,
     load_baseline,
     update_baseline,
@@ -163,6 +164,26 @@ def test_a_baseline_locked_too_long_is_a_config_error(tmp_path: Path, monkeypatc
     with FileLock(f"{path}.lock"), pytest.raises(ConfigError, match=r"base.json: is locked by another run updating it"):
         update_baseline(path, _run(), {"a.mp4": GOOD}, {"a.mp4"})
     assert not path.exists()
+
+
+def test_the_frame_rule_is_recorded_where_the_pipeline_replays_the_reference() -> None:
+    assert Settings().result_settings()["frame_rule"] == "ffmpeg_r25"
+    assert Settings(fidelity="clean").result_settings()["frame_rule"] == "fps_filter"
+    assert "frame_rule" not in Settings(protocol="cropped").result_settings()  # the fps filter, as always
+
+
+def _pipeline_run(**settings: object) -> RunRecord:
+    return RunRecord("0", {"protocol": "pipeline", **settings}, (WeightsRecord("syncnet", "w", "a" * 64, True),), "cpu")
+
+
+def test_a_baseline_recorded_before_the_frame_rule_was_made_with_the_fps_filter(tmp_path: Path) -> None:
+    reference, clean = Settings().result_settings(), Settings(fidelity="clean").result_settings()
+    unrecorded = {key: value for key, value in reference.items() if key != "frame_rule"}
+    old_reference = Baseline(tmp_path / "base.json", _pipeline_run(**unrecorded), {})
+    with pytest.raises(ConfigError, match="frame_rule = 'fps_filter' in the baseline, 'ffmpeg_r25' now"):
+        check_compatible(old_reference, _pipeline_run(**reference))
+    old_clean = {key: value for key, value in clean.items() if key != "frame_rule"}
+    check_compatible(Baseline(old_reference.path, _pipeline_run(**old_clean), {}), _pipeline_run(**clean))
 
 
 def test_damaged_baseline_is_a_config_error(tmp_path: Path) -> None:

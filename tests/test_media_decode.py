@@ -15,32 +15,12 @@ import pytest
 from pytest_lipsync.errors import NoAudioStreamError, NotFoundError, NoVideoStreamError, UnreadableError
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
-
-BITS = 8
-STRIPE = 12
+from tests.indexed import IndexedClip, read_index
 
 
 def write_indexed(path: Path, times: list[float]) -> None:
-    """A video whose frame j shows j in binary as black/white stripes, at the given times (seconds)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = BITS * STRIPE, 32, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        stream.options = {"crf": "10", "preset": "veryfast"}
-        for index, moment in enumerate(times):
-            pixels = np.zeros((32, BITS * STRIPE, 3), np.uint8)
-            for bit in range(BITS):
-                if index >> bit & 1:
-                    pixels[:, bit * STRIPE : (bit + 1) * STRIPE] = 255
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = round(moment * 1000), Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-
-
-def read_index(frame: np.ndarray) -> int:
-    stripes = frame[:, :, :].reshape(32, BITS, STRIPE, 3).mean(axis=(0, 2, 3))
-    return sum(1 << bit for bit in range(BITS) if stripes[bit] > 128)
+    """A 30 fps Matroska video whose frame j shows j (``tests.indexed``), at the given times (seconds)."""
+    IndexedClip(".mkv", Fraction(30), Fraction(1, 1000), tuple(round(moment * 1000) for moment in times)).write(path)
 
 
 def nearest_slots(path: Path) -> list[int]:

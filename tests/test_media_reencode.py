@@ -14,9 +14,15 @@ import av
 import numpy as np
 import pytest
 
-from pytest_lipsync.synthetic.clips import ClipSpec, speech
 from pytest_lipsync.media.decode import open_video
-from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, XvidRoundTrip, leading_repeats, mp3_round_trip, mpeg4_round_trip
+from pytest_lipsync.media.reencode import (
+    MPEG4_PIX_FMT,
+    XvidRoundTrip,
+    leading_repeats,
+    mp3_round_trip,
+    mpeg4_round_trip,
+)
+from pytest_lipsync.synthetic.clips import ClipSpec, speech
 
 RATE = 44100
 MP3_PRIMING = 1105  # LAME's encoder delay (576) + the decoder's (529), in samples at the source rate
@@ -108,5 +114,6 @@ def test_mp3_replay_keeps_the_source_rate(rate: int) -> None:
 )
 def test_leading_repeats_are_what_ffmpeg_9_wrote_into_the_reference_avi(rate: int, repeats: int) -> None:
     """Measured outside the project: ``ffmpeg -qscale:v 2 -async 1 -r 25 video.avi`` gave its second frame pts
-    1 + repeats, and the constant-rate JPEG extraction repeated the first frame to fill the gap."""
+    1 + repeats, and the constant-rate JPEG extraction filled the gap (with the first frame in all its slots but
+    the last, which shows the second frame)."""
     assert leading_repeats(rate) == repeats

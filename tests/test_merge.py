@@ -27,10 +27,13 @@ def _write(
     fidelity: str = "clean",
     device: str = "cpu",
     ground_truth: bool = False,
+    settings: dict[str, object] | None = None,
 ) -> Path:
     """A report scoring ``keys``, of a run that collected ``collected`` (default: just ``keys``); with
-    ``ground_truth``, every video was compared with its own (PSNR 31, SSIM 0.968)."""
-    run = RunRecord("0.1.0", {"protocol": "cropped", "fidelity": fidelity}, (WeightsRecord("syncnet", "w", sha, True),), device)
+    ``ground_truth``, every video was compared with its own (PSNR 31, SSIM 0.968); ``settings``: the run's
+    recorded settings."""
+    recorded = {"protocol": "cropped", "fidelity": fidelity} if settings is None else settings
+    run = RunRecord("0.1.0", recorded, (WeightsRecord("syncnet", "w", sha, True),), device)
     metrics = {"lse_d": 7.0, "lse_c": 5.0, "offset": 0.0, **({"psnr": 31.0, "ssim": 0.968} if ground_truth else {})}
     videos = tuple(
         VideoScore(key, metrics, frames=25, duration=1.0, quality={"reference": f"gt/{key}", "error": None} if ground_truth else None)
@@ -73,6 +76,17 @@ def test_other_settings_are_refused_naming_both_files(tmp_path: Path, capsys: py
     assert f"{one} and {two} cannot be merged" in error
     assert f"fidelity = 'clean' in {one}, 'reference' in {two}" in error
     assert not (tmp_path / "all.json").exists()
+
+
+def test_shards_from_before_the_frame_rule_are_not_merged_with_reference_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_lipsync.settings import Settings
+
+    now = Settings().result_settings()
+    before = {key: value for key, value in now.items() if key != "frame_rule"}
+    one = _write(tmp_path / "1.json", ["a.mp4"], settings=before)
+    two = _write(tmp_path / "2.json", ["b.mp4"], settings=now)
+    assert _merge(tmp_path, one, two) == 2
+    assert f"frame_rule = 'fps_filter' in {one}, 'ffmpeg_r25' in {two}" in capsys.readouterr().err
 
 
 def test_other_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

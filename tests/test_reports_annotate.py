@@ -6,28 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pytest_lipsync.cli.app import main
-from pytest_lipsync.reports.annotate import (
-    NO_TRACK_BACKGROUND,
-    DrawnTrack,
-    annotate_frame,
-    box_thickness,
-)
-from pytest_lipsync.reports.confidence import (
-    AMBER,
-    GREEN,
-    RED,
-    ConfidenceBand,
-    band_for,
-    confidence_at,
-)
+from pytest_lipsync.reports.annotate import NO_TRACK_BACKGROUND, DrawnTrack, annotate_frame, box_thickness
+from pytest_lipsync.reports.confidence import AMBER, GREEN, RED, ConfidenceBand, band_for, confidence_at
 from pytest_lipsync.results import TrackScore
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.indexed import IndexedClip, read_index
 from tests.test_faces_pipeline import MARKER, SHORT, literal_track
 
 FLAGS = ["--protocol", "pipeline", "--detector", MARKER, "--offline", "--device", "cpu", "--fidelity", "clean"]
@@ -149,6 +139,23 @@ def test_an_output_that_cannot_be_written_is_refused_before_scoring(make_clip, t
     (tmp_path / "file").write_text("")
     assert main(["visualize", str(clip), "-o", str(tmp_path / "file" / "out.mp4"), *flags]) == 2
     assert "out.mp4: cannot be written" in capsys.readouterr().err
+
+
+def test_the_copy_shows_the_frames_its_scores_frame_rule_picks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 30 fps video under the reference's ``ffmpeg -r 25``: the copy's frame i is the scores' frame i."""
+    import av
+
+    from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.reports import annotate
+
+    monkeypatch.setattr(annotate, "annotate_frame", lambda picture, *_: (picture, True))  # nothing over the stripes
+    clip = IndexedClip(".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000)
+    source = open_video(clip.write(tmp_path / "indexed_30fps.mkv"))
+    annotate.write_annotated(source, tmp_path / "copy.mp4", (), ConfidenceBand(5.0, "gate"), annotate.h264_encoder(), "ffmpeg_r25")
+    with av.open(str(tmp_path / "copy.mp4")) as container:
+        shown = [read_index(frame.to_ndarray(format="bgr24")) for frame in container.decode(video=0)]
+    picked = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24", rule="ffmpeg_r25")]
+    assert shown == picked != [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24")]
 
 
 def test_box_colour_follows_the_band_and_the_window_centred_on_the_frame() -> None:

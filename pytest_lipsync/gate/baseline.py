@@ -23,7 +23,7 @@ from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate.rules import BaselineValues
 from pytest_lipsync.results import Report, RunRecord, VideoScore, write_json_atomic
-from pytest_lipsync.settings import FAST_DEFAULTS
+from pytest_lipsync.settings import IMPLIED_WHEN_ABSENT
 
 UPDATE_FLAG = "--lipsync-update-baseline"
 # What an entry keeps: the metrics the rules compare, and the frame count and duration that tell a reader of
@@ -154,9 +154,9 @@ def _locked(path: Path) -> Iterator[None]:
 def run_differences(before: RunRecord, now: RunRecord, first: str = "in the baseline", second: str = "now") -> list[str]:
     """What makes two runs' numbers incomparable: settings that move numbers, and weights by SHA-256.
     ``first`` and ``second`` say where each run's value was found."""
-    # A faster option is recorded only when used: a run without the key ran at its default.
+    # A run without a key ran with what the key's absence implies (a faster option is recorded only when used).
     settings = _differences(
-        {**FAST_DEFAULTS, **before.settings}, {**FAST_DEFAULTS, **now.settings}, "{} =", repr, first, second
+        {**IMPLIED_WHEN_ABSENT, **before.settings}, {**IMPLIED_WHEN_ABSENT, **now.settings}, "{} =", repr, first, second
     )
     weights = ({w.name: w.sha256 for w in run.weights} for run in (before, now))
     return settings + _differences(*weights, "{} weights SHA-256", lambda sha: sha or "none", first, second)

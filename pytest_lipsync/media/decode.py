@@ -1,10 +1,12 @@
 """Decoding any file PyAV opens into the protocol's streams: 25 fps frames and 16 kHz mono int16 audio.
 
 Both streams are measured from the container's start (the earliest stream start), so that frame ``i``
-and audio sample ``640 * i`` describe the same instant even when one stream starts late. Frames come from
-libavfilter's ``fps=25`` filter (nearest frame in time to each slot, the first frame repeated to fill a
-late start), turned upright when the container carries rotation (display matrix), as ``ffmpeg`` does by
-default; audio from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1`` gives it.
+and audio sample ``640 * i`` describe the same instant even when one stream starts late. Frames are picked by
+one of two rules: libavfilter's ``fps=25`` filter (``fps_filter``: the frame nearest in time to each slot, the
+first frame repeated to fill a late start), or the reference's ``ffmpeg -r 25`` (``ffmpeg_r25``, see
+:mod:`pytest_lipsync.media.framerule`); either way turned upright when the container carries rotation (display
+matrix), as ``ffmpeg`` does by default. Audio comes from libswresample, as ``ffmpeg -ac 1 -ar 16000 -async 1``
+gives it.
 
 A header claiming more than ``max_pixels`` pixels per frame is refused before any frame is decoded, so a
 hostile or corrupt file cannot make the decoder allocate gigabytes. Audio is decoded only to ``AUDIO_MARGIN``
@@ -23,11 +25,11 @@ read on (a cut or garbled container) still fails at once: that is not a damaged 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -42,6 +44,8 @@ from pytest_lipsync.errors import (
     not_a_regular_file,
 )
 from pytest_lipsync.limits import Deadline, VideoLimits, video_timeout
+from pytest_lipsync.media.framerule import AviTimeline, extracted, stream_clock
+from pytest_lipsync.settings import FrameRule
 
 if TYPE_CHECKING:
     import av.audio.frame
@@ -63,6 +67,9 @@ SOUND_FRAMES = 5  # frames of sound audio needs, one SyncNet window: fewer is si
 _FULL_SCALE = 32768.0
 _FLOOR_RMS = _FULL_SCALE * 10 ** (SILENCE_FLOOR_DBFS / 20)
 _LEVEL_CHUNK = 4096  # frames per step of _frame_levels: 20 MB of float64
+
+T = TypeVar("T")
+_Decode = Callable[[Iterable["av.packet.Packet"]], Iterator["av.video.frame.VideoFrame"]]
 _IMAGE_FORMATS = ("image2", "_pipe")  # demuxers of still images (a PNG renamed .mp4 opens as png_pipe)
 # Clockwise rotation the display matrix asks for -> libavfilter filters that undo it (ffmpeg's autorotate).
 _UPRIGHT: dict[int, tuple[tuple[str, str], ...]] = {
@@ -134,24 +141,31 @@ class VideoSource:
                 hint="The file is damaged, truncated or not a media file; re-export it",
             ) from exc
 
-    def decoded(self, pix_fmt: str = "bgr24") -> Iterator[av.video.frame.VideoFrame]:
-        """Frames of the constant 25 fps stream, converted to ``pix_fmt`` by libavfilter."""
+    def decoded(self, pix_fmt: str = "bgr24", rule: FrameRule = "fps_filter") -> Iterator[av.video.frame.VideoFrame]:
+        """Frames of the constant 25 fps stream, picked by ``rule`` and converted to ``pix_fmt`` by libavfilter."""
+        if rule == "ffmpeg_r25":
+            return _checked(extracted(self.avi_frames(pix_fmt)), self.deadline)
+        return self._pass(lambda container, packets, decode: self._fps_frames(container, decode(packets), pix_fmt))
+
+    def avi_frames(self, pix_fmt: str = "bgr24") -> Iterator[tuple[av.video.frame.VideoFrame, int]]:
+        """The frames the reference's ``ffmpeg -r 25`` writes to its AVI, in ``pix_fmt``, each with its 25 fps slot
+        (:class:`~pytest_lipsync.media.framerule.AviTimeline`; the slots may leave gaps, which the JPEG extraction
+        fills: :func:`~pytest_lipsync.media.framerule.extracted`)."""
+        return self._pass(lambda container, packets, decode: _avi_frames(container, packets, decode, pix_fmt))
+
+    def _pass(
+        self, convert: Callable[[av.container.InputContainer, Iterator[av.packet.Packet], _Decode], Iterator[T]]
+    ) -> Iterator[T]:
+        """One decoding pass over the first video stream: ``convert`` gets its packets and the function that
+        decodes them (counting damage), and yields what the pass yields."""
         import av
 
         with self._open() as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            graph = None
             damage = _Damage()
             try:
-                for frame in damage.frames(container.demux(stream), self.deadline):
-                    if graph is None:  # built on the first frame, which carries the rotation
-                        graph = _fps_graph(stream, self._origin, pix_fmt, upright_filters(frame.rotation))
-                    graph.push(frame)
-                    yield from _drain(graph, self.deadline)
-                if graph is not None:
-                    graph.push(None)
-                    yield from _drain(graph, self.deadline)
+                yield from convert(container, container.demux(stream), lambda packets: damage.frames(packets, self.deadline))
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"video decoding failed ({_reason(exc)})",
@@ -160,6 +174,21 @@ class VideoSource:
                 ) from exc
         damage.check(self.path, self.max_corrupt_fraction)
         self.damaged_frames = damage.damaged
+
+    def _fps_frames(
+        self, container: av.container.InputContainer, frames: Iterator[av.video.frame.VideoFrame], pix_fmt: str
+    ) -> Iterator[av.video.frame.VideoFrame]:
+        stream = container.streams.video[0]
+        graph = None
+        for frame in frames:
+            if graph is None:  # built on the first frame, which carries the rotation
+                fps = ("fps", f"fps={FPS}:start_time={self._origin!r}")
+                graph = _graph(stream, pix_fmt, upright_filters(frame.rotation), fps)
+            graph.push(frame)
+            yield from _drain(graph, self.deadline)
+        if graph is not None:
+            graph.push(None)
+            yield from _drain(graph, self.deadline)
 
     def frames(self, batch_size: int = 32, pix_fmt: str = "bgr24") -> Iterator[np.ndarray]:
         """Batches (B, H, W, 3) uint8 of the 25 fps stream; memory stays at one batch."""
@@ -415,19 +444,67 @@ def _origin(container: av.container.InputContainer) -> float:
     return 0.0 if container.start_time is None else container.start_time / 1_000_000
 
 
-def _fps_graph(
-    stream: av.stream.Stream, origin: float, pix_fmt: str, upright: tuple[tuple[str, str], ...] = ()
+def _graph(
+    stream: av.stream.Stream, pix_fmt: str, upright: tuple[tuple[str, str], ...], *head: tuple[str, str]
 ) -> av.filter.Graph:
+    """Source frames -> ``head`` filters -> upright -> ``pix_fmt``."""
     import av.filter
 
     graph = av.filter.Graph()
-    chain = [graph.add_buffer(template=stream), graph.add("fps", f"fps={FPS}:start_time={origin!r}")]
-    chain += [graph.add(name, args) for name, args in upright]
+    chain = [graph.add_buffer(template=stream)]
+    chain += [graph.add(name, args) for name, args in (*head, *upright)]
     chain += [graph.add("format", pix_fmt), graph.add("buffersink")]
     for before, after in zip(chain, chain[1:]):
         before.link_to(after)
     graph.configure()
     return graph
+
+
+def _avi_frames(
+    container: av.container.InputContainer, packets: Iterator[av.packet.Packet], decode: _Decode, pix_fmt: str
+) -> Iterator[tuple[av.video.frame.VideoFrame, int]]:
+    """The frames :class:`AviTimeline` keeps, converted one by one, with their slots. A frame without a timestamp
+    is dropped, as the command line drops it."""
+    stream = container.streams.video[0]
+    clock = stream_clock(container, stream)
+    durations = _Durations(clock.nominal)
+    timeline = AviTimeline(clock)
+    graph = None
+    for frame in decode(durations.watch(packets)):
+        if graph is None:
+            graph = _graph(stream, pix_fmt, upright_filters(frame.rotation))
+        duration = durations.of(frame)
+        slot = None if frame.pts is None else timeline.place(frame.pts, duration)
+        if slot is not None:
+            graph.push(frame)
+            yield graph.pull(), slot
+
+
+class _Durations:
+    """Each frame's duration in ticks as the reference's ffmpeg reads it: its packet's (0: none), remembered by
+    timestamp as the packets stream past, or ``nominal`` for every frame."""
+
+    def __init__(self, nominal: int | None) -> None:
+        self._nominal = nominal
+        self._by_pts: dict[int, int] = {}
+
+    def watch(self, packets: Iterable[av.packet.Packet]) -> Iterator[av.packet.Packet]:
+        for packet in packets:
+            if self._nominal is None and packet.pts is not None:
+                self._by_pts[packet.pts] = packet.duration or 0
+            yield packet
+
+    def of(self, frame: av.video.frame.VideoFrame) -> int:
+        if self._nominal is not None:
+            return self._nominal
+        return self._by_pts.pop(frame.pts, 0) if frame.pts is not None else 0
+
+
+def _checked(frames: Iterator[T], deadline: Deadline) -> Iterator[T]:
+    """``frames``, with the deadline checked before each (one source frame may fill many slots)."""
+    for frame in frames:
+        deadline.check()
+        yield frame
 
 
 def _drain(graph: av.filter.Graph, deadline: Deadline) -> Iterator[av.video.frame.VideoFrame]:

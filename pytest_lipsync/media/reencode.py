@@ -11,8 +11,8 @@ as the reference's command line feeds it:
   24 kb/s for 16 kHz mono; ffmpeg passes no bit rate). The AVI container stores no encoder delay, so the
   reference's audio keeps the MP3 priming (1105 samples at the source rate) and the last frame's padding:
   packets are decoded as bare bytes, without the skip-samples side data a smarter container would honour.
-  The muxer shifts every stream by that priming instead, and the 25 fps frames extracted from the AVI repeat
-  the first frame to fill the gap (``leading_repeats``).
+  The muxer shifts every stream by that priming instead, and the 25 fps frames extracted from the AVI fill the
+  gap after the first frame (``leading_repeats``). Which frames the AVI holds: :mod:`.framerule`.
 - The crops of a track through OpenCV's own ``VideoWriter`` (fourcc ``XVID``, 25 fps, 224x224): the one step
   that needs a file, because OpenCV's writer only writes files; it is deleted once read back.
 """
@@ -121,12 +121,16 @@ def mp3_rate(source_rate: int) -> int:
 
 
 def leading_repeats(source_rate: int) -> int:
-    """Extra copies of the first frame in the reference's JPEGs of ``video.avi``, for audio at ``source_rate``.
+    """Extra frames at the start of the reference's JPEGs of ``video.avi``, for audio at ``source_rate``.
 
     The MP3 track starts ``MP3_PRIMING`` samples early; the AVI muxer makes that non-negative by delaying
-    every stream, which leaves a gap of ``ceil(priming / rate * 25)`` frame slots after the first frame, and
-    ffmpeg's constant-rate JPEG extraction fills the gap with copies of it (measured with FFmpeg 9.0 for
-    8 to 48 kHz: 4 at 8 kHz, 2 at 16 kHz, 1 at 44.1 and 48 kHz). Video then lags the audio's own priming delay.
+    every stream, which leaves a gap of ``ceil(priming / rate * 25)`` frame slots after the first frame (the
+    AVI reads back with its first frame at 0, its second at 1 + the gap), and ffmpeg's constant-rate JPEG
+    extraction fills the gap (measured with FFmpeg 9.0 for 8 to
+    48 kHz: 4 at 8 kHz, 2 at 16 kHz, 1 at 44.1 and 48 kHz). Video then lags the audio's own priming delay. The
+    extraction shows the first frame in all slots of the gap but the last, which shows the second frame (see
+    :func:`~pytest_lipsync.media.framerule.extracted`; measured with FFmpeg 4.2, 5.1 and 9.0); the replay
+    repeats the first frame in that slot too.
     """
     return -(-MP3_PRIMING * FPS // mp3_rate(source_rate))
 

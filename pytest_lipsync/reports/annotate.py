@@ -9,9 +9,9 @@ caption names the track and its LSE-D, LSE-C and offset, and the frame's confide
 say "no face track" in the top left corner, and so does every frame of a video without a usable track.
 
 **Frames.** The output has the 25 fps frames every score is computed on (for a 25 fps input, its own
-frames), so frame ``i`` of the output is frame ``i`` of the results. In ``reference`` fidelity the tracks
-were found on the replay, whose first frame is repeated (:func:`~pytest_lipsync.faces.pipeline.replay_shift`);
-their frames are moved back onto the video's.
+frames; for others, picked by the same ``frame_rule`` as the scores), so frame ``i`` of the output is frame
+``i`` of the results. In ``reference`` fidelity the tracks were found on the replay, whose first frame is
+repeated (:func:`~pytest_lipsync.faces.pipeline.replay_shift`); their frames are moved back onto the video's.
 
 **File.** MP4, H.264 (yuv420p, odd sizes padded by a black row or column) and AAC (the original sound
 re-encoded, starting at time 0), the index at the front (``faststart``): it plays in a browser, also from
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.scoring.pipeline import PipelineResult
     from pytest_lipsync.scoring.scorer import Scorer
+    from pytest_lipsync.settings import FrameRule
 
 FPS = 25
 # H.264 encoders in order of preference; libx264 is in PyAV's wheels.
@@ -98,7 +99,7 @@ def visualize(source: VideoSource, scorer: Scorer, output: Path, band: Confidenc
         result = None
     shift = replay_shift(source, scorer.settings.fidelity == "reference")
     tracks = () if result is None else drawn_tracks(result, source, scorer.settings.crop_scale, shift)
-    return write_annotated(source, output, tracks, band, encoder)
+    return write_annotated(source, output, tracks, band, encoder, scorer.settings.frame_rule)
 
 
 def h264_encoder() -> str:
@@ -132,9 +133,14 @@ def drawn_tracks(result: PipelineResult, source: VideoSource, crop_scale: float,
 
 
 def write_annotated(
-    source: VideoSource, output: Path, tracks: Sequence[DrawnTrack], band: ConfidenceBand, encoder: str
+    source: VideoSource,
+    output: Path,
+    tracks: Sequence[DrawnTrack],
+    band: ConfidenceBand,
+    encoder: str,
+    rule: FrameRule = "fps_filter",
 ) -> Annotated:
-    """Draw on every 25 fps frame of ``source`` and write the MP4 with its sound, atomically."""
+    """Draw on every 25 fps frame of ``source`` (picked by ``rule``) and write the MP4 with its sound, atomically."""
     import av
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +152,7 @@ def write_annotated(
             video = container.add_stream(encoder, rate=FPS)
             video.pix_fmt = "yuv420p"
             sound = _SoundMuxer(container, source)
-            for frame in source.decoded("bgr24"):
+            for frame in source.decoded("bgr24", rule):
                 picture, covered = annotate_frame(frame.to_ndarray(), frames, tracks, band)
                 picture = _even(picture)
                 if frames == 0:

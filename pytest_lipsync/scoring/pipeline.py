@@ -8,9 +8,10 @@ track in progress), in ``reference`` fidelity into its track's XVID file, which 
 the track ends. Both passes decode on a background thread while the models work; when the models run on the
 CPU, that thread yields to them (:func:`prefetch`'s ``background``).
 
-In ``reference`` fidelity the frames are those the reference's stages read (PROTOCOL 1.1): scene cuts see the
-MPEG-4 q2 video as OpenCV decodes it, detection and cropping its JPEG q2 frames, SyncNet the crops after
-XVID and the 200 kb/s JPEG step, and the audio is the MP3 track decoded. Pass 1 keeps the JPEG frames on
+In ``reference`` fidelity the frames are those the reference's stages read (PROTOCOL 1.1), picked from the
+source as its ``ffmpeg -r 25`` picks them (``frame_rule = "ffmpeg_r25"``, :mod:`pytest_lipsync.media.framerule`):
+scene cuts see the MPEG-4 q2 video as OpenCV decodes it, detection and cropping its JPEG q2 frames, SyncNet the
+crops after XVID and the 200 kb/s JPEG step, and the audio is the MP3 track decoded. Pass 1 keeps the JPEG frames on
 disk (:class:`SpilledFrames`) so that pass 2 decodes them instead of replaying the chain.
 """
 
@@ -297,10 +298,15 @@ def replay_shift(source: VideoSource, reference: bool) -> int:
 
 
 def _mpeg4_frames(source: VideoSource) -> Iterator[av.video.frame.VideoFrame]:
-    """The 25 fps frames of the reference's ``video.avi``: first frame repeated where its MP3 priming left a gap."""
+    """The 25 fps frames the reference extracts from its ``video.avi``: the frames its ``ffmpeg -r 25`` keeps,
+    through MPEG-4 q2 as the AVI holds them (once each), then repeated where the extraction fills the AVI's gaps;
+    the first frame repeated where the MP3's priming left a gap."""
+    from pytest_lipsync.media.framerule import extracted
     from pytest_lipsync.media.reencode import MPEG4_PIX_FMT, mpeg4_round_trip
 
-    frames = mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT))
+    video, timeline = tee(source.avi_frames(MPEG4_PIX_FMT))
+    replayed = mpeg4_round_trip(frame for frame, _ in video)
+    frames = extracted(zip(replayed, (slot for _, slot in timeline), strict=True))
     first = next(frames, None)
     if first is not None:
         yield from [first] * (1 + replay_shift(source, reference=True))
