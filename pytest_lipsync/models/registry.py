@@ -94,7 +94,9 @@ FID_INCEPTION = WeightsSpec(
     filename="pt_inception-2015-12-05-6726825d.pth",
     size=95_628_359,
     sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
-    urls=("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
+    urls=(
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    ),
 )
 
 QUALITY: tuple[WeightsSpec, ...] = (ALEXNET, LPIPS_ALEX, VGG16, LPIPS_VGG, FID_INCEPTION)
