@@ -141,6 +141,21 @@ def test_lpips_equals_the_literal_definition(net: str, standin: Files, model: Mo
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_the_trunk_sees_the_floats_the_lpips_package_feeds_it(model: Models) -> None:
+    """``im2tensor`` (float64, rounded to float32), then the ScalingLayer in float32: bit for bit."""
+    gt, gen = frames(2, 64, seed=7), frames(2, 64, seed=8)
+    seen: list[torch.Tensor] = []
+    hook = model("alex").trunk.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].clone()))
+    try:
+        lpips(gt, gen, model("alex"))
+    finally:
+        hook.remove()
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    unit = torch.tensor(np.concatenate([gt, gen]).transpose(0, 3, 1, 2) / (255 / 2) - 1, dtype=torch.float32)
+    assert torch.equal(seen[0], (unit - shift) / scale)
+
+
 def test_identical_frames_score_exactly_zero(model: Models) -> None:
     gt = frames(2, 64, seed=3)
     np.testing.assert_array_equal(lpips(gt, gt.copy(), model("alex")), [0.0, 0.0])

@@ -3,7 +3,7 @@
 ``lpips.LPIPS(net=..., version="0.1", lpips=True, spatial=False)(x0, x1)`` on frames read with its
 ``im2tensor``, written out:
 
-1. 8-bit RGB to [-1, 1]: ``x / 127.5 - 1`` in float64, then float32 (``im2tensor``);
+1. 8-bit RGB to [-1, 1]: ``x / 127.5 - 1`` in float64, rounded to float32 (``im2tensor``);
 2. the ScalingLayer: ``(x - shift) / scale`` per channel, shift (-0.030, -0.088, -0.188), scale (0.458, 0.448,
    0.450), float32 (the trunk's ImageNet normalisation expressed on [-1, 1]);
 3. the trunk's five tapped activations for both frames (AlexNet by default, VGG16 with ``net = "vgg"``);
@@ -13,15 +13,16 @@
 6. the five layer values summed in order.
 
 Lower is better; identical frames give exactly 0. The trunk runs once per batch on the generated and the
-reference frames together (2B frames in one forward pass), so the cost is the bare network's. The trunk and
-the heads come from two released files each verified on its own: torchvision's ``alexnet-owt-7be5be79.pth``
-or ``vgg16-397923af.pth``, and the package's ``weights/v0.1/alex.pth`` or ``vgg.pth``.
+reference frames together (2B frames in one forward pass); what LPIPS adds to it is a table lookup for steps
+1 and 2 and elementwise work on the activations, done in place. The trunk and the heads come from two
+released files each verified on its own: torchvision's ``alexnet-owt-7be5be79.pth`` or ``vgg16-397923af.pth``,
+and the package's ``weights/v0.1/alex.pth`` or ``vgg.pth``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
 import numpy as np
@@ -46,7 +47,7 @@ EPS = 1e-10
 
 # (trunk, linear heads) of each variant.
 WEIGHTS: dict[str, tuple[WeightsSpec, WeightsSpec]] = {"alex": (ALEXNET, LPIPS_ALEX), "vgg": (VGG16, LPIPS_VGG)}
-_TRUNKS: dict[str, type[TappedFeatures]] = {"alex": AlexNetFeatures, "vgg": VGG16Features}
+TRUNKS: dict[str, Callable[[], TappedFeatures]] = {"alex": AlexNetFeatures, "vgg": VGG16Features}
 
 
 class LinearHeads(nn.Module):
@@ -67,22 +68,34 @@ class LinearHeads(nn.Module):
 
 
 class LPIPS(nn.Module):
-    """Trunk and heads: (B, 3, H, W) float32 RGB pairs in [-1, 1] -> (B,) float32 distances (module docstring)."""
+    """Trunk and heads: two (B, H, W, 3) uint8 RGB batches -> (B,) float32 distances (module docstring).
+
+    Steps 1 and 2 map every 8-bit level of a channel to one float32, so they are done once, for the 256 levels
+    of each channel, in the package's own arithmetic (float64 ``im2tensor`` rounded to float32, then the
+    float32 ScalingLayer), and frames are looked up in that table: the trunk sees the very values the
+    package feeds it, at the cost of one gather.
+    """
+
+    levels: torch.Tensor
+    channel_offsets: torch.Tensor
 
     def __init__(self, trunk: TappedFeatures, heads: LinearHeads) -> None:
         super().__init__()
         self.trunk = trunk
         self.heads = heads
-        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1), persistent=False)
+        levels = (torch.arange(256, dtype=torch.float64) / 127.5 - 1).float()
+        scaled = (levels - torch.tensor(SHIFT).view(3, 1)) / torch.tensor(SCALE).view(3, 1)
+        self.register_buffer("levels", scaled.flatten(), persistent=False)  # channel c, level v at 256 c + v
+        self.register_buffer("channel_offsets", torch.arange(3) * 256, persistent=False)
 
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        activations = self.trunk((torch.cat([x0, x1]) - self.shift) / self.scale)
-        total = torch.zeros((), dtype=x0.dtype, device=x0.device)
-        for layer, features in enumerate(activations):
-            unit = features / (torch.sqrt(torch.sum(features**2, dim=1, keepdim=True)) + EPS)
+    def forward(self, frames0: torch.Tensor, frames1: torch.Tensor) -> torch.Tensor:
+        """Inference only: the tapped activations, which the trunk no longer needs, are normalised in place."""
+        scaled = self.levels[torch.cat([frames0, frames1]).long() + self.channel_offsets].permute(0, 3, 1, 2)
+        total = torch.zeros((), device=scaled.device)
+        for layer, features in enumerate(self.trunk(scaled)):
+            unit = features.div_(torch.linalg.vector_norm(features, dim=1, keepdim=True).add_(EPS))
             first, second = unit.chunk(2)
-            total = total + self.heads(layer, (first - second) ** 2).mean(dim=(2, 3), keepdim=True)
+            total = total + self.heads(layer, first.sub_(second).square_()).mean(dim=(2, 3), keepdim=True)
         return total[:, 0, 0, 0]
 
 
@@ -90,7 +103,7 @@ def load_lpips(net: LpipsNet, trunk: ResolvedWeights, heads: ResolvedWeights, de
     """LPIPS in eval mode on ``device`` from checked trunk and head files (``WEIGHTS[net]`` are the released ones)."""
     if net not in LPIPS_NETS:
         raise ConfigError(f"the LPIPS network must be one of {', '.join(LPIPS_NETS)}, not {net!r}")
-    features = _TRUNKS[net]()
+    features = TRUNKS[net]()
     load_released(features, trunk)
     linear = LinearHeads(features.CHANNELS)
     load_resolved(linear, heads, model=f"LPIPS v0.1 {net} linear heads")
@@ -100,12 +113,7 @@ def load_lpips(net: LpipsNet, trunk: ResolvedWeights, heads: ResolvedWeights, de
 def lpips(gt: np.ndarray, gen: np.ndarray, model: LPIPS) -> np.ndarray:
     """Per-frame LPIPS (float64) of two (B, H, W, 3) uint8 RGB batches, on the model's device."""
     check_pair(gt, gen, np.uint8)
-    device = model.shift.device
+    device = model.levels.device
     with torch.inference_mode():
-        distances = model(_unit_range(to_device(gt, device)), _unit_range(to_device(gen, device)))
+        distances = model(to_device(gt, device), to_device(gen, device))
     return distances.cpu().numpy().astype(np.float64)
-
-
-def _unit_range(frames: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1], rounded once from float64 like ``im2tensor``."""
-    return (frames.permute(0, 3, 1, 2).double() / 127.5 - 1).float()
