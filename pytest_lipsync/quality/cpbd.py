@@ -43,7 +43,7 @@ CONTRAST_LIMIT = 50  # at most this contrast, the just noticeable width is 5, el
 JNB_LOW_CONTRAST, JNB_HIGH_CONTRAST = 5.0, 3.0
 MAX_STEPS = 100  # a walk stops after 101 steps: widths are at most 101 per side
 UNNOTICED_PERCENT = 63  # CPBD: the histogram's mass at 0 ... 63 percent
-_SOBEL = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) / 8
+SOBEL_KERNEL = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) / 8
 _LUMA_16 = np.array([19595, 38470, 7471], dtype=np.uint32)  # sums to 65536
 
 
@@ -77,7 +77,7 @@ def sobel_edges(image: np.ndarray) -> np.ndarray:
     """Thinned horizontal-gradient Sobel edges (boolean), as the reference's Octave-style ``sobel``."""
     from scipy.ndimage import convolve
 
-    strength = np.square(convolve(image, _SOBEL))
+    strength = np.square(convolve(image, SOBEL_KERNEL))
     strength[strength <= 2 * np.sqrt(np.mean(strength))] = 0
     padded = np.pad(strength, 1)
     centre = padded[1:-1, 1:-1]
@@ -90,28 +90,31 @@ def edge_widths(image: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Marziliano widths at the horizontal-gradient edges off the border, 0 elsewhere (module docstring)."""
     widths = np.zeros(image.shape)
     gradient_y, gradient_x = np.gradient(image)
-    angles = np.where(gradient_x != 0, np.arctan2(gradient_y, gradient_x) * (180 / np.pi), 0.0)
-    if not angles.any():
+    # The reference measures nothing if every angle is 0: atan2(gy, gx) is 0 only for gy == 0 < gx, and the
+    # angle is taken as 0 where gx == 0. Only the edges' angles are needed beyond that.
+    if not np.any((gradient_x != 0) & ((gradient_y != 0) | (gradient_x < 0))):
         return widths
+    rows, columns = np.nonzero(edges[1:-1, 1:-1])
+    rows, columns = rows + 1, columns + 1
+    along_x, along_y = gradient_x[rows, columns], gradient_y[rows, columns]
+    angles = np.where(along_x != 0, np.arctan2(along_y, along_x) * (180 / np.pi), 0.0)
     quantized = 45 * np.round(angles / 45)
-    inner = np.zeros(image.shape, dtype=bool)
-    inner[1:-1, 1:-1] = edges[1:-1, 1:-1]
     step = np.diff(image, axis=1)  # step[:, j] = image[:, j + 1] - image[:, j]
+    last = step.shape[1] - 1
     for direction, steps in ((quantized == 0, step > 0), (np.abs(quantized) == 180, step < 0)):
-        rows, columns = np.nonzero(inner & direction)
+        row, column = rows[direction], columns[direction]
         # Walking left from column c compares columns c - 2 - m and c - 1 - m: steps c - 2, c - 3, ...
-        left = _runs_ending_at(steps)[rows, np.maximum(columns - 2, 0)] * (columns >= 2)
+        left = np.where(column >= 2, _runs_ending_at(steps)[row, np.maximum(column - 2, 0)], 0)
         # Walking right compares columns c + 1 + m and c + 2 + m: steps c + 1, c + 2, ...
-        beyond = columns + 1 >= steps.shape[1]
-        right = _runs_starting_at(steps)[rows, np.minimum(columns + 1, steps.shape[1] - 1)] * ~beyond
-        widths[rows, columns] = np.minimum(left, MAX_STEPS) + np.minimum(right, MAX_STEPS) + 2
+        right = np.where(column + 1 <= last, _runs_starting_at(steps)[row, np.minimum(column + 1, last)], 0)
+        widths[row, column] = np.minimum(left, MAX_STEPS) + np.minimum(right, MAX_STEPS) + 2
     return widths
 
 
 def _runs_ending_at(flags: np.ndarray) -> np.ndarray:
     """For each position, how many consecutive True flags end there (looking left along the row)."""
-    index = np.arange(flags.shape[1])
-    last_false = np.maximum.accumulate(np.where(flags, -1, index), axis=1)
+    index = np.arange(flags.shape[1], dtype=np.int32)
+    last_false = np.maximum.accumulate(np.where(flags, np.int32(-1), index), axis=1)
     return index - last_false
 
 

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -105,10 +105,6 @@ class FeatureStatistics:
     mean: np.ndarray
     covariance: np.ndarray
     frames: int
-
-    def save(self, destination: Path | BinaryIO, **extra: np.ndarray) -> None:
-        """Write as ``.npz`` with pytorch-fid's names (``mu``, ``sigma``), ``n`` and ``extra`` arrays."""
-        np.savez(destination, mu=self.mean, sigma=self.covariance, n=np.int64(self.frames), **extra)
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> FeatureStatistics:
@@ -344,7 +340,10 @@ class StatisticsCache:
             descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{key}.", suffix=".tmp")
             try:
                 with os.fdopen(descriptor, "wb") as sink:
-                    statistics.save(sink, key=np.array(key))  # type: ignore[arg-type]
+                    # pytorch-fid's names (mu, sigma), so that its tools read the file; n to merge; the key
+                    # to tell a renamed or colliding entry.
+                    mean, covariance, frames = statistics.mean, statistics.covariance, np.int64(statistics.frames)
+                    np.savez(sink, mu=mean, sigma=covariance, n=frames, key=np.array(key))
                 publish(Path(temporary), self.path(key))
             except OSError:
                 os.unlink(temporary)
