@@ -125,6 +125,17 @@ def ramp_frame(height: int, width: int) -> np.ndarray:
     return np.repeat(np.repeat(row[None, :, None], height, 0), 3, 2).astype(np.uint8)
 
 
+def staircase_frame(direction: int) -> np.ndarray:
+    """Columns falling (-1) or rising (+1) from left to right, slowly, with three sharp steps, and every row
+    alike: every gradient is horizontal, so every angle is 180 or 0. The reference measures no width at all
+    when every angle is 0, sharp steps or not."""
+    steps = -(np.arange(192) % 2)  # one level every other column
+    for column in (48, 96, 144):
+        steps[column - 1 : column + 2] -= (4, 20, 6)
+    row = (240 if direction < 0 else 15) + direction * -np.cumsum(steps)
+    return np.repeat(np.repeat(row[None, :, None], 64, 0), 3, 2).astype(np.uint8)
+
+
 def boundary_frame() -> np.ndarray:
     """Blocks at the algorithm's thresholds on a flat background: a soft bar of contrast 51 (just noticeable
     width 3) and one of 50 (width 5), whose edges are 4 pixels wide, and a small patch with 10 Canny
@@ -143,6 +154,8 @@ FRAMES = {
     "blurred-face": lambda: cv2.GaussianBlur(natural_frame(128, 128, 3), (0, 0), 2.5),
     "ramps": lambda: ramp_frame(64, 256),
     "noise": lambda: np.random.default_rng(5).integers(0, 256, (64, 128, 3), dtype=np.uint8),
+    "falling-staircase": lambda: staircase_frame(-1),
+    "rising-staircase": lambda: staircase_frame(+1),
     "boundaries": boundary_frame,
     "flat": lambda: np.full((64, 64, 3), 120, np.uint8),
 }
@@ -176,6 +189,9 @@ def test_the_test_frames_reach_every_branch() -> None:
     measured = literal_widths(face, literal_sobel_edges(face)) != 0
     assert (gradient_x[measured] > 0).any() and (gradient_x[measured] < 0).any()
     assert 0 < literal_cpbd(pillow_gray(FRAMES["face"]())) < 1
+    falling, rising = (pillow_gray(staircase_frame(direction)).astype(np.float64) for direction in (-1, +1))
+    assert literal_widths(falling, literal_sobel_edges(falling)).any()
+    assert literal_sobel_edges(rising).any() and not literal_widths(rising, literal_sobel_edges(rising)).any()
 
 
 def test_a_batch_is_scored_frame_by_frame() -> None:
