@@ -51,3 +51,52 @@ S3FD = WeightsSpec(
 )
 
 RELEASED: tuple[WeightsSpec, ...] = (SYNCNET, S3FD)
+
+# The networks of the frame quality metrics. They are not in RELEASED, which lists what every LSE run needs
+# (fetch-models and doctor walk it): these are fetched only when a quality metric that uses them is asked for.
+
+ALEXNET = WeightsSpec(
+    name="alexnet",
+    filename="alexnet-owt-7be5be79.pth",
+    size=244_408_911,
+    sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+    urls=("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
+)
+
+VGG16 = WeightsSpec(
+    name="vgg16",
+    filename="vgg16-397923af.pth",
+    size=553_433_881,
+    sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+    urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
+)
+
+# LPIPS v0.1 linear heads: the files the ``lpips`` package ships under lpips/weights/v0.1/.
+LPIPS_ALEX = WeightsSpec(
+    name="lpips_alex",
+    filename="alex.pth",
+    size=6_009,
+    sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+    urls=("https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/alex.pth",),
+)
+
+LPIPS_VGG = WeightsSpec(
+    name="lpips_vgg",
+    filename="vgg.pth",
+    size=7_289,
+    sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+    urls=("https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/vgg.pth",),
+)
+
+# pytorch-fid's port of the TensorFlow FID Inception (inception-2015-12-05).
+FID_INCEPTION = WeightsSpec(
+    name="fid_inception",
+    filename="pt_inception-2015-12-05-6726825d.pth",
+    size=95_628_359,
+    sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+    urls=(
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    ),
+)
+
+QUALITY: tuple[WeightsSpec, ...] = (ALEXNET, LPIPS_ALEX, VGG16, LPIPS_VGG, FID_INCEPTION)
