@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore
 
-CONFTEST = '''
+CONFTEST = """
 import json
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from pytest_lipsync.results import Report
 def pytest_configure(config):
     report = Report.from_dict(json.loads(Path(__file__).with_name("report.json").read_text()))
     gate_of(config)._service = ReportScores(report, "report.json")
-'''
+"""
 
 
 def _project(root: Path, videos: int, allowed: bool) -> None:
@@ -43,7 +43,9 @@ def _project(root: Path, videos: int, allowed: bool) -> None:
     for number in range(videos):
         path = root / "videos" / f"clip_{number:05}.mp4"
         path.touch()
-        scores.append(VideoScore(path=path.as_posix(), error=ScoreError("unreadable", f"{path}: cannot be opened as a video")))
+        scores.append(
+            VideoScore(path=path.as_posix(), error=ScoreError("unreadable", f"{path}: cannot be opened as a video"))
+        )
     run = RunRecord("bench", {"protocol": "cropped", "fidelity": "clean"}, (), "cpu")
     (root / "report.json").write_text(json.dumps(Report(run, tuple(scores)).to_dict()))
     allow = 'allow = ["unreadable"]\n' if allowed else ""
@@ -67,7 +69,9 @@ def main() -> int:
             _project(Path(directory), args.videos, allowed)
             seconds, outcome = _seconds(Path(directory))
         label = "allowed (xfail)" if allowed else "not allowed (failed)"
-        print(f"{label:22} {args.videos} items: {seconds:7.1f} s, {1000 * seconds / args.videos:6.1f} ms per item  [{outcome}]")
+        print(
+            f"{label:22} {args.videos} items: {seconds:7.1f} s, {1000 * seconds / args.videos:6.1f} ms per item  [{outcome}]"
+        )
     return 0
 
 

@@ -25,7 +25,12 @@ LIMIT_MS = 50.0
 
 def _run(project: Path, *extra: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *extra], cwd=project, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *extra],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
     return (time.perf_counter() - started) * 1000
 
 

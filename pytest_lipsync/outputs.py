@@ -19,14 +19,18 @@ def check_file_output(path: Path, what: str) -> None:
     """Refuse ``path`` as the file to write ``what`` ("the results JSON") to: it is a folder, a file stands
     where a folder of its path must be, or no file can be made in the folder it would go in."""
     if path.is_dir():
-        raise ConfigError(f"is a directory, not a file to write {what} to", path=path, hint="Give a file path, e.g. out/results.json")
+        raise ConfigError(
+            f"is a directory, not a file to write {what} to", path=path, hint="Give a file path, e.g. out/results.json"
+        )
     _check_folders(path, path.parent)
 
 
 def check_folder_output(path: Path, what: str) -> None:
     """Refuse ``path`` as the folder to write ``what`` ("the HTML report") into, as :func:`check_file_output`."""
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"is a file, not a directory to write {what} into", path=path, hint="Give a directory path, e.g. report/")
+        raise ConfigError(
+            f"is a file, not a directory to write {what} into", path=path, hint="Give a directory path, e.g. report/"
+        )
     _check_folders(path, path)
 
 

@@ -28,7 +28,9 @@ FIDELITIES: tuple[str, ...] = ("reference", "clean")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 # Flat copies of QualitySettings' fields (pyproject keys are Settings' fields), validated by QualitySettings.
-_QUALITY_FIELDS: dict[str, dataclasses.Field[Any]] = {field.name: field for field in dataclasses.fields(QualitySettings)}
+_QUALITY_FIELDS: dict[str, dataclasses.Field[Any]] = {
+    field.name: field for field in dataclasses.fields(QualitySettings)
+}
 _QUALITY_KEYS: tuple[str, ...] = tuple(_QUALITY_FIELDS)
 _COUNT = Range(0, low_open=True, integer=True)
 # S3FD sees each frame scaled by facedet_scale (the reference: 0.25). Above 1 it would upsample: no detail to
@@ -101,7 +103,9 @@ class Settings:
     # Seconds per video; None: grows with its length and frame size (``deadline``).
     timeout: float | None = bounded(None, Range(0, low_open=True))
     precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
-    detect_every: int = bounded(1, _COUNT)  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
+    detect_every: int = bounded(
+        1, _COUNT
+    )  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)
@@ -163,5 +167,3 @@ class Settings:
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"setting {key!r} is {value!r}", hint=f"Use one of: {', '.join(allowed)}")
-
-

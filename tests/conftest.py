@@ -62,7 +62,13 @@ def scorers(syncnet_weights: Path):  # type: ignore[no-untyped-def]
         key = (fidelity, protocol)
         if key not in made:
             made[key] = Scorer(
-                Settings(protocol=protocol, fidelity=fidelity, device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+                Settings(
+                    protocol=protocol,
+                    fidelity=fidelity,
+                    device="cpu",
+                    syncnet_weights=str(syncnet_weights),
+                    offline=True,
+                )
             )
         return made[key]
 

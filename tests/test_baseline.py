@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_lipsync.gate.baseline import check_compatible, load_baseline, update_baseline
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.gate.baseline import check_compatible, load_baseline, update_baseline
 from pytest_lipsync.results import Report, RunRecord, TrackScore, VideoScore, WeightsRecord
 
 SHA = "a" * 64
@@ -102,7 +102,9 @@ def test_a_baseline_written_by_an_earlier_version_loads_compares_and_is_rewritte
     baseline = load_baseline(path)
     assert baseline is not None and baseline.values("videos/b.mp4").metrics["lse_d"] == 7.5
     check_compatible(baseline, _run(weights_path="/elsewhere/syncnet_v2.model"))
-    change = update_baseline(path, _run(), {"videos/a.mp4": _scored("videos/a.mp4", lse_d=7.0)}, {"videos/a.mp4", "videos/b.mp4"})
+    change = update_baseline(
+        path, _run(), {"videos/a.mp4": _scored("videos/a.mp4", lse_d=7.0)}, {"videos/a.mp4", "videos/b.mp4"}
+    )
     assert (change.added, change.changed, change.removed, change.unchanged) == ((), (), (), 2)
     entries = json.loads(path.read_text())["videos"]
     assert [(entry["path"], entry["metrics"]["lse_d"], sorted(entry)) for entry in entries] == [

@@ -33,7 +33,12 @@ def test_given_clips_are_taken_as_they_are(tmp_path: Path) -> None:
     made = generated_clip(tmp_path / "real", "160x128", 0.4, 2)
     (clip,) = given_clips(tmp_path / "real")
     assert (clip.path, clip.name, clip.width, clip.height, clip.faces, clip.generated) == (
-        made.path, made.path.stem, 160, 128, None, False
+        made.path,
+        made.path.stem,
+        160,
+        128,
+        None,
+        False,
     )
     assert clip.frames == 10
     with pytest.raises(ConfigError, match="--clips is not a directory"):
@@ -53,7 +58,9 @@ def test_variant_values_are_json_or_text_and_validated_as_settings() -> None:
     variant = parse_variant("fidelity=clean, batch_size=16")
     assert variant == Variant("fidelity=clean, batch_size=16", (("fidelity", "clean"), ("batch_size", 16)))
     assert [v.name for v in variants(["fidelity=clean", "fidelity=clean", "batch_size=8"])] == [
-        BASELINE, "fidelity=clean", "batch_size=8"
+        BASELINE,
+        "fidelity=clean",
+        "batch_size=8",
     ]
 
 
@@ -99,7 +106,9 @@ def test_bench_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--variant" in out and "--preset" in out and "stand-in weights: timings only" in out
 
 
-def _run(lse_seconds: float, metrics: dict[str, float], variant: str = BASELINE, seconds: float = 1.0, peak: float = 100) -> dict[str, Any]:
+def _run(
+    lse_seconds: float, metrics: dict[str, float], variant: str = BASELINE, seconds: float = 1.0, peak: float = 100
+) -> dict[str, Any]:
     clip = {"name": f"c{seconds}", "width": 8, "height": 8, "faces": 1, "seconds": seconds, "generated": True}
     return {"clip": clip, "protocol": "pipeline", "variant": variant, "lse_seconds": lse_seconds, "metrics": dict(metrics),
             "peak_rss_mib": peak}  # fmt: skip
@@ -111,12 +120,20 @@ def test_variants_of_pipeline_only_settings_are_not_run_with_the_cropped_protoco
     texts = ("detect_every=2", "detect_every=2,batch_size=8", "fidelity=clean")
     detect_every, mixed, fidelity = (parse_variant(text) for text in texts)
     assert [applies(v, "pipeline") for v in (Variant(BASELINE), detect_every, mixed, fidelity)] == [True] * 4
-    assert [applies(v, "cropped") for v in (Variant(BASELINE), detect_every, mixed, fidelity)] == [True, False, True, True]
+    assert [applies(v, "cropped") for v in (Variant(BASELINE), detect_every, mixed, fidelity)] == [
+        True,
+        False,
+        True,
+        True,
+    ]
     assert not applies(parse_variant("min_track=10,crop_scale=0.5"), "cropped")
 
 
 def test_variants_are_compared_with_the_baseline_and_standin_scores_dropped() -> None:
-    runs = [_run(4.0, {"lse_d": 8.0, "lse_c": 3.0, "offset": 1.0}), _run(2.0, {"lse_d": 8.5, "lse_c": 2.0, "offset": 1.0}, "x=1")]
+    runs = [
+        _run(4.0, {"lse_d": 8.0, "lse_c": 3.0, "offset": 1.0}),
+        _run(2.0, {"lse_d": 8.5, "lse_c": 2.0, "offset": 1.0}, "x=1"),
+    ]
     compare_with_baseline(runs, standin=True)
     assert "vs_baseline" not in runs[0]
     assert runs[1]["vs_baseline"] == {"speedup": 2.0, "lse_d_change": 0.5, "lse_c_change": -1.0, "offset_change": 0.0}
@@ -218,7 +235,7 @@ def test_paired_calls_time_the_first_and_every_nth_call_of_each_shape_again_and_
     assert all(torch.equal(out, x * 2) for out, x in zip(outputs, [full] * 7 + [last], strict=True))
     assert paired.calls == 8 and paired.timed_calls == 4  # calls 1, 4 and 7 of one shape, the first of the other
     assert seen == [(2, 3)] * (7 + 3) + [(1, 3)] * 2  # each call, then again when paired
-    assert 0 < paired.total() and paired.spent > 0
+    assert paired.total() > 0 and paired.spent > 0
 
 
 def test_a_failing_run_is_reported_and_the_others_still_run(tmp_path: Path) -> None:

@@ -44,7 +44,14 @@ def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: 
 def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))
     out = tmp_path / "pipeline.json"
-    args = ["score", str(clip), "--protocol", "pipeline", "--detector", "pytest_lipsync.synthetic.faces:marker_detector"]
+    args = [
+        "score",
+        str(clip),
+        "--protocol",
+        "pipeline",
+        "--detector",
+        "pytest_lipsync.synthetic.faces:marker_detector",
+    ]
     code = main([*args, "--fidelity", "clean", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"])
 
     assert code == 0
@@ -72,7 +79,19 @@ def test_missing_weights_offline_is_a_usage_error(make_clip, tmp_path: Path, mon
 def test_too_short_clip_fails_with_the_numbers(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     clip = make_clip("cli_short.mkv", ClipSpec(seconds=0.2, seed=3))
     out = tmp_path / "short.json"
-    code = main(["score", str(clip), "--protocol", "cropped", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"])
+    code = main(
+        [
+            "score",
+            str(clip),
+            "--protocol",
+            "cropped",
+            "--syncnet-weights",
+            str(syncnet_weights),
+            "--json",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 1
     error = json.loads(out.read_text())["videos"][0]["error"]
     assert error["kind"] == "too_short"
@@ -112,7 +131,7 @@ def test_settings_come_from_pyproject_then_environment_then_options(  # type: ig
     assert main(["score", str(clip), "--min-track", "80", "-q"]) == 1
     assert "no_face_track" in capsys.readouterr().out
 
-    (project / "pyproject.toml").write_text('[tool.lipsync]\nmin_tracks = 60\n')
+    (project / "pyproject.toml").write_text("[tool.lipsync]\nmin_tracks = 60\n")
     assert main(["score", str(clip), "-q"]) == 2
     error = capsys.readouterr().err
     assert "min_tracks" in error and str(project / "pyproject.toml") in error
@@ -141,16 +160,25 @@ def test_keys_and_pairs_are_project_relative_from_any_directory_and_with_workers
 ) -> None:
     """The JSON names a video by its key (relative to the pyproject's directory), however the folder was given;
     ``[tool.lipsync.pairs]`` pairs by that key, in one process and in a pool."""
-    project = _paired_project(make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11)), tmp_path, syncnet_weights, monkeypatch)
+    project = _paired_project(
+        make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11)), tmp_path, syncnet_weights, monkeypatch
+    )
     monkeypatch.chdir(project / "sub")
-    runs = {"relative": ["../out"], "absolute": [str(project / "out")], "workers": [str(project / "out"), "--workers", "2"]}
+    runs = {
+        "relative": ["../out"],
+        "absolute": [str(project / "out")],
+        "workers": [str(project / "out"), "--workers", "2"],
+    }
     for name, arguments in runs.items():
         assert main(["score", *arguments, "--json", str(tmp_path / f"{name}.json"), "-q"]) == 1, name
         videos = {video["path"]: video for video in json.loads((tmp_path / f"{name}.json").read_text())["videos"]}
         assert sorted(videos) == ["out/b/take_8.mp4", "out/take_7.mp4"], name
         paired, unpaired = videos["out/take_7.mp4"], videos["out/b/take_8.mp4"]
         assert paired["error"] is None and paired["metrics"]["ssim"] == 1.0, name
-        assert (paired["quality"]["match"], paired["quality"]["reference"]) == ("explicit", str(project / "truth" / "original.mp4"))
+        assert (paired["quality"]["match"], paired["quality"]["reference"]) == (
+            "explicit",
+            str(project / "truth" / "original.mp4"),
+        )
         assert unpaired["error"]["kind"] == "no_reference", name
         assert unpaired["error"]["message"].endswith('"out/b/take_8.mp4" = "<ground-truth file>"'), name
 
@@ -182,9 +210,15 @@ def test_a_folder_without_videos_beside_other_arguments_is_a_usage_error(make_cl
     ("command", "words"),
     [
         (["score", "CLIP", "--json", "taken"], "taken: is a directory, not a file to write the results JSON to"),
-        (["score", "CLIP", "--json", "plain.txt/r.json"], "plain.txt/r.json: cannot be written: plain.txt is a file, not a directory"),
+        (
+            ["score", "CLIP", "--json", "plain.txt/r.json"],
+            "plain.txt/r.json: cannot be written: plain.txt is a file, not a directory",
+        ),
         (["merge", "r.json", "-o", "taken"], "taken: is a directory, not a file to write the merged report to"),
-        (["report", "r.json", "-o", "plain.txt"], "plain.txt: is a file, not a directory to write the HTML report into"),
+        (
+            ["report", "r.json", "-o", "plain.txt"],
+            "plain.txt: is a file, not a directory to write the HTML report into",
+        ),
         (["report", "r.json", "-o", "html", "--baseline", "taken"], "taken: is a directory, not a baseline file"),
     ],
 )

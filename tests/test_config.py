@@ -31,8 +31,14 @@ def _pyproject(values: dict[str, object]) -> Layer:
 @pytest.mark.parametrize(
     ("layer", "message"),
     [
-        (env_layer({"LIPSYNC_TIMEOUT": "nan"}), "LIPSYNC_TIMEOUT is invalid: setting 'timeout' is nan. Use a finite number > 0"),
-        (Layer("option", {"timeout": math.inf}), "--timeout is invalid: setting 'timeout' is inf. Use a finite number > 0"),
+        (
+            env_layer({"LIPSYNC_TIMEOUT": "nan"}),
+            "LIPSYNC_TIMEOUT is invalid: setting 'timeout' is nan. Use a finite number > 0",
+        ),
+        (
+            Layer("option", {"timeout": math.inf}),
+            "--timeout is invalid: setting 'timeout' is inf. Use a finite number > 0",
+        ),
         (
             _pyproject({"facedet_scale": 1e300}),
             f"[tool.lipsync] facedet_scale in {PYPROJECT} is invalid: setting 'facedet_scale' is 1e+300. "
@@ -42,11 +48,26 @@ def _pyproject(values: dict[str, object]) -> Layer:
             Layer("flag", {"facedet_scale": "nan"}),
             "--lipsync-facedet-scale is invalid: setting 'facedet_scale' is nan. Use a finite number > 0 and <= 1",
         ),
-        (env_layer({"LIPSYNC_CROP_SCALE": "nan"}), "LIPSYNC_CROP_SCALE is invalid: setting 'crop_scale' is nan. Use a finite number from 0 to 1"),
-        (env_layer({"LIPSYNC_MIN_FACE_SIZE": "-inf"}), "LIPSYNC_MIN_FACE_SIZE is invalid: setting 'min_face_size' is -inf. Use a finite number >= 0"),
-        (_pyproject({"scene_threshold": 300.0}), "is invalid: setting 'scene_threshold' is 300.0. Use a finite number > 0 and <= 255"),
-        (env_layer({"LIPSYNC_MAX_CORRUPT_FRACTION": "nan"}), "setting 'max_corrupt_fraction' is nan. Use a finite number from 0 to 1"),
-        (_pyproject({"max_length_mismatch": -1}), "max_length_mismatch in /p/pyproject.toml is invalid: setting 'max_length_mismatch' is -1. Use an integer >= 0"),
+        (
+            env_layer({"LIPSYNC_CROP_SCALE": "nan"}),
+            "LIPSYNC_CROP_SCALE is invalid: setting 'crop_scale' is nan. Use a finite number from 0 to 1",
+        ),
+        (
+            env_layer({"LIPSYNC_MIN_FACE_SIZE": "-inf"}),
+            "LIPSYNC_MIN_FACE_SIZE is invalid: setting 'min_face_size' is -inf. Use a finite number >= 0",
+        ),
+        (
+            _pyproject({"scene_threshold": 300.0}),
+            "is invalid: setting 'scene_threshold' is 300.0. Use a finite number > 0 and <= 255",
+        ),
+        (
+            env_layer({"LIPSYNC_MAX_CORRUPT_FRACTION": "nan"}),
+            "setting 'max_corrupt_fraction' is nan. Use a finite number from 0 to 1",
+        ),
+        (
+            _pyproject({"max_length_mismatch": -1}),
+            "max_length_mismatch in /p/pyproject.toml is invalid: setting 'max_length_mismatch' is -1. Use an integer >= 0",
+        ),
         (
             _pyproject({"thresholds": {"lse_d_max": math.nan}}),
             f"[tool.lipsync] thresholds.lse_d_max in {PYPROJECT} is invalid: setting 'lse_d_max' is nan. Use a finite number",
@@ -55,8 +76,14 @@ def _pyproject(values: dict[str, object]) -> Layer:
             _pyproject({"thresholds": {"ssim_min": 2.0}}),
             f"[tool.lipsync] thresholds.ssim_min in {PYPROJECT} is invalid: setting 'ssim_min' is 2.0. Use a finite number from -1 to 1",
         ),
-        (env_layer({"LIPSYNC_LSE_C_MIN": "inf"}), "LIPSYNC_LSE_C_MIN is invalid: setting 'lse_c_min' is inf. Use a finite number"),
-        (Layer("option", {"psnr_min": -math.inf}), "--psnr-min is invalid: setting 'psnr_min' is -inf. Use a finite number"),
+        (
+            env_layer({"LIPSYNC_LSE_C_MIN": "inf"}),
+            "LIPSYNC_LSE_C_MIN is invalid: setting 'lse_c_min' is inf. Use a finite number",
+        ),
+        (
+            Layer("option", {"psnr_min": -math.inf}),
+            "--psnr-min is invalid: setting 'psnr_min' is -inf. Use a finite number",
+        ),
         (
             Layer("marker", {"ssim_min": -1.5}, "test_x.py::test_y"),
             "@pytest.mark.lipsync(ssim_min=...) on test_x.py::test_y is invalid: setting 'ssim_min' is -1.5",
@@ -100,7 +127,9 @@ def test_objects_built_in_code_are_checked_too(owner: type, changes: dict[str, o
 
 
 def test_values_at_the_ends_of_their_ranges_are_accepted() -> None:
-    layer = _pyproject({"facedet_scale": 1.0, "crop_scale": 0.0, "min_face_size": 0, "thresholds": {"ssim_min": -1, "lse_d_max": 0}})
+    layer = _pyproject(
+        {"facedet_scale": 1.0, "crop_scale": 0.0, "min_face_size": 0, "thresholds": {"ssim_min": -1, "lse_d_max": 0}}
+    )
     resolved = resolve([layer, env_layer({"LIPSYNC_TIMEOUT": "0.5", "LIPSYNC_SSIM_MIN": "1"})], Path("."))
     assert (resolved.settings.facedet_scale, resolved.settings.crop_scale, resolved.settings.timeout) == (1.0, 0.0, 0.5)
     assert (resolved.gate.thresholds.ssim_min, resolved.gate.thresholds.lse_d_max) == (1.0, 0.0)
@@ -122,15 +151,23 @@ def test_every_numeric_setting_declares_its_range(owner: type) -> None:
 def _empty_report(path: Path) -> Path:
     from pytest_lipsync.results import Report, RunRecord, write_json_atomic
 
-    write_json_atomic(path, Report(RunRecord("0", {"protocol": "cropped", "fidelity": "clean"}, (), "cpu"), ()).to_dict())
+    write_json_atomic(
+        path, Report(RunRecord("0", {"protocol": "cropped", "fidelity": "clean"}, (), "cpu"), ()).to_dict()
+    )
     return path
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["score", "missing.mp4", "--timeout", "nan"], "lipsync: error: --timeout is invalid: setting 'timeout' is nan. Use a finite number > 0"),
-        (["gate", "r.json", "--ssim-min", "2"], "lipsync: error: --ssim-min is invalid: setting 'ssim_min' is 2.0. Use a finite number from -1 to 1"),
+        (
+            ["score", "missing.mp4", "--timeout", "nan"],
+            "lipsync: error: --timeout is invalid: setting 'timeout' is nan. Use a finite number > 0",
+        ),
+        (
+            ["gate", "r.json", "--ssim-min", "2"],
+            "lipsync: error: --ssim-min is invalid: setting 'ssim_min' is 2.0. Use a finite number from -1 to 1",
+        ),
     ],
 )
 def test_the_command_line_refuses_them_with_exit_2(
@@ -177,14 +214,18 @@ def test_every_variable_the_package_reads_is_known_to_the_warning() -> None:
     from pytest_lipsync.models.registry import RELEASED
 
     package = Path(pytest_lipsync.__file__).parent
-    found = {name for path in package.rglob("*.py") for name in re.findall(r"LIPSYNC_[A-Z][A-Z0-9_]*", path.read_text())}
+    found = {
+        name for path in package.rglob("*.py") for name in re.findall(r"LIPSYNC_[A-Z][A-Z0-9_]*", path.read_text())
+    }
     read = {f"{name}SEED" if name.endswith("_") else name for name in found}  # a prefix stands for its variables
     read |= {spec.env_var for spec in RELEASED}
     assert read and environment_warnings(dict.fromkeys(read, "1")) == ()
 
 
 def test_an_override_glob_that_matches_no_video_is_named() -> None:
-    layer = _pyproject({"overrides": [{"glob": "hard/*.mp4", "lse_d_max": 9.0}, {"glob": "hrad/*.mp4", "lse_d_max": 9.0}]})
+    layer = _pyproject(
+        {"overrides": [{"glob": "hard/*.mp4", "lse_d_max": 9.0}, {"glob": "hrad/*.mp4", "lse_d_max": 9.0}]}
+    )
     rules = resolve([layer], Path(".")).gate
     assert unmatched_overrides(rules, ["videos/hard/a.mp4", "videos/b.mp4"]) == (
         f"[tool.lipsync] overrides[1].glob in {PYPROJECT} = 'hrad/*.mp4' matches none of the 2 videos, so its rules "
@@ -208,7 +249,9 @@ def test_lipsync_gate_and_score_warn_on_stderr(
     from pytest_lipsync.cli.app import main
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text('[tool.lipsync]\n[[tool.lipsync.overrides]]\nglob = "hrad/*.mp4"\nlse_d_max = 9.0\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.lipsync]\n[[tool.lipsync.overrides]]\nglob = "hrad/*.mp4"\nlse_d_max = 9.0\n'
+    )
     monkeypatch.setenv("LIPSYNC_LSE_D_MAXX", "3")
     monkeypatch.setenv("LIPSYNC_HOME", str(tmp_path))
     typo = "lipsync: warning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)"

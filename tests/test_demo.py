@@ -11,8 +11,19 @@ from pathlib import Path
 import pytest
 
 from pytest_lipsync.cli.app import main
+from pytest_lipsync.cli.demo import (
+    BASELINE,
+    CLIPS,
+    MARKER_FILE,
+    STANDIN_LINE,
+    WEIGHTS,
+    Step,
+    check,
+    claim_directory,
+    just_above_worst,
+    write_project,
+)
 from pytest_lipsync.config.resolution import Layer, resolve, standard_layers
-from pytest_lipsync.cli.demo import BASELINE, CLIPS, MARKER_FILE, STANDIN_LINE, WEIGHTS, Step, check, claim_directory, just_above_worst, write_project
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,11 +31,15 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-def test_a_non_empty_directory_that_is_not_an_earlier_demo_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_non_empty_directory_that_is_not_an_earlier_demo_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["demo", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert error.startswith(f"lipsync: error: {tmp_path}: is not empty and is not an earlier demo (it has no {MARKER_FILE} file)")
+    assert error.startswith(
+        f"lipsync: error: {tmp_path}: is not empty and is not an earlier demo (it has no {MARKER_FILE} file)"
+    )
     assert "Give a new or empty directory" in error
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -51,7 +66,16 @@ def test_help_says_what_it_makes_and_that_its_numbers_are_stand_ins(capsys: pyte
         main(["demo", "--help"])
     assert exited.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for said in ("stand-in", "marker", "pyproject.toml", "lipsync score", "--lipsync-update-baseline", "regression", "lipsync-demo", "earlier demo"):
+    for said in (
+        "stand-in",
+        "marker",
+        "pyproject.toml",
+        "lipsync score",
+        "--lipsync-update-baseline",
+        "regression",
+        "lipsync-demo",
+        "earlier demo",
+    ):
         assert said in text
 
 
@@ -60,11 +84,17 @@ def test_the_project_resolves_to_an_offline_pipeline_run_with_its_own_weights(tm
     write_project(project)
     config = resolve(standard_layers(project / "pyproject.toml", {}, Layer("flag", {}), project), project)
     settings = config.settings
-    assert (settings.protocol, settings.detector, settings.offline) == ("pipeline", "pytest_lipsync.synthetic.faces:marker_detector", True)
+    assert (settings.protocol, settings.detector, settings.offline) == (
+        "pipeline",
+        "pytest_lipsync.synthetic.faces:marker_detector",
+        True,
+    )
     assert settings.syncnet_weights == WEIGHTS and (project / WEIGHTS).stat().st_size > 50_000_000
     assert settings.min_track <= 25 * 4 // 2  # a track of half a clip counts
     assert config.options.baseline is None and set(config.gate.regression) == {"lse_d", "lse_c"}  # step 4 names it
-    assert sorted(p.relative_to(project).as_posix() for p in (project / "videos").iterdir()) == sorted(c.name for c in CLIPS)
+    assert sorted(p.relative_to(project).as_posix() for p in (project / "videos").iterdir()) == sorted(
+        c.name for c in CLIPS
+    )
     assert "pytest" in tomllib.loads((project / "pyproject.toml").read_text())["tool"]  # this directory is the rootdir
 
 
@@ -90,19 +120,26 @@ def test_an_earlier_demo_is_replaced_and_what_it_did_not_make_is_kept(tmp_path: 
         (1, "1 failed: unreadable", "failed, but its output does not show 'regression lse_d'"),
     ],
 )
-def test_a_step_behaves_as_expected_only_with_its_exit_code_and_its_proof(code: int, output: str, problem: str | None) -> None:
+def test_a_step_behaves_as_expected_only_with_its_exit_code_and_its_proof(
+    code: int, output: str, problem: str | None
+) -> None:
     step = Step("a regression", ("pytest",), expected=1, proof="regression lse_d")
     assert check(step, code, output) == problem
 
 
 @pytest.mark.parametrize(("worst", "threshold"), [(0.868, "0.9"), (1.0, "1.1"), (0.95, "1.0"), (-0.31, "-0.3")])
 def test_the_tight_threshold_is_just_above_the_worst_clip(worst: float, threshold: str) -> None:
-    videos = [{"path": "videos/a.mp4", "metrics": {"lse_c": 1.3}}, {"path": "videos/b.mp4", "metrics": {"lse_c": worst}}]
+    videos = [
+        {"path": "videos/a.mp4", "metrics": {"lse_c": 1.3}},
+        {"path": "videos/b.mp4", "metrics": {"lse_c": worst}},
+    ]
     assert just_above_worst({"videos": videos}) == threshold
 
 
 @pytest.mark.slow
-def test_the_demo_runs_every_step_as_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_runs_every_step_as_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LIPSYNC_LSE_D_MAX", "0.1")  # the caller's settings do not reach the demo's commands
     project = tmp_path / "demo"
     assert main(["demo", str(project)]) == 0

@@ -320,7 +320,11 @@ def test_commands_are_found_where_a_shell_runs_them() -> None:
         "# lipsync init in a comment",
     ]
     yaml = ["- name: The summary's link", "  run: lipsync merge shards/*.json -o all.json"]
-    blocks = (Block("sh", tuple(enumerate(lines, 1))), Block("yaml", tuple(enumerate(yaml, 1))), Block("python", ((1, "lipsync x"),)))
+    blocks = (
+        Block("sh", tuple(enumerate(lines, 1))),
+        Block("yaml", tuple(enumerate(yaml, 1))),
+        Block("python", ((1, "lipsync x"),)),
+    )
     found = [words for _, words in lipsync_commands(Page(ROOT / "example.md", (), blocks))]
     assert found == [
         ["score", "out/", "--json", "s.json"],
@@ -364,7 +368,7 @@ def _exists(path: str) -> bool:
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)
 def test_every_repository_path_in_backticks_exists(page: Path) -> None:
-    pattern = re.compile(r"`((?:%s)/[\w./-]*)`" % "|".join(re.escape(d) for d in REPO_DIRS))
+    pattern = re.compile(r"`((?:{})/[\w./-]*)`".format("|".join(re.escape(d) for d in REPO_DIRS)))
     problems = [
         f"{_id(page)}:{number}: {path} does not exist"
         for number, line in read_page(page).prose
@@ -420,7 +424,9 @@ def test_the_configuration_page_has_one_row_per_setting() -> None:
         assert len(row) == len(header), row
         key, _, default, flag, variable, _ = row
         key = key.strip("`")
-        assert default.startswith(_toml(defaults[key])), f"{key}: default {default!r}, the code says {_toml(defaults[key])}"
+        assert default.startswith(_toml(defaults[key])), (
+            f"{key}: default {default!r}, the code says {_toml(defaults[key])}"
+        )
         assert flag == f"`--lipsync-{key.replace('_', '-')}`", key
         assert variable == f"`LIPSYNC_{key.upper()}`", key
 
@@ -449,7 +455,11 @@ def test_the_cli_page_has_every_subcommand_and_option() -> None:
         section = _section(text, f"`lipsync {name}`")
         for action in sub._actions:
             for option in action.option_strings:
-                if option.startswith("--") and option != "--help" and not re.search(rf"{re.escape(option)}(?![\w-])", section):
+                if (
+                    option.startswith("--")
+                    and option != "--help"
+                    and not re.search(rf"{re.escape(option)}(?![\w-])", section)
+                ):
                     problems.append(f"lipsync {name} {option}")
     assert not problems, "options missing from their section of docs/cli.md: " + ", ".join(problems)
 

@@ -81,7 +81,9 @@ def literal_track_inputs(path: Path) -> tuple[list[np.ndarray], np.ndarray, tupl
     return crops, source.audio()[first * 640 : (last + 1) * 640], (first, last)
 
 
-def test_one_face_scores_as_the_literal_crop_and_protocol_6(short_clip: Path, clean_score: VideoScore, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+def test_one_face_scores_as_the_literal_crop_and_protocol_6(
+    short_clip: Path, clean_score: VideoScore, pipeline_scorer
+) -> None:  # type: ignore[no-untyped-def]
     assert clean_score.ok, clean_score.error
     crops, audio, (first, last) = literal_track_inputs(short_clip)
     expected = literal_lse(pipeline_scorer(min_track=50)._sync.net, crops, audio)
@@ -101,7 +103,13 @@ def test_one_face_scores_as_the_literal_crop_and_protocol_6(short_clip: Path, cl
 
 @pytest.mark.parametrize(("rate", "channels", "repeats"), [(44100, 2, 1), (16000, 1, 2)])
 def test_reference_fidelity_replays_the_lossy_steps(
-    rate: int, channels: int, repeats: int, make_clip, pipeline_scorer, tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+    rate: int,
+    channels: int,
+    repeats: int,
+    make_clip,
+    pipeline_scorer,
+    tmp_path: Path,
+    monkeypatch,  # type: ignore[no-untyped-def]
 ) -> None:
     clip = make_clip(f"pipeline_short_{rate}.mp4", replace(SHORT, audio_rate=rate, audio_channels=channels))
     clean_score = pipeline_scorer(min_track=50).score(clip)
@@ -125,7 +133,9 @@ def test_reference_fidelity_reads_the_frames_ffmpeg_r25_picks_after_the_priming_
     reference's ``ffmpeg -r 25`` picks (tests/test_media_framerule.py), the first one repeated for the priming."""
     from pytest_lipsync.scoring.pipeline import crop_batches, detection_batches, replay_shift
 
-    clip = IndexedClip(".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000)
+    clip = IndexedClip(
+        ".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000
+    )
     source = open_video(clip.write(tmp_path / "indexed_30fps.mkv"))
     picked = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24", rule="ffmpeg_r25")]
     nearest = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24")]
@@ -146,14 +156,18 @@ def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_cl
     source = open_video(make_clip("pipeline_short_44100.mp4", replace(SHORT, audio_rate=44100, audio_channels=2)))
     replayed = list(mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT)))
     replayed = [replayed[0]] * replay_shift(source, reference=True) + replayed
-    jpegs = [decode_jpeg(data) for data in jpeg_files((frame.reformat(format=JPEG_PIX_FMT) for frame in replayed), qscale=2)]
+    jpegs = [
+        decode_jpeg(data) for data in jpeg_files((frame.reformat(format=JPEG_PIX_FMT) for frame in replayed), qscale=2)
+    ]
     scene_frames, detected = (np.concatenate(frames) for frames in zip(*detection_batches(source, reference=True)))
     assert np.array_equal(scene_frames, np.stack([frame.to_ndarray(format="bgr24") for frame in replayed]))
     assert np.array_equal(detected, np.stack(jpegs))
 
 
 def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_crops(
-    make_clip, pipeline_scorer, monkeypatch  # type: ignore[no-untyped-def]
+    make_clip,
+    pipeline_scorer,
+    monkeypatch,  # type: ignore[no-untyped-def]
 ) -> None:
     """Pass 2 reads pass 1's JPEG files instead of replaying H.264 -> MPEG-4 -> JPEG; without room to keep
     them it replays. Four tracks across a cut, every score and every per-window value identical."""
@@ -193,7 +207,9 @@ def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(make_clip, pipe
 
 
 def test_a_three_second_clip_has_no_face_track_until_min_track_is_lowered(
-    short_clip: Path, clean_score: VideoScore, pipeline_scorer  # type: ignore[no-untyped-def]
+    short_clip: Path,
+    clean_score: VideoScore,
+    pipeline_scorer,  # type: ignore[no-untyped-def]
 ) -> None:
     failed = pipeline_scorer().score(short_clip)
     assert failed.error is not None and failed.metrics == {} and failed.tracks == ()
@@ -289,7 +305,9 @@ def test_detect_every_1_calls_the_detector_on_every_frame_as_before(short_clip: 
 
 @pytest.mark.parametrize("every", [2, 3])
 def test_detect_every_n_calls_the_detector_on_every_nth_frame_and_tracks_across(
-    short_clip: Path, every: int, pipeline_scorer  # type: ignore[no-untyped-def]
+    short_clip: Path,
+    every: int,
+    pipeline_scorer,  # type: ignore[no-untyped-def]
 ) -> None:
     _, full, full_tracking = detect_every(short_clip, 1, pipeline_scorer)
     detector, found, tracking = detect_every(short_clip, every, pipeline_scorer)
@@ -315,13 +333,18 @@ def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_c
     assert scorer.run.settings["detect_every"] == 3
     failed = scorer.score(short_clip)
     assert failed.error is not None and failed.error.kind == "no_face_track"
-    assert "has 25 detections (frames 0-72), and min_track = 75 needs more than 75 (detect_every = 3: each " in failed.error.message
+    assert (
+        "has 25 detections (frames 0-72), and min_track = 75 needs more than 75 (detect_every = 3: each "
+        in failed.error.message
+    )
     assert "lower the setting min_track below 75" in failed.error.message
     assert failed.error.facts["limits"]["detect_every"] == 3
 
 
 @pytest.mark.parametrize("protocol", ["pipeline", "cropped"])
-def test_decoding_yields_to_models_on_the_cpu(protocol: str, short_clip: Path, pipeline_scorer, scorers, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_decoding_yields_to_models_on_the_cpu(
+    protocol: str, short_clip: Path, pipeline_scorer, scorers, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """Every decoding thread of a CPU run is a background one (lowest priority, see ``prefetch``)."""
     from pytest_lipsync.media import prefetch as module
     from pytest_lipsync.scoring import pipeline

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pytest_lipsync.synthetic.faces import MARKER_RGB, marker_boxes
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.faces.detector import CheckedDetector, load_detector
+from pytest_lipsync.synthetic.faces import MARKER_RGB, marker_boxes
 
 PLUGINS = textwrap.dedent(
     """

@@ -202,8 +202,14 @@ def test_standin_weights_load_exactly_and_depend_only_on_the_seed(net: S3FDNet) 
         (lambda state: state.pop("conf.0.weight"), "'conf.0.weight' (4, 256, 3, 3) is missing"),
         (lambda state: state.update({"loc.5.bias": torch.zeros(2)}), "'loc.5.bias' has shape (2,), expected (4,)"),
         (lambda state: state.update({"netcnnaud.0.weight": torch.zeros(1)}), "unexpected key 'netcnnaud.0.weight'"),
-        (lambda state: state["extras.2.bias"].index_fill_(0, torch.tensor([3, 7]), math.inf), "'extras.2.bias' holds 2 non-finite values"),
-        (lambda state: [value.fill_(math.nan) for value in state.values()], "'vgg.0.weight' holds 1728 non-finite values"),
+        (
+            lambda state: state["extras.2.bias"].index_fill_(0, torch.tensor([3, 7]), math.inf),
+            "'extras.2.bias' holds 2 non-finite values",
+        ),
+        (
+            lambda state: [value.fill_(math.nan) for value in state.values()],
+            "'vgg.0.weight' holds 1728 non-finite values",
+        ),
     ],
 )
 def test_a_wrong_weights_file_fails_naming_the_key(tmp_path: Path, edit, named: str) -> None:  # type: ignore[no-untyped-def]

@@ -132,7 +132,7 @@ LIMITS = {"min_track": 100, "num_failed_det": 25, "min_face_size": 100}
 
 @pytest.mark.parametrize(("gap", "tracks"), [(25, 1), (26, 2)])
 def test_a_gap_of_25_frames_is_joined_and_26_splits(gap: int, tracks: int) -> None:
-    first = moving_face(range(0, 110), 120.0, seed=1)
+    first = moving_face(range(110), 120.0, seed=1)
     second = moving_face(range(109 + gap, 219 + gap), 120.0, seed=2, x0=60.0 + 0.3 * (109 + gap))
     detections = detections_of(219 + gap, first | second)
     scenes = [(0, 219 + gap)]
@@ -144,7 +144,7 @@ def test_a_gap_of_25_frames_is_joined_and_26_splits(gap: int, tracks: int) -> No
 
 
 def test_two_faces_give_two_tracks() -> None:
-    left, right = moving_face(range(0, 130), 110.0, seed=3), moving_face(range(5, 140), 130.0, seed=4, x0=400.0)
+    left, right = moving_face(range(130), 110.0, seed=3), moving_face(range(5, 140), 130.0, seed=4, x0=400.0)
     detections = detections_of(140, left, right)
     found = build_tracks(detections, [(0, 140)])
     assert [(t.first_frame, t.last_frame) for t in found.tracks] == [(0, 129), (5, 139)]
@@ -154,7 +154,7 @@ def test_two_faces_give_two_tracks() -> None:
 def test_the_detection_after_a_taken_one_is_skipped_as_in_the_reference() -> None:
     """Every frame has the face twice, nearly identical: the reference takes the first, skips the duplicate
     (removed while iterating) and builds a second track from the duplicates."""
-    face = moving_face(range(0, 120), 120.0, seed=5)
+    face = moving_face(range(120), 120.0, seed=5)
     duplicate = {f: [v + 0.5 for v in box[:4]] + [box[4]] for f, box in face.items()}
     detections = detections_of(120, face, duplicate)
     found = build_tracks(detections, [(0, 120)])
@@ -164,7 +164,7 @@ def test_the_detection_after_a_taken_one_is_skipped_as_in_the_reference() -> Non
 
 
 def test_a_scene_cut_splits_the_track() -> None:
-    face = moving_face(range(0, 260), 120.0, seed=6)
+    face = moving_face(range(260), 120.0, seed=6)
     detections = detections_of(260, face)
     scenes = [(0, 120), (120, 260)]
     found = build_tracks(detections, scenes)
@@ -173,7 +173,7 @@ def test_a_scene_cut_splits_the_track() -> None:
 
 
 def test_limits_reject_small_faces_short_tracks_and_short_scenes() -> None:
-    small = moving_face(range(0, 150), 70.0, seed=7)  # mean width 70, mean height 84: both <= 100
+    small = moving_face(range(150), 70.0, seed=7)  # mean width 70, mean height 84: both <= 100
     short = moving_face(range(200, 300), 150.0, seed=8)  # exactly 100 detections: not more than min_track
     in_short_scene = moving_face(range(300, 399), 150.0, seed=9)
     detections = detections_of(400, small | short | in_short_scene)
@@ -191,7 +191,7 @@ def test_limits_reject_small_faces_short_tracks_and_short_scenes() -> None:
 
 
 def test_gaps_are_interpolated_linearly_like_interp1d() -> None:
-    face = {f: box for f, box in moving_face(range(0, 140), 120.0, seed=10).items() if f % 7 and not 50 < f < 70}
+    face = {f: box for f, box in moving_face(range(140), 120.0, seed=10).items() if f % 7 and not 50 < f < 70}
     detections = detections_of(140, face)
     found = build_tracks(detections, [(0, 140)])
     assert found.tracks[0].frames.tolist() == list(range(1, 140))
@@ -212,7 +212,7 @@ def linear_face(frames: range, step: float = 1.5) -> dict[int, list[float]]:
 def test_detect_every_n_frames_gives_the_every_frame_track_between_its_detections(every: int) -> None:
     """Detections on frames 0, N, 2N, ... only: the track spans the first to the last detected frame, and the
     skipped frames get the interpolated boxes, which for a linear motion are the every-frame boxes."""
-    face = linear_face(range(0, 130))
+    face = linear_face(range(130))
     full = build_tracks(detections_of(130, face), [(0, 130)]).tracks[0]
     sampled = detections_of(130, {f: box for f, box in face.items() if f % every == 0})
     (track,) = build_tracks(sampled, [(0, 130)], detect_every=every).tracks

@@ -84,7 +84,9 @@ def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no
     from pytest_lipsync.cli.app import main
 
     asked: list[str] = []
-    monkeypatch.setattr(runtime, "autocast", lambda precision, device: asked.append(precision) or contextlib.nullcontext())
+    monkeypatch.setattr(
+        runtime, "autocast", lambda precision, device: asked.append(precision) or contextlib.nullcontext()
+    )
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     out = tmp_path / "fast.json"
     args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]
@@ -132,7 +134,9 @@ def test_results_record_the_options_that_take_effect() -> None:
 
 
 def _run(**settings: object) -> RunRecord:
-    return RunRecord("0", {"protocol": "pipeline", **settings}, (WeightsRecord("syncnet", "w", "a" * 64, False),), "cpu")
+    return RunRecord(
+        "0", {"protocol": "pipeline", **settings}, (WeightsRecord("syncnet", "w", "a" * 64, False),), "cpu"
+    )
 
 
 def test_a_baseline_made_without_the_options_refuses_a_faster_run(tmp_path: Path) -> None:
@@ -145,7 +149,10 @@ def test_a_baseline_made_without_the_options_refuses_a_faster_run(tmp_path: Path
 
 
 def test_shards_scored_with_different_options_are_not_merged(tmp_path: Path) -> None:
-    parts = [NamedReport(tmp_path / "1.json", Report(_run(), ())), NamedReport(tmp_path / "2.json", Report(_run(detect_every=3), ()))]
+    parts = [
+        NamedReport(tmp_path / "1.json", Report(_run(), ())),
+        NamedReport(tmp_path / "2.json", Report(_run(detect_every=3), ())),
+    ]
     with pytest.raises(ConfigError, match="cannot be merged.*detect_every = 1 in .*1.json, 3 in .*2.json"):
         merge_reports(parts)
 
@@ -194,7 +201,10 @@ def test_fp16_on_the_cpu_is_refused_naming_bf16(native_bf16: None) -> None:
     ("device", "message"),
     [
         ("cpu", "'bf16', but this CPU has no bfloat16 instructions .*slower than float32. Leave precision at 'fp32'"),
-        ("cuda:1", "'bf16', but cuda:1 is older than Ampere .*Leave precision at 'fp32' on this machine, or use 'fp16'"),
+        (
+            "cuda:1",
+            "'bf16', but cuda:1 is older than Ampere .*Leave precision at 'fp32' on this machine, or use 'fp16'",
+        ),
     ],
 )
 def test_bf16_without_native_bfloat16_is_refused(device: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,16 @@ Command = Callable[[int], list[str]]
 
 def fuzz_command(weights: Path, folder: Path) -> Command:
     """The child scoring cases from a first one to ``CASES``."""
-    return lambda first: [sys.executable, "-m", "tests.fuzzing", str(weights), str(folder), str(SEED), str(first), str(CASES)]
+    return lambda first: [
+        sys.executable,
+        "-m",
+        "tests.fuzzing",
+        str(weights),
+        str(folder),
+        str(SEED),
+        str(first),
+        str(CASES),
+    ]
 
 
 def run_cases(command: Command, cases: int, seconds: float) -> Run:

@@ -59,13 +59,20 @@ GOOD = VideoScore(path="out/a.mp4", metrics={"lse_d": 7.0, "lse_c": 6.0, "offset
         ("ssim", "-0.01", 0.9, 0.89),
     ],
 )
-def test_tolerance_limits_point_where_the_metric_worsens(metric: str, raw: object, baseline: float, limit: float) -> None:
+def test_tolerance_limits_point_where_the_metric_worsens(
+    metric: str, raw: object, baseline: float, limit: float
+) -> None:
     assert Tolerance.parse(metric, raw).limit(baseline) == pytest.approx(limit)
 
 
 @pytest.mark.parametrize(
     ("metric", "raw", "problem"),
-    [("lse_c", "+0.3", "wrong way"), ("lse_d", "-1", "wrong way"), ("lse_d", "x", "not a tolerance"), ("offset", "+1", "not a metric")],
+    [
+        ("lse_c", "+0.3", "wrong way"),
+        ("lse_d", "-1", "wrong way"),
+        ("lse_d", "x", "not a tolerance"),
+        ("offset", "+1", "not a metric"),
+    ],
 )
 def test_malformed_tolerances_say_why(metric: str, raw: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
@@ -75,7 +82,10 @@ def test_malformed_tolerances_say_why(metric: str, raw: str, problem: str) -> No
 def test_overrides_match_from_the_right_and_later_ones_win() -> None:
     rules = GateRules(
         Thresholds(lse_d_max=8.0),
-        overrides=(Override("hard/*.mp4", {"lse_d_max": 9.0}), Override("*.mp4", {"lse_c_min": 1.0}, allow=("too_short",))),
+        overrides=(
+            Override("hard/*.mp4", {"lse_d_max": 9.0}),
+            Override("*.mp4", {"lse_c_min": 1.0}, allow=("too_short",)),
+        ),
     )
     hard = rules.for_video("out/hard/x.mp4")
     assert hard.thresholds == Thresholds(lse_d_max=9.0, lse_c_min=1.0) and hard.allow == {"too_short"}
@@ -107,7 +117,9 @@ def test_judge_unscorable_missing_baseline_and_nan() -> None:
 
 
 def _run(sha: str = "a" * 64, fidelity: str = "clean") -> RunRecord:
-    return RunRecord("0", {"protocol": "cropped", "fidelity": fidelity}, (WeightsRecord("syncnet", "w", sha, True),), "cpu")
+    return RunRecord(
+        "0", {"protocol": "cropped", "fidelity": fidelity}, (WeightsRecord("syncnet", "w", sha, True),), "cpu"
+    )
 
 
 def test_baseline_update_reports_changes_and_keeps_deselected_entries(tmp_path: Path) -> None:
@@ -121,11 +133,15 @@ def test_baseline_update_reports_changes_and_keeps_deselected_entries(tmp_path: 
     assert loaded is not None and loaded.values("a.mp4").metrics["lse_d"] == 8.0
     assert "--lipsync-update-baseline" in str(loaded.values("zzz.mp4").missing)
     check_compatible(loaded, _run())
-    with pytest.raises(ConfigError, match="fidelity = 'clean' in the baseline, 'reference' now.*syncnet weights SHA-256"):
+    with pytest.raises(
+        ConfigError, match="fidelity = 'clean' in the baseline, 'reference' now.*syncnet weights SHA-256"
+    ):
         check_compatible(loaded, _run(sha="b" * 64, fidelity="reference"))
 
 
-def test_concurrent_updates_of_different_videos_keep_both_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_updates_of_different_videos_keep_both_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two runs (two CI jobs, two shards) update one baseline file at once: each must re-read the other's write.
 
     The writes wait for each other (briefly: with the file locked, the second cannot have read yet), so
@@ -197,14 +213,20 @@ def test_environment_coerces_by_field_type_and_ignores_other_lipsync_variables()
     environ = {"LIPSYNC_OFFLINE": "yes", "LIPSYNC_BATCH_SIZE": "7", "LIPSYNC_HOME": "/x", "LIPSYNC_LSE_C_MIN": "2"}
     lists = {"LIPSYNC_VIDEOS": f"a b{os.pathsep}c", "LIPSYNC_ALLOW": "too_short, no_face_track"}
     resolved = resolve([env_layer({**environ, **lists})], Path("."))
-    assert (resolved.settings.offline, resolved.settings.batch_size, resolved.gate.thresholds.lse_c_min) == (True, 7, 2.0)
+    assert (resolved.settings.offline, resolved.settings.batch_size, resolved.gate.thresholds.lse_c_min) == (
+        True,
+        7,
+        2.0,
+    )
     assert resolved.options.videos == ("a b", "c") and resolved.gate.allow == ("too_short", "no_face_track")
     with pytest.raises(ConfigError, match="LIPSYNC_OFFLINE must be true or false, not 'maybe'"):
         resolve([env_layer({"LIPSYNC_OFFLINE": "maybe"})], Path("."))
 
 
 def test_later_layers_win_and_errors_name_their_layer(tmp_path: Path) -> None:
-    pyproject = Layer("pyproject", {"fidelity": "clean", "thresholds": {"lse_d_max": 8.0}}, str(tmp_path / "pyproject.toml"))
+    pyproject = Layer(
+        "pyproject", {"fidelity": "clean", "thresholds": {"lse_d_max": 8.0}}, str(tmp_path / "pyproject.toml")
+    )
     flags = Layer("flag", {"lse_d_max": "7.5"})
     marker = Layer("marker", {"lse_d_max": 7.0}, "test_x.py::test_y")
     resolved = resolve([pyproject, flags, marker], tmp_path)
@@ -230,8 +252,14 @@ def test_fields_added_to_settings_become_keys_coerced_by_their_type(monkeypatch:
     try:
         layer = env_layer({"LIPSYNC_RESIZE_REFERENCE": "true", "LIPSYNC_MAX_LENGTH_MISMATCH": "5"})
         resolved = resolve([Layer("pyproject", {"ssim_window": "gaussian11"}, "p.toml"), layer], Path("."))
-        assert (resolved.settings.ssim_window, resolved.settings.resize_reference, resolved.settings.max_length_mismatch) == ("gaussian11", True, 5)
-        with pytest.raises(ConfigError, match="ssim_window in p.toml must be one of 'uniform7', 'gaussian11', not 'box'"):
+        assert (
+            resolved.settings.ssim_window,
+            resolved.settings.resize_reference,
+            resolved.settings.max_length_mismatch,
+        ) == ("gaussian11", True, 5)
+        with pytest.raises(
+            ConfigError, match="ssim_window in p.toml must be one of 'uniform7', 'gaussian11', not 'box'"
+        ):
             resolve([Layer("pyproject", {"ssim_window": "box"}, "p.toml")], Path("."))
     finally:
         keys.hints.cache_clear()
@@ -241,10 +269,17 @@ def test_init_adds_a_commented_table_and_never_clobbers(tmp_path: Path, capsys: 
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\n')
     assert init_project(tmp_path)[0].endswith("added a commented [tool.lipsync] table")
     document = tomllib.loads((tmp_path / "pyproject.toml").read_text())
-    assert document["project"]["name"] == "demo" and document["tool"]["lipsync"]["thresholds"] == {"lse_d_max": 8.0, "lse_c_min": 6.0}
+    assert document["project"]["name"] == "demo" and document["tool"]["lipsync"]["thresholds"] == {
+        "lse_d_max": 8.0,
+        "lse_c_min": 6.0,
+    }
     resolve([Layer("pyproject", document["tool"]["lipsync"], "pyproject.toml")], tmp_path)  # the template is valid
     workflow = (tmp_path / ".github" / "workflows" / "lipsync.yml").read_text()
-    assert "runs-on: [self-hosted, linux, x64, gpu]" in workflow and "actions/cache@" in workflow and "actions/upload-artifact@" in workflow
+    assert (
+        "runs-on: [self-hosted, linux, x64, gpu]" in workflow
+        and "actions/cache@" in workflow
+        and "actions/upload-artifact@" in workflow
+    )
     before = (tmp_path / "pyproject.toml").read_text()
     assert main(["init", "--dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.count("left unchanged") == 2
@@ -262,7 +297,11 @@ def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> No
     scores = [dataclasses.replace(GOOD, path=f"out/clip_{i:05}.mp4") for i in range(5000)]
     verdicts = {s.path: Verdict(s.path, "failed", reason="lse_d too high,\nsee: table") for s in scores}
     text = markdown_summary(scores, verdicts, {"lse_d": 7.0, "lse_c": 6.0}, limit=20_000)
-    assert len(text.encode()) < 20_000 and "more videos left out" in text and "| <code>out&#47;clip&#95;00000&#46;mp4</code> | 7.000 |" in text
+    assert (
+        len(text.encode()) < 20_000
+        and "more videos left out" in text
+        and "| <code>out&#47;clip&#95;00000&#46;mp4</code> | 7.000 |" in text
+    )
     lines = annotations(verdicts)
     assert len(lines) == MAX_ANNOTATIONS
     assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,\\nsee: table"

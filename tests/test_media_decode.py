@@ -123,7 +123,9 @@ def test_only_regular_files_are_opened(what: str, make_fifo, tmp_path: Path) -> 
     else:
         path = tmp_path / "null.mp4"
         path.symlink_to(os.devnull)
-    with pytest.raises(UnreadableError, match=rf"{re.escape(str(path))}: is {what}, not a regular file\. .*copy the video to a file"):
+    with pytest.raises(
+        UnreadableError, match=rf"{re.escape(str(path))}: is {what}, not a regular file\. .*copy the video to a file"
+    ):
         open_video(path)
 
 
@@ -181,7 +183,9 @@ def test_audio_much_longer_than_the_video_is_decoded_only_to_the_videos_end(tmp_
     written = long_sound(path, video_seconds=2.0, audio_seconds=600.0)
     decoded: list[int] = []
     real = decode._resampled
-    monkeypatch.setattr(decode, "_resampled", lambda frames: real(f for f in frames if decoded.append(f.samples) is None))
+    monkeypatch.setattr(
+        decode, "_resampled", lambda frames: real(f for f in frames if decoded.append(f.samples) is None)
+    )
     audio = open_video(path).audio()
     assert 2.0 * 16000 <= len(audio) <= (2.0 + decode.AUDIO_MARGIN + 1.0) * 16000  # + one packet of a second
     np.testing.assert_array_equal(audio, written[: len(audio)])

@@ -103,7 +103,11 @@ def cli_frames(
 def _clip(case: dict) -> IndexedClip:
     clip = case["clip"]
     return IndexedClip(
-        Path(case["name"]).suffix, Fraction(clip["rate"]), Fraction(clip["time_base"]), tuple(clip["pts"]), clip["b_frames"]
+        Path(case["name"]).suffix,
+        Fraction(clip["rate"]),
+        Fraction(clip["time_base"]),
+        tuple(clip["pts"]),
+        clip["b_frames"],
     )
 
 

@@ -31,7 +31,9 @@ MP3_PRIMING = 1105  # LAME's encoder delay (576) + the decoder's (529), in sampl
 def audio_frames(samples: np.ndarray, rate: int) -> list[av.AudioFrame]:
     frames = []
     for start in range(0, samples.shape[1], 1024):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + 1024]), format="s16p", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples[:, start : start + 1024]), format="s16p", layout="stereo"
+        )
         frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
         frames.append(frame)
     return frames

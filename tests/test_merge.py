@@ -36,7 +36,13 @@ def _write(
     run = RunRecord("0.1.0", recorded, (WeightsRecord("syncnet", "w", sha, True),), device)
     metrics = {"lse_d": 7.0, "lse_c": 5.0, "offset": 0.0, **({"psnr": 31.0, "ssim": 0.968} if ground_truth else {})}
     videos = tuple(
-        VideoScore(key, metrics, frames=25, duration=1.0, quality={"reference": f"gt/{key}", "error": None} if ground_truth else None)
+        VideoScore(
+            key,
+            metrics,
+            frames=25,
+            duration=1.0,
+            quality={"reference": f"gt/{key}", "error": None} if ground_truth else None,
+        )
         for key in keys
     )
     document = Report(run, videos, shard=shard, collected=tuple(keys if collected is None else collected)).to_dict()
@@ -78,7 +84,9 @@ def test_other_settings_are_refused_naming_both_files(tmp_path: Path, capsys: py
     assert not (tmp_path / "all.json").exists()
 
 
-def test_shards_from_before_the_frame_rule_are_not_merged_with_reference_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_shards_from_before_the_frame_rule_are_not_merged_with_reference_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pytest_lipsync.settings import Settings
 
     now = Settings().result_settings()
@@ -148,7 +156,10 @@ def test_gate_reads_the_projects_pyproject_and_names_its_errors(tmp_path: Path, 
     capsys.readouterr()
     (tmp_path / "pyproject.toml").write_text("[tool.lipsync]\nlse_d_maxx = 6.0\n")
     assert main(["gate", str(report)]) == 2
-    assert f"[tool.lipsync] lse_d_maxx in {tmp_path / 'pyproject.toml'} is not a pytest-lipsync setting" in capsys.readouterr().err
+    assert (
+        f"[tool.lipsync] lse_d_maxx in {tmp_path / 'pyproject.toml'} is not a pytest-lipsync setting"
+        in capsys.readouterr().err
+    )
 
 
 def _gate_error(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
@@ -170,7 +181,10 @@ def test_gate_refuses_a_single_shard(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_a_video_listed_twice_is_refused_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Else the passing entry could hide the failing one."""
-    twice = _edit(_write(tmp_path / "twice.json", ["a.mp4", "b.mp4"]), lambda d: d["videos"].append({**d["videos"][0], "metrics": {}}))
+    twice = _edit(
+        _write(tmp_path / "twice.json", ["a.mp4", "b.mp4"]),
+        lambda d: d["videos"].append({**d["videos"][0], "metrics": {}}),
+    )
     problem = f"{twice}: is not a pytest-lipsync report (videos[2].path 'a.mp4' is listed twice (also videos[0]))"
     assert problem in _gate_error(twice, capsys)
     assert _merge(tmp_path, twice) == 2 and problem in capsys.readouterr().err
@@ -185,13 +199,18 @@ def test_a_report_missing_collected_videos_is_refused(tmp_path: Path, capsys: py
     problem = "has no result for 1 of the 3 videos its run collected: b.mp4. "
     assert f"{two}: {problem}" in _gate_error(two, capsys)
     assert _merge(tmp_path, two) == 2
-    assert f"the reports have no result for 1 of the 3 videos their runs collected: b.mp4 (collected by {two}). " in capsys.readouterr().err
+    assert (
+        f"the reports have no result for 1 of the 3 videos their runs collected: b.mp4 (collected by {two}). "
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "all.json").exists()
     _edit(two, lambda d: d.update(shard=""))
     assert "(shard must be \"i/n\" with 1 <= i <= n, not '')" in _gate_error(two, capsys)
 
 
-def test_a_report_that_does_not_record_its_collected_videos_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_report_that_does_not_record_its_collected_videos_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     old = _edit(_write(tmp_path / "old.json", ALL), lambda d: d.pop("collected"))
     problem = f"{old}: does not record which videos its run collected, so it cannot show that it is complete"
     assert problem in _gate_error(old, capsys)
@@ -207,7 +226,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_gate_judges_the_reports_psnr_and_ssim_without_a_configured_reference(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gate_judges_the_reports_psnr_and_ssim_without_a_configured_reference(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = _write(project / "all.json", ALL, ground_truth=True)
     assert main(["gate", str(report), "--ssim-min", "0.999"]) == 1
     out = capsys.readouterr().out
@@ -224,7 +245,11 @@ def test_gate_judges_the_reports_psnr_and_ssim_without_a_configured_reference(pr
         ("", ["--psnr-min", "20"], "--psnr-min"),
         ("[tool.lipsync.thresholds]\nssim_min = 0.9\n", [], "[tool.lipsync] thresholds.ssim_min in {pyproject}"),
         ("[tool.lipsync.regression]\nssim = '-0.01'\n", [], "[tool.lipsync] regression.ssim in {pyproject}"),
-        ("[[tool.lipsync.overrides]]\nglob = '*.mp4'\npsnr_min = 20\n", [], "[tool.lipsync] overrides[0].psnr_min in {pyproject}"),
+        (
+            "[[tool.lipsync.overrides]]\nglob = '*.mp4'\npsnr_min = 20\n",
+            [],
+            "[tool.lipsync] overrides[0].psnr_min in {pyproject}",
+        ),
     ],
 )
 def test_a_quality_rule_with_no_ground_truth_anywhere_is_a_usage_error(

@@ -390,7 +390,9 @@ def test_mirrors_from_the_environment_serve_first_use(serve: Serve, monkeypatch:
     assert [logged for logged, _ in server.log] == ["/empty/standin.pt", "/lab/standin.pt"]
 
 
-def test_malformed_mirror_variable_names_itself(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_mirror_variable_names_itself(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LIPSYNC_MIRRORS", "ftp://example.invalid/models")
 
     assert fetch_models() == 2

@@ -145,8 +145,10 @@ def test_weights_that_are_a_fifo_are_refused_unread_saying_so(  # type: ignore[n
         resolve_weights(STANDIN, fifo if via == "setting" else None, offline=True)
 
     source = {"setting": "standin_weights", "environment": "LIPSYNC_STANDIN_WEIGHTS"}.get(via)
-    problem = f"is a FIFO, not a regular file ({source} points at it)" if source else (
-        "is not the released standin.pt: it is a FIFO, not a regular file, so it is not used"
+    problem = (
+        f"is a FIFO, not a regular file ({source} points at it)"
+        if source
+        else ("is not the released standin.pt: it is a FIFO, not a regular file, so it is not used")
     )
     assert str(caught.value).startswith(f"{fifo}: {problem}")
     with pytest.raises(WeightsError, match=re.escape(f"{fifo}: is a FIFO, not a regular file")):

@@ -49,7 +49,9 @@ def test_a_folder_output_that_is_a_file_is_refused(tmp_path: Path) -> None:
     check_folder_output(tmp_path / "html", "the HTML report")
     with pytest.raises(ConfigError) as raised:
         check_folder_output(tmp_path / "plain.txt", "the HTML report")
-    assert raised.value.message.startswith(f"{tmp_path / 'plain.txt'}: is a file, not a directory to write the HTML report into")
+    assert raised.value.message.startswith(
+        f"{tmp_path / 'plain.txt'}: is a file, not a directory to write the HTML report into"
+    )
 
 
 def test_a_baseline_path_that_is_a_folder_says_so(tmp_path: Path) -> None:

@@ -118,7 +118,9 @@ def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(project, pytest
     )
     result = run(pytester, shared_cache, "-rx")
     result.assert_outcomes(passed=2, xfailed=1)
-    result.stdout.fnmatch_lines(["XFAIL videos/broken.mp4::lipsync - unreadable: *(allowed by allow = [[]'unreadable'[]])"])
+    result.stdout.fnmatch_lines(
+        ["XFAIL videos/broken.mp4::lipsync - unreadable: *(allowed by allow = [[]'unreadable'[]])"]
+    )
 
 
 def test_an_allowed_video_formats_no_traceback(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
@@ -142,21 +144,37 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
     project()
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
     run(pytester, shared_cache, "-k", "good").assert_outcomes(passed=1)
-    globbed = pytester.runpytest_inprocess("--co", "-q", "--lipsync-videos=videos/**/l*.mp4", "--lipsync-videos=videos/good.mp4")
+    globbed = pytester.runpytest_inprocess(
+        "--co", "-q", "--lipsync-videos=videos/**/l*.mp4", "--lipsync-videos=videos/good.mp4"
+    )
     globbed.stdout.fnmatch_lines(["videos/good.mp4::lipsync", "videos/hard/late.mp4::lipsync"])
     assert "broken" not in globbed.stdout.str()
     run(pytester, shared_cache, "-m", "not lipsync").assert_outcomes(passed=1)
     result = pytester.runpytest_inprocess("-m", "lipsync", "--co", "-q")
-    result.stdout.fnmatch_lines(["videos/broken.mp4::lipsync", "videos/good.mp4::lipsync", "videos/hard/late.mp4::lipsync"])
+    result.stdout.fnmatch_lines(
+        ["videos/broken.mp4::lipsync", "videos/good.mp4::lipsync", "videos/hard/late.mp4::lipsync"]
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("lse_d_maxx = 3\n", "[[]tool.lipsync[]] lse_d_maxx in */pyproject.toml is not a pytest-lipsync setting (did you mean lse_d_max?*"),
-        ("[tool.lipsync.thresholds]\nlse_c_min = 'high'\n", "[[]tool.lipsync[]] thresholds.lse_c_min in */pyproject.toml must be a number, not 'high'"),
-        ("[tool.lipsync.regression]\nlse_c = '+0.3'\n", "*regression.lse_c in */pyproject.toml '+0.3' points the wrong way*\"-0.3\"*"),
-        ("[tool.lipsync.regression]\nlse_d = 'a bit'\n", "*regression.lse_d in */pyproject.toml 'a bit' is not a tolerance*"),
+        (
+            "lse_d_maxx = 3\n",
+            "[[]tool.lipsync[]] lse_d_maxx in */pyproject.toml is not a pytest-lipsync setting (did you mean lse_d_max?*",
+        ),
+        (
+            "[tool.lipsync.thresholds]\nlse_c_min = 'high'\n",
+            "[[]tool.lipsync[]] thresholds.lse_c_min in */pyproject.toml must be a number, not 'high'",
+        ),
+        (
+            "[tool.lipsync.regression]\nlse_c = '+0.3'\n",
+            "*regression.lse_c in */pyproject.toml '+0.3' points the wrong way*\"-0.3\"*",
+        ),
+        (
+            "[tool.lipsync.regression]\nlse_d = 'a bit'\n",
+            "*regression.lse_d in */pyproject.toml 'a bit' is not a tolerance*",
+        ),
         ("batch_size = 'big'\n", "*batch_size in */pyproject.toml must be a whole number, not 'big'"),
         ("allow = ['no_face']\n", "*allow in */pyproject.toml names 'no_face', which is not an error kind*"),
         ("[[tool.lipsync.overrides]]\nlse_d_max = 9.0\n", "*overrides[[]0[]].glob in */pyproject.toml is required*"),
@@ -167,7 +185,10 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
                 'is configured. Set reference = "DIR" in [[]tool.lipsync[]] (--lipsync-reference DIR) or name each video*'
             ),
         ),
-        ("[tool.lipsync.thresholds]\nlse_d_max = nan\n", "*thresholds.lse_d_max in */pyproject.toml is invalid: setting 'lse_d_max' is nan. Use a finite number"),
+        (
+            "[tool.lipsync.thresholds]\nlse_d_max = nan\n",
+            "*thresholds.lse_d_max in */pyproject.toml is invalid: setting 'lse_d_max' is nan. Use a finite number",
+        ),
     ],
 )
 def test_configuration_errors_name_the_key_and_the_file(project, pytester, extra: str, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -199,7 +220,9 @@ def test_misspelt_variables_and_globs_matching_nothing_are_warnings(project, pyt
         ]
     )
     assert "LIPSYNC_FUZZ_SEED" not in result.stdout.str()
-    strict = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider", "-W", "error::pytest_lipsync.plugin.LipsyncConfigWarning")
+    strict = pytester.runpytest_inprocess(
+        "--co", "-q", "-p", "no:cacheprovider", "-W", "error::pytest_lipsync.plugin.LipsyncConfigWarning"
+    )
     assert strict.ret != pytest.ExitCode.OK
 
 
@@ -246,12 +269,27 @@ def test_every_flag_reaches_its_setting(pytester: pytest.Pytester) -> None:
     for folder in ("gt", "a", "b"):
         pytester.mkdir(folder)
     flags = [
-        "--lipsync-videos=a", "--lipsync-videos=b", "--lipsync-reference=gt", "--lipsync-json=r.json",
-        "--lipsync-baseline=base.json", "--lipsync-update-baseline", "--lipsync-no-cache", "--lipsync-offline",
-        "--lipsync-protocol=cropped", "--lipsync-fidelity=clean", "--lipsync-device=cpu",
-        "--lipsync-syncnet-weights=s.model", "--lipsync-s3fd-weights=f.pth", "--lipsync-detector=pkg.mod:make",
-        "--lipsync-batch-size=3", "--lipsync-lse-c-min=2.5", "--lipsync-ssim-min=0.5", "--lipsync-allow=no_face_track",
-        "--lipsync-ssim-window=gaussian11", "--lipsync-color=y", "--lipsync-resize-reference",
+        "--lipsync-videos=a",
+        "--lipsync-videos=b",
+        "--lipsync-reference=gt",
+        "--lipsync-json=r.json",
+        "--lipsync-baseline=base.json",
+        "--lipsync-update-baseline",
+        "--lipsync-no-cache",
+        "--lipsync-offline",
+        "--lipsync-protocol=cropped",
+        "--lipsync-fidelity=clean",
+        "--lipsync-device=cpu",
+        "--lipsync-syncnet-weights=s.model",
+        "--lipsync-s3fd-weights=f.pth",
+        "--lipsync-detector=pkg.mod:make",
+        "--lipsync-batch-size=3",
+        "--lipsync-lse-c-min=2.5",
+        "--lipsync-ssim-min=0.5",
+        "--lipsync-allow=no_face_track",
+        "--lipsync-ssim-window=gaussian11",
+        "--lipsync-color=y",
+        "--lipsync-resize-reference",
         "--lipsync-max-length-mismatch=4",
     ]
     result = pytester.runpytest_inprocess("-s", "-p", "no:cacheprovider", "-k", "test_flags", *flags)
@@ -270,14 +308,20 @@ def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_c
     baseline = pytester.path / "lipsync-baseline.json"
     missing = run(pytester, shared_cache, "-k", "good")
     missing.assert_outcomes(failed=1)
-    missing.stdout.fnmatch_lines(["*baseline file */lipsync-baseline.json does not exist: run with --lipsync-update-baseline to create it"])
+    missing.stdout.fnmatch_lines(
+        ["*baseline file */lipsync-baseline.json does not exist: run with --lipsync-update-baseline to create it"]
+    )
 
     created = run(pytester, shared_cache, "--lipsync-update-baseline")
     created.assert_outcomes(passed=2, failed=1)  # the broken video still fails; it has no entry
-    created.stdout.fnmatch_lines(["lipsync: baseline */lipsync-baseline.json written: 2 added, 0 changed, 0 removed, 0 unchanged"])
+    created.stdout.fnmatch_lines(
+        ["lipsync: baseline */lipsync-baseline.json written: 2 added, 0 changed, 0 removed, 0 unchanged"]
+    )
     document = json.loads(baseline.read_text())
     assert [v["path"] for v in document["videos"]] == ["videos/good.mp4", "videos/hard/late.mp4"]
-    assert document["settings"] == {"protocol": "cropped", "fidelity": "clean"} and "tracks" not in document["videos"][0]
+    assert (
+        document["settings"] == {"protocol": "cropped", "fidelity": "clean"} and "tracks" not in document["videos"][0]
+    )
 
     run(pytester, shared_cache, "-k", "good or late").assert_outcomes(passed=2)
 
@@ -287,8 +331,14 @@ def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_c
     baseline.write_text(json.dumps(document))
     regressed = run(pytester, shared_cache, "-k", "good or late")
     regressed.assert_outcomes(failed=2)
-    regressed.stdout.fnmatch_lines([f"*lse_d*{good['lse_d'] + 0.2:.3f}*{good['lse_d']:.3f}*-0.8*regression lse_d +0.2*FAIL"])
-    regressed.stdout.fnmatch_lines(["*videos/hard/late.mp4 is not in the baseline */lipsync-baseline.json: run with --lipsync-update-baseline to add it"])
+    regressed.stdout.fnmatch_lines(
+        [f"*lse_d*{good['lse_d'] + 0.2:.3f}*{good['lse_d']:.3f}*-0.8*regression lse_d +0.2*FAIL"]
+    )
+    regressed.stdout.fnmatch_lines(
+        [
+            "*videos/hard/late.mp4 is not in the baseline */lipsync-baseline.json: run with --lipsync-update-baseline to add it"
+        ]
+    )
 
     updated = run(pytester, shared_cache, "--lipsync-update-baseline", "-k", "good or late")
     updated.stdout.fnmatch_lines(
@@ -334,7 +384,12 @@ def test_json_report_junit_properties_and_github_summary(project, pytester, shar
 
     text = summary.read_text()
     assert text.startswith("# earlier step\n## pytest-lipsync: 3 videos, 2 failing checks")
-    assert "| <code>videos&#47;good&#46;mp4</code> |" in text and "| passed |" in text and "| unreadable |" in text and "**Mean:** LSE-D" in text
+    assert (
+        "| <code>videos&#47;good&#46;mp4</code> |" in text
+        and "| passed |" in text
+        and "| unreadable |" in text
+        and "**Mean:** LSE-D" in text
+    )
     result.stdout.fnmatch_lines(
         [
             "::error file=videos/broken.mp4,title=lipsync gate::unreadable: *",
@@ -366,7 +421,9 @@ def test_cache_replays_scores_without_a_model_and_still_judges(project, pytester
     run(pytester, cache, "-k", "good").stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
     assert json.loads(entry.read_text())["score"]["metrics"]["lse_d"] > 1.0  # rewritten
 
-    run(pytester, cache, "-k", "good", "--lipsync-no-cache").stdout.fnmatch_lines(["1 scored, 0 replayed from the cache"])
+    run(pytester, cache, "-k", "good", "--lipsync-no-cache").stdout.fnmatch_lines(
+        ["1 scored, 0 replayed from the cache"]
+    )
     no_provider = run(pytester, cache, "-k", "good", "-p", "no:cacheprovider")
     no_provider.stdout.fnmatch_lines(["*lipsync: * cache=off", "1 scored, 0 replayed from the cache"])
 
@@ -434,7 +491,10 @@ def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, m
     assert [v["path"] for v in videos] == ["videos/broken.mp4", "videos/good.mp4", "videos/hard/late.mp4"]
     assert len(json.loads((pytester.path / "base.json").read_text())["videos"]) == 2
     summary = (pytester.path / "summary.md").read_text()
-    assert summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1 and summary.count("| <code>videos&#47;") == 3
+    assert (
+        summary.count("## pytest-lipsync: 3 videos, 2 failing checks") == 1
+        and summary.count("| <code>videos&#47;") == 3
+    )
     assert result.stdout.str().count("::error file=") == 2
 
     replayed = pytester.runpytest_subprocess(*args)  # compares with the baseline, from the cache
@@ -519,8 +579,8 @@ def test_reference_adds_a_quality_item_per_video(project, pytester, clips, share
     missing.assert_outcomes(passed=1, failed=1)  # no ground truth fails the quality item only
     missing.stdout.fnmatch_lines(
         [
-            "videos/hard/late.mp4: no_reference: */videos/hard/late.mp4: has no ground truth in */gt: no \"hard/late.mp4\" there*"
-            "or name it in [[]tool.lipsync.pairs[]]: \"videos/hard/late.mp4\" = \"<ground-truth file>\""
+            'videos/hard/late.mp4: no_reference: */videos/hard/late.mp4: has no ground truth in */gt: no "hard/late.mp4" there*'
+            'or name it in [[]tool.lipsync.pairs[]]: "videos/hard/late.mp4" = "<ground-truth file>"'
         ]
     )
 
@@ -534,10 +594,14 @@ def test_reference_adds_a_quality_item_per_video(project, pytester, clips, share
     assert good["quality"]["identical_frames"] == good["quality"]["frames"] == 25
     assert late["metrics"]["ssim"] < 0.99 and late["quality"]["reference"].endswith("gt/hard/late.mp4")
 
-    pytester.makepyfile(test_quality=QUALITY_TEST.format(clip=str(clips["good.mp4"]), other=str(clips["hard/late.mp4"])))
+    pytester.makepyfile(
+        test_quality=QUALITY_TEST.format(clip=str(clips["good.mp4"]), other=str(clips["hard/late.mp4"]))
+    )
     helpers = run(pytester, shared_cache, "test_quality.py")
     helpers.assert_outcomes(passed=1, failed=1)
-    helpers.stdout.fnmatch_lines(["E       AssertionError: *gate_good.mp4: ssim = *, expected at least 0.9990 (margin -*)"])
+    helpers.stdout.fnmatch_lines(
+        ["E       AssertionError: *gate_good.mp4: ssim = *, expected at least 0.9990 (margin -*)"]
+    )
 
 
 def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytester) -> None:
@@ -546,7 +610,9 @@ def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytest
     result.assert_outcomes(passed=1)
     assert "lipsync" not in result.stdout.str().replace("lipsync-", "")
     code = "import sys, pytest_lipsync.plugin.hooks; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect', 'matplotlib') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 def _summary_section(text: str) -> list[str]:
@@ -557,7 +623,9 @@ def _summary_section(text: str) -> list[str]:
     return lines[start : end + 1]
 
 
-def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_shards_merged_then_gated_give_the_single_runs_verdicts(
+    project, pytester, shared_cache, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     from pytest_lipsync.cli.app import main
 
     project(f'allow = ["unreadable"]\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
@@ -585,13 +653,18 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(project, pyteste
     out = capsys.readouterr().out
     assert _summary_section(out) == _summary_section(whole.stdout.str())
     assert (pytester.path / "gate.md").read_text() == (pytester.path / "whole.md").read_text()
-    assert "videos/hard/late.mp4: 1 of 1 checks failed" in out and "scores read from merged.json (no model loaded)" in out
+    assert (
+        "videos/hard/late.mp4: 1 of 1 checks failed" in out and "scores read from merged.json (no model loaded)" in out
+    )
     assert out.count("::error file=") == whole.stdout.str().count("::error file=") == 1
     assert out.rstrip().endswith("lipsync gate: failed: 1 of 3 verdicts failed")
 
     assert main(["gate", "merged.json", "--lse-d-max", "9", "--baseline", "base.json", "--update-baseline"]) == 0
     assert "base.json written: 2 added, 0 changed, 0 removed" in capsys.readouterr().out
-    assert [v["path"] for v in json.loads((pytester.path / "base.json").read_text())["videos"]] == ["videos/good.mp4", "videos/hard/late.mp4"]
+    assert [v["path"] for v in json.loads((pytester.path / "base.json").read_text())["videos"]] == [
+        "videos/good.mp4",
+        "videos/hard/late.mp4",
+    ]
     assert main(["gate", "merged.json", "--lse-d-max", "9", "--baseline", "base.json"]) == 0
     assert main(["gate", "s1.json"]) == 2  # one shard is not the run
     assert "s1.json: is shard 1/2 of a split, not a whole run" in capsys.readouterr().err
@@ -651,17 +724,24 @@ def test_pairs_name_ground_truth_by_the_project_relative_key_in_whole_and_shard_
 ) -> None:
     """``[tool.lipsync.pairs]`` keys are the videos' keys (relative to the rootdir), as in ``lipsync score``; a
     key relative to the videos folder pairs nothing, and the failure names the key that would."""
-    project('[tool.lipsync.pairs]\n"videos/good.mp4" = "truth/original.mp4"\n"hard/late.mp4" = "truth/original.mp4"\n', broken=False)
+    project(
+        '[tool.lipsync.pairs]\n"videos/good.mp4" = "truth/original.mp4"\n"hard/late.mp4" = "truth/original.mp4"\n',
+        broken=False,
+    )
     (pytester.path / "truth").mkdir()
     shutil.copyfile(clips["good.mp4"], pytester.path / "truth" / "original.mp4")  # no name in common with the video
     whole = run(pytester, shared_cache, "--lipsync-json=all.json")
     whole.assert_outcomes(passed=3, failed=1)
     whole.stdout.fnmatch_lines(["videos/good.mp4::quality PASSED*", "videos/hard/late.mp4::quality FAILED*"])
     whole.stdout.fnmatch_lines(
-        ['*has no ground truth: [[]tool.lipsync.pairs[]] has no entry "videos/hard/late.mp4"*"videos/hard/late.mp4" = "<ground-truth file>"*']
+        [
+            '*has no ground truth: [[]tool.lipsync.pairs[]] has no entry "videos/hard/late.mp4"*"videos/hard/late.mp4" = "<ground-truth file>"*'
+        ]
     )
     good = {v["path"]: v for v in json.loads((pytester.path / "all.json").read_text())["videos"]}["videos/good.mp4"]
-    assert good["quality"]["reference"] == str(pytester.path / "truth" / "original.mp4") and good["metrics"]["ssim"] == 1.0
+    assert (
+        good["quality"]["reference"] == str(pytester.path / "truth" / "original.mp4") and good["metrics"]["ssim"] == 1.0
+    )
 
     for index in (1, 2):
         shard = run(pytester, shared_cache, f"--lipsync-shard={index}/2", f"--lipsync-json=s{index}.json")
@@ -683,7 +763,9 @@ def test_a_configured_gate_that_finds_no_video_fails_naming_the_path(pytester: p
     empty = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert empty.ret == pytest.ExitCode.TESTS_FAILED
     empty.assert_outcomes(passed=1, failed=1)
-    empty.stdout.fnmatch_lines(["*out: holds no video file (searched recursively for .avi, *.mp4*)*allow_no_videos = true*"])
+    empty.stdout.fnmatch_lines(
+        ["*out: holds no video file (searched recursively for .avi, *.mp4*)*allow_no_videos = true*"]
+    )
 
     globbed = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--lipsync-videos=out/*.mkv")
     globbed.assert_outcomes(passed=1, failed=1)
@@ -694,7 +776,9 @@ def test_a_configured_gate_that_finds_no_video_fails_naming_the_path(pytester: p
     allowed.assert_outcomes(passed=1)
 
 
-def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(pytester: pytest.Pytester, clips) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(
+    pytester: pytest.Pytester, clips
+) -> None:  # type: ignore[no-untyped-def]
     from pytest_lipsync.results import Report, RunRecord
 
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
@@ -711,7 +795,9 @@ def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(
     assert pytester.runpytest_inprocess("-p", "no:cacheprovider", "test_other.py").ret == pytest.ExitCode.OK
 
 
-def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "a.mp4").write_bytes(b"")
@@ -732,7 +818,10 @@ def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(pytester:
         (["--lipsync-json=plain.txt/r.json"], "*r.json: cannot be written: */plain.txt is a file, not a directory*"),
         (["--lipsync-html=plain.txt"], "*plain.txt: is a file, not a directory to write the HTML report into*"),
         (["--lipsync-baseline=taken"], "*taken: is a directory, not a baseline file*"),
-        (["--lipsync-baseline=taken", "--lipsync-update-baseline"], "*taken: is a directory, not a file to write the baseline to*"),
+        (
+            ["--lipsync-baseline=taken", "--lipsync-update-baseline"],
+            "*taken: is a directory, not a file to write the baseline to*",
+        ),
     ],
 )
 def test_outputs_that_cannot_be_written_are_usage_errors_before_scoring(  # type: ignore[no-untyped-def]

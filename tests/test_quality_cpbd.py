@@ -100,7 +100,7 @@ def literal_cpbd(gray: np.ndarray) -> float:
             jnb = 5.0 if contrast <= 50 else 3.0
             for value in widths[block].ravel():
                 if value != 0:
-                    probability = 1 - math.exp(-abs(value / jnb) ** 3.6)
+                    probability = 1 - math.exp(-(abs(value / jnb) ** 3.6))
                     counts[round(probability * 100)] += 1
                     total += 1
     return sum(count / total for count in counts[:64]) if total else 0.0

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pytest_lipsync.synthetic.clips import ClipSpec
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.faces.tracking import build_tracks
 from pytest_lipsync.media.decode import open_video
@@ -25,7 +24,6 @@ from pytest_lipsync.quality.accumulate import compare_streams
 from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
-from pytest_lipsync.results import VideoScore
 from pytest_lipsync.scoring.scorer import Scorer
 from pytest_lipsync.settings import Settings
 from tests.test_faces_pipeline import MARKER, SHORT, literal_track
@@ -107,13 +105,18 @@ def test_face_region_equals_skimage_on_literal_crops_and_ignores_the_background(
 
     gen_frames, gt_frames = decoded(generated), decoded(truth)
     geometry = literal_track(list(gen_frames))  # the generated video's track cuts both
-    expected_psnr, expected_ssim = skimage_crop_means(literal_crops(gt_frames, *geometry), literal_crops(gen_frames, *geometry))
+    expected_psnr, expected_ssim = skimage_crop_means(
+        literal_crops(gt_frames, *geometry), literal_crops(gen_frames, *geometry)
+    )
     assert score.metrics["psnr"] == quality["psnr"]["mean"] == pytest.approx(expected_psnr, abs=1e-6)
     assert score.metrics["ssim"] == quality["ssim"]["mean"] == pytest.approx(expected_ssim, abs=1e-6)
 
     frame = compare_videos(generated, truth)
     assert frame.region == "frame" and "tracks" not in frame.to_json()
-    assert score.metrics["psnr"] > frame.psnr.mean + 20, (score.metrics, frame.psnr.mean)  # the noise sits in the background only
+    assert score.metrics["psnr"] > frame.psnr.mean + 20, (
+        score.metrics,
+        frame.psnr.mean,
+    )  # the noise sits in the background only
 
 
 def test_crops_of_several_tracks_over_the_common_prefix_equal_skimage() -> None:
@@ -121,7 +124,7 @@ def test_crops_of_several_tracks_over_the_common_prefix_equal_skimage() -> None:
     rng = np.random.default_rng(3)
     gen = rng.integers(0, 256, (30, 120, 200, 3), dtype=np.uint8)
     gt = np.clip(gen.astype(np.int16) + rng.integers(-20, 21, gen.shape), 0, 255).astype(np.uint8)[:28]
-    faces = (moving_face(range(0, 30), 40.0, seed=1, x0=20.0), moving_face(range(10, 30), 30.0, seed=2, x0=120.0))
+    faces = (moving_face(range(30), 40.0, seed=1, x0=20.0), moving_face(range(10, 30), 30.0, seed=2, x0=120.0))
     tracks = build_tracks(detections_of(30, *faces), [(0, 30)], min_track=5, min_face_size=10).tracks
     regions = FaceRegions(tracks, crop_scale=0.4)
     settings = QualitySettings(region="face")
@@ -160,4 +163,3 @@ def test_cropped_protocol_refuses_the_face_region_before_loading_weights(tmp_pat
     settings = Settings(protocol="cropped", region="face", offline=True, syncnet_weights=str(tmp_path / "none.model"))
     with pytest.raises(ConfigError, match="protocol = 'cropped' has none: its frames already are the face crops"):
         Scorer(settings)
-

@@ -34,7 +34,9 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 def match(dirs: tuple[Path, Path], pairs: dict[str, Path] | None = None, tree: bool = True):  # type: ignore[no-untyped-def]
     generated, reference = dirs
-    return match_reference(generated / "a/b.mp4", "out/a/b.mp4", generated, ReferenceTree.scan(reference) if tree else None, pairs)
+    return match_reference(
+        generated / "a/b.mp4", "out/a/b.mp4", generated, ReferenceTree.scan(reference) if tree else None, pairs
+    )
 
 
 # ---------------------------------------------------------------------------------------------- pairing
@@ -65,7 +67,7 @@ def test_no_reference_is_a_result_saying_where_it_was_looked_for(dirs: tuple[Pat
     assert found.error is not None and found.error.kind == "no_reference"
     assert found.error.message == (
         f'{dirs[0] / "a/b.mp4"}: has no ground truth in {dirs[1]}: no "a/b.mp4" there, and no video named "b.*". '
-        f'Add its ground truth as {dirs[1] / "a/b.mp4"} (any video container), or name it in [tool.lipsync.pairs]: '
+        f"Add its ground truth as {dirs[1] / 'a/b.mp4'} (any video container), or name it in [tool.lipsync.pairs]: "
         '"out/a/b.mp4" = "<ground-truth file>"'
     )
     without_tree = match(dirs, tree=False)
@@ -94,7 +96,9 @@ def test_ambiguous_stems_are_the_videos_error_listing_the_candidates(
 def test_explicit_pair_by_the_videos_key_comes_first(dirs: tuple[Path, Path], tmp_path: Path) -> None:
     touch(dirs[1], "a/b.mp4")
     touch(tmp_path, "elsewhere/truth.mkv")
-    found = match(dirs, {"./out/a/b.mp4": tmp_path / "elsewhere/truth.mkv", "out/a/other.mp4": tmp_path / "nothing.mp4"})
+    found = match(
+        dirs, {"./out/a/b.mp4": tmp_path / "elsewhere/truth.mkv", "out/a/other.mp4": tmp_path / "nothing.mp4"}
+    )
     assert (found.reference, found.rule) == (tmp_path / "elsewhere/truth.mkv", "explicit")
     assert match(dirs, {"out/a/b.mp4": tmp_path / "elsewhere/truth.mkv"}, tree=False).rule == "explicit"
     assert match(dirs, {"a/b.mp4": tmp_path / "elsewhere/truth.mkv"}).rule == "path"  # relative to out/: not its key

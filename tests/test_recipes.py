@@ -93,5 +93,11 @@ def test_matrix_workflow_structure() -> None:
 def test_readme_links_the_scale_out_recipes() -> None:
     assert "docs/scale-out.md" in (ROOT / "README.md").read_text()
     doc = (ROOT / "docs" / "scale-out.md").read_text()
-    for named in ("pytest_lipsync/templates/lipsync-matrix.yml", "docker/Dockerfile", "--tx ssh=", "lipsync merge", "lipsync gate"):
+    for named in (
+        "pytest_lipsync/templates/lipsync-matrix.yml",
+        "docker/Dockerfile",
+        "--tx ssh=",
+        "lipsync merge",
+        "lipsync gate",
+    ):
         assert named in doc

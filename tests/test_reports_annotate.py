@@ -48,7 +48,9 @@ def _codecs(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def annotated(make_clip, syncnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, str]]:  # type: ignore[no-untyped-def]
+def annotated(
+    make_clip, syncnet_weights: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, Path, str]]:  # type: ignore[no-untyped-def]
     """The short marker clip, its annotated copy by the command, and what the command printed."""
     clip = make_clip("pipeline_framed.mp4", FRAMED)
     out = tmp_path_factory.mktemp("annotated") / "videos" / "framed.mp4"
@@ -59,7 +61,19 @@ def annotated(make_clip, syncnet_weights: Path, tmp_path_factory: pytest.TempPat
 
         printed = io.StringIO()
         patch.setattr(sys, "stdout", printed)
-        code = main(["visualize", str(clip), "-o", str(out), *FLAGS, "--syncnet-weights", str(syncnet_weights), "--min-track", "50"])
+        code = main(
+            [
+                "visualize",
+                str(clip),
+                "-o",
+                str(out),
+                *FLAGS,
+                "--syncnet-weights",
+                str(syncnet_weights),
+                "--min-track",
+                "50",
+            ]
+        )
     assert code == 0
     yield clip, out, printed.getvalue()
 
@@ -84,7 +98,7 @@ def test_boxes_sit_on_the_literal_crop_windows(annotated: tuple[Path, Path, str]
         pad = int(s[n] * 1.8)
         top = int(y[n] + pad - s[n]) - pad
         left, right = int(x[n] + pad - s[n] * 1.4) - pad, int(x[n] + pad + s[n] * 1.4) - pad
-        assert 3 < top and 3 < left and right < width - 3  # the edges checked are inside the picture
+        assert top > 3 and left > 3 and right < width - 3  # the edges checked are inside the picture
         near_right, middle_y = right - 12, top + 60  # right of the caption
         edges = [(top + thick // 2, near_right), (middle_y, left + thick // 2), (middle_y, right - 1 - thick // 2)]
         outside = [(top - 3, near_right), (middle_y, left - 3), (middle_y, right + 2)]
@@ -94,10 +108,16 @@ def test_boxes_sit_on_the_literal_crop_windows(annotated: tuple[Path, Path, str]
             pixel = drawn[index][row, column].astype(int)
             assert min(np.abs(pixel - colour).max() for colour in colours) < 40, (index, row, column, pixel)
         for row, column in outside + inside:
-            assert np.abs(drawn[index][row, column].astype(int) - source[index][row, column]).max() < 24, (index, row, column)
+            assert np.abs(drawn[index][row, column].astype(int) - source[index][row, column]).max() < 24, (
+                index,
+                row,
+                column,
+            )
 
 
-def test_a_video_without_a_track_is_marked_on_every_frame(make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_video_without_a_track_is_marked_on_every_frame(
+    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     clip = make_clip("no_face.mp4", NO_FACE)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "no_face.mp4"
@@ -109,8 +129,12 @@ def test_a_video_without_a_track_is_marked_on_every_frame(make_clip, syncnet_wei
     assert _durations(out) == pytest.approx(_durations(clip), abs=1e-3)
 
 
-@pytest.mark.parametrize(("content", "reason"), [(None, "no such file"), (b"not a video", "cannot be opened as a video")])
-def test_a_missing_or_unreadable_video_is_the_typed_error(tmp_path: Path, capsys, monkeypatch, content: bytes | None, reason: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("content", "reason"), [(None, "no such file"), (b"not a video", "cannot be opened as a video")]
+)
+def test_a_missing_or_unreadable_video_is_the_typed_error(
+    tmp_path: Path, capsys, monkeypatch, content: bytes | None, reason: str
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     video, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
     if content is not None:
@@ -120,7 +144,9 @@ def test_a_missing_or_unreadable_video_is_the_typed_error(tmp_path: Path, capsys
     assert not out.exists()
 
 
-def test_the_cropped_protocol_has_no_tracks_to_draw(make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_cropped_protocol_has_no_tracks_to_draw(
+    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     clip = make_clip("no_face.mp4", NO_FACE)
     # Refused before the models load: weights that do not exist are never looked for.
@@ -129,7 +155,9 @@ def test_the_cropped_protocol_has_no_tracks_to_draw(make_clip, syncnet_weights: 
     assert "protocol = 'cropped' has no face tracks to draw" in capsys.readouterr().err
 
 
-def test_an_output_that_cannot_be_written_is_refused_before_scoring(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_an_output_that_cannot_be_written_is_refused_before_scoring(
+    make_clip, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     clip = make_clip("no_face.mp4", NO_FACE)
     flags = ["--offline", "--device", "cpu", "--syncnet-weights", str(tmp_path / "none.model")]
@@ -149,9 +177,13 @@ def test_the_copy_shows_the_frames_its_scores_frame_rule_picks(tmp_path: Path, m
     from pytest_lipsync.reports import annotate
 
     monkeypatch.setattr(annotate, "annotate_frame", lambda picture, *_: (picture, True))  # nothing over the stripes
-    clip = IndexedClip(".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000)
+    clip = IndexedClip(
+        ".mkv", Fraction(30), Fraction(1, 1000), tuple(round(j * 1000 / 30) for j in range(45)), audio_rate=16000
+    )
     source = open_video(clip.write(tmp_path / "indexed_30fps.mkv"))
-    annotate.write_annotated(source, tmp_path / "copy.mp4", (), ConfidenceBand(5.0, "gate"), annotate.h264_encoder(), "ffmpeg_r25")
+    annotate.write_annotated(
+        source, tmp_path / "copy.mp4", (), ConfidenceBand(5.0, "gate"), annotate.h264_encoder(), "ffmpeg_r25"
+    )
     with av.open(str(tmp_path / "copy.mp4")) as container:
         shown = [read_index(frame.to_ndarray(format="bgr24")) for frame in container.decode(video=0)]
     picked = [read_index(frame.to_ndarray()) for frame in source.decoded("bgr24", rule="ffmpeg_r25")]
@@ -195,7 +227,11 @@ def test_reference_fidelity_tracks_move_back_by_the_replays_repeated_frames(make
     from pytest_lipsync.scoring.pipeline import PipelineResult, replay_shift
 
     source = open_video(make_clip("no_face.mp4", NO_FACE))  # 96x72, 16 kHz sound
-    assert (replay_shift(source, reference=True), replay_shift(source, reference=False)) == (leading_repeats(16000), 0) == (2, 0)
+    assert (
+        (replay_shift(source, reference=True), replay_shift(source, reference=False))
+        == (leading_repeats(16000), 0)
+        == (2, 0)
+    )
     s, cx, cy = np.full(3, 10.0), np.array([30.0, 31.0, 32.0]), np.full(3, 20.0)
     track = Track(np.arange(5, 8), np.zeros((3, 4)), s, cx, cy, 3)
     score = TrackScore(5, 7, 1, 7.0, 3.0, 0, (), (1.0,))

@@ -57,9 +57,14 @@ def test_terminal_table_failure_text_and_baseline_lines_stay_one_line_each() -> 
     assert len(table.splitlines()) == 4 and not any(_starts_a_command(line) for line in table.splitlines())
     assert "videos/a\\n::warning title=pwned::hi.mp4" in table and "videos/evil\\u202egnp.mp4" in table
 
-    verdict = Verdict(INJECTED, "failed", (Check("lse_d", 9.0, 8.0, "lse_d_max"),), f"{INJECTED} is not in the baseline")
+    verdict = Verdict(
+        INJECTED, "failed", (Check("lse_d", 9.0, 8.0, "lse_d_max"),), f"{INJECTED} is not in the baseline"
+    )
     text = format_verdict(verdict)
-    assert text.splitlines()[0] == "videos/a\\n::warning title=pwned::hi.mp4: videos/a\\n::warning title=pwned::hi.mp4 is not in the baseline"
+    assert (
+        text.splitlines()[0]
+        == "videos/a\\n::warning title=pwned::hi.mp4: videos/a\\n::warning title=pwned::hi.mp4 is not in the baseline"
+    )
     assert len(text.splitlines()) == 3
 
     described = BaselineChange((INJECTED,), (), (), 0).describe(Path("base.json"))
@@ -102,7 +107,9 @@ def test_job_summary_shows_names_as_literal_text_in_their_cell() -> None:
     )
 
 
-def test_a_pytest_run_over_an_injecting_file_name_prints_no_workflow_command(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_pytest_run_over_an_injecting_file_name_prints_no_workflow_command(
+    project, pytester, shared_cache, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     project("[tool.lipsync.thresholds]\nlse_d_max = 1.0\n", broken=False)
     source = pytester.path / "videos" / "good.mp4"
     shutil.copyfile(source, pytester.path / INJECTED)
@@ -158,4 +165,7 @@ def test_the_html_report_shows_names_as_display_name_does(tmp_path: Path) -> Non
     run = RunRecord("0", {"protocol": "cropped", "fidelity": "clean"}, (), "cpu")
     page = write_report(Report(run, (VideoScore(path=REVERSED, error=error),)), tmp_path / "html").read_text()
     assert "\u202e" not in page
-    assert "<h2>videos/evil\\u202egnp.mp4</h2>" in page and "unreadable: videos/evil\\u202egnp.mp4: cannot be opened" in page
+    assert (
+        "<h2>videos/evil\\u202egnp.mp4</h2>" in page
+        and "unreadable: videos/evil\\u202egnp.mp4: cannot be opened" in page
+    )

@@ -34,7 +34,12 @@ pytest_plugins = ["pytester"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ODD_NAME = "clips/a<b>&c.mp4"
-GITHUB_RUN = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "me/gen", "GITHUB_RUN_ID": "7"}
+GITHUB_RUN = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "me/gen",
+    "GITHUB_RUN_ID": "7",
+}
 ARTIFACTS = "https://github.com/me/gen/actions/runs/7#artifacts"
 
 
@@ -85,8 +90,12 @@ def _report() -> Report:
         duration=3.6,
         quality={"psnr": series, "ssim": ssim, "error": None},
     )
-    failed = VideoScore("clips/silent.mp4", {}, frames=10, error=ScoreError("no_audio", "has no audio <stream> & cannot be scored"))
-    run_record = RunRecord("0.1", {"protocol": "pipeline"}, (WeightsRecord("syncnet", "/w/s.model", "ab" * 32, False),), "cpu")
+    failed = VideoScore(
+        "clips/silent.mp4", {}, frames=10, error=ScoreError("no_audio", "has no audio <stream> & cannot be scored")
+    )
+    run_record = RunRecord(
+        "0.1", {"protocol": "pipeline"}, (WeightsRecord("syncnet", "/w/s.model", "ab" * 32, False),), "cpu"
+    )
     return Report(run_record, (good, failed))
 
 
@@ -151,8 +160,12 @@ def test_report_command_shows_changes_since_the_baseline(tmp_path: Path) -> None
     assert rows[1][1:3] == ["-", "-"]
 
 
-@pytest.mark.parametrize(("content", "reason"), [(None, "cannot be read"), ("{not json", "is not a pytest-lipsync report")])
-def test_report_command_refuses_an_unreadable_json(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "reason"), [(None, "cannot be read"), ("{not json", "is not a pytest-lipsync report")]
+)
+def test_report_command_refuses_an_unreadable_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, reason: str
+) -> None:
     results = tmp_path / "results.json"
     if content is not None:
         results.write_text(content)
@@ -175,7 +188,9 @@ def test_pytest_run_writes_the_html_report(project, pytester, shared_cache, monk
     summary = (pytester.path / "summary.md").read_text(encoding="utf-8")
     assert f"[this run's artifacts]({ARTIFACTS})" in summary and "`lipsync-report` artifact" in summary
     captions = [attrs.get("alt") for tag, attrs in Page(page.read_text(encoding="utf-8")).tags if tag == "img"]
-    assert "Smoothed per-frame confidence of each face track; shaded: the threshold band (lse_c_min 2.5 +- 1)" in captions
+    assert (
+        "Smoothed per-frame confidence of each face track; shaded: the threshold band (lse_c_min 2.5 +- 1)" in captions
+    )
 
 
 # A file name with a byte that is not UTF-8: Python holds it as a lone surrogate (surrogateescape).
@@ -193,7 +208,9 @@ def test_a_file_name_that_is_not_utf8_is_shown_with_its_byte_escaped(tmp_path: P
     annotated.write_bytes(b"stand-in")
     assert main(["report", str(results), "-o", str(tmp_path / "html")]) == 0
     page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
-    assert page.rows[1][0] == "clips/take\\xff.mp4" and "unreadable: clips/take\\xff.mp4: cannot be opened" in "".join(page.text)
+    assert page.rows[1][0] == "clips/take\\xff.mp4" and "unreadable: clips/take\\xff.mp4: cannot be opened" in "".join(
+        page.text
+    )
     (link,) = {attrs["src"] for tag, attrs in page.tags if tag == "video"}
     assert link == "videos/clips/take%FF.mp4" and (tmp_path / "html" / os.fsdecode(unquote_to_bytes(link))).is_file()
 
@@ -206,7 +223,9 @@ def test_pytest_run_writes_the_html_report_for_a_name_that_is_not_utf8(project, 
     result.assert_outcomes(passed=3)
     text = "".join(Page((pytester.path / "html" / "index.html").read_text(encoding="utf-8")).text)
     assert "videos/\\xff.mp4" in text
-    assert os.fsdecode(b"videos/\xff.mp4") in [video["path"] for video in json.loads((pytester.path / "r.json").read_text())["videos"]]
+    assert os.fsdecode(b"videos/\xff.mp4") in [
+        video["path"] for video in json.loads((pytester.path / "r.json").read_text())["videos"]
+    ]
     result.stdout.fnmatch_lines(["videos/\\xff.mp4::lipsync PASSED*", "videos/\\xff.mp4 * ok"])
 
 
@@ -215,7 +234,10 @@ def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -
     from pytest_lipsync.config.keys import Thresholds
     from pytest_lipsync.gate.rules import GateRules
 
-    for rules, label in ((None, "default threshold 3 +- 1"), (GateRules(Thresholds(lse_c_min=5.0)), "lse_c_min 5 +- 1")):
+    for rules, label in (
+        (None, "default threshold 3 +- 1"),
+        (GateRules(Thresholds(lse_c_min=5.0)), "lse_c_min 5 +- 1"),
+    ):
         page = Page(write_report(_report(), tmp_path / label, rules=rules).read_text(encoding="utf-8"))
         captions = [attrs["alt"] for tag, attrs in page.tags if tag == "img"]
         assert f"Smoothed per-frame confidence of each face track; shaded: the threshold band ({label})" in captions
@@ -249,18 +271,24 @@ def test_no_worst_frame_image_when_the_files_are_not_here(tmp_path: Path) -> Non
     assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
 
 
-def test_ground_truth_that_is_not_a_regular_file_is_never_opened(quality_trees: tuple[Path, Path], tmp_path: Path) -> None:
+def test_ground_truth_that_is_not_a_regular_file_is_never_opened(
+    quality_trees: tuple[Path, Path], tmp_path: Path
+) -> None:
     """A FIFO would block the report forever waiting for a writer: it is a file that is not here."""
     pytest.importorskip("matplotlib")
     out, _ = quality_trees
     fifo = tmp_path / "truth.mp4"
     os.mkfifo(fifo)
     results = tmp_path / "results.json"
-    results.write_text(json.dumps(replace(_report(), videos=(_quality_video(out / "talks" / "a.avi", fifo),)).to_dict()))
+    results.write_text(
+        json.dumps(replace(_report(), videos=(_quality_video(out / "talks" / "a.avi", fifo),)).to_dict())
+    )
     code = "import sys; from pytest_lipsync.cli.app import main; sys.exit(main(sys.argv[1:]))"
     command = [sys.executable, "-c", code, "report", str(results), "-o", str(tmp_path / "html")]
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, check=False)  # a hang fails here
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=environment, check=False
+    )  # a hang fails here
     assert done.returncode == 0, done.stderr
     page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
     assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
@@ -295,7 +323,9 @@ def test_rewriting_removes_the_previous_reports_plots_only(tmp_path: Path) -> No
     assert json.loads((tmp_path / MANIFEST).read_text()) == {"files": []}
 
 
-def test_artifact_line_needs_the_run_and_report_adds_it_to_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_artifact_line_needs_the_run_and_report_adds_it_to_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     environ = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "me/gen", "GITHUB_RUN_ID": "42"}
     line = artifact_line(environ)
     assert line == (

@@ -57,9 +57,22 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
 def _document() -> dict[str, Any]:
     """A valid report of two videos, one with tracks and ground truth, one unscorable."""
     series = {"mean": 30.0, "worst": {"frame": 3, "value": 24.5}, "per_frame": [30.0, 31.0, 29.0, 24.5]}
-    quality = {"reference": "gt/a.mp4", "match": "path", "psnr": series, "ssim": {**series, "mean": 0.9}, "frames": 4, "error": None}
+    quality = {
+        "reference": "gt/a.mp4",
+        "match": "path",
+        "psnr": series,
+        "ssim": {**series, "mean": 0.9},
+        "frames": 4,
+        "error": None,
+    }
     track = TrackScore(0, 40, 36, 7.0, 5.0, 1, (9.0, 7.0, 9.5), (4.0, 4.5))
-    good = VideoScore("out/a.mp4", {"lse_d": 7.0, "lse_c": 5.0, "offset": 1.0, "psnr": 30.0, "ssim": 0.9}, (track,), frames=41, quality=quality)
+    good = VideoScore(
+        "out/a.mp4",
+        {"lse_d": 7.0, "lse_c": 5.0, "offset": 1.0, "psnr": 30.0, "ssim": 0.9},
+        (track,),
+        frames=41,
+        quality=quality,
+    )
     broken = VideoScore("out/b.mp4", error=ScoreError("unreadable", "out/b.mp4: cannot be opened as a video"))
     run = RunRecord("0.1.0", {"protocol": "cropped"}, (WeightsRecord("syncnet", "w", "a" * 64, True),), "cpu")
     return json.loads(json.dumps(Report(run, (good, broken)).to_dict()))  # no dictionary shared by two fields
@@ -86,11 +99,17 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("videos.0.frames", -1), "videos[0].frames must be a whole number from 0, not -1"),
         (_set("videos.0.tracks.0.lse_c", "5"), "videos[0].tracks[0].lse_c must be a finite number or null, not '5'"),
         (_set("videos.0.tracks", {"lse_d": 7.0}), "videos[0].tracks must be a list, not {'lse_d': 7.0}"),
-        (_set("videos.0.tracks.0.mean_dist", [1.0, "x"]), "videos[0].tracks[0].mean_dist[1] must be a finite number or null, not 'x'"),
+        (
+            _set("videos.0.tracks.0.mean_dist", [1.0, "x"]),
+            "videos[0].tracks[0].mean_dist[1] must be a finite number or null, not 'x'",
+        ),
         (_set("videos.0.quality", "good"), "videos[0].quality must be an object or null, not 'good'"),
         (_set("videos.0.quality.reference", 5), "videos[0].quality.reference must be a string or null, not 5"),
         (_set("videos.0.quality.psnr.per_frame", "30"), "videos[0].quality.psnr.per_frame must be a list, not '30'"),
-        (_set("videos.0.quality.ssim.worst.frame", 1.5), "videos[0].quality.ssim.worst.frame must be a whole number, not 1.5"),
+        (
+            _set("videos.0.quality.ssim.worst.frame", 1.5),
+            "videos[0].quality.ssim.worst.frame must be a whole number, not 1.5",
+        ),
         (_set("videos.0.quality.error", "none"), "videos[0].quality.error must be an object or null, not 'none'"),
         (_set("videos.1.error", "boom"), "videos[1].error must be an object or null, not 'boom'"),
         (_set("videos.1.error.kind", None), "videos[1].error.kind must be a string, not None"),
@@ -113,7 +132,11 @@ def test_a_malformed_report_is_refused_naming_the_file_and_field(
     mutate(document)
     path = tmp_path / "results.json"
     path.write_text(json.dumps(document).replace(repr(HUGE), "1e400"))
-    commands = (["gate", str(path)], ["merge", str(path), "-o", str(tmp_path / "all.json")], ["report", str(path), "-o", str(tmp_path / "html")])
+    commands = (
+        ["gate", str(path)],
+        ["merge", str(path), "-o", str(tmp_path / "all.json")],
+        ["report", str(path), "-o", str(tmp_path / "html")],
+    )
     for command in commands:
         assert main(command) == 2, command
         assert f"lipsync: error: {path}: is not a pytest-lipsync report ({problem})" in capsys.readouterr().err
@@ -129,7 +152,11 @@ def test_a_fifo_is_refused_without_being_opened(tmp_path: Path) -> None:
     """Opening a FIFO for reading waits for a writer that never comes: the command must not open it."""
     fifo = tmp_path / "results.json"
     os.mkfifo(fifo)
-    for command in (["gate", str(fifo)], ["merge", str(fifo), "-o", str(tmp_path / "all.json")], ["report", str(fifo), "-o", "html"]):
+    for command in (
+        ["gate", str(fifo)],
+        ["merge", str(fifo), "-o", str(tmp_path / "all.json")],
+        ["report", str(fifo), "-o", "html"],
+    ):
         done = _lipsync(command, tmp_path)
         assert done.returncode == 2
         assert f"lipsync: error: {fifo}: is not a regular file. Pass a report written by" in done.stderr
@@ -151,4 +178,12 @@ def _lipsync(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command in a child process: a hang there fails this test (at the guard) instead of stopping the suite."""
     code = "import sys; from pytest_lipsync.cli.app import main; sys.exit(main(sys.argv[1:]))"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-c", code, *command], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+        check=False,
+    )

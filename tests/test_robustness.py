@@ -105,8 +105,12 @@ def remux(path: Path, video_from: Path, audio_from: list[Path], *, faststart: bo
 
 def mixed_lengths(video_seconds: float, audio_seconds: float) -> Build:
     def build(folder: Path) -> Path:
-        video = write_clip(folder / "v.mkv", ClipSpec(**{**REMUXABLE.__dict__, "seconds": video_seconds, "audio": False}))
-        audio = write_clip(folder / "a.mkv", ClipSpec(**{**REMUXABLE.__dict__, "seconds": audio_seconds, "video": False}))
+        video = write_clip(
+            folder / "v.mkv", ClipSpec(**{**REMUXABLE.__dict__, "seconds": video_seconds, "audio": False})
+        )
+        audio = write_clip(
+            folder / "a.mkv", ClipSpec(**{**REMUXABLE.__dict__, "seconds": audio_seconds, "video": False})
+        )
         return remux(folder / "mixed.mkv", video, [audio])
 
     return build
@@ -278,7 +282,10 @@ def test_a_fifo_or_device_named_like_a_video_fails_unread_as_video_or_ground_tru
         assert video is not None and video.kind == "unreadable"
         assert f"{path}: is {what}, not a regular file" in video.message
         truth = scorers().score(good, reference=path).error
-        assert truth is not None and (truth.kind, truth.facts["reference_error"]) == ("reference_mismatch", "unreadable")
+        assert truth is not None and (truth.kind, truth.facts["reference_error"]) == (
+            "reference_mismatch",
+            "unreadable",
+        )
         assert f"its reference {path} cannot be compared: is {what}, not a regular file" in truth.message
 
 
@@ -298,7 +305,10 @@ def test_lipsync_score_fails_a_fifo_matched_by_a_glob_and_scores_the_rest(  # ty
     assert main([*args, "--offline", "--syncnet-weights", str(syncnet_weights), "--json", str(out), "-q"]) == 1
     errors = {Path(video["path"]).name: video["error"] for video in json.loads(out.read_text())["videos"]}
     assert errors["good.mkv"] is None
-    assert errors["pipe.mkv"]["kind"] == "unreadable" and f"{fifo}: is a FIFO, not a regular file" in errors["pipe.mkv"]["message"]
+    assert (
+        errors["pipe.mkv"]["kind"] == "unreadable"
+        and f"{fifo}: is a FIFO, not a regular file" in errors["pipe.mkv"]["message"]
+    )
 
 
 @pytest.mark.parametrize("case", SCORED)
@@ -313,7 +323,9 @@ def test_unusual_but_valid_input_scores_sanely(case: str, scorers, tmp_path: Pat
 
 @pytest.mark.parametrize("rate, channels", [(8000, 1), (22050, 2), (44100, 6), (48000, 2), (96000, 1)])
 def test_any_rate_and_layout_becomes_16khz_mono_of_the_same_length(rate: int, channels: int, tmp_path: Path) -> None:
-    path = write_clip(tmp_path / "sound.mkv", ClipSpec(**{**TINY.__dict__, "audio_rate": rate, "audio_channels": channels}))
+    path = write_clip(
+        tmp_path / "sound.mkv", ClipSpec(**{**TINY.__dict__, "audio_rate": rate, "audio_channels": channels})
+    )
     audio = open_video(path).audio()
     assert abs(len(audio) - TINY.seconds * SAMPLE_RATE) <= SAMPLE_RATE // 25
     assert np.abs(audio.astype(np.int32)).max() > 3000
@@ -365,7 +377,9 @@ def test_frames_over_max_pixels_are_refused_before_decoding(syncnet_weights: Pat
     monkeypatch.setattr(VideoSource, "decoded", no_decoding)
     monkeypatch.setattr(VideoSource, "audio", no_decoding)
     path = write_clip(tmp_path / "big.mkv", TINY)
-    settings = Settings(protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+    settings = Settings(
+        protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True
+    )
     error = Scorer(settings.replace(max_pixels=1000)).score(path).error
     assert error is not None and error.kind == "too_large"
     assert error.facts == {"width": 64, "height": 64, "max_pixels": 1000}
@@ -426,12 +440,16 @@ def scorer_with(syncnet_weights: Path, **changes: object):  # type: ignore[no-un
     from pytest_lipsync import Settings
     from pytest_lipsync.scoring.scorer import Scorer
 
-    settings = Settings(protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True)
+    settings = Settings(
+        protocol="cropped", fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), offline=True
+    )
     return Scorer(settings.replace(**changes))
 
 
 @pytest.mark.parametrize("protocol", ["cropped", "pipeline"])
-def test_scores_that_are_not_finite_fail_the_video_never_pass_it(protocol: str, syncnet_weights: Path, tmp_path: Path) -> None:
+def test_scores_that_are_not_finite_fail_the_video_never_pass_it(
+    protocol: str, syncnet_weights: Path, tmp_path: Path
+) -> None:
     """Finite weights can still overflow float32 (here a lip embedding bias of 1e38, whose squared distances are
     infinite): LSE-D comes out inf and LSE-C inf - inf = NaN. Such a video fails with ``non_finite``."""
     import torch
@@ -441,10 +459,19 @@ def test_scores_that_are_not_finite_fail_the_video_never_pass_it(protocol: str, 
     overflowing = tmp_path / "overflowing.model"
     torch.save(state, overflowing)
     path = write_clip(tmp_path / "clip.mkv", ClipSpec(seconds=1.0, width=96, height=96, marker=True))
-    scorer = scorer_with(overflowing, protocol=protocol, detector="pytest_lipsync.synthetic.faces:marker_detector", min_track=10, min_face_size=10)
+    scorer = scorer_with(
+        overflowing,
+        protocol=protocol,
+        detector="pytest_lipsync.synthetic.faces:marker_detector",
+        min_track=10,
+        min_face_size=10,
+    )
     score = scorer.score(path)
     assert score.error is not None and (score.error.kind, score.metrics, score.tracks) == ("non_finite", {}, ())
-    assert f"{path}: SyncNet's distances are not finite (lse_d = inf, lse_c = nan in the track at frames 0-24)" in score.error.message
+    assert (
+        f"{path}: SyncNet's distances are not finite (lse_d = inf, lse_c = nan in the track at frames 0-24)"
+        in score.error.message
+    )
     assert "precision = 'fp32'" in score.error.message
     assert score.error.facts == {"first_frame": 0, "last_frame": 24, "lse_d": "inf", "lse_c": "nan"}
 
@@ -458,7 +485,9 @@ DAMAGED = {
 
 
 @pytest.mark.parametrize("case", DAMAGED)
-def test_damaged_packets_cost_only_their_frames_and_are_counted(case: str, syncnet_weights: Path, tmp_path: Path) -> None:
+def test_damaged_packets_cost_only_their_frames_and_are_counted(
+    case: str, syncnet_weights: Path, tmp_path: Path
+) -> None:
     result = scorer_with(syncnet_weights, max_corrupt_fraction=0.5).score(DAMAGED[case](tmp_path))
     assert result.error is None, result.error
     assert result.frames == 25 and result.tracks[0].windows == 20  # lost frames' slots are filled by their neighbours
@@ -479,7 +508,12 @@ def test_more_damage_than_max_corrupt_fraction_fails_with_the_counts(syncnet_wei
 
 def test_damage_is_counted_once_per_video_over_both_pipeline_passes(syncnet_weights: Path, tmp_path: Path) -> None:
     path = damaged("face.mkv", "mjpeg", (12,), seconds=1.2, width=96, height=96, marker=True)(tmp_path)
-    pipeline = {"protocol": "pipeline", "detector": "pytest_lipsync.synthetic.faces:marker_detector", "min_track": 10, "min_face_size": 10.0}
+    pipeline = {
+        "protocol": "pipeline",
+        "detector": "pytest_lipsync.synthetic.faces:marker_detector",
+        "min_track": 10,
+        "min_face_size": 10.0,
+    }
     result = scorer_with(syncnet_weights, max_corrupt_fraction=0.1, **pipeline).score(path)
     assert result.error is None, result.error
     assert result.damaged_frames == 1 and result.frames == 30
@@ -561,7 +595,9 @@ def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(syncnet_
     monkeypatch.setattr(SyncScorer, "embed_windows", lambda self, pending, first, count, *rest: forwards.append(count))
     net = load_syncnet(locate_weights(SYNCNET, syncnet_weights), torch.device("cpu"))  # type: ignore[arg-type]
     expired = Deadline(Path("clip.mp4"), limit=1.0, started=time.monotonic() - 10)
-    embedder = SyncScorer(net, torch.device("cpu"), batch_size=4).embedder(np.zeros(640 * 40, np.int16), Timings(deadline=expired))
+    embedder = SyncScorer(net, torch.device("cpu"), batch_size=4).embedder(
+        np.zeros(640 * 40, np.int16), Timings(deadline=expired)
+    )
     with pytest.raises(ScoringTimeoutError, match="clip.mp4: scoring was stopped"):
         embedder.add(np.zeros((25, 224, 224, 3), np.uint8))
     assert forwards == [4]
@@ -631,7 +667,17 @@ def test_the_default_timeout_grows_with_the_frame_area_past_720p() -> None:
     assert video_timeout(30.0, 10.0, 1920 * 1080) == 30.0
 
 
-@pytest.mark.parametrize(("key", "value"), [("timeout", 0), ("timeout", -1.0), ("timeout", "5"), ("max_corrupt_fraction", -0.1), ("max_corrupt_fraction", 1.5), ("max_corrupt_fraction", None)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("timeout", 0),
+        ("timeout", -1.0),
+        ("timeout", "5"),
+        ("max_corrupt_fraction", -0.1),
+        ("max_corrupt_fraction", 1.5),
+        ("max_corrupt_fraction", None),
+    ],
+)
 def test_timeout_and_max_corrupt_fraction_are_validated(key: str, value: object) -> None:
     from pytest_lipsync import Settings
     from pytest_lipsync.errors import ConfigError
@@ -644,7 +690,10 @@ def test_timeout_and_max_corrupt_fraction_are_keys_of_every_source(tmp_path: Pat
     from pytest_lipsync.config.resolution import Layer, env_layer, resolve
     from pytest_lipsync.errors import ConfigError
 
-    layers = [Layer("pyproject", {"max_corrupt_fraction": 0.05}, "pyproject.toml"), env_layer({"LIPSYNC_TIMEOUT": "90"})]
+    layers = [
+        Layer("pyproject", {"max_corrupt_fraction": 0.05}, "pyproject.toml"),
+        env_layer({"LIPSYNC_TIMEOUT": "90"}),
+    ]
     settings = resolve(layers, tmp_path).settings
     assert (settings.timeout, settings.max_corrupt_fraction) == (90.0, 0.05)
     with pytest.raises(ConfigError, match="--lipsync-timeout is invalid: setting 'timeout' is 0.0"):
@@ -672,8 +721,12 @@ def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tm
     from pytest_lipsync.session.videos import VideoEntry
     from pytest_lipsync.settings import Settings
 
-    jobs = [Job(n, VideoEntry(name, tmp_path / name)) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)]
-    _, results = score_jobs(jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer)
+    jobs = [
+        Job(n, VideoEntry(name, tmp_path / name)) for n, name in enumerate(["a.mp4", "hang.mp4", "b.mp4", "c.mp4"], 1)
+    ]
+    _, results = score_jobs(
+        jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer
+    )
     assert [result.error.kind if result.error else "ok" for result in results] == ["ok", "timeout", "ok", "ok"]
     message = results[1].error.message  # type: ignore[union-attr]
     assert message.startswith(f"{tmp_path / 'hang.mp4'}: scoring was stopped after ")
@@ -693,21 +746,31 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_pytest(pytester: pyt
     result.stderr.fnmatch_lines(["ERROR: */pyproject.toml: Invalid value (at line 3, column 12)"])
 
 
-def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(
+    make_clip, tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     from pytest_lipsync.cli.app import main
 
     (tmp_path / "pyproject.toml").write_text(BAD_TOML)
     monkeypatch.chdir(tmp_path)
     assert main(["score", str(make_clip("toml_clip.mkv", TINY)), "-q"]) == 2
-    expected = f"lipsync: error: {tmp_path / 'pyproject.toml'}: is not valid TOML: Invalid value (at line 3, column 12). Fix"
+    expected = (
+        f"lipsync: error: {tmp_path / 'pyproject.toml'}: is not valid TOML: Invalid value (at line 3, column 12). Fix"
+    )
     assert capsys.readouterr().err.startswith(expected)
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ('{"schema_version": 1, "tool": {"name": "pytest-lipsync", "vers', "Unterminated string starting at: line 1 column 58"),
-        ('{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}', "videos[0].metrics.lse_d must be a finite number or null, not 'low'"),
+        (
+            '{"schema_version": 1, "tool": {"name": "pytest-lipsync", "vers',
+            "Unterminated string starting at: line 1 column 58",
+        ),
+        (
+            '{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}',
+            "videos[0].metrics.lse_d must be a finite number or null, not 'low'",
+        ),
         ("[1, 2]", "a report is a JSON object, not a list"),
     ],
     ids=["truncated", "hand_edited_metric", "not_a_report"],
@@ -721,13 +784,17 @@ def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: 
     with pytest.raises(ConfigError) as raised:
         load_baseline(path)
     assert raised.value.message.startswith(f"{path}: is not a readable baseline ({problem}")
-    assert "Restore it from version control, or delete it and run with --lipsync-update-baseline" in raised.value.message
+    assert (
+        "Restore it from version control, or delete it and run with --lipsync-update-baseline" in raised.value.message
+    )
 
 
 # ---------------------------------------------------------------- one bad video never stops the others
 
 
-def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(
+    syncnet_weights: Path, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
     """Under ``--workers 2``, each bad file fails with its own kind and every good one scores (in one process,
     ``test_workers`` shows the same results, and the corpus above each kind)."""
     import json

@@ -22,7 +22,9 @@ def load_syncnet(path: Path, device: torch.device) -> SyncNet:
 
 
 def released_keys() -> dict[str, tuple[int, ...]]:
-    rows = [line.split("\t") for line in (DATA / "syncnet.keys.txt").read_text().splitlines() if not line.startswith("#")]
+    rows = [
+        line.split("\t") for line in (DATA / "syncnet.keys.txt").read_text().splitlines() if not line.startswith("#")
+    ]
     return {key: tuple(int(n) for n in shape.strip("()").split(",") if n.strip()) for key, shape, _ in rows}
 
 
@@ -77,11 +79,18 @@ def test_non_finite_weights_are_refused_naming_the_file_and_the_first_key(
     """Weights of the right shapes but NaN or infinite (a diverged training run, a damaged export) load into a
     network that scores NaN: refused at load, before any video is touched."""
     path = _save(_all_nan(state), tmp_path / "nan.model")
-    with pytest.raises(WeightsError, match=rf"{path}: is not usable SyncNet weights: 'netcnnaud.0.weight' holds 576 "
-                       r"non-finite values \(NaN or infinity\) of 576.*lipsync fetch-models"):
+    with pytest.raises(
+        WeightsError,
+        match=rf"{path}: is not usable SyncNet weights: 'netcnnaud.0.weight' holds 576 "
+        r"non-finite values \(NaN or infinity\) of 576.*lipsync fetch-models",
+    ):
         load_syncnet(path, torch.device("cpu"))
-    one_inf = dict(state, **{"netfclip.3.bias": state["netfclip.3.bias"].clone().index_fill_(0, torch.tensor([9]), -math.inf)})
-    with pytest.raises(WeightsError, match=r"'netfclip.3.bias' holds 1 non-finite values \(NaN or infinity\) of 1024") as caught:
+    one_inf = dict(
+        state, **{"netfclip.3.bias": state["netfclip.3.bias"].clone().index_fill_(0, torch.tensor([9]), -math.inf)}
+    )
+    with pytest.raises(
+        WeightsError, match=r"'netfclip.3.bias' holds 1 non-finite values \(NaN or infinity\) of 1024"
+    ) as caught:
         load_syncnet(_save(one_inf, tmp_path / "inf.model"), torch.device("cpu"))
     assert caught.value.facts == {"key": "netfclip.3.bias", "non_finite": 1}
 
@@ -96,7 +105,10 @@ def test_lipsync_score_with_nan_weights_is_a_usage_error(  # type: ignore[no-unt
     clip = make_clip("nan_weights.mkv", ClipSpec(seconds=0.5, width=64, height=64))
     args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline", "-q"]
     assert main([*args, "--syncnet-weights", str(path), "--json", str(tmp_path / "scores.json")]) == 2
-    assert f"{path}: is not usable SyncNet weights: 'netcnnaud.0.weight' holds 576 non-finite values" in capsys.readouterr().err
+    assert (
+        f"{path}: is not usable SyncNet weights: 'netcnnaud.0.weight' holds 576 non-finite values"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "scores.json").exists()
 
 

@@ -16,11 +16,11 @@ import pytest
 import python_speech_features
 import torch
 
-from pytest_lipsync.synthetic.clips import ClipSpec, speech
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
 from pytest_lipsync.sync.distances import offset_distances
 from pytest_lipsync.sync.lse import SyncScorer, Timings
+from pytest_lipsync.synthetic.clips import ClipSpec, speech
 
 CLIPS = {
     "h264_aac.mp4": ClipSpec(seconds=1.6, seed=1),
@@ -39,13 +39,15 @@ def literal_lse(net: torch.nn.Module, frames: list[np.ndarray], audio: np.ndarra
     lastframe = min_length - 5
     lip, aud = [], []
     with torch.no_grad():
-        for i in range(0, lastframe):
+        for i in range(lastframe):
             lip.append(net.forward_lip(imtv[:, :, i : i + 5]).double()[0])
             aud.append(net.forward_aud(cc[:, :, :, 4 * i : 4 * i + 20]).double()[0])
     vshift = 15
     zero = torch.zeros_like(aud[0])
     padded = [zero] * vshift + aud + [zero] * vshift
-    dists = [[float(torch.sqrt(((lip[i] - padded[i + k] + 1e-6) ** 2).sum())) for k in range(31)] for i in range(len(lip))]
+    dists = [
+        [float(torch.sqrt(((lip[i] - padded[i + k] + 1e-6) ** 2).sum())) for k in range(31)] for i in range(len(lip))
+    ]
     mean_dist = [sum(dists[i][k] for i in range(len(lip))) / len(lip) for k in range(31)]
     minval = min(mean_dist)
     minidx = mean_dist.index(minval)

@@ -25,7 +25,9 @@ def keys(entries: tuple[VideoEntry, ...]) -> list[str]:
 # ------------------------------------------------------------------------------------------------- keys
 
 
-def test_a_key_is_the_path_relative_to_the_project_root_however_it_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_key_is_the_path_relative_to_the_project_root_however_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "project"
     (root / "sub").mkdir(parents=True)
     assert video_key(root / "out" / "a.mp4", root) == "out/a.mp4"
@@ -37,7 +39,10 @@ def test_a_key_is_the_path_relative_to_the_project_root_however_it_was_given(tmp
 
 
 def test_a_key_outside_the_project_is_the_absolute_path(tmp_path: Path) -> None:
-    assert video_key(tmp_path / "elsewhere" / "a.mp4", tmp_path / "project") == (tmp_path / "elsewhere" / "a.mp4").as_posix()
+    assert (
+        video_key(tmp_path / "elsewhere" / "a.mp4", tmp_path / "project")
+        == (tmp_path / "elsewhere" / "a.mp4").as_posix()
+    )
 
 
 def test_a_key_through_a_symlinked_project_directory_is_still_relative(tmp_path: Path) -> None:
@@ -78,16 +83,29 @@ def test_a_dangling_video_symlink_is_listed_so_that_it_fails_as_not_found(tmp_pa
 def test_globs_select_video_files_and_the_videos_of_matching_folders(tmp_path: Path) -> None:
     touch(tmp_path, "out/a.mp4", "out/notes.txt", "out/x/b.mp4", "out/x/y/c.mp4", "out/z/d.mkv")
     assert keys(list_videos([tmp_path / "out" / "*.mp4"], tmp_path).entries) == ["out/a.mp4"]
-    assert keys(list_videos([tmp_path / "out" / "**" / "*.mp4"], tmp_path).entries) == ["out/a.mp4", "out/x/b.mp4", "out/x/y/c.mp4"]
-    assert keys(list_videos([tmp_path / "out" / "[xz]"], tmp_path).entries) == ["out/x/b.mp4", "out/x/y/c.mp4", "out/z/d.mkv"]
+    assert keys(list_videos([tmp_path / "out" / "**" / "*.mp4"], tmp_path).entries) == [
+        "out/a.mp4",
+        "out/x/b.mp4",
+        "out/x/y/c.mp4",
+    ]
+    assert keys(list_videos([tmp_path / "out" / "[xz]"], tmp_path).entries) == [
+        "out/x/b.mp4",
+        "out/x/y/c.mp4",
+        "out/z/d.mkv",
+    ]
 
 
 def test_a_folder_or_glob_without_videos_is_unmatched_and_says_why(tmp_path: Path) -> None:
     touch(tmp_path, "out/a.mp4", "empty/notes.txt")
-    listing = list_videos([tmp_path / "out", tmp_path / "empty", tmp_path / "out" / "*.mkv", tmp_path / "gone" / "*.mp4"], tmp_path)
+    listing = list_videos(
+        [tmp_path / "out", tmp_path / "empty", tmp_path / "out" / "*.mkv", tmp_path / "gone" / "*.mp4"], tmp_path
+    )
     assert keys(listing.entries) == ["out/a.mp4"]
     assert [(item.key, item.message) for item in listing.unmatched] == [
-        ("empty", f"{tmp_path / 'empty'}: holds no video file (searched recursively for {', '.join(sorted(VIDEO_SUFFIXES))})"),
+        (
+            "empty",
+            f"{tmp_path / 'empty'}: holds no video file (searched recursively for {', '.join(sorted(VIDEO_SUFFIXES))})",
+        ),
         ("out/*.mkv", f"{tmp_path / 'out' / '*.mkv'}: matches no video file"),
         ("gone/*.mp4", f"{tmp_path / 'gone' / '*.mp4'}: matches no video file"),
     ]
@@ -100,7 +118,9 @@ def test_a_missing_folder_is_a_usage_error_and_a_missing_video_file_is_a_video(t
     assert keys(list_videos([tmp_path / "out" / "a.mp4"], tmp_path).entries) == ["out/a.mp4"]
 
 
-def test_an_unreadable_folder_is_a_usage_error_not_a_silent_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreadable_folder_is_a_usage_error_not_a_silent_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     touch(tmp_path, "out/locked/a.mp4")
@@ -124,7 +144,11 @@ def test_pairs_are_keyed_by_the_project_relative_key(tmp_path: Path) -> None:
     truth = tmp_path / "truth" / "original.mkv"
     pairs = {"out/take_7.mp4": truth, "b/take_8.mp4": truth}
     paired, unpaired = list_videos([tmp_path / "out"], tmp_path, pairs=pairs).entries[::-1]
-    assert (paired.key, paired.reference, paired.ground_truth and paired.ground_truth.rule) == ("out/take_7.mp4", truth, "explicit")
+    assert (paired.key, paired.reference, paired.ground_truth and paired.ground_truth.rule) == (
+        "out/take_7.mp4",
+        truth,
+        "explicit",
+    )
     assert unpaired.key == "out/b/take_8.mp4" and unpaired.reference is None
     assert unpaired.reference_error is not None and unpaired.reference_error.kind == "no_reference"
     assert unpaired.reference_error.message == (

@@ -41,11 +41,15 @@ def _without_timings(document: dict) -> dict:  # type: ignore[type-arg]
     return {**document, "videos": [{**video, "timings": {}} for video in document["videos"]]}
 
 
-def test_two_workers_give_the_single_process_results_in_order(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_give_the_single_process_results_in_order(
+    make_clip, syncnet_weights: Path, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "out"
     folder.mkdir()
     for seed in (21, 22, 23):
-        (folder / f"clip{seed}.mp4").write_bytes(make_clip(f"workers_{seed}.mp4", ClipSpec(seconds=1.0, width=48, height=48, seed=seed)).read_bytes())
+        (folder / f"clip{seed}.mp4").write_bytes(
+            make_clip(f"workers_{seed}.mp4", ClipSpec(seconds=1.0, width=48, height=48, seed=seed)).read_bytes()
+        )
     (folder / "broken.mp4").write_bytes((folder / "clip21.mp4").read_bytes()[:1500])
     common = ["score", str(folder), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
     common += ["--syncnet-weights", str(syncnet_weights)]
@@ -55,14 +59,26 @@ def test_two_workers_give_the_single_process_results_in_order(make_clip, syncnet
     captured = capsys.readouterr()
     one, two = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
     assert _without_timings(one) == _without_timings(two)
-    assert [Path(video["path"]).name for video in two["videos"]] == ["broken.mp4", "clip21.mp4", "clip22.mp4", "clip23.mp4"]
-    assert [line.split()[:4] for line in single.splitlines()] == [line.split()[:4] for line in captured.out.splitlines()]
+    assert [Path(video["path"]).name for video in two["videos"]] == [
+        "broken.mp4",
+        "clip21.mp4",
+        "clip22.mp4",
+        "clip23.mp4",
+    ]
+    assert [line.split()[:4] for line in single.splitlines()] == [
+        line.split()[:4] for line in captured.out.splitlines()
+    ]
     progress = captured.err.splitlines()
-    assert sum(line.endswith(" s") for line in progress) == 4 and {"(worker 1)", "(worker 2)"} <= {line[-10:] for line in progress}
+    assert sum(line.endswith(" s") for line in progress) == 4 and {"(worker 1)", "(worker 2)"} <= {
+        line[-10:] for line in progress
+    }
 
 
 def test_a_dying_worker_fails_its_video_only(tmp_path: Path) -> None:
-    jobs = [Job(n, VideoEntry(f"out/{name}", tmp_path / name)) for n, name in enumerate(["a.mp4", "crash.mp4", "b.mp4", "c.mp4"], 1)]
+    jobs = [
+        Job(n, VideoEntry(f"out/{name}", tmp_path / name))
+        for n, name in enumerate(["a.mp4", "crash.mp4", "b.mp4", "c.mp4"], 1)
+    ]
     run, results = score_jobs(jobs, Settings(device="cpu"), 2, Progress(len(jobs), quiet=True), crashing_scorer)
     assert [result.path for result in results] == ["out/a.mp4", "out/crash.mp4", "out/b.mp4", "out/c.mp4"]  # keys
     crashed = results[1].error

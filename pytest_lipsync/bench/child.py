@@ -133,8 +133,8 @@ def _pair(sync: SyncScorer, s3fd: S3FDDetector | None, every: int) -> list[tuple
 
 def _pairing_stride(path: Path, bare_calls: int | None) -> int:
     """Pair a bare pass with every N-th S3FD call so that about ``bare_calls`` are timed (None: all)."""
-    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
 
     if bare_calls is None:
         return 1
@@ -152,8 +152,8 @@ def torch_info() -> dict[str, Any]:
 def _warm_up(sync: SyncScorer, s3fd: S3FDDetector | None, path: Path) -> None:
     """One forward pass per model at the run's first shapes, untimed: first calls pick kernels and allocate."""
     from pytest_lipsync.bench.bare import s3fd_warm_up, syncnet_warm_up
-    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.sync.model import LIP_FRAMES
 
     info = open_video(path).info
@@ -167,9 +167,9 @@ def s3fd_run(job: Job) -> dict[str, Any]:
     import numpy as np
 
     from pytest_lipsync.bench.bare import detector_throughput
-    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.faces.s3fd import S3FDDetector, load_s3fd
     from pytest_lipsync.media.decode import open_video
+    from pytest_lipsync.scoring.pipeline import FRAME_BATCH
     from pytest_lipsync.scoring.scorer import resolve_device
 
     device = resolve_device(job.device)

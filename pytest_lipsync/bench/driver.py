@@ -69,19 +69,22 @@ def score_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
             min_track = max(1, min(min_track, clip.frames - 2))
         for protocol in plan.protocols:
             for variant in (variant for variant in plan.variants if applies(variant, protocol)):
-                yield clip, Job(
-                    kind="score",
-                    clip=str(clip.path),
-                    protocol=protocol,
-                    variant=variant.name,
-                    changes=variant.as_dict(),
-                    weights=plan.weights,
-                    markers=plan.weights.standin and clip.generated,
-                    quality=plan.quality,
-                    device=plan.device,
-                    min_track=min_track,
-                    bare_calls=plan.bare_calls,
-                    single_frames=plan.single_frames,
+                yield (
+                    clip,
+                    Job(
+                        kind="score",
+                        clip=str(clip.path),
+                        protocol=protocol,
+                        variant=variant.name,
+                        changes=variant.as_dict(),
+                        weights=plan.weights,
+                        markers=plan.weights.standin and clip.generated,
+                        quality=plan.quality,
+                        device=plan.device,
+                        min_track=min_track,
+                        bare_calls=plan.bare_calls,
+                        single_frames=plan.single_frames,
+                    ),
                 )
 
 
@@ -91,19 +94,22 @@ def s3fd_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
         return
     sizes = {(clip.width, clip.height): clip for clip in reversed(plan.clips)}
     for clip in sorted(sizes.values(), key=lambda c: c.width * c.height):
-        yield clip, Job(
-            kind="s3fd",
-            clip=str(clip.path),
-            protocol="pipeline",
-            variant=BASELINE,
-            changes={},
-            weights=plan.weights,
-            markers=False,
-            quality=False,
-            device=plan.device,
-            min_track=1,
-            bare_calls=plan.bare_calls,
-            single_frames=plan.single_frames,
+        yield (
+            clip,
+            Job(
+                kind="s3fd",
+                clip=str(clip.path),
+                protocol="pipeline",
+                variant=BASELINE,
+                changes={},
+                weights=plan.weights,
+                markers=False,
+                quality=False,
+                device=plan.device,
+                min_track=1,
+                bare_calls=plan.bare_calls,
+                single_frames=plan.single_frames,
+            ),
         )
 
 
@@ -117,7 +123,9 @@ def run_child(job: Job, workdir: Path, number: int) -> dict[str, Any]:
     done = subprocess.run(command, capture_output=True, text=True, env=_child_environment())
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise BenchError(f"benchmark run {number} ({Path(job.clip).name}, {job.protocol}, {job.variant}) failed:\n{tail}")
+        raise BenchError(
+            f"benchmark run {number} ({Path(job.clip).name}, {job.protocol}, {job.variant}) failed:\n{tail}"
+        )
     return json.loads(out_file.read_text())
 
 
@@ -155,8 +163,11 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
         "machine": machine(plan.device),
         "command": list(command),
         "runs": scored,
-        "s3fd_batching": [{"clip": run["clip"]["name"], "width": run["clip"]["width"], "height": run["clip"]["height"],
-                           **run["raw"]} for run in runs if run["job"].kind == "s3fd"],  # fmt: skip
+        "s3fd_batching": [
+            {"clip": run["clip"]["name"], "width": run["clip"]["width"], "height": run["clip"]["height"], **run["raw"]}
+            for run in runs
+            if run["job"].kind == "s3fd"
+        ],
         "memory": memory_growth(scored),
         "failed": failed,
     }
@@ -223,8 +234,13 @@ def stage_rows(timings: dict[str, float], wall: float, frames: int, duration: fl
             rows.append((stage, sum(present)))
     rows.append((OTHER, wall - sum(seconds for _, seconds in rows)))
     return [
-        {"stage": stage, "seconds": seconds, "fps": _ratio(frames, seconds), "rtf": _ratio(seconds, duration),
-         "share": _ratio(seconds, wall)}  # fmt: skip
+        {
+            "stage": stage,
+            "seconds": seconds,
+            "fps": _ratio(frames, seconds),
+            "rtf": _ratio(seconds, duration),
+            "share": _ratio(seconds, wall),
+        }
         for stage, seconds in rows
     ]
 

@@ -60,7 +60,9 @@ def parse_variant(text: str, base: Settings = Settings()) -> Variant:
         key, equals, raw = item.partition("=")
         key = key.strip()
         if not equals or not key:
-            raise ConfigError(f"variant {text!r}: {item!r} is not key=value", hint="Write e.g. --variant precision=bf16")
+            raise ConfigError(
+                f"variant {text!r}: {item!r} is not key=value", hint="Write e.g. --variant precision=bf16"
+            )
         if key in _FIXED_KEYS:
             raise ConfigError(
                 f"variant {text!r}: setting {key!r} is fixed by the benchmark",

@@ -51,7 +51,9 @@ def summary_table(runs: Sequence[dict[str, Any]], standin: bool) -> str:
             _num(run["fps"]), _num(run["rtf"], 3), _num(run["peak_rss_mib"], 0), _num(run["bare"]["total"]),
             _times(run["overhead_ratio"]), _times(versus.get("speedup")), _changes(versus) if versus else "",
         ])  # fmt: skip
-    errors = [f"- {run['clip']['name']} {run['protocol']} {run['variant']}: {run['error']}" for run in runs if run["error"]]
+    errors = [
+        f"- {run['clip']['name']} {run['protocol']} {run['variant']}: {run['error']}" for run in runs if run["error"]
+    ]
     return "\n".join([table(header, rows), *errors])
 
 
@@ -73,8 +75,14 @@ def stage_table(run: dict[str, Any]) -> str:
 
 def batching_table(rows: Iterable[dict[str, Any]]) -> str:
     body = [
-        [f"{row['width']}x{row['height']}", str(row["frames"]), str(row["batch"]), _num(row["batched_fps"]),
-         _num(row["single_fps"]), _times(row["speedup"])]  # fmt: skip
+        [
+            f"{row['width']}x{row['height']}",
+            str(row["frames"]),
+            str(row["batch"]),
+            _num(row["batched_fps"]),
+            _num(row["single_fps"]),
+            _times(row["speedup"]),
+        ]
         for row in rows
     ]
     return "S3FD fp32, batched against one frame per call\n\n" + table(
@@ -84,9 +92,15 @@ def batching_table(rows: Iterable[dict[str, Any]]) -> str:
 
 def memory_table(rows: Iterable[dict[str, Any]]) -> str:
     body = [
-        [f"{row['width']}x{row['height']}", str(row["faces"]), row["protocol"], row["variant"],
-         f"{row['short_seconds']:g} s: {row['short_peak_rss_mib']:.0f}", f"{row['long_seconds']:g} s: {row['long_peak_rss_mib']:.0f}",
-         _times(row["ratio"])]  # fmt: skip
+        [
+            f"{row['width']}x{row['height']}",
+            str(row["faces"]),
+            row["protocol"],
+            row["variant"],
+            f"{row['short_seconds']:g} s: {row['short_peak_rss_mib']:.0f}",
+            f"{row['long_seconds']:g} s: {row['long_peak_rss_mib']:.0f}",
+            _times(row["ratio"]),
+        ]
         for row in rows
     ]
     return "Peak RSS (MiB) against clip length\n\n" + table(
@@ -113,4 +127,6 @@ def _percent(value: float | None) -> str:
 
 
 def _changes(versus: dict[str, float]) -> str:
-    return " / ".join(f"{versus[key]:+.3f}" for key in ("lse_d_change", "lse_c_change", "offset_change") if key in versus)
+    return " / ".join(
+        f"{versus[key]:+.3f}" for key in ("lse_d_change", "lse_c_change", "offset_change") if key in versus
+    )

@@ -68,16 +68,51 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     subcommands = (
-        ("score", "score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)", _add_score_arguments, run_score),
-        ("fetch-models", "download and verify the released model weights", add_fetch_models_arguments, run_fetch_models),
+        (
+            "score",
+            "score videos (LSE-D, LSE-C, AV offset; PSNR, SSIM with --reference)",
+            _add_score_arguments,
+            run_score,
+        ),
+        (
+            "fetch-models",
+            "download and verify the released model weights",
+            add_fetch_models_arguments,
+            run_fetch_models,
+        ),
         ("doctor", "check that scoring can run here, and why not", add_doctor_arguments, run_doctor),
         ("merge", "combine shard reports into one (same settings and weights)", add_merge_arguments, run_merge),
         ("gate", "apply pyproject.toml's thresholds and baseline to a (merged) report", add_gate_arguments, run_gate),
-        ("report", "write an HTML report (summary, plots, settings) from a results JSON", add_report_arguments, run_report),
-        ("visualize", "write a copy of a video with its face tracks boxed, coloured by sync confidence", add_visualize_arguments, run_visualize),
-        ("init", "add a [tool.lipsync] table to pyproject.toml and an example CI workflow", add_init_arguments, run_init),
-        ("bench", "speed and memory per stage against the bare models (generated or given clips)", add_bench_arguments, run_bench),
-        ("demo", "make a small offline project with stand-in weights and run score, gate, baseline and regression in it", add_demo_arguments, run_demo),
+        (
+            "report",
+            "write an HTML report (summary, plots, settings) from a results JSON",
+            add_report_arguments,
+            run_report,
+        ),
+        (
+            "visualize",
+            "write a copy of a video with its face tracks boxed, coloured by sync confidence",
+            add_visualize_arguments,
+            run_visualize,
+        ),
+        (
+            "init",
+            "add a [tool.lipsync] table to pyproject.toml and an example CI workflow",
+            add_init_arguments,
+            run_init,
+        ),
+        (
+            "bench",
+            "speed and memory per stage against the bare models (generated or given clips)",
+            add_bench_arguments,
+            run_bench,
+        ),
+        (
+            "demo",
+            "make a small offline project with stand-in weights and run score, gate, baseline and regression in it",
+            add_demo_arguments,
+            run_demo,
+        ),
     )
     for name, help_text, add_arguments, run in subcommands:
         subparser = commands.add_parser(name, help=help_text)
@@ -88,11 +123,30 @@ def _parser() -> argparse.ArgumentParser:
 
 # Settings `lipsync score` takes as options; anything not given comes from [tool.lipsync] or LIPSYNC_*.
 _SCORE_KEYS = (
-    "protocol", "fidelity", "device", "syncnet_weights", "s3fd_weights", "detector", "batch_size", "offline",
-    "facedet_scale", "crop_scale", "min_track", "num_failed_det", "min_face_size", "scene_threshold",
-    "reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch",
-    "timeout", "max_corrupt_fraction",
-    "precision", "detect_every",
+    "protocol",
+    "fidelity",
+    "device",
+    "syncnet_weights",
+    "s3fd_weights",
+    "detector",
+    "batch_size",
+    "offline",
+    "facedet_scale",
+    "crop_scale",
+    "min_track",
+    "num_failed_det",
+    "min_face_size",
+    "scene_threshold",
+    "reference",
+    "ssim_window",
+    "color",
+    "region",
+    "resize_reference",
+    "max_length_mismatch",
+    "timeout",
+    "max_corrupt_fraction",
+    "precision",
+    "detect_every",
 )
 
 
@@ -102,7 +156,11 @@ def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
     _add_quality_arguments(parser, Settings())
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N", help="score with N processes, one GPU (or a share of the cores) each"
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="score with N processes, one GPU (or a share of the cores) each",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -119,7 +177,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "'clean' skips them",
     )
     parser.add_argument("--syncnet-weights", metavar="PATH", help="SyncNet weights (default: the verified cache)")
-    parser.add_argument("--s3fd-weights", metavar="PATH", help="S3FD face detector weights (default: the verified cache)")
+    parser.add_argument(
+        "--s3fd-weights", metavar="PATH", help="S3FD face detector weights (default: the verified cache)"
+    )
     parser.add_argument(
         "--detector",
         metavar="MODULE:FACTORY",
@@ -136,14 +196,22 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_pipeline_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
     pipeline = parser.add_argument_group("pipeline protocol (PROTOCOL 3-5; the reference's defaults)")
     for key, kind in (
-        ("min_track", int), ("num_failed_det", int), ("min_face_size", float),
-        ("facedet_scale", float), ("crop_scale", float), ("scene_threshold", float),
+        ("min_track", int),
+        ("num_failed_det", int),
+        ("min_face_size", float),
+        ("facedet_scale", float),
+        ("crop_scale", float),
+        ("scene_threshold", float),
     ):
-        pipeline.add_argument(f"--{key.replace('_', '-')}", type=kind, metavar="N", help=f"default: {getattr(defaults, key)}")
+        pipeline.add_argument(
+            f"--{key.replace('_', '-')}", type=kind, metavar="N", help=f"default: {getattr(defaults, key)}"
+        )
 
 
 def _add_fast_arguments(parser: argparse.ArgumentParser) -> None:
-    fast = parser.add_argument_group("faster options (never the default; results say they were used: not the protocol's numbers)")
+    fast = parser.add_argument_group(
+        "faster options (never the default; results say they were used: not the protocol's numbers)"
+    )
     fast.add_argument("--precision", choices=PRECISIONS, help="the models' forward dtype (default: fp32)")
     fast.add_argument(
         "--detect-every", type=int, metavar="N", help="run the face detector on every N-th frame only (default: 1)"
@@ -161,7 +229,10 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
     quality.add_argument("--color", choices=COLORS, help=f"'y': BT.601 luma (default: {defaults.color})")
     quality.add_argument("--region", choices=REGIONS, help=f"default: {defaults.region}")
     quality.add_argument(
-        "--resize-reference", action="store_true", default=None, help="resize ground truth of another size (area interpolation)"
+        "--resize-reference",
+        action="store_true",
+        default=None,
+        help="resize ground truth of another size (area interpolation)",
     )
     quality.add_argument(
         "--max-length-mismatch",
@@ -174,7 +245,10 @@ def _add_quality_arguments(parser: argparse.ArgumentParser, defaults: Settings) 
 def _add_limit_arguments(parser: argparse.ArgumentParser, defaults: Settings) -> None:
     limits = parser.add_argument_group("limits per video (over them, the video fails and the others go on)")
     limits.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="time per video (default: 60 s + 100 s per second of video per 1280x720 of frame area)"
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time per video (default: 60 s + 100 s per second of video per 1280x720 of frame area)",
     )
     limits.add_argument(
         "--max-corrupt-fraction",
@@ -230,7 +304,9 @@ def run_score(args: argparse.Namespace) -> int:
         print(notice)
     if args.json is not None:
         # Every video given has an entry (a crashed worker's says so): the command gated exactly these.
-        write_json_atomic(args.json, Report(run, tuple(scores), collected=tuple(score.path for score in scores)).to_dict())
+        write_json_atomic(
+            args.json, Report(run, tuple(scores), collected=tuple(score.path for score in scores)).to_dict()
+        )
     return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED
 
 

@@ -31,11 +31,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Speed and memory per stage, against the bare models (issue 8)."
     parser.epilog = _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="the matrix to start from (default: quick)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="quick", help="the matrix to start from (default: quick)"
+    )
     parser.add_argument("--resolutions", nargs="+", metavar="SIZE", help="720p, 1080p or WIDTHxHEIGHT")
     parser.add_argument("--seconds", nargs="+", type=float, metavar="S", help="lengths of the generated clips")
     parser.add_argument("--faces", nargs="+", type=int, metavar="N", help="faces side by side in the generated clips")
-    parser.add_argument("--clips", type=Path, metavar="DIR", help="score these clips as they are instead of generated ones")
+    parser.add_argument(
+        "--clips", type=Path, metavar="DIR", help="score these clips as they are instead of generated ones"
+    )
     parser.add_argument("--protocols", nargs="+", metavar="P", help="pipeline and/or cropped (default: both)")
     parser.add_argument(
         "--variant",
@@ -44,7 +48,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE[,KEY=VALUE]",
         help="settings changes to compare with the baseline, e.g. precision=bf16, detect_every=2 (repeatable)",
     )
-    parser.add_argument("--no-quality", dest="quality", action="store_false", help="skip PSNR/SSIM (clip against itself)")
+    parser.add_argument(
+        "--no-quality", dest="quality", action="store_false", help="skip PSNR/SSIM (clip against itself)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument(
         "--bare-calls",
@@ -52,8 +58,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="time about N bare S3FD passes per run, each right after one of its calls, and scale from them",
     )
-    parser.add_argument("--single-frames", type=int, metavar="N", help="frames for S3FD batched vs one per call (0: skip)")
-    parser.add_argument("--standin", action="store_true", help="use stand-in weights even when the released ones are here")
+    parser.add_argument(
+        "--single-frames", type=int, metavar="N", help="frames for S3FD batched vs one per call (0: skip)"
+    )
+    parser.add_argument(
+        "--standin", action="store_true", help="use stand-in weights even when the released ones are here"
+    )
     parser.add_argument("--workdir", type=Path, help="where clips, stand-in weights and raw results go")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the measurements as JSON")
     parser.add_argument("--markdown", type=Path, metavar="OUT", help="write the tables as Markdown")
@@ -82,7 +92,7 @@ def run_bench(args: argparse.Namespace) -> int:
 def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchPlan:
     """The preset with every option given replacing its part; clips are generated (or listed) here."""
     from pytest_lipsync.bench.clips import generated_clip, given_clips, parse_resolution
-    from pytest_lipsync.bench.driver import BenchPlan  # noqa: F811 -- the runtime import of the hinted name
+    from pytest_lipsync.bench.driver import BenchPlan
     from pytest_lipsync.bench.models import bench_weights
     from pytest_lipsync.bench.plan import check_protocols, variants
     from pytest_lipsync.settings import Settings

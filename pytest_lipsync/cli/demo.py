@@ -159,7 +159,9 @@ def run_demo(args: argparse.Namespace) -> int:
     _say("and a marker face detector, both made for testing pytest-lipsync.")
     _say(STANDIN_LINE)
     _say("=" * 78)
-    _say(f"{'replacing the earlier demo; ' if replaced else ''}writing the project (a machine's first demo also fits the stand-in weights)")
+    _say(
+        f"{'replacing the earlier demo; ' if replaced else ''}writing the project (a machine's first demo also fits the stand-in weights)"
+    )
     write_project(directory)
     for clip in CLIPS:
         _say(f"  {clip.name:<30} {_SECONDS:g} s, {_SIZE}x{_SIZE}, {clip.about}")
@@ -179,7 +181,9 @@ def run_demo(args: argparse.Namespace) -> int:
         if problem is not None:
             _say(f"\nlipsync demo: step {number} (`{shlex.join(step.command)}`) {problem}; stopped there")
             return 1
-    _say(f"\nlipsync demo: every step behaved as expected. The project stays in {directory}; for your own videos, start with `lipsync init`.")
+    _say(
+        f"\nlipsync demo: every step behaved as expected. The project stays in {directory}; for your own videos, start with `lipsync init`."
+    )
     return 0
 
 
@@ -192,7 +196,9 @@ def write_project(directory: Path) -> None:
     (directory / MARKER_FILE).write_text("Made by `lipsync demo`: a later demo here replaces the files it made.\n")
     (directory / "videos").mkdir()
     for clip in CLIPS:
-        spec = ClipSpec(_SECONDS, width=_SIZE, height=_SIZE, seed=clip.seed, audio_delay_frames=clip.audio_delay_frames, marker=True)
+        spec = ClipSpec(
+            _SECONDS, width=_SIZE, height=_SIZE, seed=clip.seed, audio_delay_frames=clip.audio_delay_frames, marker=True
+        )
         write_clip(directory / clip.name, spec)
     (directory / WEIGHTS).parent.mkdir()
     shutil.copyfile(standin_syncnet_file(), directory / WEIGHTS)
@@ -250,7 +256,11 @@ def _steps(project: Path) -> Iterator[Step]:
         1,
         proof="lse_c_min",
     )
-    yield Step("gate on pyproject.toml's thresholds: every clip passes, its scores replayed from pytest's cache", ("pytest",), 0)
+    yield Step(
+        "gate on pyproject.toml's thresholds: every clip passes, its scores replayed from pytest's cache",
+        ("pytest",),
+        0,
+    )
     yield Step(
         "accept these numbers as the baseline",
         ("pytest", "--lipsync-update-baseline"),
@@ -294,7 +304,14 @@ def _run(command: tuple[str, ...], project: Path, environment: Mapping[str, str]
     argv = [sys.executable, *_PROGRAMS[program], *arguments]
     lines = []
     with subprocess.Popen(
-        argv, cwd=project, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace"
+        argv,
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:

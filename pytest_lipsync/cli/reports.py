@@ -26,7 +26,9 @@ def run_merge(args: argparse.Namespace) -> int:
     from pytest_lipsync.scale.merge import load_report, merge_reports
 
     if args.output.resolve() in {path.resolve() for path in args.reports}:
-        raise ConfigError("is both an input and the output", path=args.output, hint="Write the merged report to a new file")
+        raise ConfigError(
+            "is both an input and the output", path=args.output, hint="Write the merged report to a new file"
+        )
     check_file_output(args.output, "the merged report")
     merged = merge_reports([load_report(path) for path in args.reports])
     write_json_atomic(args.output, merged.to_dict())
@@ -37,10 +39,14 @@ def run_merge(args: argparse.Namespace) -> int:
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", type=Path, metavar="RESULTS.json", help="a report (usually merged)")
     parser.add_argument("--baseline", metavar="PATH", help="baseline file (default: [tool.lipsync] baseline)")
-    parser.add_argument("--update-baseline", action="store_true", default=None, help="write the baseline from the report")
+    parser.add_argument(
+        "--update-baseline", action="store_true", default=None, help="write the baseline from the report"
+    )
     for key in hints(Thresholds):
         parser.add_argument(f"--{key.replace('_', '-')}", type=float, metavar="LIMIT", help=f"the {key!r} threshold")
-    parser.add_argument("--allow", action="append", metavar="KIND", help="error kind that is an expected failure; repeatable")
+    parser.add_argument(
+        "--allow", action="append", metavar="KIND", help="error kind that is an expected failure; repeatable"
+    )
 
 
 def run_gate(args: argparse.Namespace) -> int:
@@ -62,9 +68,15 @@ def run_gate(args: argparse.Namespace) -> int:
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", type=Path, metavar="RESULTS.json", help="a report (--lipsync-json, lipsync score --json)")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for index.html and its plots")
-    parser.add_argument("--baseline", type=Path, metavar="PATH", help="a baseline file: show each metric's change since it")
+    parser.add_argument(
+        "report", type=Path, metavar="RESULTS.json", help="a report (--lipsync-json, lipsync score --json)"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="DIR", help="directory for index.html and its plots"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, metavar="PATH", help="a baseline file: show each metric's change since it"
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -114,7 +126,9 @@ def run_visualize(args: argparse.Namespace) -> int:
     if config.settings.protocol == "cropped":
         raise no_tracks_to_draw()
     if args.output.resolve() == args.video.resolve():
-        raise ConfigError("is both the video and the output", path=args.output, hint="Write the annotated copy to a new file")
+        raise ConfigError(
+            "is both the video and the output", path=args.output, hint="Write the annotated copy to a new file"
+        )
     check_file_output(args.output, "the annotated video")
     source = open_video(args.video, config.settings.limits)  # a wrong path fails before the models load
     band = band_for(config.gate, video_key(args.video, config.root))

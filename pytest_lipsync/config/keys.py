@@ -100,7 +100,9 @@ def read_table(path: Path) -> Mapping[str, Any] | None:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(  # tomllib's message ends with "(at line L, column C)"
-            f"is not valid TOML: {exc}", path=path, hint="Fix the syntax there; pytest-lipsync reads [tool.lipsync] from it"
+            f"is not valid TOML: {exc}",
+            path=path,
+            hint="Fix the syntax there; pytest-lipsync reads [tool.lipsync] from it",
         ) from None
     table = document.get("tool", {}).get("lipsync")
     if table is not None and not isinstance(table, dict):

@@ -106,8 +106,10 @@ def environment_warnings(environ: Mapping[str, str]) -> tuple[str, ...]:
             continue
         # Compared without the shared prefix, which would make every name look close to every other.
         close = difflib.get_close_matches(name[len("LIPSYNC_") :].upper(), [key.upper() for key in flat_keys()], n=1)
-        hint = f"did you mean LIPSYNC_{close[0]}?" if close else (
-            "a setting's variable is LIPSYNC_ and its [tool.lipsync] key in capitals, e.g. LIPSYNC_LSE_D_MAX"
+        hint = (
+            f"did you mean LIPSYNC_{close[0]}?"
+            if close
+            else ("a setting's variable is LIPSYNC_ and its [tool.lipsync] key in capitals, e.g. LIPSYNC_LSE_D_MAX")
         )
         messages.append(f"{name} is not a pytest-lipsync setting and is ignored ({hint})")
     return tuple(messages)
@@ -173,7 +175,10 @@ def _layer_scalars(layer: Layer) -> dict[str, Any]:
     _reject_unknown(layer, thresholds, hints(Thresholds), "thresholds.")
     raw = {key: value for key, value in raw.items() if key not in _SUBTABLES}
     _reject_unknown(layer, raw, keys, "")
-    named = {**{key: (key, value) for key, value in raw.items()}, **{k: (f"thresholds.{k}", v) for k, v in thresholds.items()}}
+    named = {
+        **{key: (key, value) for key, value in raw.items()},
+        **{k: (f"thresholds.{k}", v) for k, v in thresholds.items()},
+    }
     values = {key: _coerce(layer, name, value, keys[key]) for key, (name, value) in named.items()}
     for key, value in values.items():
         _check_alone(layer, named[key][0], key, value)
@@ -242,7 +247,11 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
     allowed = {**thresholds, "glob": str, "allow": tuple[str, ...], "regression": dict}
     rest = {key: value for key, value in entry.items() if key != "glob"}
     _reject_unknown(layer, rest, allowed, f"{label}.")
-    limits = {key: _coerce(layer, f"{label}.{key}", value, thresholds[key]) for key, value in rest.items() if key in thresholds}
+    limits = {
+        key: _coerce(layer, f"{label}.{key}", value, thresholds[key])
+        for key, value in rest.items()
+        if key in thresholds
+    }
     for key, value in limits.items():
         _check_alone(layer, f"{label}.{key}", key, value)
     allow = _coerce(layer, f"{label}.allow", rest["allow"], tuple[str, ...]) if "allow" in rest else None
@@ -265,7 +274,9 @@ def _reject_unknown(layer: Layer, values: Mapping[str, Any], known: Mapping[str,
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f"did you mean {prefix}{close[0]}? " if close else ""
-            raise _error(layer, f"{prefix}{key}", f"is not a pytest-lipsync setting ({hint}known: {', '.join(sorted(known))})")
+            raise _error(
+                layer, f"{prefix}{key}", f"is not a pytest-lipsync setting ({hint}known: {', '.join(sorted(known))})"
+            )
 
 
 def _coerce(layer: Layer, key: str, value: Any, hint: Any) -> Any:

@@ -78,7 +78,11 @@ def load_baseline(path: Path) -> Baseline | None:
     """The baseline at ``path``; ``None`` when there is no file yet. A damaged file, or a folder in its place,
     is a :class:`ConfigError`."""
     if path.is_dir():
-        raise ConfigError("is a directory, not a baseline file", path=path, hint="Point baseline at a JSON file, e.g. lipsync-baseline.json")
+        raise ConfigError(
+            "is a directory, not a baseline file",
+            path=path,
+            hint="Point baseline at a JSON file, e.g. lipsync-baseline.json",
+        )
     if not path.is_file():
         return None
     try:
@@ -104,7 +108,9 @@ def check_compatible(baseline: Baseline, run: RunRecord, fix: str = UPDATE_FLAG)
         )
 
 
-def update_baseline(path: Path, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]) -> BaselineChange:
+def update_baseline(
+    path: Path, run: RunRecord, scores: Mapping[str, VideoScore], known: Collection[str]
+) -> BaselineChange:
     """Write the baseline atomically from ``scores`` (key -> score), keeping old entries for known videos
     that were not scored this time (deselected with ``-k``), dropping entries for videos that are gone.
     Unscorable videos keep their old entry, if any: a broken file must not erase its accepted numbers.
@@ -151,7 +157,9 @@ def _locked(path: Path) -> Iterator[None]:
         ) from None
 
 
-def run_differences(before: RunRecord, now: RunRecord, first: str = "in the baseline", second: str = "now") -> list[str]:
+def run_differences(
+    before: RunRecord, now: RunRecord, first: str = "in the baseline", second: str = "now"
+) -> list[str]:
     """What makes two runs' numbers incomparable: settings that move numbers, and weights by SHA-256.
     ``first`` and ``second`` say where each run's value was found."""
     # A run without a key ran with what the key's absence implies (a faster option is recorded only when used).

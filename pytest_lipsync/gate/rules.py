@@ -47,11 +47,15 @@ class Tolerance:
         Raises ``ValueError`` with the reason; the configuration loader adds the key and the file.
         """
         if metric not in METRIC_HIGHER_IS_BETTER:
-            raise ValueError(f"{metric!r} is not a metric with a direction (one of {', '.join(METRIC_HIGHER_IS_BETTER)})")
+            raise ValueError(
+                f"{metric!r} is not a metric with a direction (one of {', '.join(METRIC_HIGHER_IS_BETTER)})"
+            )
         text = str(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else raw
         match = _TOLERANCE.match(text) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f'{raw!r} is not a tolerance: write e.g. "{_worse_sign(metric)}0.2" or "{_worse_sign(metric)}3%"')
+            raise ValueError(
+                f'{raw!r} is not a tolerance: write e.g. "{_worse_sign(metric)}0.2" or "{_worse_sign(metric)}3%"'
+            )
         sign, number, percent = match.groups()
         if sign and sign != _worse_sign(metric):
             direction = "higher" if METRIC_HIGHER_IS_BETTER[metric] else "lower"
@@ -113,8 +117,14 @@ class GateRules:
         names = [key for metric, (key, _) in self.thresholds.limits().items() if metric in QUALITY_METRICS]
         names += [f"regression.{metric}" for metric in self.regression if metric in QUALITY_METRICS]
         for number, override in enumerate(self.overrides):
-            names += [f"overrides[{number}].{key}" for key in override.thresholds if THRESHOLD_METRICS[key] in QUALITY_METRICS]
-            names += [f"overrides[{number}].regression.{metric}" for metric in override.regression if metric in QUALITY_METRICS]
+            names += [
+                f"overrides[{number}].{key}" for key in override.thresholds if THRESHOLD_METRICS[key] in QUALITY_METRICS
+            ]
+            names += [
+                f"overrides[{number}].regression.{metric}"
+                for metric in override.regression
+                if metric in QUALITY_METRICS
+            ]
         return tuple(names)
 
     def for_video(self, key: str) -> Rules:
@@ -265,4 +275,3 @@ def _check_row(check: Check) -> tuple[str, ...]:
 
 def _worse_sign(metric: str) -> str:
     return "-" if METRIC_HIGHER_IS_BETTER[metric] else "+"
-

@@ -46,6 +46,7 @@ from pytest_lipsync.errors import (
 from pytest_lipsync.limits import Deadline, VideoLimits, video_timeout
 from pytest_lipsync.media.framerule import AviTimeline, extracted, stream_clock
 from pytest_lipsync.settings import FrameRule
+import itertools
 
 if TYPE_CHECKING:
     import av.audio.frame
@@ -116,7 +117,9 @@ class VideoSource:
             self.info = _probe(self.path, container)
             self._origin = _origin(container)
         _check_size(self.info, limits.max_pixels)
-        self.deadline = Deadline(self.path, video_timeout(limits.timeout, self.info.duration, self.info.width * self.info.height), started)
+        self.deadline = Deadline(
+            self.path, video_timeout(limits.timeout, self.info.duration, self.info.width * self.info.height), started
+        )
 
     def _open(self) -> av.container.InputContainer:
         """The container, for one pass; checked before each, so a file swapped for a FIFO is refused, not waited on."""
@@ -165,7 +168,9 @@ class VideoSource:
             stream.thread_type = "AUTO"
             damage = _Damage()
             try:
-                yield from convert(container, container.demux(stream), lambda packets: damage.frames(packets, self.deadline))
+                yield from convert(
+                    container, container.demux(stream), lambda packets: damage.frames(packets, self.deadline)
+                )
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"video decoding failed ({_reason(exc)})",
@@ -243,9 +248,7 @@ class _Damage:
         self.total = 0
         self.damaged = 0
 
-    def frames(
-        self, packets: Iterable[av.packet.Packet], deadline: Deadline
-    ) -> Iterator[av.video.frame.VideoFrame]:
+    def frames(self, packets: Iterable[av.packet.Packet], deadline: Deadline) -> Iterator[av.video.frame.VideoFrame]:
         """Every frame the packets decode to; a rejected packet is skipped (one frame lost), the rest go on."""
         import av
 
@@ -366,14 +369,23 @@ def _check_sound(path: Path, samples: np.ndarray) -> None:
     if sound >= SOUND_FRAMES or len(levels) < SOUND_FRAMES:
         return
     loudest = float(levels.max())
-    measured = f"the loudest frame is at {20 * np.log10(loudest / _FULL_SCALE):.1f} dBFS" if loudest else "every frame is constant"
+    measured = (
+        f"the loudest frame is at {20 * np.log10(loudest / _FULL_SCALE):.1f} dBFS"
+        if loudest
+        else "every frame is constant"
+    )
     raise SilentAudioError(
         f"audio stream is silent: {sound} of its {len(levels)} frames of 40 ms reach the silence floor of "
         f"{SILENCE_FLOOR_DBFS:g} dBFS (RMS about the frame's mean; {measured}), and lip sync needs sound in at least "
         f"{SOUND_FRAMES} (one SyncNet window)",
         path=path,
         hint="Check that the generated speech was muxed, not an empty or near-silent track",
-        facts={"samples": int(samples.size), "frames": len(levels), "sound_frames": sound, "floor_dbfs": SILENCE_FLOOR_DBFS},
+        facts={
+            "samples": int(samples.size),
+            "frames": len(levels),
+            "sound_frames": sound,
+            "floor_dbfs": SILENCE_FLOOR_DBFS,
+        },
     )
 
 
@@ -382,7 +394,9 @@ def _frame_levels(samples: np.ndarray) -> np.ndarray:
     computed in chunks, so that memory stays small for an hour of audio."""
     whole = len(samples) - len(samples) % SAMPLES_PER_FRAME
     frames = samples[:whole].reshape(-1, SAMPLES_PER_FRAME)
-    levels = [frames[at : at + _LEVEL_CHUNK].astype(np.float64).std(axis=1) for at in range(0, len(frames), _LEVEL_CHUNK)]
+    levels = [
+        frames[at : at + _LEVEL_CHUNK].astype(np.float64).std(axis=1) for at in range(0, len(frames), _LEVEL_CHUNK)
+    ]
     if whole < len(samples):
         levels.append(np.array([samples[whole:].astype(np.float64).std()]))
     return np.concatenate(levels) if levels else np.zeros(0)
@@ -454,7 +468,7 @@ def _graph(
     chain = [graph.add_buffer(template=stream)]
     chain += [graph.add(name, args) for name, args in (*head, *upright)]
     chain += [graph.add("format", pix_fmt), graph.add("buffersink")]
-    for before, after in zip(chain, chain[1:]):
+    for before, after in itertools.pairwise(chain):
         before.link_to(after)
     graph.configure()
     return graph
@@ -566,7 +580,9 @@ def _frames_within_duration(
 def _head(frame: av.audio.frame.AudioFrame, samples: int) -> av.audio.frame.AudioFrame:
     import av
 
-    kept = av.AudioFrame.from_ndarray(frame.to_ndarray()[..., :samples], format=frame.format.name, layout=frame.layout.name)
+    kept = av.AudioFrame.from_ndarray(
+        frame.to_ndarray()[..., :samples], format=frame.format.name, layout=frame.layout.name
+    )
     kept.sample_rate = frame.sample_rate
     return kept
 

@@ -39,7 +39,9 @@ def walk_files(top: Path) -> Iterator[Path]:
             seen.add((status.st_dev, status.st_ino))
             names = sorted(entry.name for entry in os.scandir(folder))
         except OSError as exc:
-            raise ConfigError(f"cannot be listed: {exc.strerror}", path=folder, hint="Make the folder readable") from None
+            raise ConfigError(
+                f"cannot be listed: {exc.strerror}", path=folder, hint="Make the folder readable"
+            ) from None
         for name in names:
             path = folder / name
             if os.path.isdir(path):  # these follow links; a link loop is neither folder nor file
@@ -54,4 +56,3 @@ def walk_files(top: Path) -> Iterator[Path]:
 def video_files(top: Path) -> list[Path]:
     """The video files under ``top`` (see :func:`walk_files`), in name order."""
     return [path for path in walk_files(top) if is_video_name(path)]
-

@@ -52,10 +52,8 @@ def prefetch(items: Iterator[T], depth: int = 2, *, background: bool = False) ->
     finally:
         stop.set()
         while worker.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 buffer.get(timeout=0.05)
-            except queue.Empty:
-                pass
         worker.join()
 
 

@@ -81,8 +81,7 @@ def check_state_dict(
             raise WeightsError(f"is not {model} weights: {key!r} is a {type(value).__name__}, not a tensor", path=path)
         if tuple(value.shape) != tuple(reference.shape):
             raise WeightsError(
-                f"is not {model} weights: {key!r} has shape {tuple(value.shape)}, "
-                f"expected {tuple(reference.shape)}",
+                f"is not {model} weights: {key!r} has shape {tuple(value.shape)}, expected {tuple(reference.shape)}",
                 path=path,
             )
         non_finite = int((~torch.isfinite(value)).sum()) if value.is_floating_point() else 0

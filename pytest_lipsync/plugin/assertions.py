@@ -50,7 +50,7 @@ def assert_no_regression(video: str | Path | LipsyncVideo) -> None:
     session, config, entry = _resolve(video, None)
     if config.options.baseline is None:
         raise AssertionError(
-            f"{entry.key}: no baseline to compare with: set baseline = \"lipsync-baseline.json\" in [tool.lipsync] "
+            f'{entry.key}: no baseline to compare with: set baseline = "lipsync-baseline.json" in [tool.lipsync] '
             "(or --lipsync-baseline PATH) and create it with --lipsync-update-baseline"
         )
     score = session.score_entry(entry, config)

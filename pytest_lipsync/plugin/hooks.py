@@ -59,20 +59,26 @@ _HELP = {
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("lipsync", "lip-sync quality gate (pytest-lipsync; every flag has the same-named [tool.lipsync] key)")
+    group = parser.getgroup(
+        "lipsync", "lip-sync quality gate (pytest-lipsync; every flag has the same-named [tool.lipsync] key)"
+    )
     for key, hint in flat_keys().items():
         flag = f"--lipsync-{key.replace('_', '-')}"
         help_text = _HELP.get(key) or _describe(key, hint)
         if hint is bool:
             group.addoption(flag, action="store_true", default=None, dest=f"lipsync_{key}", help=help_text)
         elif key in ("videos", "allow"):
-            group.addoption(flag, action="append", default=None, dest=f"lipsync_{key}", metavar=key.upper(), help=help_text)
+            group.addoption(
+                flag, action="append", default=None, dest=f"lipsync_{key}", metavar=key.upper(), help=help_text
+            )
         else:
             group.addoption(flag, default=None, dest=f"lipsync_{key}", metavar="VALUE", help=help_text)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{MARKER}(**settings): a pytest-lipsync gate item, or per-test settings and thresholds")
+    config.addinivalue_line(
+        "markers", f"{MARKER}(**settings): a pytest-lipsync gate item, or per-test settings and thresholds"
+    )
     config.stash[ACTIVE] = _flags_given(config) or _has_table(config)
     _CONFIGS.append(config)
     if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):

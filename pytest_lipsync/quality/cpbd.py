@@ -139,7 +139,7 @@ def _sharpness(image: np.ndarray, edges: np.ndarray, widths: np.ndarray) -> floa
     block_widths = blocks(widths)
     measured = (block_widths != 0) & edge_block[..., None]
     ratios = block_widths / jnb[..., None]
-    probabilities = 1 - np.exp(-np.abs(ratios[measured]) ** BETA)
+    probabilities = 1 - np.exp(-(np.abs(ratios[measured]) ** BETA))
     if not len(probabilities):
         return 0.0
     histogram = np.bincount(np.round(probabilities * 100).astype(int), minlength=101) / len(probabilities)

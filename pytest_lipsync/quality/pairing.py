@@ -129,7 +129,12 @@ def _error(exc: VideoError) -> ScoreError:
 
 
 def _only(
-    video: Path, key: str, relative: PurePosixPath, candidates: tuple[PurePosixPath, ...], tree: ReferenceTree, rule: MatchRule
+    video: Path,
+    key: str,
+    relative: PurePosixPath,
+    candidates: tuple[PurePosixPath, ...],
+    tree: ReferenceTree,
+    rule: MatchRule,
 ) -> ReferenceMatch:
     if len(candidates) == 1:
         return ReferenceMatch(video, tree.root / candidates[0], rule)
@@ -141,4 +146,3 @@ def _only(
         facts={"candidates": [str(tree.root / candidate) for candidate in candidates]},
     )
     return ReferenceMatch(video, None, "none", _error(ambiguous))
-

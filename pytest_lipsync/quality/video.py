@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, VideoError
+from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
 from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
-from pytest_lipsync.limits import VideoLimits
 
 # A 1080p RGB frame is 6 MB; each video holds at most four batches (two queued, one being decoded, one being
 # measured): about 100 MB per video at 1080p, whatever its length. Larger batches buy nothing on the CPU.
@@ -69,9 +69,10 @@ def compare_videos(
         accumulator = FaceCropAccumulator(faces, settings, device, video=generated)
     generated_frames = open_video(generated, limits).frames(batch_size, pix_fmt="rgb24")
     # Closed on the way out, error or not, so that a mismatch found early stops both decoding threads at once.
-    with closing(prefetch(generated_frames)) as generated_batches, closing(
-        prefetch(_reference_frames(generated, reference, batch_size, limits))
-    ) as reference_batches:
+    with (
+        closing(prefetch(generated_frames)) as generated_batches,
+        closing(prefetch(_reference_frames(generated, reference, batch_size, limits))) as reference_batches,
+    ):
         return compare_streams(
             generated_batches,
             reference_batches,

@@ -72,7 +72,10 @@ class DrawnTrack:
         """Two lines: the track and this frame's confidence, then the track's numbers."""
         score, confidence = self.score, confidence_at(self.score.frame_confidence, frame - self.first_frame)
         shown = "-" if confidence is None else f"{confidence:.2f}"
-        return f"track {self.number} conf {shown}", f"LSE-D {score.lse_d:.3f} LSE-C {score.lse_c:.3f} offset {score.offset}"
+        return (
+            f"track {self.number} conf {shown}",
+            f"LSE-D {score.lse_d:.3f} LSE-C {score.lse_c:.3f} offset {score.offset}",
+        )
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,9 @@ def drawn_tracks(result: PipelineResult, source: VideoSource, crop_scale: float,
     height, width = first.shape[1:3]
     drawn = []
     for number, (score, track) in enumerate(zip(result.tracks, result.geometry, strict=True), 1):
-        pad, top, bottom, left, right = crop_windows(track.s, track.cx, track.cy, height, width, crop_scale=crop_scale).T
+        pad, top, bottom, left, right = crop_windows(
+            track.s, track.cx, track.cy, height, width, crop_scale=crop_scale
+        ).T
         windows = np.column_stack([left - pad, top - pad, right - pad, bottom - pad])
         drawn.append(DrawnTrack(number, score, track.first_frame - shift, windows))
     return tuple(drawn)
@@ -211,7 +216,9 @@ def draw_box(picture: np.ndarray, window: np.ndarray, colour: tuple[int, int, in
         picture[rows, cols] = colour
 
 
-def _label(picture: np.ndarray, lines: Sequence[str], corner: tuple[int, int], background: tuple[int, int, int]) -> None:
+def _label(
+    picture: np.ndarray, lines: Sequence[str], corner: tuple[int, int], background: tuple[int, int, int]
+) -> None:
     """White lines of text on a filled ``background`` from the point ``corner`` down, kept inside the picture."""
     import cv2
 

@@ -62,7 +62,9 @@ def markdown_summary(
             break
         kept.append(row)
     if len(kept) < len(rows):
-        kept.append(f"\n_{len(rows) - len(kept)} more videos left out to stay under GitHub's size limit: see the JSON report._")
+        kept.append(
+            f"\n_{len(rows) - len(kept)} more videos left out to stay under GitHub's size limit: see the JSON report._"
+        )
     return "\n".join(head + kept + tail)
 
 

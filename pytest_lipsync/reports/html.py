@@ -38,7 +38,11 @@ VIDEOS = "videos"
 BaselineMetrics = Mapping[str, Mapping[str, float]]
 # Summary column -> (metric, digits); None digits: an integer.
 _COLUMNS: dict[str, tuple[str, int | None]] = {
-    "LSE-D": ("lse_d", 3), "LSE-C": ("lse_c", 3), "offset": ("offset", None), "PSNR": ("psnr", 2), "SSIM": ("ssim", 4),
+    "LSE-D": ("lse_d", 3),
+    "LSE-C": ("lse_c", 3),
+    "offset": ("offset", None),
+    "PSNR": ("psnr", 2),
+    "SSIM": ("ssim", 4),
 }
 
 _STYLE = """
@@ -151,7 +155,9 @@ def _page(body: str) -> str:
 def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
     """The sortable table, failing rows first; each row links to its video's section."""
     header = "".join(f"<th>{_escape(name)}</th>" for name in ("video", *_COLUMNS, "status"))
-    rows = "\n".join(_summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1))
+    rows = "\n".join(
+        _summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1)
+    )
     note = "<p>In brackets: the change since the baseline.</p>\n" if baseline else ""
     return f'<h2>Summary</h2>\n{note}<table id="summary">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>'
 
@@ -204,7 +210,9 @@ def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path)
 
 
 def _tracks(tracks: Iterable[TrackScore]) -> str:
-    header = "".join(f"<th>{name}</th>" for name in ("track", "frames", "windows", "LSE-D", "LSE-C", "offset", "mean box"))
+    header = "".join(
+        f"<th>{name}</th>" for name in ("track", "frames", "windows", "LSE-D", "LSE-C", "offset", "mean box")
+    )
     rows = "".join(
         f"<tr><td>{number}</td><td>{track.start_frame}-{track.end_frame}</td><td>{track.windows}</td>"
         f"{_number_cell(track.lse_d, 3)}{_number_cell(track.lse_c, 3)}<td>{track.offset}</td><td>{_box(track)}</td></tr>"
@@ -215,13 +223,19 @@ def _tracks(tracks: Iterable[TrackScore]) -> str:
 
 def _box(track: TrackScore) -> str:
     boxes = track.boxes
-    return "-" if boxes is None else f"{boxes.mean_width:.0f}x{boxes.mean_height:.0f} px ({boxes.detections} detections)"
+    return (
+        "-" if boxes is None else f"{boxes.mean_width:.0f}x{boxes.mean_height:.0f} px ({boxes.detections} detections)"
+    )
 
 
 def _run(report: Report) -> str:
     """Where the numbers came from: tool version, device, settings and weights hashes (to compare runs)."""
     run = report.run
-    facts = {"tool version": run.tool_version, "device": run.device, **({"shard": report.shard} if report.shard else {})}
+    facts = {
+        "tool version": run.tool_version,
+        "device": run.device,
+        **({"shard": report.shard} if report.shard else {}),
+    }
     weights = "".join(
         f"<tr><td>{_escape(w.name)}</td><td><code>{_escape(w.sha256)}</code></td><td>{_escape(w.path)}</td>"
         f"<td>{'custom' if w.custom else 'released'}</td></tr>"
@@ -236,5 +250,7 @@ def _run(report: Report) -> str:
 
 
 def _pairs(values: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{_escape(str(key))}</td><td>{_escape(str(value))}</td></tr>" for key, value in values.items())
+    rows = "".join(
+        f"<tr><td>{_escape(str(key))}</td><td>{_escape(str(value))}</td></tr>" for key, value in values.items()
+    )
     return f"<table><tbody>{rows}</tbody></table>"

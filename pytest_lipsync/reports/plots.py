@@ -55,22 +55,50 @@ def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceB
     plots = []
     tracks = [track for track in video.tracks if track.frame_confidence]
     if tracks:
-        plots.append(_save(pyplot, _confidence_figure(pyplot, tracks, video.frames, band), directory, f"{stem}-confidence.png",
-                           f"Smoothed per-frame confidence of each face track; shaded: the threshold band ({band.label})"))
+        plots.append(
+            _save(
+                pyplot,
+                _confidence_figure(pyplot, tracks, video.frames, band),
+                directory,
+                f"{stem}-confidence.png",
+                f"Smoothed per-frame confidence of each face track; shaded: the threshold band ({band.label})",
+            )
+        )
     for number, track in enumerate(video.tracks, 1):
         if track.mean_dist:
-            plots.append(_save(pyplot, _distance_figure(pyplot, track, number), directory, f"{stem}-distance-{number}.png",
-                               f"Track {number}: mean distance against offset (minimum = LSE-D, median - minimum = LSE-C)"))
+            plots.append(
+                _save(
+                    pyplot,
+                    _distance_figure(pyplot, track, number),
+                    directory,
+                    f"{stem}-distance-{number}.png",
+                    f"Track {number}: mean distance against offset (minimum = LSE-D, median - minimum = LSE-C)",
+                )
+            )
     series = _quality_series(video.quality)
     if series:
-        plots.append(_save(pyplot, _quality_figure(pyplot, series), directory, f"{stem}-quality.png",
-                           "Per-frame PSNR and SSIM against ground truth, worst frame marked"))
+        plots.append(
+            _save(
+                pyplot,
+                _quality_figure(pyplot, series),
+                directory,
+                f"{stem}-quality.png",
+                "Per-frame PSNR and SSIM against ground truth, worst frame marked",
+            )
+        )
     reference = (video.quality or {}).get("reference")
     for frame, metrics in _worst_frames(series).items():
         pair = None if reference is None else _frame_pair(Path(video.path), Path(reference), frame)
         if pair is not None:
-            plots.append(_save(pyplot, _worst_figure(pyplot, *pair, frame), directory, f"{stem}-worst-{frame}.png",
-                               f"Frame {frame}, the worst by {metrics}: generated, ground truth, difference (x{DIFFERENCE_GAIN})"))
+            plots.append(
+                _save(
+                    pyplot,
+                    _worst_figure(pyplot, *pair, frame),
+                    directory,
+                    f"{stem}-worst-{frame}.png",
+                    f"Frame {frame}, the worst by {metrics}: generated, ground truth, difference (x{DIFFERENCE_GAIN})",
+                )
+            )
     return plots
 
 
@@ -176,19 +204,31 @@ def _quality_series(quality: Mapping[str, Any] | None) -> dict[str, Mapping[str,
     """The metrics of ``quality`` that have a per-frame series (none when the pair could not be compared)."""
     if not quality:
         return {}
-    return {name: quality[name] for name in ("psnr", "ssim") if isinstance(quality.get(name), Mapping) and quality[name].get("per_frame")}
+    return {
+        name: quality[name]
+        for name in ("psnr", "ssim")
+        if isinstance(quality.get(name), Mapping) and quality[name].get("per_frame")
+    }
 
 
 def _quality_figure(pyplot: Any, series: Mapping[str, Mapping[str, Any]]) -> Any:
     """One panel per metric; the worst value is marked where it is in the series and labelled with its frame."""
-    figure, panels = pyplot.subplots(len(series), 1, figsize=(8, 2.2 * len(series)), sharex=True, layout="constrained", squeeze=False)
+    figure, panels = pyplot.subplots(
+        len(series), 1, figsize=(8, 2.2 * len(series)), sharex=True, layout="constrained", squeeze=False
+    )
     for axes, (name, data) in zip(panels[:, 0], series.items()):
         values = [math.nan if value is None else value for value in data["per_frame"]]
         axes.plot(range(len(values)), values, color="tab:blue")
         worst = data.get("worst") or {}
         if worst.get("value") is not None:
             index = min(range(len(values)), key=lambda i: values[i] if math.isfinite(values[i]) else math.inf)
-            axes.plot([index], [values[index]], "o", color="tab:red", label=f"worst {worst['value']:.4g} (frame {worst.get('frame')})")
+            axes.plot(
+                [index],
+                [values[index]],
+                "o",
+                color="tab:red",
+                label=f"worst {worst['value']:.4g} (frame {worst.get('frame')})",
+            )
             axes.legend(loc="best", fontsize="small")
         axes.set(ylabel=name.upper())
         axes.grid(alpha=0.3)

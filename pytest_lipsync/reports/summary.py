@@ -22,14 +22,18 @@ def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
     """What the gate runs with, at the top of the log, for whoever reads a CI failure."""
     settings, options = config.settings, config.options
     cache = "off" if options.no_cache or not cache_available else "on"
-    baseline = f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
+    baseline = (
+        f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
+    )
     scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device}"
     return f"lipsync: {scoring} baseline={baseline} cache={cache}"
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
     cells = "  ".join(f"{METRIC_LABELS.get(m, m)} {means[m]:.3f}" for m in METRIC_LABELS if m in means)
-    return f"mean over {scored} scored video{'s' if scored != 1 else ''}: {cells}" if cells else "no video could be scored"
+    return (
+        f"mean over {scored} scored video{'s' if scored != 1 else ''}: {cells}" if cells else "no video could be scored"
+    )
 
 
 def format_tally(tally: Tally) -> str:
@@ -56,7 +60,12 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
         return []
     scores = [gate.scores[key] for key in sorted(gate.scores)]
     scored = sum(1 for score in scores if score.ok)
-    lines = [format_table([_short(s) for s in scores]), "", format_means(gate.means(), scored), format_tally(gate.tally)]
+    lines = [
+        format_table([_short(s) for s in scores]),
+        "",
+        format_means(gate.means(), scored),
+        format_tally(gate.tally),
+    ]
     notice = None if gate.run is None else run_notice(gate.run)
     if notice is not None:
         lines.append(notice)

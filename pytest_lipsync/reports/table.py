@@ -70,7 +70,9 @@ def fast_options_notice(settings: Mapping[str, Any]) -> str | None:
     one, since a faster run's numbers are not the protocol's and must not pass for them."""
     from pytest_lipsync.settings import FAST_DEFAULTS
 
-    used = [f"{key} = {settings[key]!r}" for key in FAST_DEFAULTS if key in settings and settings[key] != FAST_DEFAULTS[key]]
+    used = [
+        f"{key} = {settings[key]!r}" for key in FAST_DEFAULTS if key in settings and settings[key] != FAST_DEFAULTS[key]
+    ]
     if not used:
         return None
     return (

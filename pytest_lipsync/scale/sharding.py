@@ -31,7 +31,9 @@ class Shard:
         match = _SHARD.match(text)
         index, count = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
         if not 1 <= index <= count:
-            raise ConfigError(f"shard is {text!r}", hint='Write "i/n" with 1 <= i <= n, e.g. "2/4" for the second of four jobs')
+            raise ConfigError(
+                f"shard is {text!r}", hint='Write "i/n" with 1 <= i <= n, e.g. "2/4" for the second of four jobs'
+            )
         return cls(index, count)
 
     def __str__(self) -> str:

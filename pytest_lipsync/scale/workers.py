@@ -28,6 +28,7 @@ from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.scale.placement import apply, placement_for
 from pytest_lipsync.settings import Settings
+import contextlib
 
 if TYPE_CHECKING:
     from pytest_lipsync.quality.pairing import ReferenceMatch
@@ -134,7 +135,9 @@ class _Worker:
         context = multiprocessing.get_context("spawn")
         self.index = index
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(index, pool.workers, pool.settings, pool.factory, child), daemon=True)
+        self.process = context.Process(
+            target=_serve, args=(index, pool.workers, pool.settings, pool.factory, child), daemon=True
+        )
         self.process.start()
         child.close()
         self.ready = False
@@ -152,10 +155,8 @@ class _Worker:
         return self.job is not None and now - self.started > 2 * self.limit
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.conn.send(None)
-        except OSError:
-            pass
         self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.terminate()

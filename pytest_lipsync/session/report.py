@@ -60,7 +60,9 @@ def report_entries(report: Report) -> tuple[VideoEntry, ...]:
     return tuple(_entry(video) for video in report.videos)
 
 
-def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, str], options: Layer, here: Path) -> GateResult:
+def gate_report(
+    report: Report, name: str, project: Path, environ: Mapping[str, str], options: Layer, here: Path
+) -> GateResult:
     """Judge every video of ``report`` with the project's rules (pyproject < environment < ``options``)."""
     from pytest_lipsync.reports.github import publish_step_summary
     from pytest_lipsync.reports.summary import summary_lines
@@ -69,7 +71,9 @@ def gate_report(report: Report, name: str, project: Path, environ: Mapping[str, 
     layers = standard_layers(project / "pyproject.toml", environ, command_line, here)
     quality = any(video.quality is not None or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
     scores = ReportScores(report, name)
-    gate = GateSession(lambda: layers, project, None, videos=report_entries(report), service=scores, report_quality=quality)
+    gate = GateSession(
+        lambda: layers, project, None, videos=report_entries(report), service=scores, report_quality=quality
+    )
     gate.start(check_baseline=True)
     for entry in gate.videos:
         gate.verdict(entry, SYNC_METRICS)

@@ -100,7 +100,7 @@ class GateSession:
         self._collected = videos
         self._videos = videos
         self._unmatched: tuple[Unmatched, ...] = ()
-        self._baseline: Baseline | None | bool = False
+        self._baseline: Baseline | bool | None = False
         self._cache = cache
         self._service = service
         self._report_quality = report_quality
@@ -136,7 +136,9 @@ class GateSession:
         from pytest_lipsync.outputs import check_file_output, check_folder_output
 
         options = self.config.options
-        json_path, html_path, baseline_path = (self.config.path(p) for p in (options.json, options.html, options.baseline))
+        json_path, html_path, baseline_path = (
+            self.config.path(p) for p in (options.json, options.html, options.baseline)
+        )
         if json_path is not None:
             check_file_output(json_path, "the results JSON")
         if html_path is not None:
@@ -269,7 +271,9 @@ class GateSession:
         Unless an earlier test already brought its score, the video's entry says so and its verdict fails."""
         if key in self.scores:
             return
-        error = WorkerCrashedError(f"the pytest-xdist worker scoring it died ({cause}), so it has no score", path=key, hint=_CRASH_HINT)
+        error = WorkerCrashedError(
+            f"the pytest-xdist worker scoring it died ({cause}), so it has no score", path=key, hint=_CRASH_HINT
+        )
         self.scores[key] = VideoScore(key, error=ScoreError(error.kind, error.message))
         self.verdicts[key] = Verdict(key, "failed", reason=f"{error.kind}: {error.message}")
 
@@ -385,4 +389,3 @@ def _empty_run(config: LipsyncConfig) -> RunRecord:
     from pytest_lipsync import __version__
 
     return RunRecord(__version__, config.settings.result_settings(), (), config.settings.device)
-

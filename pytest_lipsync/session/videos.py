@@ -125,7 +125,9 @@ def list_videos(
         for path in videos:
             key = video_key(path, root)
             if key not in entries:
-                entries[key] = VideoEntry(key, path, match_reference(path, key, videos_root, tree, pairs) if paired else None)
+                entries[key] = VideoEntry(
+                    key, path, match_reference(path, key, videos_root, tree, pairs) if paired else None
+                )
     return Listing(tuple(entries[key] for key in sorted(entries)), tuple(unmatched))
 
 

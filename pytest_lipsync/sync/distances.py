@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pytest_lipsync.sync.filters import medfilt
 from pytest_lipsync.results import BoxStats, TrackScore
+from pytest_lipsync.sync.filters import medfilt
 
 VSHIFT = 15
 CONFIDENCE_KERNEL = 9

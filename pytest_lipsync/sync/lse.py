@@ -119,7 +119,9 @@ class SyncScorer:
         start = first * COLUMNS_PER_FRAME
         columns = mfcc_columns(audio, start, start + (count - 1) * COLUMNS_PER_FRAME + MFCC_COLUMNS)
         windows = np.lib.stride_tricks.sliding_window_view(columns, MFCC_COLUMNS, axis=1)[:, ::COLUMNS_PER_FRAME]
-        mfcc = to_device(np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32), self.device)  # (count, 13, 20)
+        mfcc = to_device(
+            np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32), self.device
+        )  # (count, 13, 20)
         with autocast(self.precision, self.device):
             lip_embeddings = self.net.forward_lip_sequence(video)
             aud_embeddings = self.net.forward_aud(mfcc.unsqueeze(1))

@@ -88,7 +88,9 @@ def _draw_face(frame: np.ndarray, left: int, width: int, opening: float, marker:
         cv2.ellipse(frame, centre, (axes[0] + ring, axes[1] + ring), 0, 0, 360, MARKER_RGB, MARKER_RING)
     cv2.ellipse(frame, centre, axes, 0, 0, 360, FACE_COLOUR, -1)
     for side in (-1, 1):
-        cv2.circle(frame, (centre[0] + side * width // 8, centre[1] - height // 10), max(1, width // 24), (30, 30, 30), -1)
+        cv2.circle(
+            frame, (centre[0] + side * width // 8, centre[1] - height // 10), max(1, width // 24), (30, 30, 30), -1
+        )
     mouth = (max(2, width // 8), max(1, int(1 + opening * height / 10)))
     cv2.ellipse(frame, (centre[0], centre[1] + height // 5), mouth, 0, 0, 360, MOUTH_COLOUR, -1)
 
@@ -97,7 +99,7 @@ def speech(seconds: float, rate: int, channels: int, seed: int, delay_frames: in
     """int16 (channels, samples): a voiced buzz whose loudness follows :func:`envelope`, optionally delayed."""
     frames = int(np.ceil(seconds * 25)) + 1
     gains = envelope(frames, seed)
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     per_sample = np.interp(t * 25, np.arange(frames), gains)
     rng = np.random.default_rng(seed + 1)
     voice = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((140, 280, 420, 700, 1100)))
@@ -138,7 +140,7 @@ def write_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
 def _frame_times(spec: ClipSpec) -> list[float]:
     if spec.pts is not None:
         return list(spec.pts)
-    return [i / spec.fps for i in range(int(round(spec.seconds * spec.fps)))]
+    return [i / spec.fps for i in range(round(spec.seconds * spec.fps))]
 
 
 def _rate(spec: ClipSpec) -> Fraction:
@@ -150,7 +152,9 @@ def _write_video(container, stream, times: list[float], openings: np.ndarray, sp
 
     for index, moment in enumerate(times):
         cut = spec.cut_frame is not None and index >= spec.cut_frame
-        picture = face_frame(spec.width, spec.height, openings[index], index, faces=spec.faces, marker=spec.marker, cut=cut)
+        picture = face_frame(
+            spec.width, spec.height, openings[index], index, faces=spec.faces, marker=spec.marker, cut=cut
+        )
         picture = np.pad(picture, ((spec.border,) * 2, (spec.border,) * 2, (0, 0)), constant_values=128)
         frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
         time_base = _VFR_TIME_BASE if spec.pts is not None else 1 / _rate(spec)
