@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_lipsync.errors import ConfigError, LipsyncError, VideoError, WeightsError
 from pytest_lipsync.settings import Settings
+from pytest_lipsync.version import __version__
 
 if TYPE_CHECKING:
     from pytest_lipsync.plugin.assertions import (
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from pytest_lipsync.results import Report, ScoreError, TrackScore, VideoScore
     from pytest_lipsync.scoring.scorer import Scorer, score
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

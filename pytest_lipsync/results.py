@@ -26,9 +26,6 @@ from typing import Any, TypeVar
 SCHEMA_VERSION = 1
 TOOL_NAME = "pytest-lipsync"
 
-# Metric name -> True when higher is better. Offsets are informational and have no direction.
-METRIC_HIGHER_IS_BETTER: dict[str, bool] = {"lse_d": False, "lse_c": True, "psnr": True, "ssim": True}
-
 
 @dataclass(frozen=True)
 class BoxStats:
@@ -273,6 +270,16 @@ class Report:
         if collected is not None:
             _once("collected", collected)
         return cls(RunRecord.from_dict(data), videos, _optional(data, "shard", "", _text_or_null, None), collected)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How the session's scores were obtained: the terminal summary reports it (and tests check it).
+    ``report``: the file they were read from, when a report was gated (``lipsync gate``)."""
+
+    scored: int = 0
+    replayed: int = 0
+    report: str | None = None
 
 
 def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:

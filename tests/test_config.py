@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from pytest_lipsync.bounds import range_of
-from pytest_lipsync.config.keys import RunOptions, Thresholds
+from pytest_lipsync.config.keys import RunOptions
 from pytest_lipsync.config.resolution import Layer, env_layer, environment_warnings, resolve
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.gate.rules import unmatched_overrides
+from pytest_lipsync.gate.rules import Thresholds, unmatched_overrides
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.settings import Settings
 

@@ -409,7 +409,8 @@ def _toml(value: object) -> str:
 
 
 def test_the_configuration_page_has_one_row_per_setting() -> None:
-    from pytest_lipsync.config.keys import RunOptions, Thresholds
+    from pytest_lipsync.config.keys import RunOptions
+    from pytest_lipsync.gate.rules import Thresholds
     from pytest_lipsync.settings import Settings
 
     defaults = {f.name: f.default for owner in (Settings, RunOptions, Thresholds) for f in fields(owner)}

@@ -19,7 +19,6 @@ from pytest_lipsync.cli.app import main
 from pytest_lipsync.cli.init import init_project
 from pytest_lipsync.config import keys
 from pytest_lipsync.config import resolution as config_module
-from pytest_lipsync.config.keys import Thresholds
 from pytest_lipsync.config.resolution import Layer, env_layer, resolve
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate.baseline import (
@@ -33,6 +32,7 @@ from pytest_lipsync.gate.rules import (
     GateRules,
     Override,
     Rules,
+    Thresholds,
     Tolerance,
     format_verdict,
     judge,

@@ -65,7 +65,7 @@ def test_mp3_replay_equals_the_avi_track_priming_included() -> None:
 
 def test_mp3_audio_of_a_clip_is_delayed_by_the_priming(make_clip) -> None:  # type: ignore[no-untyped-def]
     source = open_video(make_clip("reencode_pcm.mkv", ClipSpec(seconds=1.0, seed=31)))
-    clean, mp3 = source.audio().astype(np.float64), source.audio(mp3=True).astype(np.float64)
+    clean, mp3 = source.audio().astype(np.float64), source.audio(replay=mp3_round_trip).astype(np.float64)
     assert len(mp3) >= len(clean) + MP3_PRIMING  # the clip's audio is 16 kHz already
     delayed = mp3[MP3_PRIMING : MP3_PRIMING + len(clean)]
     assert np.corrcoef(delayed, clean)[0, 1] > 0.99

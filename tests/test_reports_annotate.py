@@ -209,8 +209,7 @@ def test_box_colour_follows_the_band_and_the_window_centred_on_the_frame() -> No
 
 
 def test_the_band_is_the_gates_lse_c_min_for_that_video() -> None:
-    from pytest_lipsync.config.keys import Thresholds
-    from pytest_lipsync.gate.rules import GateRules, Override
+    from pytest_lipsync.gate.rules import GateRules, Override, Thresholds
 
     assert band_for(None, "a.mp4") == ConfidenceBand(3.0, "default")
     rules = GateRules(Thresholds(lse_c_min=5.0), overrides=(Override("hard/*", {"lse_c_min": 2.0}),))

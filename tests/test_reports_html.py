@@ -231,8 +231,7 @@ def test_pytest_run_writes_the_html_report_for_a_name_that_is_not_utf8(project, 
 
 def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from pytest_lipsync.config.keys import Thresholds
-    from pytest_lipsync.gate.rules import GateRules
+    from pytest_lipsync.gate.rules import GateRules, Thresholds
 
     for rules, label in (
         (None, "default threshold 3 +- 1"),

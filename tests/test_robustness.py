@@ -48,9 +48,8 @@ import av
 import numpy as np
 import pytest
 
-from pytest_lipsync.config.keys import Thresholds
 from pytest_lipsync.config.resolution import video_error_kinds
-from pytest_lipsync.gate.rules import GateRules, Override, judge
+from pytest_lipsync.gate.rules import GateRules, Override, Thresholds, judge
 from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore

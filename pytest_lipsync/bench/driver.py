@@ -132,9 +132,7 @@ def run_child(job: Job, workdir: Path, number: int) -> dict[str, Any]:
 def _child_environment() -> dict[str, str]:
     """This environment, with this copy of the package first on the path: a child measures the code its parent
     runs, installed or not (``python benchmarks/bench.py`` from a checkout)."""
-    import pytest_lipsync
-
-    root = str(Path(pytest_lipsync.__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([root, path]) if path else root}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,10 +122,3 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
         single_frames=args.single_frames if args.single_frames is not None else preset.single_frames,
         workdir=workdir,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_lipsync.bench`` and ``benchmarks/bench.py``: the same as ``lipsync bench``."""
-    from pytest_lipsync.cli.app import main as lipsync
-
-    return lipsync(["bench", *(sys.argv[1:] if argv is None else argv)])

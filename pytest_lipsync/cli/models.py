@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, WeightsError
 from pytest_lipsync.models import registry
 from pytest_lipsync.models.download import download, is_mirror_url, manual_instructions
 from pytest_lipsync.models.loading import read_state_dict
 from pytest_lipsync.models.registry import WeightsSpec
 from pytest_lipsync.models.resolve import cache_dir, home_dir, locate_weights, mirrors_from_env, offline_from_env
+from pytest_lipsync.version import __version__
 
 # (import name, distribution to install): what scoring imports, in pipeline order.
 _DEPENDENCIES: tuple[tuple[str, str], ...] = (

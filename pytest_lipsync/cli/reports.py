@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from pytest_lipsync.cli.options import project_root
 from pytest_lipsync.config.keys import Thresholds, hints
 from pytest_lipsync.config.resolution import Layer
 from pytest_lipsync.errors import ConfigError
@@ -50,7 +51,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from pytest_lipsync.cli.app import warn
+    from pytest_lipsync.cli.options import warn
     from pytest_lipsync.config.resolution import resolve
     from pytest_lipsync.scale.merge import check_gateable, load_report
     from pytest_lipsync.session.report import gate_report
@@ -80,7 +81,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from pytest_lipsync.cli.app import score_config
+    from pytest_lipsync.cli.options import score_config
     from pytest_lipsync.gate.baseline import baseline_metrics, check_compatible, load_baseline
     from pytest_lipsync.outputs import check_folder_output
     from pytest_lipsync.reports.github import append_step_summary, artifact_line, in_github_actions
@@ -104,7 +105,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
-    from pytest_lipsync.cli.app import add_settings_arguments
+    from pytest_lipsync.cli.options import add_settings_arguments
 
     parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to annotate")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="the annotated copy (MP4)")
@@ -114,7 +115,7 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
 def run_visualize(args: argparse.Namespace) -> int:
     """Score the video's tracks with the settings ``lipsync score`` would use and write the annotated copy;
     the colours' threshold is the video's ``lse_c_min`` in the project's gate (see ``reports.confidence``)."""
-    from pytest_lipsync.cli.app import score_config
+    from pytest_lipsync.cli.options import score_config
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.annotate import visualize
@@ -138,11 +139,3 @@ def run_visualize(args: argparse.Namespace) -> int:
         f"track(s), {written.frames_without_track} frames without a track; box colours: {band.label}"
     )
     return 0
-
-
-def project_root(start: Path) -> Path:
-    """The nearest directory from ``start`` upwards with a ``pyproject.toml``, as pytest finds its rootdir."""
-    for directory in (start, *start.parents):
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    return start

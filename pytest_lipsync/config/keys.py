@@ -12,18 +12,19 @@ from __future__ import annotations
 import sys
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pytest_lipsync.bounds import Range, bounded, check_bounds
 from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.gate.rules import Thresholds
 from pytest_lipsync.settings import Settings
 
 TABLE = "tool.lipsync"
+# The pytest marker: on a gate item, and on a user's test as the highest-precedence source of settings.
+MARKER = "lipsync"
 # Threshold key -> the metric it limits; the suffix says the direction (max: lower is better).
-THRESHOLD_METRICS: dict[str, str] = {"lse_d_max": "lse_d", "lse_c_min": "lse_c", "psnr_min": "psnr", "ssim_min": "ssim"}
 
 
 @dataclass(frozen=True)
@@ -51,30 +52,6 @@ class RunOptions:
             Shard.parse(self.shard)
         if self.gpus is not None:
             parse_gpus(self.gpus)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Absolute limits; ``None`` means the metric is not gated. A NaN limit would fail (or pass) every video."""
-
-    lse_d_max: float | None = bounded(None, Range())
-    lse_c_min: float | None = bounded(None, Range())
-    psnr_min: float | None = bounded(None, Range())
-    ssim_min: float | None = bounded(None, Range(-1, 1))  # SSIM lies in [-1, 1]: 2.0 would fail every video
-
-    def __post_init__(self) -> None:
-        check_bounds(self)
-
-    def merged(self, changes: Mapping[str, float]) -> Thresholds:
-        return replace(self, **changes)
-
-    def limits(self) -> dict[str, tuple[str, float]]:
-        """metric -> (threshold key, limit) for every threshold that is set."""
-        return {
-            THRESHOLD_METRICS[f.name]: (f.name, value)
-            for f in fields(self)
-            if (value := getattr(self, f.name)) is not None
-        }
 
 
 def flat_keys() -> dict[str, Any]:

@@ -13,23 +13,45 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from pytest_lipsync.config.keys import THRESHOLD_METRICS, Thresholds
+from pytest_lipsync.bounds import Range, bounded, check_bounds
 from pytest_lipsync.display import display_name
-from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
+from pytest_lipsync.metrics import HIGHER_IS_BETTER, QUALITY_METRICS, SYNC_METRICS, THRESHOLD_METRICS
 
 if TYPE_CHECKING:
     from pytest_lipsync.results import VideoScore
 
-SYNC_METRICS: tuple[str, ...] = ("lse_d", "lse_c")
-QUALITY_METRICS: tuple[str, ...] = ("psnr", "ssim")
 
 _TOLERANCE = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*$")
 
 Outcome = Literal["passed", "failed", "xfailed"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Absolute limits; ``None`` means the metric is not gated. A NaN limit would fail (or pass) every video."""
+
+    lse_d_max: float | None = bounded(None, Range())
+    lse_c_min: float | None = bounded(None, Range())
+    psnr_min: float | None = bounded(None, Range())
+    ssim_min: float | None = bounded(None, Range(-1, 1))  # SSIM lies in [-1, 1]: 2.0 would fail every video
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+    def merged(self, changes: Mapping[str, float]) -> Thresholds:
+        return replace(self, **changes)
+
+    def limits(self) -> dict[str, tuple[str, float]]:
+        """metric -> (threshold key, limit) for every threshold that is set."""
+        return {
+            THRESHOLD_METRICS[f.name]: (f.name, value)
+            for f in fields(self)
+            if (value := getattr(self, f.name)) is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -46,10 +68,8 @@ class Tolerance:
 
         Raises ``ValueError`` with the reason; the configuration loader adds the key and the file.
         """
-        if metric not in METRIC_HIGHER_IS_BETTER:
-            raise ValueError(
-                f"{metric!r} is not a metric with a direction (one of {', '.join(METRIC_HIGHER_IS_BETTER)})"
-            )
+        if metric not in HIGHER_IS_BETTER:
+            raise ValueError(f"{metric!r} is not a metric with a direction (one of {', '.join(HIGHER_IS_BETTER)})")
         text = str(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else raw
         match = _TOLERANCE.match(text) if isinstance(text, str) else None
         if match is None:
@@ -58,7 +78,7 @@ class Tolerance:
             )
         sign, number, percent = match.groups()
         if sign and sign != _worse_sign(metric):
-            direction = "higher" if METRIC_HIGHER_IS_BETTER[metric] else "lower"
+            direction = "higher" if HIGHER_IS_BETTER[metric] else "lower"
             raise ValueError(
                 f"{raw!r} points the wrong way: {metric} is better {direction}, so it worsens by "
                 f'"{_worse_sign(metric)}{number}{percent}"'
@@ -71,7 +91,7 @@ class Tolerance:
     def limit(self, baseline: float) -> float:
         """The worst value still accepted, given the baseline value."""
         step = abs(baseline) * self.amount / 100 if self.relative else self.amount
-        return baseline - step if METRIC_HIGHER_IS_BETTER[self.metric] else baseline + step
+        return baseline - step if HIGHER_IS_BETTER[self.metric] else baseline + step
 
     def __str__(self) -> str:
         amount = f"{self.amount:g}{'%' if self.relative else ''}"
@@ -168,7 +188,7 @@ class Check:
     @property
     def margin(self) -> float:
         gap = self.value - self.limit
-        return gap if METRIC_HIGHER_IS_BETTER[self.metric] else -gap
+        return gap if HIGHER_IS_BETTER[self.metric] else -gap
 
     @property
     def passed(self) -> bool:
@@ -274,4 +294,4 @@ def _check_row(check: Check) -> tuple[str, ...]:
 
 
 def _worse_sign(metric: str) -> str:
-    return "-" if METRIC_HIGHER_IS_BETTER[metric] else "+"
+    return "-" if HIGHER_IS_BETTER[metric] else "+"

@@ -24,6 +24,7 @@ read on (a cut or garbled container) still fails at once: that is not a damaged 
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ from pytest_lipsync.errors import (
 from pytest_lipsync.limits import Deadline, VideoLimits, video_timeout
 from pytest_lipsync.media.framerule import AviTimeline, extracted, stream_clock
 from pytest_lipsync.settings import FrameRule
-import itertools
 
 if TYPE_CHECKING:
     import av.audio.frame
@@ -71,6 +71,8 @@ _LEVEL_CHUNK = 4096  # frames per step of _frame_levels: 20 MB of float64
 
 T = TypeVar("T")
 _Decode = Callable[[Iterable["av.packet.Packet"]], Iterator["av.video.frame.VideoFrame"]]
+# A lossy step replayed on the decoded audio (the reference's MP3 re-encode): frames in, frames out.
+AudioReplay = Callable[[Iterator["av.audio.frame.AudioFrame"]], Iterator["av.audio.frame.AudioFrame"]]
 _IMAGE_FORMATS = ("image2", "_pipe")  # demuxers of still images (a PNG renamed .mp4 opens as png_pipe)
 # Clockwise rotation the display matrix asks for -> libavfilter filters that undo it (ffmpeg's autorotate).
 _UPRIGHT: dict[int, tuple[tuple[str, str], ...]] = {
@@ -199,11 +201,13 @@ class VideoSource:
         """Batches (B, H, W, 3) uint8 of the 25 fps stream; memory stays at one batch."""
         return batched((frame.to_ndarray() for frame in self.decoded(pix_fmt)), batch_size)
 
-    def audio(self, *, mp3: bool = False) -> np.ndarray:
+    def audio(self, *, replay: AudioReplay | None = None) -> np.ndarray:
         """The first audio stream as 16 kHz mono int16 (not normalised), from the container's start.
 
-        ``mp3=True`` replays the reference's MP3 re-encode first (PROTOCOL 1.1): the samples then keep the
-        codec's priming and padding, as the reference's AVI does, so nothing is trimmed to the duration.
+        ``replay`` passes the decoded frames through a lossy step first (the reference's MP3 re-encode,
+        ``reencode.mp3_round_trip``): the samples then keep the codec's priming and padding, as the reference's
+        AVI does, so nothing is trimmed to the duration. It is a parameter, not an import, because replays are
+        built on decoding, not the other way round.
         """
         import av
 
@@ -220,16 +224,14 @@ class VideoSource:
                 end = self._video_end()
                 until = None if end is None else end + AUDIO_MARGIN
                 frames = start.watch(_audio_until(container, stream, until, self.deadline))
-                if mp3:
-                    from pytest_lipsync.media.reencode import mp3_round_trip
-
-                    frames = mp3_round_trip(_frames_within_duration(frames, stream))
+                if replay is not None:
+                    frames = replay(_frames_within_duration(frames, stream))
                 samples = _resampled(frames)
             except av.FFmpegError as exc:
                 raise DecodeError(
                     f"audio decoding failed ({_reason(exc)})", path=self.path, hint="Re-export the file"
                 ) from exc
-            if not mp3:
+            if replay is None:
                 samples = _trim_to_duration(samples, stream)
             _check_sound(self.path, samples)
             return _align_start(samples, (start.time or 0.0) - self._origin)

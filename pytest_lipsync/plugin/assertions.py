@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_lipsync.gate.rules import Check, format_verdict, judge
-from pytest_lipsync.results import METRIC_HIGHER_IS_BETTER
+from pytest_lipsync.metrics import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
@@ -66,7 +66,7 @@ def _assert_limit(video: str | Path | LipsyncVideo, metric: str, limit: float, r
         raise AssertionError(f"{score.path} could not be scored: {score.error.kind}: {score.error.message}")
     check = Check(metric, score.metrics.get(metric, float("nan")), float(limit), "")
     if not check.passed:
-        bound = "at least" if METRIC_HIGHER_IS_BETTER[metric] else "at most"
+        bound = "at least" if HIGHER_IS_BETTER[metric] else "at most"
         raise AssertionError(
             f"{score.path}: {metric} = {check.value:.4f}, expected {bound} {check.limit:.4f} (margin {check.margin:+.4f})"
         )

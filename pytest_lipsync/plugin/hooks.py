@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lipsync.config.keys import flat_keys, read_table
+from pytest_lipsync.config.keys import MARKER, flat_keys, read_table
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import Layer
     from pytest_lipsync.session.run import GateSession, LipsyncVideo, Outputs
 
-MARKER = "lipsync"
 GATE = pytest.StashKey["GateSession"]()
 ACTIVE = pytest.StashKey[bool]()
 OUTPUTS = pytest.StashKey["Outputs"]()

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_lipsync.config.keys import MARKER
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
-from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, Verdict, format_verdict
-from pytest_lipsync.plugin.hooks import MARKER
+from pytest_lipsync.gate.rules import Verdict, format_verdict
+from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
 
 if TYPE_CHECKING:
     from pytest_lipsync.session.run import GateSession

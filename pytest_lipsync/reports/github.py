@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.gate.rules import Verdict
-from pytest_lipsync.reports.summary import METRIC_LABELS
+from pytest_lipsync.metrics import LABELS
 from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import VideoScore
 
@@ -46,12 +46,12 @@ def markdown_summary(
     notice: str | None = None,
 ) -> str:
     """The job-summary section: one row per video with its verdict, then the dataset means (and ``notice``)."""
-    columns = [m for m in METRIC_LABELS if any(m in s.metrics for s in scores)]
+    columns = [m for m in LABELS if any(m in s.metrics for s in scores)]
     failed = sum(1 for v in verdicts.values() if v.outcome == "failed")
     head = [f"## pytest-lipsync: {len(scores)} videos, {failed} failing checks", ""]
-    head += ["| video | " + " | ".join(METRIC_LABELS[m] for m in columns) + " | verdict |"]
+    head += ["| video | " + " | ".join(LABELS[m] for m in columns) + " | verdict |"]
     head += ["|---|" + "---:|" * len(columns) + "---|"]
-    tail = ["", "**Mean:** " + ", ".join(f"{METRIC_LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
+    tail = ["", "**Mean:** " + ", ".join(f"{LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
     tail += [*(f"_{_markdown(line)}_" for line in notice.splitlines()), ""] if notice else []
     rows = [_row(score, columns, verdicts) for score in scores]
     budget = limit - sum(len(line) + 1 for line in head + tail) - 200

@@ -6,16 +6,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pytest_lipsync.metrics import LABELS
 from pytest_lipsync.reports.table import format_table, run_notice
-from pytest_lipsync.results import VideoScore
-from pytest_lipsync.session.sources import Tally
+from pytest_lipsync.results import Tally, VideoScore
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.session.run import GateSession, Outputs
 
 MESSAGE_WIDTH = 60
-METRIC_LABELS: dict[str, str] = {"lse_d": "LSE-D", "lse_c": "LSE-C", "offset": "offset", "psnr": "PSNR", "ssim": "SSIM"}
 
 
 def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
@@ -30,7 +29,7 @@ def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
-    cells = "  ".join(f"{METRIC_LABELS.get(m, m)} {means[m]:.3f}" for m in METRIC_LABELS if m in means)
+    cells = "  ".join(f"{LABELS.get(m, m)} {means[m]:.3f}" for m in LABELS if m in means)
     return (
         f"mean over {scored} scored video{'s' if scored != 1 else ''}: {cells}" if cells else "no video could be scored"
     )

@@ -12,6 +12,7 @@ check, see ``deadline``) is killed and replaced, and the video fails with ``time
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -28,7 +29,6 @@ from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.scale.placement import apply, placement_for
 from pytest_lipsync.settings import Settings
-import contextlib
 
 if TYPE_CHECKING:
     from pytest_lipsync.quality.pairing import ReferenceMatch

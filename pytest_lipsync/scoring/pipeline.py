@@ -33,6 +33,7 @@ from pytest_lipsync.faces.scenes import Scene, SceneCutter
 from pytest_lipsync.faces.tracking import RejectedTrack, Track, Tracking, build_tracks
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME, batched
 from pytest_lipsync.media.prefetch import prefetch
+from pytest_lipsync.media.reencode import mp3_round_trip
 from pytest_lipsync.media.spill import SpilledFrames
 from pytest_lipsync.results import BoxStats, TrackScore
 from pytest_lipsync.settings import Settings
@@ -94,7 +95,7 @@ class FacePipeline:
     def score(self, source: VideoSource, timings: Timings) -> PipelineResult:
         """Score every face track of the video; raises :class:`NoFaceTrackError` when there is none."""
         clock = time.perf_counter()
-        audio = source.audio(mp3=self.reference)
+        audio = source.audio(replay=mp3_round_trip if self.reference else None)
         timings.add("audio", clock)
         with SpilledFrames() if self.reference else contextlib.nullcontext() as kept:
             found, tracks = self.find_tracks(source, timings, kept)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_lipsync import __version__
 from pytest_lipsync.errors import ConfigError, NonFiniteError, TooShortError, VideoError
 from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
 from pytest_lipsync.settings import Settings
+from pytest_lipsync.version import __version__
 
 if TYPE_CHECKING:
     import torch

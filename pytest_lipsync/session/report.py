@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.config.resolution import Layer, environment_warnings, standard_layers
-from pytest_lipsync.gate.rules import QUALITY_METRICS, SYNC_METRICS, format_verdict
-from pytest_lipsync.results import Report, RunRecord, VideoScore
+from pytest_lipsync.gate.rules import format_verdict
+from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
+from pytest_lipsync.results import Report, RunRecord, Tally, VideoScore
 from pytest_lipsync.session.run import GateSession, Outputs
-from pytest_lipsync.session.sources import Tally
 from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 

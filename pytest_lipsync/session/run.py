@@ -28,18 +28,10 @@ from pytest_lipsync.gate.baseline import (
     missing_file,
     update_baseline,
 )
-from pytest_lipsync.gate.rules import (
-    NO_BASELINE,
-    QUALITY_METRICS,
-    BaselineValues,
-    Check,
-    GateRules,
-    Verdict,
-    judge,
-    unmatched_overrides,
-)
-from pytest_lipsync.results import Report, RunRecord, ScoreError, VideoScore, write_json_atomic
-from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService, Tally
+from pytest_lipsync.gate.rules import NO_BASELINE, BaselineValues, Check, GateRules, Verdict, judge, unmatched_overrides
+from pytest_lipsync.metrics import QUALITY_METRICS
+from pytest_lipsync.results import Report, RunRecord, ScoreError, Tally, VideoScore, write_json_atomic
+from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService
 from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
 
 _CRASH_HINT = (
@@ -386,6 +378,6 @@ def _no_reference(entry: VideoEntry) -> str:
 
 
 def _empty_run(config: LipsyncConfig) -> RunRecord:
-    from pytest_lipsync import __version__
+    from pytest_lipsync.version import __version__
 
     return RunRecord(__version__, config.settings.result_settings(), (), config.settings.device)

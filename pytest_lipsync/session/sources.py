@@ -22,15 +22,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_lipsync import __version__
 from pytest_lipsync.errors import LipsyncError, ScoringTimeoutError
 from pytest_lipsync.models.verify import file_sha256
-from pytest_lipsync.results import SCHEMA_VERSION, RunRecord, VideoScore, WeightsRecord
+from pytest_lipsync.results import SCHEMA_VERSION, RunRecord, Tally, VideoScore, WeightsRecord
 from pytest_lipsync.settings import Settings
+from pytest_lipsync.version import __version__
 
 if TYPE_CHECKING:
     from pytest_lipsync.scoring.scorer import Scorer
@@ -42,16 +42,6 @@ class ResultCache(Protocol):
     def get(self, key: str, default: Any) -> Any: ...
 
     def set(self, key: str, value: Any) -> None: ...
-
-
-@dataclass(frozen=True)
-class Tally:
-    """How the session's scores were obtained: the terminal summary reports it (and tests check it).
-    ``report``: the file they were read from, when a report was gated (``lipsync gate``)."""
-
-    scored: int = 0
-    replayed: int = 0
-    report: str | None = None
 
 
 class Scores(Protocol):

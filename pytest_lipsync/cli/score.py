@@ -1,0 +1,63 @@
+"""``lipsync score``: score videos from a shell, with the pytest gate's settings, keys and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK, add_quality_arguments, add_settings_arguments, score_config
+from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.settings import Settings
+
+
+def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
+    add_settings_arguments(parser)
+    add_quality_arguments(parser, Settings())
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="score with N processes, one GPU (or a share of the cores) each",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from pytest_lipsync.outputs import check_file_output
+    from pytest_lipsync.reports.table import format_table, run_notice
+    from pytest_lipsync.results import Report, write_json_atomic
+    from pytest_lipsync.scale.workers import Job, Progress, score_jobs
+    from pytest_lipsync.session.videos import configured_videos
+
+    config = score_config(args, Path.cwd(), os.environ)
+    listing = configured_videos(config, [Path(path) for path in args.paths])
+    if listing.unmatched:
+        raise ConfigError(
+            "; ".join(unmatched.message for unmatched in listing.unmatched),
+            hint="Give folders and globs that hold videos, or leave out the ones that do not",
+        )
+    if args.json is not None:
+        check_file_output(args.json, "the results JSON")
+    jobs = [Job(number, entry) for number, entry in enumerate(listing.entries, 1)]
+    run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
+    print(format_table(scores))
+    notice = run_notice(run)
+    if notice is not None:
+        print(notice)
+    if args.json is not None:
+        # Every video given has an entry (a crashed worker's says so): the command gated exactly these.
+        write_json_atomic(
+            args.json, Report(run, tuple(scores), collected=tuple(score.path for score in scores)).to_dict()
+        )
+    return EXIT_OK if all(score.ok for score in scores) else EXIT_FAILED
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of workers")
+    return value
