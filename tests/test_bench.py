@@ -15,6 +15,8 @@ from pytest_lipsync.bench.plan import BASELINE, Variant, parse_variant, variants
 from pytest_lipsync.cli.app import main
 from pytest_lipsync.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # the benchmark harness end to end, in child processes
+
 
 @pytest.mark.parametrize("faces", [1, 2])
 def test_generated_clip_has_the_frames_size_and_faces_it_says(tmp_path: Path, faces: int) -> None:

@@ -378,6 +378,19 @@ def test_every_repository_path_in_backticks_exists(page: Path) -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("page", PAGES, ids=_id)
+def test_every_test_a_page_cites_exists(page: Path) -> None:
+    """A page that says which test proves a promise must name a test that exists: a renamed test would
+    otherwise leave the promise unproved without a word."""
+    problems = [
+        f"{_id(page)}: {module}::{name} does not exist"
+        for module, name in re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", page.read_text(encoding="utf-8"))
+        if not (ROOT / module).is_file()
+        or not re.search(rf"^def {name}\(", (ROOT / module).read_text(encoding="utf-8"), re.MULTILINE)
+    ]
+    assert not problems, "\n".join(problems)
+
+
 # ---------------------------------------------------------------- reference pages against the code
 
 

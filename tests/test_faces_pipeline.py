@@ -164,6 +164,7 @@ def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_cl
     assert np.array_equal(detected, np.stack(jpegs))
 
 
+@pytest.mark.slow
 def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_crops(
     make_clip,
     pipeline_scorer,

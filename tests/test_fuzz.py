@@ -25,8 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from pytest_lipsync.config.resolution import video_error_kinds
 from tests.fuzzing import write_bases
+
+pytestmark = pytest.mark.slow  # hundreds of mutated clips scored in child processes
 
 CASES = int(os.environ.get("LIPSYNC_FUZZ_CASES", "200"))
 SEED = int(os.environ.get("LIPSYNC_FUZZ_SEED", "0"))
@@ -117,6 +121,7 @@ def test_mutated_clips_give_a_score_or_a_typed_error(syncnet_weights: Path, tmp_
 # A child that aborts on case 1, raises a stray kind on case 2 and hangs on case 3, as a broken decoder might.
 _MISBEHAVING = """
 import json, os, sys, time
+
 first = int(sys.argv[1])
 for case in range(first, 5):
     if case == 1:

@@ -74,6 +74,7 @@ def literal_inputs(path: Path, fidelity: str) -> tuple[list[np.ndarray], np.ndar
     return [cv2.resize(frame, (224, 224)) for frame in frames], source.audio()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fidelity", ["clean", "reference"])
 @pytest.mark.parametrize("name", sorted(CLIPS))
 def test_production_path_equals_literal_protocol(name: str, fidelity: str, make_clip, scorers) -> None:  # type: ignore[no-untyped-def]
