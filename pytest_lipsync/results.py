@@ -21,7 +21,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pytest_lipsync.errors import LipsyncError
 
 SCHEMA_VERSION = 1
 TOOL_NAME = "pytest-lipsync"
@@ -108,6 +111,11 @@ class ScoreError:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message, "facts": dict(self.facts)}
+
+    @classmethod
+    def from_error(cls, error: LipsyncError) -> ScoreError:
+        """The record of a raised error: what a result keeps of it (kind, message, facts; not the traceback)."""
+        return cls(error.kind, error.message, error.facts)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "error") -> ScoreError:

@@ -109,7 +109,7 @@ class GroundTruth:
             faces = self._faces(video, limits)
             result = compare_videos(video, match.reference, self.settings, self.device, faces=faces, limits=limits)
         except VideoError as exc:
-            error = ScoreError(exc.kind, exc.message, exc.facts)
+            error = ScoreError.from_error(exc)
             return self._section(match, None, error), {}, error
         return self._section(match, result, None), {"psnr": result.psnr.mean, "ssim": result.ssim.mean}, None
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pytest_lipsync.errors import ConfigError, NoReferenceError, ReferenceMismatchError, VideoError
+from pytest_lipsync.errors import ConfigError, NoReferenceError, ReferenceMismatchError
 from pytest_lipsync.media.discover import video_files
 from pytest_lipsync.results import ScoreError
 
@@ -101,7 +101,7 @@ def match_reference(
 
 def _pairs_miss(video: Path, key: str) -> ScoreError:
     """No reference directory, and no pair for this video."""
-    return _error(
+    return ScoreError.from_error(
         NoReferenceError(
             f'has no ground truth: [tool.lipsync.pairs] has no entry "{key}"',
             path=video,
@@ -113,7 +113,7 @@ def _pairs_miss(video: Path, key: str) -> ScoreError:
 
 def _tree_miss(video: Path, key: str, relative: PurePosixPath, tree: ReferenceTree) -> ScoreError:
     """Nothing in the reference directory by path or stem, and no pair."""
-    return _error(
+    return ScoreError.from_error(
         NoReferenceError(
             f'has no ground truth in {tree.root}: no "{relative}" there, and no video named "{relative.stem}.*"',
             path=video,
@@ -122,10 +122,6 @@ def _tree_miss(video: Path, key: str, relative: PurePosixPath, tree: ReferenceTr
             facts={"reference_dir": str(tree.root), "relative_path": str(relative), "key": key},
         )
     )
-
-
-def _error(exc: VideoError) -> ScoreError:
-    return ScoreError(exc.kind, exc.message, exc.facts)
 
 
 def _only(
@@ -145,4 +141,4 @@ def _only(
         hint=f'Name this video\'s reference in [tool.lipsync.pairs], e.g. "{key}" = "{tree.root / candidates[0]}"',
         facts={"candidates": [str(tree.root / candidate) for candidate in candidates]},
     )
-    return ReferenceMatch(video, None, "none", _error(ambiguous))
+    return ReferenceMatch(video, None, "none", ScoreError.from_error(ambiguous))

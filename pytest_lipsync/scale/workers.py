@@ -226,7 +226,7 @@ class _Pool:
                 worker.process.kill()
                 worker.stop()
                 error = timeout_error(worker.job.video, now - worker.started, worker.limit, killed=True)
-                timed_out = VideoScore(worker.job.entry.key, error=ScoreError(error.kind, error.message, error.facts))
+                timed_out = VideoScore(worker.job.entry.key, error=ScoreError.from_error(error))
                 self._done(worker, timed_out, results, progress)
                 self._replace(worker, live, pending)
 
@@ -278,4 +278,4 @@ def _crashed(job: Job, why: str) -> VideoScore:
         path=job.video,
         hint="Score it alone (lipsync score FILE) to see the failure; the other videos are unaffected",
     )
-    return VideoScore(path=job.entry.key, error=ScoreError(error.kind, error.message, error.facts))
+    return VideoScore(path=job.entry.key, error=ScoreError.from_error(error))

@@ -149,7 +149,7 @@ class Scorer:
             return VideoScore(
                 path=str(path),
                 timings=timings.seconds,
-                error=ScoreError(exc.kind, exc.message, exc.facts),
+                error=ScoreError.from_error(exc),
             )
         return VideoScore(
             path=str(path),

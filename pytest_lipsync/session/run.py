@@ -266,7 +266,7 @@ class GateSession:
         error = WorkerCrashedError(
             f"the pytest-xdist worker scoring it died ({cause}), so it has no score", path=key, hint=_CRASH_HINT
         )
-        self.scores[key] = VideoScore(key, error=ScoreError(error.kind, error.message))
+        self.scores[key] = VideoScore(key, error=ScoreError.from_error(error))
         self.verdicts[key] = Verdict(key, "failed", reason=f"{error.kind}: {error.message}")
 
     def baseline_values(self, key: str) -> BaselineValues:
