@@ -70,14 +70,12 @@ def score_run(job: Job) -> dict[str, Any]:
 
     settings = job.settings()
     scorer = Scorer(settings)
-    # The benchmark reaches into the scorer it times: the detector is wrapped to count (and, with stand-in
-    # weights, to find the drawn faces), and the models' calls to time the bare passes.
-    faces, sync = scorer._faces, scorer._sync
+    # The detector is wrapped to count (and, with stand-in weights, to find the drawn faces), and the models'
+    # calls to time the bare passes.
+    sync = scorer.sync
     path = Path(job.clip)
-    detector = None
-    if faces is not None:
-        detector = CountingDetector(faces.detector, markers=job.markers)
-        faces.detector = detector  # type: ignore[assignment]
+    wrapped = scorer.wrap_detector(lambda inner: CountingDetector(inner, markers=job.markers))
+    detector = wrapped if isinstance(wrapped, CountingDetector) else None
     s3fd = None if detector is None or not hasattr(detector.inner, "net") else detector.inner
     _warm_up(sync, s3fd, path)
     paired = _pair(sync, s3fd, _pairing_stride(path, job.bare_calls))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from pytest_lipsync.version import __version__
 if TYPE_CHECKING:
     import torch
 
+    from pytest_lipsync.faces.detector import Detector
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
     from pytest_lipsync.quality.face import FaceRegions
@@ -104,6 +105,20 @@ class Scorer:
         clean = FacePipeline(self._faces.detector, self._sync, self.settings.replace(fidelity="clean"))
         _, tracks = clean.find_tracks(self._open(path, limits), Timings())
         return FaceRegions(tracks, self.settings.crop_scale)
+
+    @property
+    def sync(self) -> SyncScorer:
+        """The SyncNet stage (its network and device): what a benchmark times its forward passes on."""
+        return self._sync
+
+    def wrap_detector(self, wrap: Callable[[Detector], Detector]) -> Detector | None:
+        """Put ``wrap(detector)`` in place of the pipeline's face detector and return it: the hook through which
+        a benchmark counts and times detection without reaching into the pipeline. ``None`` for the cropped
+        protocol, which detects nothing."""
+        if self._faces is None:
+            return None
+        self._faces.detector = wrap(self._faces.detector)
+        return self._faces.detector
 
     @property
     def run(self) -> RunRecord:
