@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_lipsync.bounds import Range, bounded, check_bounds
+from pytest_lipsync.bounds import SCORING, Range, check_bounds, setting
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.limits import MAX_CORRUPT_FRACTION, MAX_PIXELS, VideoLimits
 from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
@@ -76,36 +76,146 @@ def _quality_field(name: str) -> Any:
 class Settings:
     """Scoring settings with the reference pipeline's defaults (spec/PROTOCOL.md)."""
 
-    protocol: Protocol = "pipeline"
-    fidelity: Fidelity = "reference"
-    device: str = "auto"
-    syncnet_weights: str | None = None
-    s3fd_weights: str | None = None
-    detector: str | None = None
-    offline: bool = False
-    batch_size: int = bounded(32, _COUNT)
-    facedet_scale: float = bounded(0.25, _FACEDET_SCALE)
-    crop_scale: float = bounded(0.4, _CROP_SCALE)
-    min_track: int = bounded(100, _COUNT)
-    num_failed_det: int = bounded(25, _COUNT)
-    min_face_size: float = bounded(100.0, Range(0))
-    scene_threshold: float = bounded(30.0, _SCENE_THRESHOLD)
-    reference: str | None = None  # ground-truth directory: PSNR/SSIM are computed when set
+    protocol: Protocol = setting(
+        "pipeline",
+        "how faces are found: `pipeline` cuts scenes, detects faces with S3FD, tracks and crops them; `cropped` "
+        "takes every frame as the face crop",
+        more="See [protocol.md](protocol.md#two-protocols).",
+        commands=SCORING,
+    )
+    fidelity: Fidelity = setting(
+        "reference",
+        "`reference` replays the reference scripts' lossy re-encodes (comparable with papers); `clean` skips them",
+        more="See [protocol.md](protocol.md#fidelity-reference-and-clean).",
+        commands=SCORING,
+    )
+    device: str = setting(
+        "auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`", commands=SCORING, metavar="DEVICE"
+    )
+    syncnet_weights: str | None = setting(
+        None,
+        "a SyncNet weights file of your own",
+        more="Results made with any other file than the released one are marked *custom* with its SHA-256.",
+        unset="the released `syncnet_v2.model` from the verified cache ([Weights](#weights))",
+        commands=SCORING,
+        metavar="PATH",
+    )
+    s3fd_weights: str | None = setting(
+        None,
+        "an S3FD face detector weights file of your own (pipeline protocol)",
+        unset="the released `sfd_face.pth` from the verified cache ([Weights](#weights))",
+        commands=SCORING,
+        metavar="PATH",
+    )
+    detector: str | None = setting(
+        None,
+        "a face detector plug-in used instead of S3FD in the pipeline protocol",
+        more="See [protocol.md](protocol.md#the-detector-plug-in).",
+        unset="S3FD",
+        commands=SCORING,
+        metavar="MODULE:FACTORY",
+        kind='`"module:factory"`',
+    )
+    offline: bool = setting(False, "never download weights: a missing file is an error", commands=SCORING)
+    batch_size: int = setting(
+        32, "SyncNet windows per forward pass (moves no number)", _COUNT, commands=SCORING, metavar="N"
+    )
+    facedet_scale: float = setting(
+        0.25, "scale at which S3FD sees the frames", _FACEDET_SCALE, commands=SCORING, group="pipeline", metavar="N"
+    )
+    crop_scale: float = setting(
+        0.4,
+        "margin around the face in a track's crops, in face sizes",
+        _CROP_SCALE,
+        commands=SCORING,
+        group="pipeline",
+        metavar="N",
+    )
+    min_track: int = setting(
+        100,
+        "a face track needs more than this many frames; shorter scenes are skipped",
+        _COUNT,
+        more="Lower it for clips under about 4 s.",
+        commands=SCORING,
+        group="pipeline",
+        metavar="N",
+    )
+    num_failed_det: int = setting(
+        25,
+        "frames a track may go without a detection and still continue",
+        _COUNT,
+        commands=SCORING,
+        group="pipeline",
+        metavar="N",
+    )
+    min_face_size: float = setting(
+        100.0,
+        "pixels: a track whose mean box is smaller is dropped",
+        Range(0),
+        commands=SCORING,
+        group="pipeline",
+        metavar="N",
+    )
+    scene_threshold: float = setting(
+        30.0,
+        "scene-cut threshold (mean HSV change)",
+        _SCENE_THRESHOLD,
+        commands=SCORING,
+        group="pipeline",
+        metavar="N",
+    )
+    # Ground truth: PSNR/SSIM are computed when set. `lipsync visualize` draws tracks and takes none.
+    reference: str | None = setting(
+        None,
+        "ground-truth directory, its videos matched by path relative to the scored directory, then by file stem: "
+        "adds PSNR and SSIM",
+        more="In pytest, a `::quality` item per video ([quality.md](quality.md)).",
+        commands=("score",),
+        group="quality",
+        metavar="DIR",
+    )
     ssim_window: SsimWindow = _quality_field("ssim_window")
     color: Color = _quality_field("color")
     region: Region = _quality_field("region")
     resize_reference: bool = _quality_field("resize_reference")
     max_length_mismatch: int = _quality_field("max_length_mismatch")
-    # Frames above this (from the header) are refused before decoding: too_large.
-    max_pixels: int = bounded(MAX_PIXELS, _COUNT)
-    # Of source frames lost or concealed: decode_error above it.
-    max_corrupt_fraction: float = bounded(MAX_CORRUPT_FRACTION, Range(0, 1))
-    # Seconds per video; None: grows with its length and frame size (``deadline``).
-    timeout: float | None = bounded(None, Range(0, low_open=True))
-    precision: Precision = "fp32"  # the models' forward dtype; "bf16"/"fp16" are faster, not the protocol's numbers
-    detect_every: int = bounded(
-        1, _COUNT
-    )  # S3FD on every N-th frame only, tracks interpolated between (pipeline protocol)
+    max_pixels: int = setting(
+        MAX_PIXELS, "a video whose header claims larger frames is refused before decoding (`too_large`)", _COUNT
+    )
+    max_corrupt_fraction: float = setting(
+        MAX_CORRUPT_FRACTION,
+        "share of damaged frames tolerated; more fails the video (`decode_error`)",
+        Range(0, 1),
+        commands=SCORING,
+        group="limits",
+        metavar="F",
+    )
+    timeout: float | None = setting(  # None: grows with the video's length and frame size (``deadline``)
+        None,
+        "time limit per video in seconds; past it the video fails (`timeout`)",
+        Range(0, low_open=True),
+        unset="60 s + 100 s per second of video for each 1280x720 of frame area",
+        commands=SCORING,
+        group="limits",
+        metavar="SECONDS",
+    )
+    precision: Precision = setting(
+        "fp32",
+        "the models' forward dtype; `bf16`/`fp16` are faster, not the protocol's numbers",
+        more="A [faster option](#faster-options).",
+        commands=SCORING,
+        group="fast",
+    )
+    detect_every: int = setting(
+        1,
+        "run the face detector on every N-th frame only, tracks interpolated between (faster, not the protocol's "
+        "numbers)",
+        _COUNT,
+        more="A [faster option](#faster-options).",
+        commands=SCORING,
+        group="fast",
+        metavar="N",
+    )
 
     def __post_init__(self) -> None:
         _choice("protocol", self.protocol, PROTOCOLS)

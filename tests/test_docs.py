@@ -9,7 +9,8 @@ CONTRIBUTING.md, CHANGELOG.md, docs/*.md):
   real argparse parser (``cli._parser()``); synopses with ``[...]`` go in ``text`` blocks, which are not parsed;
 - every ``--lipsync-*`` flag written anywhere is a real pytest flag;
 - every repository path written in backticks (``pytest_lipsync/...``, ``tests/...``, ...) exists;
-- docs/configuration.md has one row per setting with its flag, variable and default; docs/errors.md one row
+- docs/configuration.md has one row per setting with its flag, variable and default, and is what the
+  settings' declarations generate; docs/errors.md one row
   per error kind with an example message; docs/cli.md a section per subcommand naming each of its options;
   docs/ci.md shows the workflow ``lipsync init`` writes; the README stays a short front door.
 
@@ -443,6 +444,15 @@ def test_the_configuration_page_has_one_row_per_setting() -> None:
         )
         assert flag == f"`--lipsync-{key.replace('_', '-')}`", key
         assert variable == f"`LIPSYNC_{key.upper()}`", key
+
+
+def test_the_configuration_pages_table_is_generated_from_the_declarations() -> None:
+    from pytest_lipsync.config import reference
+
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert page == reference.render(page), (
+        f"docs/configuration.md's table is stale: run `{reference.COMMAND}` and commit the page"
+    )
 
 
 def test_the_errors_page_lists_every_error_kind_with_an_example_message() -> None:

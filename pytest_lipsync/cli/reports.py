@@ -8,12 +8,13 @@ import os
 from pathlib import Path
 
 from pytest_lipsync.cli.options import project_root
-from pytest_lipsync.config.keys import Thresholds, hints
 from pytest_lipsync.config.resolution import Layer
+from pytest_lipsync.config.table import add_options, keys_for
 from pytest_lipsync.errors import ConfigError
 
-# The gate's own options: where the baseline is and whether to rewrite it, the thresholds, the allow list.
-_GATE_KEYS = ("baseline", "update_baseline", *hints(Thresholds), "allow")
+# The settings `lipsync gate` takes (their declarations say so): the baseline and whether to rewrite it, the
+# thresholds, the allow-list.
+_GATE_KEYS = keys_for("gate")
 
 
 def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,15 +40,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", type=Path, metavar="RESULTS.json", help="a report (usually merged)")
-    parser.add_argument("--baseline", metavar="PATH", help="baseline file (default: [tool.lipsync] baseline)")
-    parser.add_argument(
-        "--update-baseline", action="store_true", default=None, help="write the baseline from the report"
-    )
-    for key in hints(Thresholds):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=float, metavar="LIMIT", help=f"the {key!r} threshold")
-    parser.add_argument(
-        "--allow", action="append", metavar="KIND", help="error kind that is an expected failure; repeatable"
-    )
+    add_options(parser, "gate")
 
 
 def run_gate(args: argparse.Namespace) -> int:
@@ -109,7 +102,7 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to annotate")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="the annotated copy (MP4)")
-    add_settings_arguments(parser)
+    add_settings_arguments(parser, "visualize")
 
 
 def run_visualize(args: argparse.Namespace) -> int:

@@ -6,15 +6,13 @@ import argparse
 import os
 from pathlib import Path
 
-from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK, add_quality_arguments, add_settings_arguments, score_config
+from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK, add_settings_arguments, score_config
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.settings import Settings
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
-    add_settings_arguments(parser)
-    add_quality_arguments(parser, Settings())
+    add_settings_arguments(parser, "score")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument(
         "--workers",

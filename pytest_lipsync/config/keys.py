@@ -3,8 +3,9 @@
 This is all an inert pytest run needs from the plugin (flags to register, whether the rootdir's
 ``pyproject.toml`` has a ``[tool.lipsync]`` table), so it stays small: the resolution and validation in
 ``config`` and the verdicts in ``gate`` are imported only when the plugin is in use. The keys are the
-fields of ``Settings``, ``RunOptions`` and ``Thresholds``: a field added to ``Settings`` is at once a
-pyproject key, an environment variable and a flag.
+fields of ``Settings``, ``RunOptions``, ``Thresholds`` and ``AllowList``: a field added to one is at once a
+pyproject key, an environment variable and a flag (and, where its declaration says so, an option of a
+``lipsync`` command: see ``table``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pytest_lipsync.bounds import setting
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate.rules import Thresholds
 from pytest_lipsync.settings import Settings
@@ -24,7 +26,6 @@ from pytest_lipsync.settings import Settings
 TABLE = "tool.lipsync"
 # The pytest marker: on a gate item, and on a user's test as the highest-precedence source of settings.
 MARKER = "lipsync"
-# Threshold key -> the metric it limits; the suffix says the direction (max: lower is better).
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,44 @@ class RunOptions:
     The ground-truth directory is ``Settings.reference``: it is a scoring setting that ``lipsync score`` shares.
     """
 
-    videos: tuple[str, ...] = ()
-    baseline: str | None = None
-    json: str | None = None
-    html: str | None = None  # a directory: the HTML report (see ``reports.html``)
-    update_baseline: bool = False
-    no_cache: bool = False
-    allow_no_videos: bool = False  # a videos folder or glob without a video passes instead of failing the run
-    shard: str | None = None  # "i/n": this CI job's share of the videos (see ``sharding``)
-    gpus: str | None = None  # "0,2": the devices xdist workers are spread over (see ``placement``)
+    videos: tuple[str, ...] = setting(
+        (),
+        "a directory (searched recursively), file or glob of videos to gate; repeatable",
+        more="Each video becomes a gate item.",
+        metavar="PATH",
+        kind="list of paths",
+    )
+    baseline: str | None = setting(
+        None, "baseline file for the [regression rules](#regression-rules)", commands=("gate",), metavar="PATH"
+    )
+    json: str | None = setting(None, "write the results as JSON (the `lipsync score --json` schema)", metavar="PATH")
+    html: str | None = setting(  # see ``reports.html``
+        None, "write the HTML report (`index.html` and its plots) into this directory", metavar="DIR"
+    )
+    update_baseline: bool = setting(
+        False, "write the baseline from the scores (needs a baseline file)", commands=("gate",)
+    )
+    no_cache: bool = setting(False, "score every video again instead of replaying results from pytest's cache")
+    allow_no_videos: bool = setting(
+        False,
+        "let a videos folder or glob that holds no video pass (by default it fails the run)",
+        more="A folder that does not exist is always a usage error.",
+    )
+    shard: str | None = setting(  # see ``sharding``
+        None,
+        "this CI job's share of the videos to gate, `i/n` (balanced by file size, stable)",
+        more="See [scale-out.md](scale-out.md#several-ci-runners-shard-merge-gate).",
+        metavar="I/N",
+        kind='`"i/n"`',
+    )
+    gpus: str | None = setting(  # see ``placement``
+        None,
+        "device ordinals (e.g. 0,2) that xdist workers are spread over, one device per worker",
+        more="See [scale-out.md](scale-out.md#one-machine-several-gpus-pytest--n).",
+        unset="every visible device",
+        metavar="IDS",
+        kind='`"0,2"`',
+    )
 
     def __post_init__(self) -> None:
         from pytest_lipsync.scale.placement import parse_gpus
@@ -54,9 +84,28 @@ class RunOptions:
             parse_gpus(self.gpus)
 
 
+@dataclass(frozen=True)
+class AllowList:
+    """The gate's allow-list, declared as a setting like the others; ``GateRules.allow`` holds its resolved value
+    (checked against the error kinds by ``resolution``), and overrides may replace it per glob."""
+
+    allow: tuple[str, ...] = setting(
+        (),
+        "error kind that makes an unscorable video an expected failure (xfail) instead of a failure; repeatable",
+        more="Only real [error kinds](errors.md) are accepted.",
+        commands=("gate",),
+        metavar="KIND",
+        kind="list of error kinds",
+    )
+
+
+# The dataclasses whose fields are the keys, in the order the reference page lists them.
+OWNERS: tuple[type, ...] = (Settings, RunOptions, Thresholds, AllowList)
+
+
 def flat_keys() -> dict[str, Any]:
     """Every scalar key a layer may set (top level or threshold), with the type its value must have."""
-    return {**hints(Settings), **hints(RunOptions), **hints(Thresholds), "allow": tuple[str, ...]}
+    return {key: hint for owner in OWNERS for key, hint in hints(owner).items()}
 
 
 def read_table(path: Path) -> Mapping[str, Any] | None:

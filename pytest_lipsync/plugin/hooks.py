@@ -9,7 +9,6 @@ no torch, OpenCV or PyAV, and does nothing unless a ``--lipsync-*`` flag is give
 from __future__ import annotations
 
 import os
-import typing
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_lipsync.config.keys import MARKER, flat_keys, read_table
+from pytest_lipsync.config.table import add_flags
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 
@@ -39,39 +39,11 @@ class LipsyncConfigWarning(pytest.PytestWarning):
     makes it stop."""
 
 
-_HELP = {
-    "videos": "a directory (searched recursively), file or glob of videos to gate; repeatable",
-    "reference": "ground-truth directory: adds a PSNR/SSIM item per video",
-    "json": "write the results as JSON (the `lipsync score --json` schema)",
-    "html": "write an HTML report (index.html and plots) into this directory",
-    "baseline": "baseline file for regression rules",
-    "update_baseline": "write the baseline from this run's scores",
-    "no_cache": "score every video again instead of replaying cached results",
-    "allow": "error kind that makes an unscorable video an expected failure; repeatable",
-    "shard": "i/n: score only this CI job's share of the videos (balanced by file size, stable)",
-    "allow_no_videos": "let a videos folder or glob that holds no video pass (by default it fails the run)",
-    "precision": "fp32 | bf16 | fp16: the models' forward dtype; bf16/fp16 are faster, not the protocol's numbers",
-    "detect_every": "run the face detector on every N-th frame only, tracks interpolated between (faster, not the "
-    "protocol's numbers)",
-    "gpus": "device ordinals (e.g. 0,2) that xdist workers are spread over, one device per worker",
-}
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(
         "lipsync", "lip-sync quality gate (pytest-lipsync; every flag has the same-named [tool.lipsync] key)"
     )
-    for key, hint in flat_keys().items():
-        flag = f"--lipsync-{key.replace('_', '-')}"
-        help_text = _HELP.get(key) or _describe(key, hint)
-        if hint is bool:
-            group.addoption(flag, action="store_true", default=None, dest=f"lipsync_{key}", help=help_text)
-        elif key in ("videos", "allow"):
-            group.addoption(
-                flag, action="append", default=None, dest=f"lipsync_{key}", metavar=key.upper(), help=help_text
-            )
-        else:
-            group.addoption(flag, default=None, dest=f"lipsync_{key}", metavar="VALUE", help=help_text)
+    add_flags(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -269,11 +241,6 @@ def _layers(config: pytest.Config) -> list[Layer]:
     flags = {key: value for key in flat_keys() if (value := config.getoption(f"lipsync_{key}")) is not None}
     here = config.invocation_params.dir
     return standard_layers(config.rootpath / "pyproject.toml", os.environ, Layer("flag", flags), here)
-
-
-def _describe(key: str, hint: Any) -> str:
-    choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else ()
-    return f"the {key!r} setting" + (f": {' | '.join(choices)}" if choices else "")
 
 
 def _flags_given(config: pytest.Config) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from pytest_lipsync.bounds import Range, bounded, check_bounds
+from pytest_lipsync.bounds import Range, check_bounds, setting
 from pytest_lipsync.errors import ConfigError
 
 SsimWindow = Literal["uniform7", "gaussian11"]
@@ -19,6 +19,9 @@ Region = Literal["frame", "face"]
 SSIM_WINDOWS: tuple[str, ...] = get_args(SsimWindow)
 COLORS: tuple[str, ...] = get_args(Color)
 REGIONS: tuple[str, ...] = get_args(Region)
+# `lipsync score` takes them, in its ground-truth group; `lipsync visualize` compares nothing with ground truth.
+_SCORE = ("score",)
+_GROUP = "quality"
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,30 @@ class QualitySettings:
     ``max_length_mismatch``: how many frames the two videos may differ by (the common prefix is compared).
     """
 
-    ssim_window: SsimWindow = "uniform7"
-    color: Color = "rgb"
-    region: Region = "frame"
-    resize_reference: bool = False
-    max_length_mismatch: int = bounded(2, Range(0, integer=True))
+    ssim_window: SsimWindow = setting(
+        "uniform7",
+        "SSIM variant: `uniform7` is scikit-image's default, `gaussian11` Wang et al.'s 11x11 Gaussian",
+        commands=_SCORE,
+        group=_GROUP,
+    )
+    color: Color = setting("rgb", "PSNR/SSIM on RGB, or on BT.601 luma (`y`)", commands=_SCORE, group=_GROUP)
+    region: Region = setting(
+        "frame", "PSNR/SSIM over whole frames, or inside the face tracks", commands=_SCORE, group=_GROUP
+    )
+    resize_reference: bool = setting(
+        False,
+        "resize ground truth of another size to the generated size (area interpolation) instead of failing",
+        commands=_SCORE,
+        group=_GROUP,
+    )
+    max_length_mismatch: int = setting(
+        2,
+        "frames by which a video and its ground truth may differ in length (the common prefix is compared)",
+        Range(0, integer=True),
+        commands=_SCORE,
+        group=_GROUP,
+        metavar="FRAMES",
+    )
 
     def __post_init__(self) -> None:
         _check_choice("ssim_window", self.ssim_window, SSIM_WINDOWS)
