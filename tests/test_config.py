@@ -264,3 +264,20 @@ def test_lipsync_gate_and_score_warn_on_stderr(
     assert capsys.readouterr().err.splitlines() == [typo, glob]
     assert main(["score", "missing.mp4"]) == 2
     assert capsys.readouterr().err.splitlines()[0] == typo
+
+
+def test_weights_paths_are_relative_to_where_they_were_written(tmp_path: Path) -> None:
+    """A path in pyproject.toml is the project's (as ``videos`` and ``baseline`` are), one given in the
+    environment or on a command line the caller's: pytest run from a subdirectory finds the same file."""
+    from pytest_lipsync.config.resolution import standard_layers
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (project / "pyproject.toml").write_text('[tool.lipsync]\nsyncnet_weights = "weights/s.model"\n')
+    layers = standard_layers(project / "pyproject.toml", {}, Layer("flag", {}), project / "sub")
+    assert resolve(layers, project).settings.syncnet_weights == str(project / "weights" / "s.model")
+    given = standard_layers(
+        project / "pyproject.toml", {"LIPSYNC_S3FD_WEIGHTS": "s3fd.pth"}, Layer("flag", {}), elsewhere
+    )
+    assert resolve(given, project).settings.s3fd_weights == str(elsewhere / "s3fd.pth")

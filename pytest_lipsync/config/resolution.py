@@ -34,7 +34,7 @@ _YES = frozenset({"1", "true", "yes", "on"})
 _NO = frozenset({"0", "false", "no", "off"})
 SourceKind = Literal["pyproject", "env", "flag", "option", "marker"]
 # Run options that are paths: given in the environment or on a command line, they are the caller's.
-_PATH_OPTIONS = ("videos", "reference", "baseline", "json")
+_PATH_OPTIONS = ("videos", "reference", "baseline", "json", "syncnet_weights", "s3fd_weights")
 # LIPSYNC_* variables that are not settings: the weights' cache and download mirrors (``models.resolve``),
 # and the test suite's fuzzing knobs. Any other LIPSYNC_* variable that is not a setting's is a typo.
 OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS"})
@@ -117,10 +117,11 @@ def environment_warnings(environ: Mapping[str, str]) -> tuple[str, ...]:
 
 def standard_layers(pyproject: Path, environ: Mapping[str, str], command_line: Layer, here: Path) -> list[Layer]:
     """pyproject < environment < command line, as the plugin and ``lipsync gate`` both read them; paths
-    from the environment and the command line are relative to ``here``, the caller's directory."""
+    from the environment and the command line are relative to ``here``, the caller's directory, and paths in
+    ``pyproject.toml`` to its own directory (wherever pytest or ``lipsync`` is started from)."""
     table = read_pyproject(pyproject)
     return [
-        *([table] if table is not None else []),
+        *([] if table is None else [Layer(table.kind, _absolute(table.values, pyproject.parent), table.origin)]),
         Layer("env", _absolute(env_layer(environ).values, here)),
         Layer(command_line.kind, _absolute(command_line.values, here), command_line.origin),
     ]
