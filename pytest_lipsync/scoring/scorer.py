@@ -11,16 +11,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from pytest_lipsync.errors import ConfigError, NonFiniteError, TooShortError, VideoError
+from pytest_lipsync.errors import ConfigError, NonFiniteError, VideoError
 from pytest_lipsync.limits import VideoLimits
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
+from pytest_lipsync.scoring.cropped import CroppedProtocol
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.version import __version__
 
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from pytest_lipsync.quality.pairing import ReferenceMatch
     from pytest_lipsync.scoring.pipeline import FacePipeline, PipelineResult
     from pytest_lipsync.sync.lse import SyncScorer, Timings
-
-CROP_SIZE = 224
 
 
 def resolve_device(name: str) -> torch.device:
@@ -156,7 +153,7 @@ class Scorer:
             source = self._open(path, limits)
             timings.deadline = source.deadline
             if self._faces is None:
-                tracks, frames, audio_frames = self._score_cropped(source, timings)
+                tracks, frames, audio_frames = CroppedProtocol(self._sync, self.settings).score(source, timings)
             else:
                 tracks, frames, audio_frames = self._score_pipeline(self._faces, source, timings)
             _check_finite(path, tracks)
@@ -196,31 +193,6 @@ class Scorer:
         timings.deadline = source.deadline
         return self._faces.score(source, timings)
 
-    def _score_cropped(self, source: VideoSource, timings: Timings) -> tuple[tuple[TrackScore, ...], int, int]:
-        """The track, the video's frames and the sound's frames (25 fps): the shorter bounds the windows."""
-        from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
-        from pytest_lipsync.media.prefetch import prefetch
-        from pytest_lipsync.sync.lse import TrackTooShort
-
-        clock = time.perf_counter()
-        path = source.path
-        audio = source.audio()
-        timings.add("audio", clock)
-        counter = _Counter()
-        frames = counter.count(_cropped_frames(source, self.settings, self._sync.batch_size))
-        crops = prefetch(frames, background=self._sync.device.type == "cpu")
-        try:
-            curve, windows = self._sync.score_track(crops, audio, timings)
-        except TrackTooShort as exc:
-            raise TooShortError(
-                f"too short to score: {exc.frames} frames of video and {exc.audio_frames} frames "
-                "(40 ms each) of audio; SyncNet needs at least 6 of both",
-                path=path,
-                hint="Score clips of at least 0.24 s with sound",
-                facts={"frames": exc.frames, "audio_frames": exc.audio_frames},
-            ) from None
-        return (curve.track_score(0, counter.frames - 1, windows),), counter.frames, len(audio) // SAMPLES_PER_FRAME
-
 
 def _check_finite(path: Path, tracks: tuple[TrackScore, ...]) -> None:
     """Fail the video when a track's LSE is NaN or infinite (float32 overflow in the models), never score it."""
@@ -256,29 +228,3 @@ def score(path: str | Path, settings: Settings | None = None, **changes: object)
     """
     resolved = (settings or Settings()).replace(**changes)
     return Scorer(resolved).score(path)
-
-
-class _Counter:
-    """Counts frames as they stream past, for the video's length."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-
-    def count(self, batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        for batch in batches:
-            self.frames += len(batch)
-            yield batch
-
-
-def _cropped_frames(source: VideoSource, settings: Settings, batch_size: int) -> Iterator[np.ndarray]:
-    """The cropped protocol's input: every frame (after the JPEG step in reference fidelity) at 224x224."""
-    import cv2
-
-    from pytest_lipsync.media.decode import batched
-    from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
-
-    if settings.fidelity == "reference":
-        frames = jpeg_round_trip(source.decoded(JPEG_PIX_FMT))
-    else:
-        frames = (frame.to_ndarray() for frame in source.decoded("bgr24"))
-    return batched((cv2.resize(frame, (CROP_SIZE, CROP_SIZE)) for frame in frames), batch_size)
