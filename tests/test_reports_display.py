@@ -102,7 +102,8 @@ def test_job_summary_shows_names_as_literal_text_in_their_cell() -> None:
     score = VideoScore(path=name, metrics={"lse_d": 7.0}, error=ScoreError("no_face`|<b>", "x"))
     (row,) = [line for line in markdown_summary([score], {}, {}).splitlines() if line.startswith("| <code>")]
     assert row == (
-        "| <code>out&#47;a&#124;b&#96;c&#60;img src&#61;x&#62;&#42;&#91;y&#93;&#40;z&#41;&#95;&#92;u202e&#46;mp4</code> "
+        "| <code>out&#47;a&#124;b&#96;c&#60;img src&#61;x&#62;&#42;&#91;y&#93;&#40;z&#41;&#95;&#92;u202e&#46;mp4"
+        "</code> "
         "| 7.000 | no&#95;face&#96;&#124;&#60;b&#62; |"
     )
 

@@ -275,8 +275,8 @@ class _Damage:
                 f"{self.damaged} of its {self.total} video frames are damaged (lost or concealed by the decoder, "
                 f"{self.damaged / self.total:.1%}), over the limit max_corrupt_fraction = {limit:g}",
                 path=path,
-                hint="The file is damaged; re-export it, or raise the 'max_corrupt_fraction' setting to score the frames "
-                "that decode",
+                hint="The file is damaged; re-export it, or raise the 'max_corrupt_fraction' setting to score the "
+                "frames that decode",
                 facts={"damaged_frames": self.damaged, "frames": self.total, "max_corrupt_fraction": limit},
             )
 
@@ -313,10 +313,14 @@ def _audio_until(
     after ``until`` (seconds; None: to the end), where demuxing stops and the decoder gives what it still holds."""
     for packet in container.demux(stream):
         deadline.check()
-        if until is not None and packet.pts is not None and packet.time_base is not None:
-            if packet.pts * packet.time_base > until:
-                yield from stream.codec_context.decode(None)
-                return
+        if (
+            until is not None
+            and packet.pts is not None
+            and packet.time_base is not None
+            and packet.pts * packet.time_base > until
+        ):
+            yield from stream.codec_context.decode(None)
+            return
         yield from packet.decode()
 
 

@@ -113,7 +113,8 @@ def h264_encoder() -> str:
         if name in av.codecs_available:
             return name
     raise ConfigError(
-        f"this PyAV build has no H.264 encoder (looked for {', '.join(H264_ENCODERS)}), which the annotated video needs",
+        f"this PyAV build has no H.264 encoder (looked for {', '.join(H264_ENCODERS)}), "
+        "which the annotated video needs",
         hint="Install PyAV from its PyPI wheels (pip install --force-reinstall av), which include libx264",
     )
 
