@@ -17,7 +17,7 @@ import pytest
 from pytest_lipsync.display import display_name
 from pytest_lipsync.gate.baseline import BaselineChange
 from pytest_lipsync.gate.rules import Check, Verdict, format_verdict
-from pytest_lipsync.reports.github import annotations, markdown_summary
+from pytest_lipsync.reports.github import error_annotations, markdown_summary
 from pytest_lipsync.reports.table import custom_weights_notice, format_table
 from pytest_lipsync.results import ScoreError, VideoScore, WeightsRecord
 from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 -- the pytester project's fixtures
@@ -90,7 +90,7 @@ def test_lipsync_score_progress_lines_stay_one_line_each(capsys: pytest.CaptureF
 
 def test_annotations_escape_the_name_and_the_message() -> None:
     verdict = Verdict(INJECTED, "failed", reason=f"unreadable: {REVERSED}\n::error::x")
-    (line,) = annotations({INJECTED: verdict})
+    (line,) = error_annotations({INJECTED: verdict})
     assert line == (
         "::error file=videos/a\\n%3A%3Awarning title=pwned%3A%3Ahi.mp4,title=lipsync gate::"
         "unreadable: videos/evil\\u202egnp.mp4\\n::error::x"
