@@ -70,7 +70,8 @@ def main() -> int:
             seconds, outcome = _seconds(Path(directory))
         label = "allowed (xfail)" if allowed else "not allowed (failed)"
         print(
-            f"{label:22} {args.videos} items: {seconds:7.1f} s, {1000 * seconds / args.videos:6.1f} ms per item  [{outcome}]"
+            f"{label:22} {args.videos} items: {seconds:7.1f} s, "
+            f"{1000 * seconds / args.videos:6.1f} ms per item  [{outcome}]"
         )
     return 0
 

@@ -270,7 +270,8 @@ class Settings:
             raise ConfigError(
                 f"setting 'detect_every' is {self.detect_every}, more than num_failed_det = {self.num_failed_det}: "
                 "every track would end at the first skipped frame",
-                hint=f"Use detect_every <= {self.num_failed_det}, or raise num_failed_det to at least {self.detect_every}",
+                hint=f"Use detect_every <= {self.num_failed_det}, or raise num_failed_det to at least "
+                f"{self.detect_every}",
             )
 
 

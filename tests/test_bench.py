@@ -112,8 +112,8 @@ def _run(
     lse_seconds: float, metrics: dict[str, float], variant: str = BASELINE, seconds: float = 1.0, peak: float = 100
 ) -> dict[str, Any]:
     clip = {"name": f"c{seconds}", "width": 8, "height": 8, "faces": 1, "seconds": seconds, "generated": True}
-    return {"clip": clip, "protocol": "pipeline", "variant": variant, "lse_seconds": lse_seconds, "metrics": dict(metrics),
-            "peak_rss_mib": peak}  # fmt: skip
+    return {"clip": clip, "protocol": "pipeline", "variant": variant, "lse_seconds": lse_seconds,
+            "metrics": dict(metrics), "peak_rss_mib": peak}  # fmt: skip
 
 
 def test_variants_of_pipeline_only_settings_are_not_run_with_the_cropped_protocol() -> None:
@@ -153,8 +153,8 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any]
     """``lipsync bench`` for real on a 0.4 s 128x128 clip, stand-in weights, pipeline protocol (one child process)."""
     directory = tmp_path_factory.mktemp("bench")
     args = ["bench", "--resolutions", "128x128", "--seconds", "0.4", "--faces", "1", "--single-frames", "0",
-            "--protocols", "pipeline", "--standin", "--workdir", str(directory), "--json", str(directory / "bench.json"),
-            "--markdown", str(directory / "bench.md"), "-q"]  # fmt: skip
+            "--protocols", "pipeline", "--standin", "--workdir", str(directory),
+            "--json", str(directory / "bench.json"), "--markdown", str(directory / "bench.md"), "-q"]  # fmt: skip
     assert main(args) == 0
     return json.loads((directory / "bench.json").read_text()), (directory / "bench.md").read_text()
 

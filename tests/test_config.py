@@ -66,15 +66,18 @@ def _pyproject(values: dict[str, object]) -> Layer:
         ),
         (
             _pyproject({"max_length_mismatch": -1}),
-            "max_length_mismatch in /p/pyproject.toml is invalid: setting 'max_length_mismatch' is -1. Use an integer >= 0",
+            "max_length_mismatch in /p/pyproject.toml is invalid: setting 'max_length_mismatch' is -1. "
+            "Use an integer >= 0",
         ),
         (
             _pyproject({"thresholds": {"lse_d_max": math.nan}}),
-            f"[tool.lipsync] thresholds.lse_d_max in {PYPROJECT} is invalid: setting 'lse_d_max' is nan. Use a finite number",
+            f"[tool.lipsync] thresholds.lse_d_max in {PYPROJECT} is invalid: setting 'lse_d_max' is nan. "
+            "Use a finite number",
         ),
         (
             _pyproject({"thresholds": {"ssim_min": 2.0}}),
-            f"[tool.lipsync] thresholds.ssim_min in {PYPROJECT} is invalid: setting 'ssim_min' is 2.0. Use a finite number from -1 to 1",
+            f"[tool.lipsync] thresholds.ssim_min in {PYPROJECT} is invalid: setting 'ssim_min' is 2.0. "
+            "Use a finite number from -1 to 1",
         ),
         (
             env_layer({"LIPSYNC_LSE_C_MIN": "inf"}),
@@ -90,7 +93,8 @@ def _pyproject(values: dict[str, object]) -> Layer:
         ),
         (
             _pyproject({"overrides": [{"glob": "a/*.mp4"}, {"glob": "b/*.mp4", "lse_d_max": math.nan}]}),
-            f"[tool.lipsync] overrides[1].lse_d_max in {PYPROJECT} is invalid: setting 'lse_d_max' is nan. Use a finite number",
+            f"[tool.lipsync] overrides[1].lse_d_max in {PYPROJECT} is invalid: setting 'lse_d_max' is nan. "
+            "Use a finite number",
         ),
         (
             _pyproject({"regression": {"lse_d": "9" * 400}}),
@@ -254,7 +258,10 @@ def test_lipsync_gate_and_score_warn_on_stderr(
     )
     monkeypatch.setenv("LIPSYNC_LSE_D_MAXX", "3")
     monkeypatch.setenv("LIPSYNC_HOME", str(tmp_path))
-    typo = "lipsync: warning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)"
+    typo = (
+        "lipsync: warning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored "
+        "(did you mean LIPSYNC_LSE_D_MAX?)"
+    )
     glob = (
         f"lipsync: warning: [tool.lipsync] overrides[0].glob in {tmp_path / 'pyproject.toml'} = 'hrad/*.mp4' matches "
         "none of the 1 videos, so its rules apply to none (a glob matches video keys, paths from the project root "

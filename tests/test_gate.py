@@ -290,7 +290,7 @@ def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> No
     from pytest_lipsync.gate.rules import Verdict
     from pytest_lipsync.reports.github import (
         MAX_ANNOTATIONS,
-        annotations,
+        error_annotations,
         markdown_summary,
     )
 
@@ -302,6 +302,6 @@ def test_github_summary_stays_under_its_limit_and_annotations_are_capped() -> No
         and "more videos left out" in text
         and "| <code>out&#47;clip&#95;00000&#46;mp4</code> | 7.000 |" in text
     )
-    lines = annotations(verdicts)
+    lines = error_annotations(verdicts)
     assert len(lines) == MAX_ANNOTATIONS
     assert lines[0] == "::error file=out/clip_00000.mp4,title=lipsync gate::lse_d too high,\\nsee: table"

@@ -29,10 +29,9 @@ def test_a_producer_error_is_raised_in_the_consumer_after_the_items_before_it() 
         yield 1
         raise OSError("disk gone")
 
-    seen = []
+    seen: list[int] = []
     with pytest.raises(OSError, match="disk gone"):
-        for item in prefetch(failing()):
-            seen.append(item)
+        seen.extend(prefetch(failing()))
     assert seen == [1]
 
 

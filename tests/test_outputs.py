@@ -34,7 +34,10 @@ def test_a_file_in_the_way_of_the_folders_is_refused(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("")
     with pytest.raises(ConfigError) as raised:
         check_file_output(tmp_path / "plain.txt" / "sub" / "r.json", "the results JSON")
-    expected = f"{tmp_path / 'plain.txt' / 'sub' / 'r.json'}: cannot be written: {tmp_path / 'plain.txt'} is a file, not a directory"
+    expected = (
+        f"{tmp_path / 'plain.txt' / 'sub' / 'r.json'}: cannot be written: "
+        f"{tmp_path / 'plain.txt'} is a file, not a directory"
+    )
     assert raised.value.message.startswith(expected)
 
 

@@ -161,7 +161,8 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
     [
         (
             "lse_d_maxx = 3\n",
-            "[[]tool.lipsync[]] lse_d_maxx in */pyproject.toml is not a pytest-lipsync setting (did you mean lse_d_max?*",
+            "[[]tool.lipsync[]] lse_d_maxx in */pyproject.toml is not a pytest-lipsync setting "
+            "(did you mean lse_d_max?*",
         ),
         (
             "[tool.lipsync.thresholds]\nlse_c_min = 'high'\n",
@@ -181,8 +182,9 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
         (
             "[tool.lipsync.thresholds]\npsnr_min = 30\n",
             (
-                "[[]tool.lipsync[]] thresholds.psnr_min in */pyproject.toml would judge PSNR/SSIM against ground truth, but none "
-                'is configured. Set reference = "DIR" in [[]tool.lipsync[]] (--lipsync-reference DIR) or name each video*'
+                "[[]tool.lipsync[]] thresholds.psnr_min in */pyproject.toml would judge PSNR/SSIM against ground "
+                'truth, but none is configured. Set reference = "DIR" in [[]tool.lipsync[]] '
+                "(--lipsync-reference DIR) or name each video*"
             ),
         ),
         (
@@ -214,9 +216,10 @@ def test_misspelt_variables_and_globs_matching_nothing_are_warnings(project, pyt
     result = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(
         [
-            "*LipsyncConfigWarning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored (did you mean LIPSYNC_LSE_D_MAX?)",
-            "*LipsyncConfigWarning: [[]tool.lipsync[]] overrides[[]0[]].glob in */pyproject.toml = 'hrad/[*].mp4' matches none of the 2 "
-            "videos, so its rules apply to none*",
+            "*LipsyncConfigWarning: LIPSYNC_LSE_D_MAXX is not a pytest-lipsync setting and is ignored "
+            "(did you mean LIPSYNC_LSE_D_MAX?)",
+            "*LipsyncConfigWarning: [[]tool.lipsync[]] overrides[[]0[]].glob in */pyproject.toml = 'hrad/[*].mp4' "
+            "matches none of the 2 videos, so its rules apply to none*",
         ]
     )
     assert "LIPSYNC_FUZZ_SEED" not in result.stdout.str()
@@ -235,7 +238,8 @@ def test_config(lipsync_scorer):
 
 @pytest.mark.lipsync(lse_d_max=1.5, fidelity="reference")
 def test_marker(lipsync_video):
-    print("MARKER", lipsync_video.key, lipsync_video.config.gate.thresholds.lse_d_max, lipsync_video.config.settings.fidelity)
+    config = lipsync_video.config
+    print("MARKER", lipsync_video.key, config.gate.thresholds.lse_d_max, config.settings.fidelity)
 """
 
 
@@ -256,10 +260,11 @@ FLAGS_TEST = """
 def test_flags(lipsync_scorer):
     config = lipsync_scorer.config
     s, o = config.settings, config.options
-    print("SETTINGS", s.protocol, s.fidelity, s.device, s.offline, s.detector, s.s3fd_weights, s.syncnet_weights, s.batch_size)
+    print("SETTINGS", s.protocol, s.fidelity, s.device, s.offline, s.detector, s.s3fd_weights, s.syncnet_weights,
+          s.batch_size)
     print("QUALITY", s.ssim_window, s.color, s.resize_reference, s.max_length_mismatch)
-    print("OPTIONS", [p.rsplit("/", 1)[-1] for p in o.videos], s.reference.rsplit("/", 1)[-1], o.json.rsplit("/", 1)[-1],
-          o.baseline.rsplit("/", 1)[-1], o.update_baseline, o.no_cache)
+    print("OPTIONS", [p.rsplit("/", 1)[-1] for p in o.videos], s.reference.rsplit("/", 1)[-1],
+          o.json.rsplit("/", 1)[-1], o.baseline.rsplit("/", 1)[-1], o.update_baseline, o.no_cache)
     print("GATE", config.gate.thresholds, config.gate.allow)
 """
 
@@ -336,7 +341,8 @@ def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_c
     )
     regressed.stdout.fnmatch_lines(
         [
-            "*videos/hard/late.mp4 is not in the baseline */lipsync-baseline.json: run with --lipsync-update-baseline to add it"
+            "*videos/hard/late.mp4 is not in the baseline */lipsync-baseline.json: "
+            "run with --lipsync-update-baseline to add it"
         ]
     )
 
@@ -579,7 +585,8 @@ def test_reference_adds_a_quality_item_per_video(project, pytester, clips, share
     missing.assert_outcomes(passed=1, failed=1)  # no ground truth fails the quality item only
     missing.stdout.fnmatch_lines(
         [
-            'videos/hard/late.mp4: no_reference: */videos/hard/late.mp4: has no ground truth in */gt: no "hard/late.mp4" there*'
+            "videos/hard/late.mp4: no_reference: */videos/hard/late.mp4: has no ground truth in */gt: "
+            'no "hard/late.mp4" there*'
             'or name it in [[]tool.lipsync.pairs[]]: "videos/hard/late.mp4" = "<ground-truth file>"'
         ]
     )
@@ -609,7 +616,10 @@ def test_plugin_is_inert_and_light_without_configuration(pytester: pytest.Pytest
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "lipsync" not in result.stdout.str().replace("lipsync-", "")
-    code = "import sys, pytest_lipsync.plugin.hooks; print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect', 'matplotlib') if m in sys.modules))"
+    code = (
+        "import sys, pytest_lipsync.plugin.hooks; "
+        "print(sorted(m for m in ('torch', 'cv2', 'av', 'scenedetect', 'matplotlib') if m in sys.modules))"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )
@@ -735,7 +745,8 @@ def test_pairs_name_ground_truth_by_the_project_relative_key_in_whole_and_shard_
     whole.stdout.fnmatch_lines(["videos/good.mp4::quality PASSED*", "videos/hard/late.mp4::quality FAILED*"])
     whole.stdout.fnmatch_lines(
         [
-            '*has no ground truth: [[]tool.lipsync.pairs[]] has no entry "videos/hard/late.mp4"*"videos/hard/late.mp4" = "<ground-truth file>"*'
+            '*has no ground truth: [[]tool.lipsync.pairs[]] has no entry "videos/hard/late.mp4"*'
+            '"videos/hard/late.mp4" = "<ground-truth file>"*'
         ]
     )
     good = {v["path"]: v for v in json.loads((pytester.path / "all.json").read_text())["videos"]}["videos/good.mp4"]
@@ -784,7 +795,8 @@ def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
     (pytester.path / "base.json").write_text(json.dumps(Report(RunRecord("0", {}, (), "cpu"), ()).to_dict()))
     pytester.makepyprojecttoml(
-        '[tool.lipsync]\nvideos = "generated"\nbaseline = "base.json"\noffline = true\nsyncnet_weights = "absent.model"\n'
+        '[tool.lipsync]\nvideos = "generated"\nbaseline = "base.json"\noffline = true\n'
+        'syncnet_weights = "absent.model"\n'
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
@@ -827,7 +839,8 @@ def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(
 def test_outputs_that_cannot_be_written_are_usage_errors_before_scoring(  # type: ignore[no-untyped-def]
     pytester: pytest.Pytester, clips, flags: list[str], words: str
 ) -> None:
-    """(``clips`` imports what scoring needs in this process first: a run that did start scoring would fail, not crash.)"""
+    """(``clips`` imports what scoring needs in this process first: a run that did start scoring would fail, not
+    crash.)"""
     (pytester.path / "taken").mkdir()
     (pytester.path / "plain.txt").write_text("")
     (pytester.path / "out").mkdir()

@@ -17,7 +17,7 @@ import pytest
 from pytest_lipsync.display import display_name
 from pytest_lipsync.gate.baseline import BaselineChange
 from pytest_lipsync.gate.rules import Check, Verdict, format_verdict
-from pytest_lipsync.reports.github import annotations, markdown_summary
+from pytest_lipsync.reports.github import error_annotations, markdown_summary
 from pytest_lipsync.reports.table import custom_weights_notice, format_table
 from pytest_lipsync.results import ScoreError, VideoScore, WeightsRecord
 from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 -- the pytester project's fixtures
@@ -90,7 +90,7 @@ def test_lipsync_score_progress_lines_stay_one_line_each(capsys: pytest.CaptureF
 
 def test_annotations_escape_the_name_and_the_message() -> None:
     verdict = Verdict(INJECTED, "failed", reason=f"unreadable: {REVERSED}\n::error::x")
-    (line,) = annotations({INJECTED: verdict})
+    (line,) = error_annotations({INJECTED: verdict})
     assert line == (
         "::error file=videos/a\\n%3A%3Awarning title=pwned%3A%3Ahi.mp4,title=lipsync gate::"
         "unreadable: videos/evil\\u202egnp.mp4\\n::error::x"
@@ -102,7 +102,8 @@ def test_job_summary_shows_names_as_literal_text_in_their_cell() -> None:
     score = VideoScore(path=name, metrics={"lse_d": 7.0}, error=ScoreError("no_face`|<b>", "x"))
     (row,) = [line for line in markdown_summary([score], {}, {}).splitlines() if line.startswith("| <code>")]
     assert row == (
-        "| <code>out&#47;a&#124;b&#96;c&#60;img src&#61;x&#62;&#42;&#91;y&#93;&#40;z&#41;&#95;&#92;u202e&#46;mp4</code> "
+        "| <code>out&#47;a&#124;b&#96;c&#60;img src&#61;x&#62;&#42;&#91;y&#93;&#40;z&#41;&#95;&#92;u202e&#46;mp4"
+        "</code> "
         "| 7.000 | no&#95;face&#96;&#124;&#60;b&#62; |"
     )
 

@@ -500,7 +500,10 @@ def test_more_damage_than_max_corrupt_fraction_fails_with_the_counts(syncnet_wei
     error = scorer_with(syncnet_weights).score(path).error  # the default limit: 1 %
     assert error is not None and error.kind == "decode_error"
     assert error.facts == {"damaged_frames": 2, "frames": 25, "max_corrupt_fraction": 0.01}
-    message = "2 of its 25 video frames are damaged (lost or concealed by the decoder, 8.0%), over the limit max_corrupt_fraction = 0.01"
+    message = (
+        "2 of its 25 video frames are damaged (lost or concealed by the decoder, 8.0%), "
+        "over the limit max_corrupt_fraction = 0.01"
+    )
     assert message in error.message and "raise the 'max_corrupt_fraction' setting" in error.message
     assert scorer_with(syncnet_weights, max_corrupt_fraction=0.08).score(path).ok  # the limit is inclusive
 
@@ -767,7 +770,8 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(
             "Unterminated string starting at: line 1 column 58",
         ),
         (
-            '{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", "videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}',
+            '{"schema_version": 1, "tool": {"version": "1"}, "settings": {}, "weights": [], "device": "cpu", '
+            '"videos": [{"path": "a.mp4", "metrics": {"lse_d": "low"}}]}',
             "videos[0].metrics.lse_d must be a finite number or null, not 'low'",
         ),
         ("[1, 2]", "a report is a JSON object, not a list"),

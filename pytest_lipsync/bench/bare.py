@@ -35,9 +35,9 @@ def timed(run: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - started
 
 
-def forward_context(owner: object, device: torch.device) -> AbstractContextManager[object]:
-    """The context the run's forward passes ran in: the owner's ``precision`` (autocast) when it has one."""
-    precision = getattr(owner, "precision", "fp32")
+def forward_context(owner: SyncScorer | S3FDDetector, device: torch.device) -> AbstractContextManager[object]:
+    """The context the run's forward passes ran in: the owner's ``precision`` (autocast unless fp32)."""
+    precision = owner.precision
     if precision == "fp32":
         return contextlib.nullcontext()
     from pytest_lipsync.models.runtime import autocast  # arrives with the precision setting

@@ -1,8 +1,8 @@
 """The clips a benchmark scores: generated talking faces of a given size, length and face count, or real ones.
 
 Generated clips ring every face in the marker colour, so that a run with stand-in weights can still find
-real tracks (see ``models.CountingDetector``, ``markers``); with the released weights S3FD finds the drawn faces or not, and
-either way its full cost is paid on every frame.
+real tracks (see ``models.CountingDetector``, ``markers``); with the released weights S3FD finds the drawn faces or
+not, and either way its full cost is paid on every frame.
 """
 
 from __future__ import annotations

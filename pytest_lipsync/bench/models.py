@@ -34,9 +34,9 @@ def bench_weights(directory: Path, standin: bool = False) -> BenchWeights:
     from pytest_lipsync.models.resolve import locate_weights
 
     if not standin:
-        found = [locate_weights(spec) for spec in (SYNCNET, S3FD)]
-        if all(weights is not None and not weights.custom for weights in found):
-            return BenchWeights(str(found[0].path), str(found[1].path), standin=False)  # type: ignore[union-attr]
+        syncnet, s3fd = (locate_weights(spec) for spec in (SYNCNET, S3FD))
+        if syncnet is not None and s3fd is not None and not syncnet.custom and not s3fd.custom:
+            return BenchWeights(str(syncnet.path), str(s3fd.path), standin=False)
     return BenchWeights(str(standin_syncnet()), str(standin_s3fd(directory)), standin=True)
 
 

@@ -160,7 +160,8 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(STANDIN_LINE)
     _say("=" * 78)
     _say(
-        f"{'replacing the earlier demo; ' if replaced else ''}writing the project (a machine's first demo also fits the stand-in weights)"
+        f"{'replacing the earlier demo; ' if replaced else ''}"
+        "writing the project (a machine's first demo also fits the stand-in weights)"
     )
     write_project(directory)
     for clip in CLIPS:
@@ -182,7 +183,8 @@ def run_demo(args: argparse.Namespace) -> int:
             _say(f"\nlipsync demo: step {number} (`{shlex.join(step.command)}`) {problem}; stopped there")
             return 1
     _say(
-        f"\nlipsync demo: every step behaved as expected. The project stays in {directory}; for your own videos, start with `lipsync init`."
+        f"\nlipsync demo: every step behaved as expected. The project stays in {directory}; "
+        "for your own videos, start with `lipsync init`."
     )
     return 0
 

@@ -19,7 +19,7 @@ _TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*lipsync\s*[.\]]", re.MULTILINE)
 
 def template(name: str) -> str:
     """A file shipped in ``pytest_lipsync/templates`` (the README shows the same files)."""
-    return resources.files("pytest_lipsync").joinpath("templates", name).read_text(encoding="utf-8")
+    return (resources.files("pytest_lipsync") / "templates" / name).read_text(encoding="utf-8")
 
 
 def add_init_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
-"""``lipsync merge``, ``lipsync gate``, ``lipsync report`` and ``lipsync visualize``: argument definitions and command bodies (exit 0 passed,
-1 gate failed, 2 usage or configuration error, which ``cli.app`` turns :class:`LipsyncError` into)."""
+"""``lipsync merge``, ``lipsync gate``, ``lipsync report`` and ``lipsync visualize``: argument definitions and command
+bodies (exit 0 passed, 1 gate failed, 2 usage or configuration error, which ``cli.app`` turns :class:`LipsyncError`
+into)."""
 
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ def load_s3fd(weights: ResolvedWeights | Path | str, device: torch.device | str)
         load_resolved(net, weights, model="S3FD")
     else:
         load_into(net, Path(weights), model="S3FD")
-    return net.to(device, memory_format=torch.channels_last).eval()
+    return net.to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]  # torch's Module.to overloads omit its memory_format keyword
 
 
 def prior_boxes(height: int, width: int, feature_sizes: FeatureSizes) -> torch.Tensor:

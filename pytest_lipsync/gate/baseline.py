@@ -166,8 +166,10 @@ def run_differences(
     settings = _differences(
         {**IMPLIED_WHEN_ABSENT, **before.settings}, {**IMPLIED_WHEN_ABSENT, **now.settings}, "{} =", repr, first, second
     )
-    weights = ({w.name: w.sha256 for w in run.weights} for run in (before, now))
-    return settings + _differences(*weights, "{} weights SHA-256", lambda sha: sha or "none", first, second)
+    weights_before, weights_now = ({w.name: w.sha256 for w in run.weights} for run in (before, now))
+    return settings + _differences(
+        weights_before, weights_now, "{} weights SHA-256", lambda sha: sha or "none", first, second
+    )
 
 
 def _differences(

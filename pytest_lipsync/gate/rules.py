@@ -246,7 +246,7 @@ def format_verdict(verdict: Verdict) -> str:
     """The compact failure text: one row per check (metric, value, limit, baseline, margin, rule)."""
     lines = [display_name(f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key)]
     if verdict.checks:
-        rows = [("metric", "value", "limit", "baseline", "margin", "rule", "")]
+        rows: list[tuple[str, ...]] = [("metric", "value", "limit", "baseline", "margin", "rule", "")]
         rows += [_check_row(check) for check in verdict.checks]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

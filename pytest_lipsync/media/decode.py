@@ -50,10 +50,12 @@ from pytest_lipsync.settings import FrameRule
 
 if TYPE_CHECKING:
     import av.audio.frame
+    import av.audio.stream
     import av.container
     import av.packet
     import av.stream
     import av.video.frame
+    import av.video.stream
 
 FPS = 25
 SAMPLE_RATE = 16000
@@ -275,8 +277,8 @@ class _Damage:
                 f"{self.damaged} of its {self.total} video frames are damaged (lost or concealed by the decoder, "
                 f"{self.damaged / self.total:.1%}), over the limit max_corrupt_fraction = {limit:g}",
                 path=path,
-                hint="The file is damaged; re-export it, or raise the 'max_corrupt_fraction' setting to score the frames "
-                "that decode",
+                hint="The file is damaged; re-export it, or raise the 'max_corrupt_fraction' setting to score the "
+                "frames that decode",
                 facts={"damaged_frames": self.damaged, "frames": self.total, "max_corrupt_fraction": limit},
             )
 
@@ -307,16 +309,23 @@ def _packets_end(packets: Iterable[av.packet.Packet], deadline: Deadline) -> flo
 
 
 def _audio_until(
-    container: av.container.InputContainer, stream: av.stream.Stream, until: float | None, deadline: Deadline
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    until: float | None,
+    deadline: Deadline,
 ) -> Iterator[av.audio.frame.AudioFrame]:
     """The stream's frames, decoded packet by packet with the deadline checked before each, until a packet starts
     after ``until`` (seconds; None: to the end), where demuxing stops and the decoder gives what it still holds."""
     for packet in container.demux(stream):
         deadline.check()
-        if until is not None and packet.pts is not None and packet.time_base is not None:
-            if packet.pts * packet.time_base > until:
-                yield from stream.codec_context.decode(None)
-                return
+        if (
+            until is not None
+            and packet.pts is not None
+            and packet.time_base is not None
+            and packet.pts * packet.time_base > until
+        ):
+            yield from stream.codec_context.decode(None)
+            return
         yield from packet.decode()
 
 
@@ -461,7 +470,7 @@ def _origin(container: av.container.InputContainer) -> float:
 
 
 def _graph(
-    stream: av.stream.Stream, pix_fmt: str, upright: tuple[tuple[str, str], ...], *head: tuple[str, str]
+    stream: av.video.stream.VideoStream, pix_fmt: str, upright: tuple[tuple[str, str], ...], *head: tuple[str, str]
 ) -> av.filter.Graph:
     """Source frames -> ``head`` filters -> upright -> ``pix_fmt``."""
     import av.filter
@@ -493,7 +502,7 @@ def _avi_frames(
         slot = None if frame.pts is None else timeline.place(frame.pts, duration)
         if slot is not None:
             graph.push(frame)
-            yield graph.pull(), slot
+            yield graph.vpull(), slot
 
 
 class _Durations:
@@ -531,12 +540,12 @@ def _drain(graph: av.filter.Graph, deadline: Deadline) -> Iterator[av.video.fram
     while True:
         deadline.check()
         try:
-            yield graph.pull()
+            yield graph.vpull()
         except (av.BlockingIOError, av.EOFError):
             return
 
 
-def _trim_to_duration(samples: np.ndarray, stream: av.stream.Stream) -> np.ndarray:
+def _trim_to_duration(samples: np.ndarray, stream: av.audio.stream.AudioStream) -> np.ndarray:
     """Drop the encoder's trailing padding, which the decoder leaves in, past the stream's duration.
 
     Only an excess that padding can explain (under 100 ms) is trimmed: a container whose duration field
@@ -549,7 +558,7 @@ def _trim_to_duration(samples: np.ndarray, stream: av.stream.Stream) -> np.ndarr
 
 
 def _frames_within_duration(
-    frames: Iterable[av.audio.frame.AudioFrame], stream: av.stream.Stream
+    frames: Iterable[av.audio.frame.AudioFrame], stream: av.audio.stream.AudioStream
 ) -> Iterator[av.audio.frame.AudioFrame]:
     """Source frames cut at the stream's duration, as ffmpeg's decoder hands them to the reference's MP3 encoder.
 
@@ -562,7 +571,8 @@ def _frames_within_duration(
         return
     expected = round(Fraction(stream.duration) * stream.time_base * stream.rate)
     remaining = iter(frames)
-    seen, held = 0, []
+    seen = 0
+    held: list[av.audio.frame.AudioFrame] = []
     for frame in remaining:
         if not held and seen + frame.samples <= expected:
             seen += frame.samples

@@ -38,7 +38,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import av.container
-    import av.stream
+    import av.video.stream
 
 FPS = 25
 _EPSILON = 1.0 / (1 << 17)  # added to every timestamp on the grid, away from zero
@@ -80,9 +80,11 @@ class StreamClock:
         return min(nominal, 1 / (FPS * _SLOT))
 
 
-def stream_clock(container: av.container.InputContainer, stream: av.stream.Stream) -> StreamClock:
+def stream_clock(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> StreamClock:
     """The clock of ``stream``: its time base, the container's start, and the durations FFmpeg 5.1 reads."""
     time_base = stream.time_base
+    # libavformat gives every stream of an opened input a time base; PyAV's None is for streams not yet set up.
+    assert time_base is not None
     start = 0 if container.start_time is None else _rescale(container.start_time, Fraction(1, 1_000_000), time_base)
     nominal = None
     if _MOV in container.format.name and stream.codec_context.has_b_frames:

@@ -17,16 +17,16 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def prefetch(items: Iterator[T], depth: int = 2, *, background: bool = False) -> Iterator[T]:
+def prefetch(items: Iterator[T], depth: int = 2, *, background: bool = False) -> Generator[T, None, None]:
     """Yield ``items`` as produced on another thread, at the lowest priority if ``background``; its
-    exceptions re-raise here."""
+    exceptions re-raise here. A generator, so that ``close()`` stops the thread when the consumer leaves early."""
     buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -48,7 +48,7 @@ def prefetch(items: Iterator[T], depth: int = 2, *, background: bool = False) ->
         while (item := buffer.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item  # type: ignore[misc]  # an item: _DONE and exceptions were handled above
     finally:
         stop.set()
         while worker.is_alive():

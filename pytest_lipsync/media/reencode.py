@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
@@ -34,8 +34,8 @@ from pytest_lipsync.media.decode import FPS
 if TYPE_CHECKING:
     import av.audio.codeccontext
     import av.audio.frame
-    import av.codec.context
     import av.packet
+    import av.video.codeccontext
     import av.video.frame
 
 JPEG_PIX_FMT = "yuvj420p"
@@ -46,6 +46,7 @@ MP3_PRIMING = 1105
 _MP3_RATES = (44100, 48000, 32000, 22050, 24000, 16000, 11025, 12000, 8000)
 # ffmpeg's default decoder for MP3 is the floating-point one; the fixed-point "mp3" decoder rounds differently.
 _MP3_DECODER = "mp3float"
+_VideoCodec = Literal["mjpeg", "mpeg4"]  # the video encoders the round trips replay
 
 
 def jpeg_round_trip(frames: Iterable[av.video.frame.VideoFrame], qscale: int | None = None) -> Iterator[np.ndarray]:
@@ -67,7 +68,10 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     """A JPEG file's BGR uint8 pixels as ``cv2.imread`` gives them."""
     import cv2
 
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    # The bytes are a JPEG file libavcodec's mjpeg encoder wrote (jpeg_files), which OpenCV always reads back.
+    assert image is not None
+    return image
 
 
 def mpeg4_round_trip(frames: Iterable[av.video.frame.VideoFrame]) -> Iterator[av.video.frame.VideoFrame]:
@@ -89,7 +93,8 @@ def mp3_round_trip(frames: Iterable[av.audio.frame.AudioFrame]) -> Iterator[av.a
     import av
 
     encoder: av.audio.codeccontext.AudioCodecContext | None = None
-    decoder = av.CodecContext.create(_MP3_DECODER, "r")
+    # PyAV's stubs list no "mp3float" among audio codec names, so they type its context as a plain CodecContext.
+    decoder = cast("av.audio.codeccontext.AudioCodecContext", av.CodecContext.create(_MP3_DECODER, "r"))
     for frame in frames:
         if encoder is None:
             encoder = _mp3_encoder(frame)
@@ -148,7 +153,7 @@ class XvidRoundTrip:
         handle, name = tempfile.mkstemp(prefix="lipsync-track-", suffix=".avi")
         os.close(handle)
         self.path = Path(name)
-        self._writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"XVID"), FPS, (size, size))
+        self._writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"XVID"), FPS, (size, size))
         if not self._writer.isOpened():
             self.discard()
             raise ConfigError(
@@ -175,10 +180,10 @@ class XvidRoundTrip:
 
 
 def _encoded(
-    frames: Iterable[av.video.frame.VideoFrame], codec: str, pix_fmt: str, qscale: int | None
+    frames: Iterable[av.video.frame.VideoFrame], codec: _VideoCodec, pix_fmt: str, qscale: int | None
 ) -> Iterator[av.packet.Packet]:
     """Packets of one single-threaded encoder at a 25 fps time base, frames numbered in order, then flushed."""
-    encoder: av.codec.context.CodecContext | None = None
+    encoder: av.video.codeccontext.VideoCodecContext | None = None
     for index, frame in enumerate(frames):
         if encoder is None:
             encoder = _video_encoder(codec, pix_fmt, frame.width, frame.height, qscale)
@@ -190,8 +195,8 @@ def _encoded(
 
 
 def _video_encoder(
-    codec: str, pix_fmt: str, width: int, height: int, qscale: int | None
-) -> av.codec.context.CodecContext:
+    codec: _VideoCodec, pix_fmt: str, width: int, height: int, qscale: int | None
+) -> av.video.codeccontext.VideoCodecContext:
     import av
 
     options = {} if qscale is None else {"flags": "+qscale", "global_quality": str(qscale * _QP2LAMBDA)}

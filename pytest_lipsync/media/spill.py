@@ -30,7 +30,8 @@ class SpilledFrames:
         self._ends: list[int] = []  # end offset of each stored frame
         try:
             self._budget = free_space_budget() if budget is None else budget
-            self._file = tempfile.TemporaryFile(prefix="lipsync-frames-")
+            # Held open for the object's lifetime and closed by drop() (or __exit__), not by a with block.
+            self._file = tempfile.TemporaryFile(prefix="lipsync-frames-")  # noqa: SIM115
         except OSError:  # no usable temporary directory: nothing is kept, pass 2 replays
             self._file = None
 

@@ -68,7 +68,8 @@ def _assert_limit(video: str | Path | LipsyncVideo, metric: str, limit: float, r
     if not check.passed:
         bound = "at least" if HIGHER_IS_BETTER[metric] else "at most"
         raise AssertionError(
-            f"{score.path}: {metric} = {check.value:.4f}, expected {bound} {check.limit:.4f} (margin {check.margin:+.4f})"
+            f"{score.path}: {metric} = {check.value:.4f}, expected {bound} {check.limit:.4f} "
+            f"(margin {check.margin:+.4f})"
         )
 
 

@@ -164,7 +164,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     gate = config.stash[GATE]
     if hasattr(config, "workerinput"):
-        config.workeroutput["lipsync"] = gate.payload()  # type: ignore[attr-defined]
+        config.workeroutput["lipsync"] = gate.payload()  # type: ignore[attr-defined]  # xdist adds workeroutput to a worker's config
     elif config.stash[ACTIVE] or gate.scores:
         with _usage_errors():
             config.stash[OUTPUTS] = _finish(gate)

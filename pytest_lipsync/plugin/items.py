@@ -143,7 +143,8 @@ def video_of(nodeid: str, gate: GateSession) -> str | None:
 def report_collected(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
     """Tell the terminal (``collected N items``) about items made outside file collection."""
     for parent in dict.fromkeys(item.parent for item in items):
-        children = [item for item in items if item.parent is parent]
+        assert parent is not None  # only the session has no parent, and it is no item
+        children: list[pytest.Item | pytest.Collector] = [item for item in items if item.parent is parent]
         config.hook.pytest_collectreport(report=pytest.CollectReport(parent.nodeid, "passed", None, children))
 
 

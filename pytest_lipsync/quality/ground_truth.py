@@ -133,7 +133,7 @@ class GroundTruth:
         }
 
 
-def _check_region(settings: Settings, face_regions: Callable[[Path], FaceRegions] | None) -> None:
+def _check_region(settings: Settings, face_regions: Callable[[Path, VideoLimits], FaceRegions] | None) -> None:
     """Refuse ``region = "face"`` before any video where no face tracks can be had (module docstring)."""
     if settings.region != "face":
         return

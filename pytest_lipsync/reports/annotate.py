@@ -113,7 +113,8 @@ def h264_encoder() -> str:
         if name in av.codecs_available:
             return name
     raise ConfigError(
-        f"this PyAV build has no H.264 encoder (looked for {', '.join(H264_ENCODERS)}), which the annotated video needs",
+        f"this PyAV build has no H.264 encoder (looked for {', '.join(H264_ENCODERS)}), "
+        "which the annotated video needs",
         hint="Install PyAV from its PyPI wheels (pip install --force-reinstall av), which include libx264",
     )
 
@@ -260,9 +261,16 @@ class _SoundMuxer:
 
     def until(self, time: Fraction | None) -> None:
         """Mux the packets that start before ``time``; all that are left when it is None."""
-        while self._next is not None and (time is None or self._next.pts * self._next.time_base < time):
+        while self._next is not None and (time is None or self._before(self._next, time)):
             self._container.mux(self._next)
             self._next = next(self._packets, None)
+
+    @staticmethod
+    def _before(packet: av.packet.Packet, time: Fraction) -> bool:
+        # The packets come from the AAC encoder (_aac_packets), which stamps each with its frame's pts and the
+        # stream's time base: an encoded packet always has both.
+        assert packet.pts is not None and packet.time_base is not None
+        return packet.pts * packet.time_base < time
 
 
 def _aac_packets(path: Path, stream: av.audio.stream.AudioStream, rate: int, layout: str) -> Iterator[av.packet.Packet]:
@@ -283,8 +291,10 @@ def _aac_packets(path: Path, stream: av.audio.stream.AudioStream, rate: int, lay
                 frame.pts = None
                 fifo.write(frame)
             while fifo.samples >= (AAC_FRAME if decoded is not None else 1):
-                frame = fifo.read(min(AAC_FRAME, fifo.samples))
-                frame.pts, frame.time_base = written, Fraction(1, rate)
-                written += frame.samples
-                yield from stream.encode(frame)
+                chunk = fifo.read(min(AAC_FRAME, fifo.samples))
+                # read() gives None only when asked for more samples than the FIFO holds, which the bound prevents.
+                assert chunk is not None
+                chunk.pts, chunk.time_base = written, Fraction(1, rate)
+                written += chunk.samples
+                yield from stream.encode(chunk)
     yield from stream.encode(None)

@@ -103,7 +103,7 @@ def artifact_line(environ: Mapping[str, str]) -> str | None:
     )
 
 
-def annotations(verdicts: Mapping[str, Verdict]) -> list[str]:
+def error_annotations(verdicts: Mapping[str, Verdict]) -> list[str]:
     """``::error file=<video key>`` workflow commands for the first failing videos (by key); keys are
     rootdir-relative, which is what GitHub resolves against the checkout."""
     failing = [verdicts[key] for key in sorted(verdicts) if verdicts[key].outcome == "failed"]

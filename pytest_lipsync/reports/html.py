@@ -159,7 +159,10 @@ def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
         _summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1)
     )
     note = "<p>In brackets: the change since the baseline.</p>\n" if baseline else ""
-    return f'<h2>Summary</h2>\n{note}<table id="summary">\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>'
+    return (
+        f'<h2>Summary</h2>\n{note}<table id="summary">\n'
+        f"<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>"
+    )
 
 
 def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) -> str:
@@ -169,7 +172,10 @@ def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) ->
     )
     status = "ok" if video.error is None else video.error.kind
     state = "ok" if video.ok else "failed"
-    return f'<tr class="{state}">{name}{cells}<td class="status {state}" data-sort="{_escape(status)}">{_escape(status)}</td></tr>'
+    return (
+        f'<tr class="{state}">{name}{cells}'
+        f'<td class="status {state}" data-sort="{_escape(status)}">{_escape(status)}</td></tr>'
+    )
 
 
 def _number_cell(value: float | None, digits: int | None, before: float | None = None) -> str:
@@ -202,7 +208,8 @@ def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path)
     if video.tracks:
         parts.append(_tracks(video.tracks))
     parts += [
-        f'<figure><img src="{_escape(plot.file)}" alt="{_escape(plot.caption)}"><figcaption>{_escape(plot.caption)}</figcaption></figure>'
+        f'<figure><img src="{_escape(plot.file)}" alt="{_escape(plot.caption)}">'
+        f"<figcaption>{_escape(plot.caption)}</figcaption></figure>"
         for plot in plots
     ]
     parts.append("</section>")
@@ -215,7 +222,8 @@ def _tracks(tracks: Iterable[TrackScore]) -> str:
     )
     rows = "".join(
         f"<tr><td>{number}</td><td>{track.start_frame}-{track.end_frame}</td><td>{track.windows}</td>"
-        f"{_number_cell(track.lse_d, 3)}{_number_cell(track.lse_c, 3)}<td>{track.offset}</td><td>{_box(track)}</td></tr>"
+        f"{_number_cell(track.lse_d, 3)}{_number_cell(track.lse_c, 3)}"
+        f"<td>{track.offset}</td><td>{_box(track)}</td></tr>"
         for number, track in enumerate(tracks, 1)
     )
     return f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>"

@@ -14,10 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_lipsync.reports.confidence import AMBER, WINDOW_CENTRE, ConfidenceBand, rgb
 from pytest_lipsync.results import TrackScore, VideoScore
+
+if TYPE_CHECKING:
+    import numpy as np
 
 INSTALL_HINT = 'pip install "pytest-lipsync[report]"'
 MISSING_MESSAGE = f"Plots need matplotlib, which is not installed: {INSTALL_HINT}"
@@ -126,12 +129,15 @@ def _frame_pair(generated: Path, reference: Path, frame: int) -> tuple[Any, Any]
     if not (generated.is_file() and reference.is_file()):
         return None
     try:
-        pair = [next(islice(open_video(path).decoded("rgb24"), frame, None), None) for path in (generated, reference)]
+        first, second = [
+            next(islice(open_video(path).decoded("rgb24"), frame, None), None) for path in (generated, reference)
+        ]
     except VideoError:
         return None
-    if pair[0] is None or pair[1] is None:
+    if first is None or second is None:
         return None
-    ours, theirs = (decoded.to_ndarray() for decoded in pair)
+    ours: np.ndarray = first.to_ndarray()
+    theirs: np.ndarray = second.to_ndarray()
     if theirs.shape != ours.shape:
         theirs = cv2.resize(theirs, (ours.shape[1], ours.shape[0]), interpolation=cv2.INTER_AREA)
     return ours, theirs

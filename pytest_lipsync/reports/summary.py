@@ -53,7 +53,7 @@ def _short(score: VideoScore) -> VideoScore:
 
 def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     """The terminal section: the table, means, cache use, files written, and GitHub annotations there."""
-    from pytest_lipsync.reports.github import annotations, in_github_actions
+    from pytest_lipsync.reports.github import error_annotations, in_github_actions
 
     if not gate.scores:
         return []
@@ -75,5 +75,5 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     if outputs is not None and outputs.baseline is not None and outputs.baseline_path is not None:
         lines.append(outputs.baseline.describe(outputs.baseline_path))
     if in_github_actions():
-        lines += annotations(gate.verdicts)
+        lines += error_annotations(gate.verdicts)
     return lines

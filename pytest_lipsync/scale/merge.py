@@ -75,7 +75,8 @@ def merge_reports(parts: Sequence[NamedReport]) -> Report:
             if video.path in owners:
                 raise ConfigError(
                     f"{video.path} is in both {owners[video.path]} and {part.path}",
-                    hint="Each video must be scored once: give every job the same videos and its own --lipsync-shard i/n",
+                    hint="Each video must be scored once: give every job the same videos and its own "
+                    "--lipsync-shard i/n",
                 )
             owners[video.path] = part.path
     videos = sorted((video for part in parts for video in part.report.videos), key=lambda video: video.path)
@@ -103,7 +104,8 @@ def check_gateable(part: NamedReport) -> None:
         raise ConfigError(
             f"is shard {report.shard} of a split, not a whole run",
             path=part.path,
-            hint="Merge every shard's report first (lipsync merge SHARD.json... -o ALL.json) and gate the merged report",
+            hint="Merge every shard's report first (lipsync merge SHARD.json... -o ALL.json) "
+            "and gate the merged report",
         )
     if not report.videos:
         raise ConfigError(
@@ -144,7 +146,8 @@ def _check_same_run(first: NamedReport, other: NamedReport) -> None:
     differences = run_differences(first.report.run, other.report.run, f"in {first.path}", f"in {other.path}")
     if differences:
         raise ConfigError(
-            f"{first.path} and {other.path} cannot be merged, their numbers are not comparable: {'; '.join(differences)}",
+            f"{first.path} and {other.path} cannot be merged, their numbers are not comparable: "
+            f"{'; '.join(differences)}",
             hint=_SAME_RUN,
         )
 
@@ -159,7 +162,8 @@ def _check_shards(parts: Sequence[NamedReport]) -> None:
         clash = next((path for known, path in seen.items() if known.count != shard.count or known == shard), None)
         if clash is not None:
             raise ConfigError(
-                f"{clash} is shard {_shard_of(seen, clash)} and {part.path} is shard {shard}: they are not shards of one split",
+                f"{clash} is shard {_shard_of(seen, clash)} and {part.path} is shard {shard}: "
+                "they are not shards of one split",
                 hint="Merge the reports of one run, one of each shard i/n",
             )
         seen[shard] = part.path

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
@@ -41,7 +41,8 @@ _POLL_SECONDS = 0.5  # how often the parent looks for workers stuck past their t
 class VideoScorer(Protocol):
     """What a worker needs of a :class:`~pytest_lipsync.scoring.scorer.Scorer` (tests pass stand-ins)."""
 
-    run: RunRecord
+    @property
+    def run(self) -> RunRecord: ...
 
     def score(self, path: str | Path, reference: ReferenceMatch | None = None) -> VideoScore: ...
 
@@ -170,12 +171,15 @@ class _Pool:
     factory: ScorerFactory
 
     def score(self, jobs: Sequence[Job], progress: Progress) -> tuple[RunRecord, list[VideoScore]]:
-        pending, results = deque(jobs), {}
+        pending = deque(jobs)
+        results: dict[int, VideoScore] = {}
         run: RunRecord | None = None
         live = {worker.conn: worker for worker in (_Worker(index, self) for index in range(self.workers))}
         try:
             while len(results) < len(jobs):
-                for conn in wait(list(live), timeout=_POLL_SECONDS):
+                # wait() returns those of the objects it was given that are ready: here the workers' connections.
+                ready = cast("list[Connection]", wait(list(live), timeout=_POLL_SECONDS))
+                for conn in ready:
                     worker = live.pop(conn)
                     message = _receive(conn)
                     if message is None:  # died: its video failed; a new worker takes its place
@@ -267,7 +271,7 @@ def video_limit(video: Path, settings: Settings) -> float:
 def _receive(conn: Connection) -> tuple[Any, ...] | None:
     """The worker's next message; ``None`` when it died."""
     try:
-        return conn.recv()  # type: ignore[no-any-return]
+        return conn.recv()
     except (EOFError, OSError):
         return None
 

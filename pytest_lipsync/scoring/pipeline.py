@@ -223,7 +223,8 @@ class _TrackRun:
             self._xvid.write(crops)
             self._timings.add("fidelity", clock)
         elif len(crops):
-            self._embedder.add(crops)  # type: ignore[union-attr]
+            assert self._embedder is not None  # without the XviD round trip there is an embedder (__init__)
+            self._embedder.add(crops)
 
     def finish(self) -> TrackScore:
         from pytest_lipsync.sync.lse import TrackTooShort
@@ -233,7 +234,9 @@ class _TrackRun:
                 crops = batched(self._xvid.read_back(), self._sync.batch_size)
                 curve, windows = self._sync.score_track(crops, self._audio, self._timings)
             else:
-                curve, windows = self._sync.curve(*self._embedder.finish(), self._timings)  # type: ignore[union-attr]
+                assert self._embedder is not None  # without the XviD round trip there is an embedder (__init__)
+                lip, aud = self._embedder.finish()
+                curve, windows = self._sync.curve(lip, aud, self._timings)
         except TrackTooShort as exc:
             raise TooShortError(
                 f"face track at frames {self.track.first_frame}-{self.track.last_frame} is too short to score: "

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_lipsync.config.resolution import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import ConfigError, WorkerCrashedError
@@ -92,7 +92,7 @@ class GateSession:
         self._collected = videos
         self._videos = videos
         self._unmatched: tuple[Unmatched, ...] = ()
-        self._baseline: Baseline | bool | None = False
+        self._baseline: Baseline | Literal[False] | None = False  # False: not loaded yet
         self._cache = cache
         self._service = service
         self._report_quality = report_quality
@@ -285,7 +285,8 @@ class GateSession:
             if loaded is not None and not self.config.options.update_baseline:
                 check_compatible(loaded, self.service.run_record(self.config.settings))
             self._baseline = loaded
-        return self._baseline  # type: ignore[return-value]
+            return loaded
+        return self._baseline
 
     def payload(self) -> dict[str, Any]:
         """What this worker learnt since the last payload, as plain JSON-able data (empty when nothing): the

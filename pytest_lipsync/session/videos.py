@@ -62,7 +62,8 @@ class VideoEntry:
 
     @property
     def reference_error(self) -> ScoreError | None:
-        """Why ground truth was configured but none was found for this video (``no_reference``, ``reference_mismatch``)."""
+        """Why ground truth was configured but none was found for this video (``no_reference``,
+        ``reference_mismatch``)."""
         return None if self.ground_truth is None else self.ground_truth.error
 
     def with_reference(self, reference: Path) -> VideoEntry:

@@ -122,5 +122,5 @@ def load_syncnet(weights: ResolvedWeights, device: torch.device) -> SyncNet:
     on the CPU (README "Faster options"), rounding differently by about 1e-6 relative."""
     net = SyncNet()
     load_resolved(net, weights, model="SyncNet")
-    net.netcnnlip.to(memory_format=torch.channels_last_3d)
+    net.netcnnlip.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch's Module.to overloads omit its memory_format keyword
     return net.eval().to(device)

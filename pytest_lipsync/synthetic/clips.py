@@ -11,8 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import av.audio.stream
+    import av.container
+    import av.video.stream
 
 # Container suffix -> (video codec, audio codec). PCM where the container takes it, so audio is exact.
 CODECS: dict[str, tuple[str, str]] = {
@@ -147,7 +153,13 @@ def _rate(spec: ClipSpec) -> Fraction:
     return Fraction(30) if spec.pts is not None else Fraction(spec.fps).limit_denominator(1001)
 
 
-def _write_video(container, stream, times: list[float], openings: np.ndarray, spec: ClipSpec) -> None:  # type: ignore[no-untyped-def]
+def _write_video(
+    container: av.container.OutputContainer,
+    stream: av.video.stream.VideoStream,
+    times: list[float],
+    openings: np.ndarray,
+    spec: ClipSpec,
+) -> None:
     import av
 
     for index, moment in enumerate(times):
@@ -164,7 +176,7 @@ def _write_video(container, stream, times: list[float], openings: np.ndarray, sp
     container.mux(stream.encode(None))
 
 
-def _write_audio(container, stream, spec: ClipSpec) -> None:  # type: ignore[no-untyped-def]
+def _write_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream, spec: ClipSpec) -> None:
     import av
 
     samples = speech(spec.seconds, spec.audio_rate, spec.audio_channels, spec.seed, spec.audio_delay_frames)

@@ -56,6 +56,7 @@ def standin_syncnet_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     for head, (features, target) in ((net.netfclip, lip), (net.netfcaud, audio)):
         weights, intercept = _ridge(features, target)
         last = head[3]
+        assert isinstance(last, torch.nn.Linear)  # the head's last layer (sync.model._head)
         fitted = SYNC_SCALE * direction[:, None] * weights[None, :]
         last.weight.data = (last.weight.data.double() * NOISE_GAIN + fitted).float()
         last.bias.data = (centre + SYNC_SCALE * intercept * direction).float()
@@ -102,7 +103,7 @@ def _ridge(features: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
     return weights, float(target.mean() - mean @ weights)
 
 
-def _calibrate_batch_norm(net: torch.nn.Module, generator: torch.Generator) -> None:
+def _calibrate_batch_norm(net: SyncNet, generator: torch.Generator) -> None:
     import torch
 
     for module in net.modules():

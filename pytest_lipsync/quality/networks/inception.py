@@ -15,7 +15,7 @@ is followed by BatchNorm with eps 0.001 (TensorFlow's) and a ReLU.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -23,15 +23,26 @@ from torch import nn
 
 from pytest_lipsync.quality.networks.base import ReleasedNetwork, on_meta
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is Python 3.11+
+
 FEATURES = 2048
+
+
+class _ConvShape(TypedDict, total=False):
+    """The convolution's shape arguments the network passes through ``BasicConv2d``."""
+
+    kernel_size: int | tuple[int, int]
+    stride: int | tuple[int, int]
+    padding: int | tuple[int, int]
 
 
 class BasicConv2d(nn.Module):
     """Convolution without bias, BatchNorm (eps 0.001), ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, **kwargs: int | tuple[int, int]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, **kwargs: Unpack[_ConvShape]) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)  # type: ignore[arg-type]
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
