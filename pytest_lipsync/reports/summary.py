@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pytest_lipsync.display import plural
 from pytest_lipsync.metrics import LABELS
-from pytest_lipsync.reports.table import format_table, run_notice
-from pytest_lipsync.results import Tally, VideoScore
+from pytest_lipsync.reports.table import format_table, run_notice, video_verdicts
+from pytest_lipsync.results import Tally
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.session.run import GateSession, Outputs
-
-MESSAGE_WIDTH = 60
 
 
 def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
@@ -31,7 +29,7 @@ def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
 def format_means(means: Mapping[str, float], scored: int) -> str:
     cells = "  ".join(f"{LABELS.get(m, m)} {means[m]:.3f}" for m in LABELS if m in means)
     return (
-        f"mean over {scored} scored video{'s' if scored != 1 else ''}: {cells}" if cells else "no video could be scored"
+        f"mean over {plural(scored, 'scored video')}: {cells}" if cells else "no video could be scored"
     )
 
 
@@ -43,14 +41,6 @@ def format_tally(tally: Tally) -> str:
     return f"{tally.scored} scored, {tally.replayed} replayed from the cache{note}"
 
 
-def _short(score: VideoScore) -> VideoScore:
-    """The table's status cell keeps the error kind and the start of its message; the failure shows all."""
-    error = score.error
-    if error is None or len(error.message) <= MESSAGE_WIDTH:
-        return score
-    return replace(score, error=replace(error, message=error.message[: MESSAGE_WIDTH - 3] + "..."))
-
-
 def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     """The terminal section: the table, means, cache use, files written, and GitHub annotations there."""
     from pytest_lipsync.reports.github import annotations, in_github_actions
@@ -60,7 +50,7 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     scores = [gate.scores[key] for key in sorted(gate.scores)]
     scored = sum(1 for score in scores if score.ok)
     lines = [
-        format_table([_short(s) for s in scores]),
+        format_table(scores, video_verdicts(scores, gate.verdicts) if gate.verdicts else None),
         "",
         format_means(gate.means(), scored),
         format_tally(gate.tally),
