@@ -51,11 +51,12 @@ _SCORE_KEYS = (
 )
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+def add_settings_arguments(parser: argparse.ArgumentParser, *, protocol: bool = True) -> None:
     """The scoring settings but ground truth's. Options default to "not given", so that pyproject.toml and the
-    environment fill the rest (DESIGN)."""
+    environment fill the rest (DESIGN). ``protocol=False`` for a command that works in one protocol only."""
     defaults = Settings()
-    parser.add_argument("--protocol", choices=PROTOCOLS, help=f"default: {defaults.protocol}")
+    if protocol:
+        parser.add_argument("--protocol", choices=PROTOCOLS, help=f"default: {defaults.protocol}")
     parser.add_argument(
         "--fidelity",
         choices=FIDELITIES,
