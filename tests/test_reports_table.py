@@ -8,6 +8,8 @@ from pytest_lipsync.gate.rules import Check, Verdict
 from pytest_lipsync.reports.table import MESSAGE_WIDTH, format_table, video_verdicts
 from pytest_lipsync.results import ScoreError, VideoScore
 
+pytest_plugins = ["pytester"]
+
 GOOD = VideoScore(path="good.mp4", metrics={"lse_d": 7.0, "lse_c": 6.5, "offset": 0.0}, frames=25)
 BAD = VideoScore(path="bad.mp4", metrics={"lse_d": 9.0, "lse_c": 5.0, "offset": 1.0}, frames=25)
 LONG = "x" * 200
@@ -73,3 +75,31 @@ def test_plural() -> None:
     assert plural(1, "video") == "1 video"
     assert plural(2, "video") == "2 videos"
     assert plural(0, "check") == "0 checks"
+
+
+class _Torch:
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = self
+        self._cuda = cuda
+
+    def is_available(self) -> bool:
+        return self._cuda
+
+
+def test_the_header_shows_the_resolved_device_only_from_a_torch_already_loaded() -> None:
+    from pytest_lipsync.reports.summary import shown_device
+
+    assert shown_device("cuda:1", {}) == "cuda:1"
+    assert shown_device("auto", {}) == "auto (resolved when scoring starts)"
+    assert shown_device("auto", {"torch": _Torch(cuda=False)}) == "auto (cpu)"
+    assert shown_device("auto", {"torch": _Torch(cuda=True)}) == "auto (cuda)"
+
+
+def test_an_inert_header_imports_no_torch(pytester) -> None:  # type: ignore[no-untyped-def]
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\nallow_no_videos = true\n')
+    (pytester.path / "out").mkdir()
+    pytester.makeconftest(
+        "import sys\ndef pytest_sessionfinish(session):\n    print('torch loaded:', 'torch' in sys.modules)\n"
+    )
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["lipsync: * device=auto (resolved when scoring starts) *", "*torch loaded: False*"])

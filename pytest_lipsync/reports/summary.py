@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -22,15 +23,28 @@ def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
     baseline = (
         f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
     )
-    scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device}"
+    scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={shown_device(settings.device)}"
     return f"lipsync: {scoring} baseline={baseline} cache={cache}"
+
+
+def shown_device(device: str, modules: Mapping[str, object] | None = None) -> str:
+    """``auto`` with what it resolves to when torch is already loaded; otherwise said to be resolved later.
+
+    Importing torch takes seconds and a run may score nothing (everything cached, or no video selected), so
+    the header never imports it: it asks only a torch that something else has loaded (``modules`` is
+    ``sys.modules``).
+    """
+    if device != "auto":
+        return device
+    torch = (sys.modules if modules is None else modules).get("torch")
+    if torch is None:
+        return "auto (resolved when scoring starts)"
+    return f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"  # type: ignore[attr-defined]
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
     cells = "  ".join(f"{LABELS.get(m, m)} {means[m]:.3f}" for m in LABELS if m in means)
-    return (
-        f"mean over {plural(scored, 'scored video')}: {cells}" if cells else "no video could be scored"
-    )
+    return f"mean over {plural(scored, 'scored video')}: {cells}" if cells else "no video could be scored"
 
 
 def format_tally(tally: Tally) -> str:
