@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
-
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.metrics import HIGHER_IS_BETTER, LABELS

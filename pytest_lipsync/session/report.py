@@ -84,7 +84,8 @@ def gate_report(
     outputs = gate.finish()
     publish_step_summary(gate, outputs.html)
     details = [line for verdict in failed for line in (*format_verdict(verdict).splitlines(), "")]
-    verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {plural(len(gate.verdicts), 'verdict')} failed"
+    judged = plural(len(gate.verdicts), "verdict")
+    verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {judged} failed"
     unmatched = gate.unmatched_overrides()  # a report that reaches here holds every video of its run
     warnings = (*environment_warnings(environ), *unmatched)
     return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, warnings)
