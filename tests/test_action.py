@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _action() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
 
 
 def _index(steps: list[dict[str, Any]], predicate: Any) -> int:

@@ -96,7 +96,7 @@ def test_cropped_scoring_reports_its_windows(make_clip, scorers) -> None:  # typ
     assert {event.video for event in seen.events} == {str(clip)}
 
 
-def test_pipeline_scoring_reports_frames_faces_and_windows(make_clip, syncnet_weights: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_scoring_reports_frames_faces_and_windows(make_clip, syncnet_weights: Path) -> None:
     from pytest_lipsync.scoring.scorer import Scorer
 
     clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))

@@ -3,6 +3,8 @@ verdict (passed, failed, allowed, error) and why, on one line whatever the messa
 
 from __future__ import annotations
 
+import pytest
+
 from pytest_lipsync.display import plural
 from pytest_lipsync.gate.rules import Check, Verdict
 from pytest_lipsync.reports.table import MESSAGE_WIDTH, format_table, video_verdicts
@@ -95,7 +97,7 @@ def test_the_header_shows_the_resolved_device_only_from_a_torch_already_loaded()
     assert shown_device("auto", {"torch": _Torch(cuda=True)}) == "auto (cuda)"
 
 
-def test_an_inert_header_imports_no_torch(pytester) -> None:  # type: ignore[no-untyped-def]
+def test_an_inert_header_imports_no_torch(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "out"\nallow_no_videos = true\n')
     (pytester.path / "out").mkdir()
     pytester.makeconftest(
