@@ -38,3 +38,8 @@ def _escaped(char: str) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as ``surrogateescape`` keeps it: show the byte
         return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 video``, ``2 videos``: counts in the tables and summaries read as English whatever the number."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -81,7 +81,7 @@ class Settings:
         "how faces are found: `pipeline` cuts scenes, detects faces with S3FD, tracks and crops them; `cropped` "
         "takes every frame as the face crop",
         more="See [protocol.md](protocol.md#two-protocols).",
-        commands=SCORING,
+        commands=("score",),  # visualize draws tracks, which only the pipeline protocol has
     )
     fidelity: Fidelity = setting(
         "reference",

@@ -23,9 +23,9 @@ def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: 
 
     assert code == 1
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["video", "LSE-D", "LSE-C", "offset", "frames", "seconds", "status"]
+    assert table[0].split() == ["video", "LSE-D", "LSE-C", "offset", "frames", "seconds", "result", "detail"]
     good_row = next(line for line in table if line.startswith(str(good)))
-    assert good_row.split()[4:5] == ["25"] and good_row.endswith("ok")
+    assert good_row.split()[4:5] == ["25"] and good_row.endswith("scored")
     broken_row = next(line for line in table if line.startswith(str(broken)))
     assert "unreadable: " in broken_row and "broken.mp4" in broken_row
 
@@ -56,7 +56,7 @@ def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Pa
 
     assert code == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(clip)))
-    assert row.split()[4:5] == ["110"] and row.endswith("ok")  # 110 frames: a track of more than min_track = 100
+    assert row.split()[4:5] == ["110"] and row.endswith("scored")  # 110 frames: a track of more than min_track = 100
     document = json.loads(out.read_text())
     assert document["settings"]["protocol"] == "pipeline"
     assert document["settings"]["detector"] == "pytest_lipsync.synthetic.faces:marker_detector"

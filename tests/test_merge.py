@@ -149,7 +149,7 @@ def test_gate_reads_the_projects_pyproject_and_names_its_errors(tmp_path: Path, 
         monkeypatch.delenv(name)
     (tmp_path / "pyproject.toml").write_text("[tool.lipsync.thresholds]\nlse_d_max = 6.0\n")
     assert main(["gate", str(report)]) == 1
-    assert "a.mp4: 1 of 1 checks failed" in capsys.readouterr().out
+    assert "a.mp4: 1 of 1 check failed" in capsys.readouterr().out
     monkeypatch.setenv("LIPSYNC_LSE_D_MAX", "7.5")
     assert main(["gate", str(report)]) == 0
     assert main(["gate", str(report), "--lse-d-max", "6.5"]) == 1  # the command line beats the environment

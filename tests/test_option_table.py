@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Options of a command that are not settings: what it reads and writes, and how it runs.
 OWN_OPTIONS = {
     "score": {"json", "workers", "quiet"},
-    "visualize": {"output"},
+    "visualize": {"output", "quiet"},
     "gate": set(),
 }
 
@@ -54,10 +54,11 @@ def test_a_commands_options_are_exactly_the_settings_declared_for_it(command: st
     assert set(options) - OWN_OPTIONS[command] == declared
 
 
-def test_visualize_takes_the_scoring_options_but_ground_truths() -> None:
+def test_visualize_takes_the_scoring_options_but_ground_truths_and_the_protocol() -> None:
+    """visualize draws face tracks: only the pipeline protocol has them, so it offers no --protocol."""
     score, visualize = (set(_options(_subparser(name))) for name in ("score", "visualize"))
     quality = {"reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch"}
-    assert score - OWN_OPTIONS["score"] - quality == visualize - OWN_OPTIONS["visualize"]
+    assert score - OWN_OPTIONS["score"] - quality - {"protocol"} == visualize - OWN_OPTIONS["visualize"]
 
 
 def test_option_spellings_are_the_keys_with_hyphens() -> None:

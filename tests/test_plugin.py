@@ -92,7 +92,7 @@ def test_gate_items_pass_fail_and_unscorable(project, pytester, shared_cache) ->
     # The failing video: a compact table, the rule that fired, no Python traceback.
     result.stdout.fnmatch_lines(
         [
-            "videos/hard/late.mp4: 1 of 1 checks failed",
+            "videos/hard/late.mp4: 1 of 1 check failed",
             "*metric*value*limit*baseline*margin*rule*",
             f"*lse_d*{BETWEEN:.3f}*-*lse_d_max*FAIL",
         ]
@@ -664,7 +664,7 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(
     assert _summary_section(out) == _summary_section(whole.stdout.str())
     assert (pytester.path / "gate.md").read_text() == (pytester.path / "whole.md").read_text()
     assert (
-        "videos/hard/late.mp4: 1 of 1 checks failed" in out and "scores read from merged.json (no model loaded)" in out
+        "videos/hard/late.mp4: 1 of 1 check failed" in out and "scores read from merged.json (no model loaded)" in out
     )
     assert out.count("::error file=") == whole.stdout.str().count("::error file=") == 1
     assert out.rstrip().endswith("lipsync gate: failed: 1 of 3 verdicts failed")

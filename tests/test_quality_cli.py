@@ -28,13 +28,14 @@ def test_reference_adds_columns_and_json_and_reports_missing_ground_truth(
 
     assert code == 1  # the video without ground truth fails
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["video", "LSE-D", "LSE-C", "offset", "PSNR", "SSIM", "frames", "seconds", "status"]
+    columns = ["video", "LSE-D", "LSE-C", "offset", "PSNR", "SSIM", "frames", "seconds", "result", "detail"]
+    assert table[0].split() == columns
     gaussian = QualitySettings(ssim_window="gaussian11")
     expected = compare_videos(out / "talks" / "a.avi", gt / "talks" / "a.mkv", gaussian)
     good = next(line for line in table if line.startswith(str(out / "talks" / "a.avi"))).split()
-    assert good[4:6] == [f"{expected.psnr.mean:.2f}", f"{expected.ssim.mean:.4f}"] and good[-1] == "ok"
+    assert good[4:6] == [f"{expected.psnr.mean:.2f}", f"{expected.ssim.mean:.4f}"] and good[-1] == "scored"
     orphan = next(line for line in table if line.startswith(str(out / "talks" / "orphan.avi")))
-    assert "no_reference: " in orphan and "has no ground truth in" in orphan
+    assert "error   no_reference: " in orphan and orphan.endswith("...")  # the JSON has the whole message
     assert orphan.split()[1] != "-"  # its LSE-D is still shown
 
     document = json.loads(results.read_text())

@@ -20,7 +20,7 @@ from pytest_lipsync.synthetic.clips import ClipSpec
 from tests.indexed import IndexedClip, read_index
 from tests.test_faces_pipeline import MARKER, SHORT, literal_track
 
-FLAGS = ["--protocol", "pipeline", "--detector", MARKER, "--offline", "--device", "cpu", "--fidelity", "clean"]
+FLAGS = ["--detector", MARKER, "--offline", "--device", "cpu", "--fidelity", "clean"]
 NO_FACE = ClipSpec(seconds=1.0, width=96, height=72)
 FRAMED = replace(SHORT, border=64)  # room around the face: the whole crop window is inside the picture
 
@@ -148,9 +148,10 @@ def test_the_cropped_protocol_has_no_tracks_to_draw(
     make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.lipsync]\nprotocol = "cropped"\n')
     clip = make_clip("no_face.mp4", NO_FACE)
     # Refused before the models load: weights that do not exist are never looked for.
-    flags = ["--protocol", "cropped", "--offline", "--device", "cpu", "--syncnet-weights", str(tmp_path / "none.model")]
+    flags = ["--offline", "--device", "cpu", "--syncnet-weights", str(tmp_path / "none.model")]
     assert main(["visualize", str(clip), "-o", str(tmp_path / "out.mp4"), *flags]) == 2
     assert "protocol = 'cropped' has no face tracks to draw" in capsys.readouterr().err
 

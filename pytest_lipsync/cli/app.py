@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     from pytest_lipsync.cli.score import add_score_arguments, run_score
 
-    parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0])
+    # The docstring is reStructuredText; --help is plain text.
+    parser = argparse.ArgumentParser(prog="lipsync", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

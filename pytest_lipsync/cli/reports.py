@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from pytest_lipsync.cli.options import project_root
 from pytest_lipsync.config.resolution import Layer
 from pytest_lipsync.config.table import add_options, keys_for
+from pytest_lipsync.display import plural
 from pytest_lipsync.errors import ConfigError
 
 # The settings `lipsync gate` takes (their declarations say so): the baseline and whether to rewrite it, the
@@ -35,7 +37,8 @@ def run_merge(args: argparse.Namespace) -> int:
     check_file_output(args.output, "the merged report")
     merged = merge_reports([load_report(path) for path in args.reports])
     write_json_atomic(args.output, merged.to_dict())
-    print(f"lipsync: merged {len(merged.videos)} videos from {len(args.reports)} reports into {args.output}")
+    videos, reports = plural(len(merged.videos), "video"), plural(len(args.reports), "report")
+    print(f"lipsync: merged {videos} from {reports} into {args.output}")
     return 0
 
 
@@ -104,6 +107,9 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, metavar="VIDEO", help="the video to annotate")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mp4", help="the annotated copy (MP4)")
     add_settings_arguments(parser, "visualize")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (bars on a terminal, lines in CI logs)"
+    )
 
 
 def run_visualize(args: argparse.Namespace) -> int:
@@ -114,6 +120,7 @@ def run_visualize(args: argparse.Namespace) -> int:
     from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.annotate import visualize
     from pytest_lipsync.reports.confidence import band_for
+    from pytest_lipsync.reports.progress import progress_display
     from pytest_lipsync.scoring.scorer import Scorer, no_tracks_to_draw
     from pytest_lipsync.session.videos import video_key
 
@@ -127,7 +134,12 @@ def run_visualize(args: argparse.Namespace) -> int:
     check_file_output(args.output, "the annotated video")
     source = open_video(args.video, config.settings.limits)  # a wrong path fails before the models load
     band = band_for(config.gate, video_key(args.video, config.root))
-    written = visualize(source, Scorer(config.settings.replace(reference=None)), args.output, band)
+    display = progress_display(sys.stderr, args.quiet)
+    try:
+        written = visualize(source, Scorer(config.settings.replace(reference=None)), args.output, band, display)
+    finally:
+        if display is not None:
+            display.close()
     print(
         f"lipsync: annotated video written to {written.path}: {written.frames} frames, {written.tracks} face "
         f"track(s), {written.frames_without_track} frames without a track; box colours: {band.label}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK, add_settings_arguments, score_config
@@ -21,11 +22,14 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="score with N processes, one GPU (or a share of the cores) each",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (bars on a terminal, lines in CI logs)"
+    )
 
 
 def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.outputs import check_file_output
+    from pytest_lipsync.reports.progress import progress_display
     from pytest_lipsync.reports.table import format_table, run_notice
     from pytest_lipsync.results import Report, write_json_atomic
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
@@ -41,7 +45,8 @@ def run_score(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_file_output(args.json, "the results JSON")
     jobs = [Job(number, entry) for number, entry in enumerate(listing.entries, 1)]
-    run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet))
+    display = None if args.workers > 1 else progress_display(sys.stderr, args.quiet)
+    run, scores = score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet, display))
     print(format_table(scores))
     notice = run_notice(run)
     if notice is not None:

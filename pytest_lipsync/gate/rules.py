@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from pytest_lipsync.bounds import Range, bounded, check_bounds
-from pytest_lipsync.display import display_name
+from pytest_lipsync.display import display_name, plural
 from pytest_lipsync.metrics import HIGHER_IS_BETTER, QUALITY_METRICS, SYNC_METRICS, THRESHOLD_METRICS
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def judge(
     if baseline.missing is not None:
         return Verdict(key, "failed", checks, reason=baseline.missing)
     failed = [check for check in checks if not check.passed]
-    reason = f"{len(failed)} of {len(checks)} checks failed" if failed else ""
+    reason = f"{len(failed)} of {plural(len(checks), 'check')} failed" if failed else ""
     return Verdict(key, "failed" if failed else "passed", checks, reason)
 
 

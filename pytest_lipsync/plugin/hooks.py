@@ -22,6 +22,7 @@ from pytest_lipsync.errors import LipsyncError
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import Layer
+    from pytest_lipsync.progress import ProgressDisplay
     from pytest_lipsync.session.run import GateSession, LipsyncVideo, Outputs
 
 GATE = pytest.StashKey["GateSession"]()
@@ -56,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistController(config), "lipsync-xdist-controller")
     if config.stash[ACTIVE]:
         controller = not hasattr(config, "workerinput")
+        gate_of(config).progress = _progress(config)  # before anything is scored
         with _usage_errors():
             gate_of(config).start(check_baseline=controller, list_videos=controller and _gate_items_wanted(config))
             _place(config)
@@ -77,6 +79,24 @@ def _place(config: pytest.Config) -> None:
     resolved = gate_of(config).config
     workerinput = getattr(config, "workerinput", None)
     place_pytest_process(workerinput, resolved.settings.device, resolved.options.gpus, os.environ)
+
+
+def _progress(config: pytest.Config) -> ProgressDisplay | None:
+    """Throttled lines through pytest's terminal reporter (which keeps its own lines whole), with ``-v`` or on
+    a terminal; never bars (they would fight pytest's output) and never on an xdist worker (no reporter)."""
+    if hasattr(config, "workerinput"):
+        return None
+    from pytest_lipsync.reports.progress import ThrottledLines
+
+    return ThrottledLines(lambda line: _progress_line(config, line))
+
+
+def _progress_line(config: pytest.Config, line: str) -> None:
+    """Looked up per line: the reporter is registered after this plugin's ``pytest_configure`` runs."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    verbosity = config.get_verbosity()
+    if reporter is not None and verbosity >= 0 and (verbosity > 0 or reporter.isatty):
+        reporter.write_line(line)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import av.packet
 
     from pytest_lipsync.media.decode import VideoSource
+    from pytest_lipsync.progress import ProgressHook
     from pytest_lipsync.scoring.pipeline import PipelineResult
     from pytest_lipsync.scoring.scorer import Scorer
     from pytest_lipsync.settings import FrameRule
@@ -88,7 +89,9 @@ class Annotated:
     tracks: int
 
 
-def visualize(source: VideoSource, scorer: Scorer, output: Path, band: ConfidenceBand) -> Annotated:
+def visualize(
+    source: VideoSource, scorer: Scorer, output: Path, band: ConfidenceBand, progress: ProgressHook | None = None
+) -> Annotated:
     """Score the video's face tracks with ``scorer`` and write the annotated copy to ``output``.
 
     A video without a usable track is still written, every frame marked; any other failure raises.
@@ -97,7 +100,7 @@ def visualize(source: VideoSource, scorer: Scorer, output: Path, band: Confidenc
 
     encoder = h264_encoder()
     try:
-        result: PipelineResult | None = scorer.score_tracks(source.path)
+        result: PipelineResult | None = scorer.score_tracks(source.path, progress)
     except NoFaceTrackError:
         result = None
     shift = replay_shift(source, scorer.settings.fidelity == "reference")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pytest_lipsync.display import plural
 from pytest_lipsync.metrics import LABELS
-from pytest_lipsync.reports.table import format_table, run_notice
-from pytest_lipsync.results import Tally, VideoScore
+from pytest_lipsync.reports.table import format_table, run_notice, video_verdicts
+from pytest_lipsync.results import Tally
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.session.run import GateSession, Outputs
-
-MESSAGE_WIDTH = 60
 
 
 def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
@@ -24,15 +23,28 @@ def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
     baseline = (
         f"{options.baseline} ({'update' if options.update_baseline else 'compare'})" if options.baseline else "none"
     )
-    scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={settings.device}"
+    scoring = f"protocol={settings.protocol} fidelity={settings.fidelity} device={shown_device(settings.device)}"
     return f"lipsync: {scoring} baseline={baseline} cache={cache}"
+
+
+def shown_device(device: str, modules: Mapping[str, object] | None = None) -> str:
+    """``auto`` with what it resolves to when torch is already loaded; otherwise said to be resolved later.
+
+    Importing torch takes seconds and a run may score nothing (everything cached, or no video selected), so
+    the header never imports it: it asks only a torch that something else has loaded (``modules`` is
+    ``sys.modules``).
+    """
+    if device != "auto":
+        return device
+    torch = (sys.modules if modules is None else modules).get("torch")
+    if torch is None:
+        return "auto (resolved when scoring starts)"
+    return f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"  # type: ignore[attr-defined]
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
     cells = "  ".join(f"{LABELS.get(m, m)} {means[m]:.3f}" for m in LABELS if m in means)
-    return (
-        f"mean over {scored} scored video{'s' if scored != 1 else ''}: {cells}" if cells else "no video could be scored"
-    )
+    return f"mean over {plural(scored, 'scored video')}: {cells}" if cells else "no video could be scored"
 
 
 def format_tally(tally: Tally) -> str:
@@ -41,14 +53,6 @@ def format_tally(tally: Tally) -> str:
         return f"scores read from {tally.report} (no model loaded)"
     note = " (no model loaded)" if tally.scored == 0 and tally.replayed else ""
     return f"{tally.scored} scored, {tally.replayed} replayed from the cache{note}"
-
-
-def _short(score: VideoScore) -> VideoScore:
-    """The table's status cell keeps the error kind and the start of its message; the failure shows all."""
-    error = score.error
-    if error is None or len(error.message) <= MESSAGE_WIDTH:
-        return score
-    return replace(score, error=replace(error, message=error.message[: MESSAGE_WIDTH - 3] + "..."))
 
 
 def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
@@ -60,7 +64,7 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
     scores = [gate.scores[key] for key in sorted(gate.scores)]
     scored = sum(1 for score in scores if score.ok)
     lines = [
-        format_table([_short(s) for s in scores]),
+        format_table(scores, video_verdicts(scores, gate.verdicts) if gate.verdicts else None),
         "",
         format_means(gate.means(), scored),
         format_tally(gate.tally),

@@ -1,26 +1,87 @@
-"""The plain-text table of scores printed by ``lipsync score`` and the pytest terminal summary.
+"""The plain-text table of scores printed by ``lipsync score``, ``lipsync gate`` and the pytest terminal summary.
 
 PSNR and SSIM columns appear when any video was compared with ground truth. A row shows every metric the
 video has, even when it failed: a broken ground truth fails the video but leaves its LSE numbers to read.
+
+The last two columns say what happened to the video. ``lipsync score`` has no rules, so its ``result`` is
+``scored`` or ``error`` (the detail names the error's kind); a gate's ``verdict`` is ``passed``, ``failed``
+(a rule broken: the detail lists the broken rules), ``allowed`` (an error of a kind the ``allow`` setting
+expects) or ``error`` (the video could not be scored), so that a row never reads "ok" beside a failed gate.
+The detail is cut to :data:`MESSAGE_WIDTH` characters: the failure text above the table shows all of it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_lipsync.display import display_name
+from pytest_lipsync.metrics import HIGHER_IS_BETTER, LABELS
 from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
+
+if TYPE_CHECKING:
+    from pytest_lipsync.gate.rules import Check, Verdict
 
 _LSE_COLUMNS = ("LSE-D", "LSE-C", "offset")
 _QUALITY_COLUMNS = ("PSNR", "SSIM")
+_DIGITS = {"psnr": 2, "ssim": 4}
+MESSAGE_WIDTH = 60
+# The outcome of every gate item of a video, worst first: one failing item fails the video.
+VideoOutcome = Literal["error", "failed", "allowed", "passed"]
+_WORST_FIRST: tuple[VideoOutcome, ...] = ("error", "failed", "allowed", "passed")
 
 
-def format_table(scores: Sequence[VideoScore]) -> str:
+@dataclass(frozen=True)
+class VideoVerdict:
+    """What the gate said about one video (its lip-sync item and its quality item together)."""
+
+    outcome: VideoOutcome
+    detail: str = ""
+
+
+def video_verdicts(scores: Sequence[VideoScore], verdicts: Mapping[str, Verdict]) -> dict[str, VideoVerdict]:
+    """Each judged video's verdict: the worst of its items' (``KEY`` and ``KEY::quality``), with the reason."""
+    items: dict[str, list[Verdict]] = {}
+    for name, verdict in verdicts.items():
+        items.setdefault(name.removesuffix("::quality"), []).append(verdict)
+    errors = {score.path for score in scores if score.error is not None}
+    judged = {key: [_item(verdict, key in errors) for verdict in found] for key, found in items.items()}
+    return {key: min(found, key=lambda v: _WORST_FIRST.index(v.outcome)) for key, found in judged.items()}
+
+
+def _item(verdict: Verdict, unscored: bool) -> VideoVerdict:
+    if verdict.outcome == "passed":
+        return VideoVerdict("passed")
+    if verdict.outcome == "xfailed":
+        return VideoVerdict("allowed", verdict.reason)
+    if unscored and not verdict.checks:
+        return VideoVerdict("error", verdict.reason)
+    broken = [_broken(check) for check in verdict.failed_checks]
+    return VideoVerdict("failed", ", ".join(broken) or verdict.reason)
+
+
+def _broken(check: Check) -> str:
+    sign = "<" if HIGHER_IS_BETTER[check.metric] else ">"
+    digits = _DIGITS.get(check.metric, 3)
+    return f"{LABELS[check.metric]} {_number(check.value, digits)} {sign} {check.limit:.{digits}f}"
+
+
+def format_table(scores: Sequence[VideoScore], verdicts: Mapping[str, VideoVerdict] | None = None) -> str:
+    """The table; with ``verdicts`` (a gate ran) its last columns are the verdict, else whether it scored."""
     with_quality = any(score.quality is not None for score in scores)
-    header = ("video", *_LSE_COLUMNS, *(_QUALITY_COLUMNS if with_quality else ()), "frames", "seconds", "status")
-    rows = [header, *(_row(score, with_quality) for score in scores)]
+    outcome = "result" if verdicts is None else "verdict"
+    header = (
+        "video",
+        *_LSE_COLUMNS,
+        *(_QUALITY_COLUMNS if with_quality else ()),
+        "frames",
+        "seconds",
+        outcome,
+        "detail",
+    )
+    rows = [header, *(_row(score, with_quality, verdicts) for score in scores)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(_align(cell, width, i, len(header)) for i, (cell, width) in enumerate(zip(row, widths)))
@@ -30,10 +91,16 @@ def format_table(scores: Sequence[VideoScore]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _row(score: VideoScore, with_quality: bool) -> tuple[str, ...]:
+def _row(score: VideoScore, with_quality: bool, verdicts: Mapping[str, VideoVerdict] | None) -> tuple[str, ...]:
     metrics = score.metrics
     quality = (_number(metrics.get("psnr"), 2), _number(metrics.get("ssim"), 4)) if with_quality else ()
-    status = "ok" if score.error is None else display_name(f"{score.error.kind}: {score.error.message}")
+    if verdicts is not None:
+        verdict = verdicts.get(score.path)
+        outcome, detail = ("-", "") if verdict is None else (verdict.outcome, verdict.detail)
+    elif score.error is None:
+        outcome, detail = "scored", ""
+    else:
+        outcome, detail = "error", f"{score.error.kind}: {score.error.message}"
     return (
         display_name(score.path),
         _number(metrics.get("lse_d")),
@@ -42,8 +109,13 @@ def _row(score: VideoScore, with_quality: bool) -> tuple[str, ...]:
         *quality,
         str(score.frames or "-"),
         f"{sum(score.timings.values()):.1f}",
-        status,
+        outcome,
+        _short(display_name(detail)),
     )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MESSAGE_WIDTH else text[: MESSAGE_WIDTH - 3] + "..."
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -51,7 +123,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def _align(cell: str, width: int, column: int, columns: int) -> str:
-    return cell.ljust(width) if column in (0, columns - 1) else cell.rjust(width)
+    return cell.ljust(width) if column in (0, columns - 2, columns - 1) else cell.rjust(width)
 
 
 def custom_weights_notice(weights: Sequence[WeightsRecord]) -> str | None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import ConfigError, LipsyncError, WorkerCrashedError
+from pytest_lipsync.progress import ProgressDisplay, ProgressHook
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.scale.placement import apply, placement_for
 from pytest_lipsync.settings import Settings
@@ -44,7 +45,9 @@ class VideoScorer(Protocol):
     @property
     def run(self) -> RunRecord: ...
 
-    def score(self, path: str | Path, reference: ReferenceMatch | None = None) -> VideoScore: ...
+    def score(
+        self, path: str | Path, reference: ReferenceMatch | None = None, progress: ProgressHook | None = None
+    ) -> VideoScore: ...
 
 
 ScorerFactory = Callable[[Settings], VideoScorer]
@@ -64,10 +67,12 @@ class Job:
 
 @dataclass(frozen=True)
 class Progress:
-    """Progress lines on stderr, numbered over all videos whichever process scores them."""
+    """Progress lines on stderr, numbered over all videos whichever process scores them; ``display`` shows
+    the stages of the video being scored (one process only: a pool's workers say when each video ends)."""
 
     total: int
     quiet: bool = False
+    display: ProgressDisplay | None = None
 
     def started(self, job: Job, worker: int | None = None) -> None:
         where = "" if worker is None else f" (worker {worker + 1})"
@@ -101,14 +106,20 @@ def score_jobs(
 def _timed(scorer: VideoScorer, job: Job, progress: Progress) -> VideoScore:
     started = time.perf_counter()
     progress.started(job)
-    result = _score(scorer, job)
+    try:
+        result = _score(scorer, job, progress.display)
+    finally:
+        if progress.display is not None:
+            progress.display.close()
     progress.finished(job, result, time.perf_counter() - started)
     return result
 
 
-def _score(scorer: VideoScorer, job: Job) -> VideoScore:
+def _score(scorer: VideoScorer, job: Job, display: ProgressHook | None = None) -> VideoScore:
     """The job's score against its ground truth, named by its key."""
-    return replace(scorer.score(job.video, job.entry.ground_truth), path=job.entry.key)
+    if display is None:
+        return replace(scorer.score(job.video, job.entry.ground_truth), path=job.entry.key)
+    return replace(scorer.score(job.video, job.entry.ground_truth, progress=display), path=job.entry.key)
 
 
 def _serve(index: int, workers: int, settings: Settings, factory: ScorerFactory, conn: Connection) -> None:

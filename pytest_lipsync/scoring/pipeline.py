@@ -131,9 +131,11 @@ class FacePipeline:
             clock = timings.add("decode", clock)
             cutter.feed(scene_frames)
             clock = timings.add("scenes", clock)
+            timings.count("frames", len(frames))
             boxes += self._detect_batch(frames, len(boxes))
             height, width = frames.shape[1:3]
             clock = timings.add("detection", clock)
+            timings.count("faces", len(frames))
         scenes = cutter.finish()
         timings.add("scenes", clock)
         return Detections(source.path, boxes, scenes, height, width)

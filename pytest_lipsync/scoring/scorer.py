@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pytest_lipsync.errors import ConfigError, NonFiniteError, VideoError
 from pytest_lipsync.limits import VideoLimits
+from pytest_lipsync.progress import ProgressHook, Stage, VideoProgress
 from pytest_lipsync.quality.ground_truth import GroundTruth
 from pytest_lipsync.results import RunRecord, ScoreError, TrackScore, VideoScore, WeightsRecord, mean_over_tracks
 from pytest_lipsync.scoring.cropped import CroppedProtocol
@@ -126,15 +127,20 @@ class Scorer:
             device=str(self.device),
         )
 
-    def score(self, path: str | Path, reference: str | Path | ReferenceMatch | None = None) -> VideoScore:
+    def score(
+        self,
+        path: str | Path,
+        reference: str | Path | ReferenceMatch | None = None,
+        progress: ProgressHook | None = None,
+    ) -> VideoScore:
         """Score one video; failures come back as ``VideoScore.error``, never as exceptions.
 
         PSNR/SSIM are added against ``reference``: a file, or the match found when the video was listed (see
         ``pytest_lipsync.session.videos``); without one, against the video's match in the ``reference`` setting's
-        directory (see ``quality.ground_truth``).
+        directory (see ``quality.ground_truth``). ``progress`` hears the stages' counts as they go.
         """
         limits = dataclasses.replace(self.settings.limits, started=time.monotonic())  # one clock per video
-        lse = self._score_lse(Path(path), limits)
+        lse = self._score_lse(Path(path), limits, progress)
         given = Path(reference) if isinstance(reference, (str, Path)) else reference
         return self._ground_truth.add_to(lse, Path(path), given, limits=limits)
 
@@ -145,13 +151,14 @@ class Scorer:
 
         return open_video(path, limits or self.settings.limits)
 
-    def _score_lse(self, path: Path, limits: VideoLimits) -> VideoScore:
+    def _score_lse(self, path: Path, limits: VideoLimits, progress: ProgressHook | None = None) -> VideoScore:
         from pytest_lipsync.sync.lse import Timings
 
         timings = Timings()
         try:
             source = self._open(path, limits)
             timings.deadline = source.deadline
+            timings.progress = _watched(source, progress)
             if self._faces is None:
                 tracks, frames, audio_frames = CroppedProtocol(self._sync, self.settings).score(source, timings)
             else:
@@ -181,7 +188,7 @@ class Scorer:
         result = faces.score(source, timings)
         return result.tracks, result.frames, result.audio_frames
 
-    def score_tracks(self, path: str | Path) -> PipelineResult:
+    def score_tracks(self, path: str | Path, progress: ProgressHook | None = None) -> PipelineResult:
         """The pipeline protocol's scored tracks with their per-frame geometry, for drawing them
         (``lipsync visualize``); unlike :meth:`score`, a video that cannot be scored raises its VideoError."""
         from pytest_lipsync.sync.lse import Timings
@@ -189,9 +196,17 @@ class Scorer:
         if self._faces is None:
             raise no_tracks_to_draw()
         source = self._open(Path(path))
-        timings = Timings()
-        timings.deadline = source.deadline
+        timings = Timings(deadline=source.deadline, progress=_watched(source, progress))
         return self._faces.score(source, timings)
+
+
+def _watched(source: VideoSource, hook: ProgressHook | None) -> VideoProgress | None:
+    """The video's counters for ``hook``, with the frame count its header implies (if it says)."""
+    if hook is None:
+        return None
+    expected = source.info.expected_frames
+    totals: dict[Stage, int] = {} if expected is None else {"frames": expected, "faces": expected}
+    return VideoProgress(str(source.path), hook, totals)
 
 
 def _check_finite(path: Path, tracks: tuple[TrackScore, ...]) -> None:

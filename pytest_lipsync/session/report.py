@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.config.resolution import Layer, environment_warnings, standard_layers
+from pytest_lipsync.display import plural
 from pytest_lipsync.gate.rules import format_verdict
 from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
 from pytest_lipsync.results import Report, RunRecord, Tally, VideoScore
@@ -83,7 +84,8 @@ def gate_report(
     outputs = gate.finish()
     publish_step_summary(gate, outputs.html)
     details = [line for verdict in failed for line in (*format_verdict(verdict).splitlines(), "")]
-    verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {len(gate.verdicts)} verdicts failed"
+    judged = plural(len(gate.verdicts), "verdict")
+    verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {judged} failed"
     unmatched = gate.unmatched_overrides()  # a report that reaches here holds every video of its run
     warnings = (*environment_warnings(environ), *unmatched)
     return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, warnings)

@@ -30,6 +30,7 @@ from pytest_lipsync.gate.baseline import (
 )
 from pytest_lipsync.gate.rules import NO_BASELINE, BaselineValues, Check, GateRules, Verdict, judge, unmatched_overrides
 from pytest_lipsync.metrics import QUALITY_METRICS
+from pytest_lipsync.progress import ProgressDisplay
 from pytest_lipsync.results import Report, RunRecord, ScoreError, Tally, VideoScore, write_json_atomic
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService
 from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
@@ -105,6 +106,8 @@ class GateSession:
         self._unsent_verdicts: set[str] = set()
         self._sent_tally = Tally()
         self._run_sent = False
+        # Shown while a video is scored (a front-end sets it before the first score; None: silent).
+        self.progress: ProgressDisplay | None = None
 
     def _layers(self) -> Sequence[Layer]:
         if self._layer_list is None:
@@ -185,7 +188,7 @@ class GateSession:
     @property
     def service(self) -> Scores:
         if self._service is None:
-            self._service = ScoreService(None if self.config.options.no_cache else self._cache)
+            self._service = ScoreService(None if self.config.options.no_cache else self._cache, self.progress)
         return self._service
 
     @property

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_lipsync.errors import LipsyncError, ScoringTimeoutError
 from pytest_lipsync.models.verify import file_sha256
+from pytest_lipsync.progress import ProgressDisplay
 from pytest_lipsync.results import SCHEMA_VERSION, RunRecord, Tally, VideoScore, WeightsRecord
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.version import __version__
@@ -57,8 +58,9 @@ class Scores(Protocol):
 class ScoreService:
     """Memo, then cache, then a lazily created :class:`Scorer` per settings; set-up errors are remembered."""
 
-    def __init__(self, cache: ResultCache | None = None) -> None:
+    def __init__(self, cache: ResultCache | None = None, progress: ProgressDisplay | None = None) -> None:
         self._cache = cache
+        self._progress = progress
         self._memo: dict[tuple[Path, str, Path | None], VideoScore] = {}
         self._scorers: dict[str, Scorer | LipsyncError] = {}
         self._weights: dict[str, tuple[WeightsRecord, ...]] = {}
@@ -96,7 +98,13 @@ class ScoreService:
             self.tally = replace(self.tally, replayed=self.tally.replayed + 1)
             return replayed
         scorer = self._scorer(settings)
-        result = scorer.score(path, reference=reference) if reference is not None else scorer.score(path)
+        if self._progress is None:
+            result = scorer.score(path, reference=reference) if reference is not None else scorer.score(path)
+        else:
+            try:
+                result = scorer.score(path, reference=reference, progress=self._progress)
+            finally:
+                self._progress.close()
         self.tally = replace(self.tally, scored=self.tally.scored + 1)
         if key is not None and self._cache is not None and not _depends_on_the_machine(result):
             entry = {"score": result.to_dict(), "device": self._devices[_identity(settings)], "path": str(path)}

@@ -20,6 +20,7 @@ import torch
 
 from pytest_lipsync.limits import Deadline
 from pytest_lipsync.media.decode import SAMPLES_PER_FRAME
+from pytest_lipsync.progress import Stage, VideoProgress
 from pytest_lipsync.settings import Precision
 from pytest_lipsync.sync.distances import SyncCurve, offset_distances, sync_curve
 from pytest_lipsync.sync.mfcc import COLUMNS_PER_FRAME, mfcc_columns
@@ -46,10 +47,18 @@ class Timings:
     is checked: past it, :meth:`add` raises ``ScoringTimeoutError`` between two batches. A batch is at most one
     forward pass (``batch_size`` SyncNet windows, or ``FRAME_BATCH`` frames through the detector), the step a
     check cannot interrupt: the limit is overshot by one such pass at most.
+
+    The same loops count their work in :meth:`count` for whoever watches (``progress``, set by a front-end):
+    the stages never decide how, or whether, progress is shown.
     """
 
     seconds: dict[str, float] = field(default_factory=dict)
     deadline: Deadline | None = None
+    progress: VideoProgress | None = None
+
+    def count(self, stage: Stage, done: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(stage, done)
 
     def add(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -179,3 +188,4 @@ class TrackEmbedder:
         self._scorer.embed_windows(self._pending, self._done, count, self._audio, self._lip, self._aud)
         del self._pending[:count]
         self._done += count
+        self._timings.count("windows", count)
