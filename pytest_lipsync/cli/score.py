@@ -6,13 +6,14 @@ import argparse
 import os
 from pathlib import Path
 
+from pytest_lipsync.cli.dataset import add_dataset_arguments, run_dataset, uses_dataset_options
 from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK, add_quality_arguments, add_settings_arguments, score_config
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.settings import Settings
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
+    parser.add_argument("paths", nargs="*", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
     add_settings_arguments(parser)
     add_quality_arguments(parser, Settings())
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
@@ -24,6 +25,7 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
         help="score with N processes, one GPU (or a share of the cores) each",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    add_dataset_arguments(parser)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -33,6 +35,10 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
     from pytest_lipsync.session.videos import configured_videos
 
+    if uses_dataset_options(args):
+        return run_dataset(args)
+    if not args.paths:
+        raise ConfigError("no videos given", hint="Give videos, folders or globs, or --manifest FILE")
     config = score_config(args, Path.cwd(), os.environ)
     listing = configured_videos(config, [Path(path) for path in args.paths])
     if listing.unmatched:
