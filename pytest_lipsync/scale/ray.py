@@ -9,7 +9,8 @@ The semantics are those of the local pool (:mod:`pytest_lipsync.scale.workers`),
   ``CUDA_VISIBLE_DEVICES``), else one per ``cpus_per_actor`` cores.
 * **Back-pressure.** An actor holds one video at a time, so at most one video per actor is in flight and the
   fast actors take more. Actors open the files themselves (the paths must be visible to them: a shared
-  filesystem), so no frame passes through the driver, and each result goes to the sink (the JSONL file)
+  filesystem, mounted at the same path; actors work from the driver's working directory), so no frame
+  passes through the driver, and each result goes to the sink (the JSONL file)
   the moment it arrives: the driver holds neither frames nor all the results.
 * **Faults.** An actor that dies (a crash in native code, the OOM killer, a lost node) is replaced; the
   video it held is tried once more on a fresh actor and, if that one dies too, fails with
@@ -100,9 +101,13 @@ def actor_shape(resources: dict[str, float], device: str, options: RayOptions, v
 class ScoringActor:
     """The body of one Ray actor: a scorer made once, then videos one at a time (``limit`` then ``score``)."""
 
-    def __init__(self, settings: Settings, factory: ScorerFactory, threads: int | None) -> None:
+    def __init__(self, settings: Settings, factory: ScorerFactory, threads: int | None, cwd: str) -> None:
         # Ray sets OMP_NUM_THREADS to the actor's CPUs; apply() keeps it and sets torch's pool to match.
         apply(Placement(threads=threads), os.environ)
+        # Paths are opened as the driver wrote them, from its working directory (the same path on a shared
+        # filesystem), so relative ones resolve alike and messages name files as a local run names them.
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
         self.settings = settings
         self.scorer: VideoScorer | None = None
         self.setup_error: str | None = None
@@ -198,7 +203,7 @@ class _Driver:
 
     def _start(self, index: int) -> _Slot:
         threads = None if self.shape.num_gpus else max(1, int(self.shape.num_cpus))
-        return _Slot(index, self.actor_class.remote(self.settings, self.factory, threads))
+        return _Slot(index, self.actor_class.remote(self.settings, self.factory, threads, os.getcwd()))
 
     def run(self) -> RunRecord:
         from ray.exceptions import RayError  # type: ignore[import-not-found,unused-ignore]
