@@ -270,3 +270,8 @@ def test_importing_the_package_and_the_cli_imports_no_ray() -> None:
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )
+
+
+def test_score_without_videos_or_a_manifest_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score"]) == 2
+    assert "no videos given. Give videos, folders or globs, or --manifest FILE" in capsys.readouterr().err

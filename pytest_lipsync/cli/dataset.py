@@ -35,7 +35,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         "--ray-cpus-per-actor",
         type=_positive_float,
         metavar="N",
-        help="cores per CPU actor (default 4, at most the cluster's); GPU clusters get one actor per GPU",
+        help="cores per actor (default 4, at most the cluster's); with GPUs, one actor per GPU with this many cores",
     )
     parser.add_argument(
         "--jsonl", type=Path, metavar="OUT.jsonl", help="append each video's result to a JSON Lines file as it finishes"

@@ -6,7 +6,8 @@ The semantics are those of the local pool (:mod:`pytest_lipsync.scale.workers`),
   pay it per video. Each actor makes its :class:`Scorer` once, with the driver's settings (the same weights
   resolution, so the same numbers as a local run), and is handed one video at a time. There is one actor
   per GPU when the cluster has GPUs and the device allows one (``auto``/``cuda``: Ray pins the actor with
-  ``CUDA_VISIBLE_DEVICES``), else one per ``cpus_per_actor`` cores.
+  ``CUDA_VISIBLE_DEVICES``), with a share of the cores for decoding and tracking; else one per
+  ``cpus_per_actor`` cores.
 * **Back-pressure.** An actor holds one video at a time, so at most one video per actor is in flight and the
   fast actors take more. Actors open the files themselves (the paths must be visible to them: a shared
   filesystem, mounted at the same path; actors work from the driver's working directory), so no frame
@@ -89,10 +90,11 @@ def actor_shape(resources: dict[str, float], device: str, options: RayOptions, v
     """One actor per GPU when the device lets the actor's GPU be chosen for it; else a share of the cores."""
     gpus = int(resources.get("GPU", 0))
     cpus = float(resources.get("CPU", 1))
+    per_actor = min(options.cpus_per_actor or DEFAULT_CPUS_PER_ACTOR, max(cpus, 1.0))
     if gpus >= 1 and pins_device(device):
-        count, shape = gpus, (1.0, 1.0)
+        # A GPU actor still decodes, cuts scenes, tracks and computes MFCCs on its CPUs: it gets a share.
+        count, shape = gpus, (max(1.0, min(per_actor, cpus // gpus)), 1.0)
     else:
-        per_actor = min(options.cpus_per_actor or DEFAULT_CPUS_PER_ACTOR, max(cpus, 1.0))
         count, shape = max(1, int(cpus // per_actor)), (per_actor, 0.0)
     count = min(count, videos, options.max_actors or count)
     return ActorShape(max(1, count), *shape)
@@ -202,7 +204,7 @@ class _Driver:
         self.run_record: RunRecord | None = None
 
     def _start(self, index: int) -> _Slot:
-        threads = None if self.shape.num_gpus else max(1, int(self.shape.num_cpus))
+        threads = max(1, int(self.shape.num_cpus))
         return _Slot(index, self.actor_class.remote(self.settings, self.factory, threads, os.getcwd()))
 
     def run(self) -> RunRecord:
