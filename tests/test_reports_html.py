@@ -226,7 +226,7 @@ def test_pytest_run_writes_the_html_report_for_a_name_that_is_not_utf8(project, 
     assert os.fsdecode(b"videos/\xff.mp4") in [
         video["path"] for video in json.loads((pytester.path / "r.json").read_text())["videos"]
     ]
-    result.stdout.fnmatch_lines(["videos/\\xff.mp4::lipsync PASSED*", "videos/\\xff.mp4 * ok"])
+    result.stdout.fnmatch_lines(["videos/\\xff.mp4::lipsync PASSED*", "videos/\\xff.mp4 * passed"])
 
 
 def test_confidence_band_is_the_gates_threshold_or_the_default(tmp_path: Path) -> None:

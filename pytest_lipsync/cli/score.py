@@ -7,12 +7,13 @@ import os
 import sys
 from pathlib import Path
 
+from pytest_lipsync.cli.dataset import add_dataset_arguments, run_dataset, uses_dataset_options
 from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK, add_settings_arguments, score_config
 from pytest_lipsync.errors import ConfigError
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
+    parser.add_argument("paths", nargs="*", metavar="VIDEO_OR_DIR", help="video files, or directories to search")
     add_settings_arguments(parser, "score")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument(
@@ -25,6 +26,7 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress on stderr (bars on a terminal, lines in CI logs)"
     )
+    add_dataset_arguments(parser)
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -35,6 +37,10 @@ def run_score(args: argparse.Namespace) -> int:
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
     from pytest_lipsync.session.videos import configured_videos
 
+    if uses_dataset_options(args):
+        return run_dataset(args)
+    if not args.paths:
+        raise ConfigError("no videos given", hint="Give videos, folders or globs, or --manifest FILE")
     config = score_config(args, Path.cwd(), os.environ)
     listing = configured_videos(config, [Path(path) for path in args.paths])
     if listing.unmatched:

@@ -10,6 +10,7 @@ than no gate. The same completeness rules decide what ``lipsync gate`` accepts (
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,15 +33,25 @@ class NamedReport:
 
 
 def load_report(path: Path) -> NamedReport:
-    """Read a report written by ``--lipsync-json`` or ``lipsync score --json``; a bad file, or one of another
-    schema version, is a usage error naming it and the first wrong field.
+    """Read a report written by ``--lipsync-json`` or ``lipsync score --json``, or the JSON Lines results of
+    ``lipsync score --jsonl`` (``.jsonl``: read as the report it stands for, a torn last line left out with a
+    warning on stderr); a bad file, or one of another schema version, is a usage error naming it and the
+    first wrong field.
 
     Only a regular file is opened: opening a FIFO waits for a writer, and a CI step must fail, not hang."""
+    from pytest_lipsync.scale.stream import is_jsonl, read_jsonl
+
     hint = "Pass a report written by --lipsync-json or lipsync score --json"
     try:
         if path.exists() and not path.is_file():
             raise ConfigError("is not a regular file", path=path, hint=hint)
-        report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if is_jsonl(path):
+            contents = read_jsonl(path)
+            if contents.torn is not None:
+                print(f"lipsync: warning: {contents.torn}", file=sys.stderr)
+            report = contents.report()
+        else:
+            report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
         if report.shard is not None:
             _parse_shard(report.shard)
     except OSError as exc:
@@ -49,7 +60,7 @@ def load_report(path: Path) -> NamedReport:
         raise ConfigError(
             f"is not a pytest-lipsync report ({exc})",
             path=path,
-            hint="Pass files written by --lipsync-json or lipsync score --json, by this version of pytest-lipsync",
+            hint="Pass files written by --lipsync-json, lipsync score --json or --jsonl, by this pytest-lipsync",
         ) from None
     return NamedReport(path, report)
 

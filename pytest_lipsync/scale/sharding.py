@@ -54,3 +54,26 @@ def assign(sizes: Mapping[str, int], count: int) -> dict[str, int]:
 def select(sizes: Mapping[str, int], shard: Shard) -> frozenset[str]:
     """The keys of the videos that ``shard`` scores."""
     return frozenset(key for key, index in assign(sizes, shard.count).items() if index == shard.index)
+
+
+def slurm_shard(environ: Mapping[str, str]) -> Shard:
+    """The shard of a Slurm job-array task: ``SLURM_ARRAY_TASK_ID`` counted from ``SLURM_ARRAY_TASK_MIN``
+    (arrays often start at 0; shards count from 1) of ``SLURM_ARRAY_TASK_COUNT`` tasks.
+
+    ``--array=0-3``: task ids 0..3, min 0, count 4 -> shards 1/4..4/4 (``id - min + 1``). An array with a
+    step (``--array=0-6:2``) has ids that do not count up by one: it is refused rather than mis-split."""
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN")
+    missing = [name for name in names if not environ.get(name, "").strip().isdigit()]
+    if missing:
+        raise ConfigError(
+            f"--shard slurm needs {', '.join(missing)} (not set, or not a number): this is not a Slurm array task",
+            hint="Submit with sbatch --array=0-N, or give --shard i/n",
+        )
+    task, count, first = (int(environ[name]) for name in names)
+    step = environ.get("SLURM_ARRAY_TASK_STEP", "1").strip()
+    if step not in ("", "1"):
+        raise ConfigError(
+            f"the Slurm array has step {step}: its task ids do not number shards 1..{count}",
+            hint="Submit the array without a step (--array=0-N), or give --shard i/n",
+        )
+    return Shard.parse(f"{task - first + 1}/{count}")

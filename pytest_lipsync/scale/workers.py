@@ -53,6 +53,16 @@ class VideoScorer(Protocol):
 ScorerFactory = Callable[[Settings], VideoScorer]
 
 
+class ResultSink(Protocol):
+    """Where results go as they finish (``scale.stream`` appends them to a JSON Lines file): ``start`` once,
+    with the run record, before the first ``put``; ``put`` in the order videos finish. ``sha256``: the file's
+    hash when the process that scored it computed one (``None``: the sink hashes it itself)."""
+
+    def start(self, run: RunRecord) -> None: ...
+
+    def put(self, job: Job, result: VideoScore, sha256: str | None = None) -> None: ...
+
+
 @dataclass(frozen=True)
 class Job:
     """Video ``number`` (1-based, in output order): its key, file and ground truth, as listed by ``videos``."""
@@ -94,16 +104,24 @@ def make_scorer(settings: Settings) -> VideoScorer:
 
 
 def score_jobs(
-    jobs: Sequence[Job], settings: Settings, workers: int, progress: Progress, factory: ScorerFactory = make_scorer
+    jobs: Sequence[Job],
+    settings: Settings,
+    workers: int,
+    progress: Progress,
+    factory: ScorerFactory = make_scorer,
+    sink: ResultSink | None = None,
 ) -> tuple[RunRecord, list[VideoScore]]:
-    """Score ``jobs`` here (one worker) or in a pool; the results in job order, and the run record."""
+    """Score ``jobs`` here (one worker) or in a pool; the results in job order, and the run record. Each
+    result is also handed to ``sink`` as it finishes."""
     if workers <= 1 or len(jobs) <= 1:
         scorer = factory(settings)
-        return scorer.run, [_timed(scorer, job, progress) for job in jobs]
-    return _Pool(settings, min(workers, len(jobs)), factory).score(jobs, progress)
+        if sink is not None:
+            sink.start(scorer.run)
+        return scorer.run, [_timed(scorer, job, progress, sink) for job in jobs]
+    return _Pool(settings, min(workers, len(jobs)), factory, sink).score(jobs, progress)
 
 
-def _timed(scorer: VideoScorer, job: Job, progress: Progress) -> VideoScore:
+def _timed(scorer: VideoScorer, job: Job, progress: Progress, sink: ResultSink | None = None) -> VideoScore:
     started = time.perf_counter()
     progress.started(job)
     try:
@@ -112,6 +130,8 @@ def _timed(scorer: VideoScorer, job: Job, progress: Progress) -> VideoScore:
         if progress.display is not None:
             progress.display.close()
     progress.finished(job, result, time.perf_counter() - started)
+    if sink is not None:
+        sink.put(job, result)
     return result
 
 
@@ -180,6 +200,7 @@ class _Pool:
     settings: Settings
     workers: int
     factory: ScorerFactory
+    sink: ResultSink | None = None
 
     def score(self, jobs: Sequence[Job], progress: Progress) -> tuple[RunRecord, list[VideoScore]]:
         pending = deque(jobs)
@@ -204,6 +225,8 @@ class _Pool:
                         worker.limit = message[1]
                         continue
                     if message[0] == "ready":
+                        if run is None and self.sink is not None:
+                            self.sink.start(RunRecord.from_dict(message[1]))
                         worker.ready, run = True, run or RunRecord.from_dict(message[1])
                     else:
                         self._done(worker, VideoScore.from_dict(message[1]), results, progress)
@@ -245,12 +268,13 @@ class _Pool:
                 self._done(worker, timed_out, results, progress)
                 self._replace(worker, live, pending)
 
-    @staticmethod
-    def _done(worker: _Worker, result: VideoScore, results: dict[int, VideoScore], progress: Progress) -> None:
+    def _done(self, worker: _Worker, result: VideoScore, results: dict[int, VideoScore], progress: Progress) -> None:
         job, worker.job = worker.job, None
         assert job is not None  # a worker answers only what it was given
         results[job.number] = result
         progress.finished(job, result, time.perf_counter() - worker.started)
+        if self.sink is not None:
+            self.sink.put(job, result)
 
     def _lost(self, worker: _Worker, results: dict[int, VideoScore], progress: Progress) -> None:
         worker.stop()

@@ -1,0 +1,151 @@
+"""``lipsync score --executor ray``: the numbers of a local run, streamed; a dead actor is replaced and its video
+retried once, a hung one killed; set-up failures stop the command. On a local Ray instance of two CPUs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_lipsync.errors import LipsyncError
+from pytest_lipsync.results import RunRecord, VideoScore
+from pytest_lipsync.scale.workers import Job, Progress
+from pytest_lipsync.session.videos import VideoEntry
+from pytest_lipsync.settings import Settings
+from tests import ray_standins
+from tests.test_scale_stream import KEYS, _lines, _without_timings, project, score  # noqa: F401 (fixtures)
+
+ray = pytest.importorskip("ray", reason="the Ray executor's tests need Ray: pip install 'pytest-lipsync[ray]'")
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def local_ray():  # type: ignore[no-untyped-def]
+    """A two-CPU Ray instance for this module; its workers import ``tests.ray_standins`` from this checkout."""
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+class _Sink:
+    """Records what the executor streams, in order."""
+
+    def __init__(self) -> None:
+        self.run: RunRecord | None = None
+        self.results: list[tuple[str, VideoScore, str | None]] = []
+
+    def start(self, run: RunRecord) -> None:
+        assert self.run is None and not self.results
+        self.run = run
+
+    def put(self, job: Job, result: VideoScore, sha256: str | None = None) -> None:
+        self.results.append((job.entry.key, result, sha256))
+
+
+def _jobs(folder: Path, names: list[str]) -> list[Job]:
+    for name in names:
+        (folder / name).write_bytes(name.encode())
+    return [Job(n, VideoEntry(f"out/{name}", folder / name)) for n, name in enumerate(names, 1)]
+
+
+def _score(jobs: list[Job], factory: Any, settings: Settings = Settings(device="cpu")) -> _Sink:
+    from pytest_lipsync.scale.ray import RayOptions, score_on_ray
+
+    sink = _Sink()
+    run = score_on_ray(jobs, settings, Progress(len(jobs), quiet=True), sink, RayOptions(cpus_per_actor=1), factory)
+    assert run == sink.run
+    return sink
+
+
+def _attempts(folder: Path, name: str) -> int:
+    return len((folder / f"{name}.attempts").read_text().split())
+
+
+def test_a_ray_run_gives_the_local_runs_json_and_jsonl(local_ray, project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    (project / "out" / "broken.mp4").write_bytes((project / "out" / "clip31.mp4").read_bytes()[:1500])
+    assert score("out", "--json", "local.json", "-q") == 1
+    assert (
+        score("out", "--executor", "ray", "--ray-cpus-per-actor", "1", "--json", "ray.json", "--jsonl", "ray.jsonl")
+        == 1
+    )
+    local, remote = (json.loads((project / name).read_text()) for name in ("local.json", "ray.json"))
+    assert _without_timings(remote) == _without_timings(local)
+    assert [video["path"] for video in local["videos"]] == ["out/broken.mp4", *KEYS]
+    header, *lines = _lines(project / "ray.jsonl")
+    assert header["collected"] == ["out/broken.mp4", *KEYS] and len(lines) == 4
+    progress = capsys.readouterr().err.splitlines()
+    assert {"(worker 1)", "(worker 2)"} <= {line[-10:] for line in progress}  # two actors of one core each
+
+
+def test_every_video_is_streamed_once_with_its_hash(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lipsync.scale.stream import file_sha256
+
+    jobs = _jobs(tmp_path, [f"v{n}.mp4" for n in range(6)])
+    sink = _score(jobs, ray_standins.standin)
+    assert sorted(key for key, _, _ in sink.results) == sorted(job.entry.key for job in jobs)
+    assert all(result.ok and result.path == key for key, result, _ in sink.results)
+    assert all(sha == file_sha256(tmp_path / Path(key).name) for key, _, sha in sink.results)
+
+
+def test_a_dying_actor_is_replaced_and_its_video_retried_once(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    jobs = _jobs(tmp_path, ["a.mp4", "crash.mp4", "flaky.mp4", "b.mp4", "c.mp4"])
+    results = {key: result for key, result, _ in _score(jobs, ray_standins.standin).results}
+    crashed = results["out/crash.mp4"].error
+    assert crashed is not None and crashed.kind == "worker_crashed" and "died, twice" in crashed.message
+    assert _attempts(tmp_path, "crash.mp4") == 2  # retried once on a fresh actor, then recorded
+    assert results["out/flaky.mp4"].ok and _attempts(tmp_path, "flaky.mp4") == 2  # the retry succeeded
+    assert all(results[f"out/{name}"].ok for name in ("a.mp4", "b.mp4", "c.mp4"))
+
+
+def test_a_hung_video_is_killed_at_twice_its_limit_and_the_run_goes_on(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    jobs = _jobs(tmp_path, ["hang.mp4", "a.mp4", "b.mp4"])
+    results = {
+        key: result
+        for key, result, _ in _score(jobs, ray_standins.standin, Settings(device="cpu", timeout=1.0)).results
+    }
+    hung = results["out/hang.mp4"].error
+    assert hung is not None and hung.kind == "timeout" and "did not respond and was killed" in hung.message
+    assert _attempts(tmp_path, "hang.mp4") == 1  # a timeout is not retried
+    assert results["out/a.mp4"].ok and results["out/b.mp4"].ok
+
+
+def test_an_exception_in_scoring_costs_its_video_only(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    jobs = _jobs(tmp_path, ["raise.mp4", "a.mp4"])
+    results = {key: result for key, result, _ in _score(jobs, ray_standins.standin).results}
+    raised = results["out/raise.mp4"].error
+    assert (
+        raised is not None
+        and raised.kind == "worker_crashed"
+        and "raised RuntimeError: a bug in scoring" in raised.message
+    )
+    assert _attempts(tmp_path, "raise.mp4") == 1 and results["out/a.mp4"].ok
+
+
+def test_actors_that_cannot_load_the_models_stop_the_command(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    jobs = _jobs(tmp_path, ["a.mp4", "b.mp4"])
+    with pytest.raises(LipsyncError, match="syncnet_v2.model: has the wrong size. Fetch it again"):
+        _score(jobs, ray_standins.unloadable)
+    with pytest.raises(LipsyncError, match="a Ray scoring actor died while loading the models"):
+        _score(jobs, ray_standins.dies_loading)
+
+
+def test_actor_shape_follows_the_resources() -> None:
+    from pytest_lipsync.scale.ray import ActorShape, RayOptions, actor_shape
+
+    assert actor_shape({"CPU": 16.0}, "auto", RayOptions(), 100) == ActorShape(4, 4.0, 0.0)
+    assert actor_shape({"CPU": 2.0}, "auto", RayOptions(), 100) == ActorShape(1, 2.0, 0.0)
+    assert actor_shape({"CPU": 2.0}, "cpu", RayOptions(cpus_per_actor=1), 100) == ActorShape(2, 1.0, 0.0)
+    assert actor_shape({"CPU": 64.0, "GPU": 8.0}, "auto", RayOptions(), 100) == ActorShape(8, 4.0, 1.0)
+    assert actor_shape({"CPU": 8.0, "GPU": 8.0}, "cuda", RayOptions(), 100) == ActorShape(8, 1.0, 1.0)
+    assert actor_shape({"CPU": 64.0, "GPU": 8.0}, "cpu", RayOptions(), 100) == ActorShape(16, 4.0, 0.0)
+    assert actor_shape({"CPU": 64.0, "GPU": 8.0}, "auto", RayOptions(max_actors=3), 2) == ActorShape(2, 4.0, 1.0)

@@ -1,0 +1,277 @@
+"""``lipsync score --jsonl``/``--resume``/``--shard``/``--manifest``: results streamed line by line, resumed
+after an interruption, and read back by ``merge`` and ``gate`` as the report they stand for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_lipsync.cli.app import main
+from pytest_lipsync.cli.dataset import shard_option
+from pytest_lipsync.errors import ConfigError
+from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
+from pytest_lipsync.scale.sharding import slurm_shard
+from pytest_lipsync.scale.stream import Header, Line, ResumePlan, file_sha256, read_jsonl
+from pytest_lipsync.synthetic.clips import ClipSpec
+
+RUN = RunRecord(
+    "0.1.0", {"protocol": "cropped", "fidelity": "clean"}, (WeightsRecord("syncnet", "w", "a" * 64, True),), "cpu"
+)
+
+
+@pytest.fixture
+def project(make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+    """A project folder (the working directory) with ``out/`` holding three short clips."""
+    for name in [name for name in __import__("os").environ if name.startswith(("LIPSYNC_", "GITHUB_", "SLURM_"))]:
+        monkeypatch.delenv(name)
+    (tmp_path / "pyproject.toml").write_text("[tool.lipsync]\n")
+    (tmp_path / "out").mkdir()
+    for seed in (31, 32, 33):
+        clip = make_clip(f"stream_{seed}.mp4", ClipSpec(seconds=1.0, width=48, height=48, seed=seed))
+        (tmp_path / "out" / f"clip{seed}.mp4").write_bytes(clip.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def score(syncnet_weights: Path):  # type: ignore[no-untyped-def]
+    """``lipsync score`` with stand-in weights, the cropped protocol and clean fidelity (fast, offline)."""
+    common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
+
+    def run(*arguments: str) -> int:
+        return main(["score", *arguments, *common, "--syncnet-weights", str(syncnet_weights)])
+
+    return run
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _without_timings(document: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "videos": [{**video, "timings": {}} for video in document["videos"]]}
+
+
+KEYS = ["out/clip31.mp4", "out/clip32.mp4", "out/clip33.mp4"]
+
+
+def test_jsonl_holds_a_header_and_one_line_per_video_and_gates_like_the_json(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--json", "plain.json", "-q") == 0
+    assert score("out", "--jsonl", "run.jsonl", "--json", "streamed.json", "-q") == 0
+    assert "3 videos in run.jsonl (3 scored now, 0 kept from before): 3 ok, 0 failed" in capsys.readouterr().out
+    header, *videos = _lines(project / "run.jsonl")
+    plain = json.loads((project / "plain.json").read_text())
+    assert header["format"] == "pytest-lipsync-jsonl" and header["collected"] == KEYS
+    assert {key: header[key] for key in ("tool", "settings", "weights", "device")} == {
+        key: plain[key] for key in ("tool", "settings", "weights", "device")
+    }
+    assert sorted(video["path"] for video in videos) == KEYS
+    assert all(video["sha256"] == file_sha256(project / video["path"]) for video in videos)
+    # Each line is the JSON report's entry plus its hash; --json alongside is the same report as without.
+    by_key = {video["path"]: video for video in plain["videos"]}
+    assert all(
+        {**line, "timings": {}} == {**by_key[line["path"]], "sha256": line["sha256"], "timings": {}} for line in videos
+    )
+    assert _without_timings(json.loads((project / "streamed.json").read_text())) == _without_timings(plain)
+    assert main(["gate", "run.jsonl"]) == 0
+    assert main(["merge", "run.jsonl", "-o", "merged.json"]) == 0
+    assert _without_timings(json.loads((project / "merged.json").read_text())) == _without_timings(plain)
+
+
+def test_resume_scores_only_new_or_changed_videos(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--jsonl", "run.jsonl") == 0
+    capsys.readouterr()
+    assert score("out", "--jsonl", "run.jsonl", "--resume") == 0
+    captured = capsys.readouterr()
+    assert "(0 scored now, 3 kept from before)" in captured.out and "[1/" not in captured.err
+    (project / "out" / "clip32.mp4").write_bytes((project / "out" / "clip33.mp4").read_bytes())  # content changed
+    (project / "out" / "clip34.mp4").write_bytes((project / "out" / "clip31.mp4").read_bytes())  # a new video
+    assert score("out", "--jsonl", "run.jsonl", "--resume") == 0
+    captured = capsys.readouterr()
+    assert "4 videos in run.jsonl (2 scored now, 2 kept from before)" in captured.out
+    assert sorted(line.split()[1] for line in captured.err.splitlines() if line.endswith(" s")) == [
+        "out/clip32.mp4",
+        "out/clip34.mp4",
+    ]
+    contents = read_jsonl(project / "run.jsonl")
+    assert contents.header.collected == (*KEYS, "out/clip34.mp4") and len(_lines(project / "run.jsonl")) == 5
+    assert contents.lines["out/clip32.mp4"].sha256 == file_sha256(project / "out" / "clip33.mp4")
+
+
+def test_a_torn_last_line_is_ignored_with_a_warning_and_its_video_scored_again(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--jsonl", "run.jsonl", "-q") == 0
+    text = (project / "run.jsonl").read_text()
+    lines = text.splitlines(keepends=True)
+    torn_key = json.loads(lines[-1])["path"]
+    (project / "run.jsonl").write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # killed mid-write
+    capsys.readouterr()
+    assert main(["gate", "run.jsonl"]) == 2  # the torn video is missing: refused like an incomplete report
+    err = capsys.readouterr().err
+    assert "line 4 was cut short (an interrupted write) and is ignored" in err
+    assert f"has no result for 1 of the 3 videos its run collected: {torn_key}" in err
+    assert score("out", "--jsonl", "run.jsonl", "--resume", "-q") == 0
+    captured = capsys.readouterr()
+    assert "line 4 was cut short" in captured.err and "(1 scored now, 2 kept from before)" in captured.out
+    assert [line["path"] for line in _lines(project / "run.jsonl")[1:]][-1] == torn_key
+    assert main(["gate", "run.jsonl"]) == 0
+
+
+def test_a_broken_line_before_the_last_is_refused(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--jsonl", "run.jsonl", "-q") == 0
+    lines = (project / "run.jsonl").read_text().splitlines(keepends=True)
+    lines[1] = lines[1][:20] + "\n"
+    (project / "run.jsonl").write_text("".join(lines))
+    capsys.readouterr()
+    assert main(["gate", "run.jsonl"]) == 2
+    assert "run.jsonl: is not a pytest-lipsync report (line 2:" in capsys.readouterr().err
+    assert score("out", "--jsonl", "run.jsonl", "--resume", "-q") == 2
+    assert "cannot be resumed, it is not a results file" in capsys.readouterr().err
+
+
+def test_an_existing_file_needs_resume_and_resume_needs_the_same_run(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--jsonl", "run.jsonl", "-q") == 0
+    before = (project / "run.jsonl").read_text()
+    capsys.readouterr()
+    assert score("out", "--jsonl", "run.jsonl", "-q") == 2
+    assert "run.jsonl: already holds results. Pass --resume" in capsys.readouterr().err
+    assert score("out", "--resume", "-q") == 2
+    assert "--resume needs --jsonl OUT.jsonl" in capsys.readouterr().err
+    header, *rest = before.splitlines(keepends=True)
+    edited = json.loads(header)
+    edited["weights"][0]["sha256"] = "b" * 64
+    (project / "run.jsonl").write_text(json.dumps(edited) + "\n" + "".join(rest))
+    (project / "out" / "clip34.mp4").write_bytes((project / "out" / "clip31.mp4").read_bytes())  # one to score
+    assert score("out", "--jsonl", "run.jsonl", "--resume", "-q") == 2
+    err = capsys.readouterr().err
+    assert "cannot be resumed with these settings or weights: syncnet weights SHA-256" in err
+    assert (project / "run.jsonl").read_text() == json.dumps(edited) + "\n" + "".join(rest)  # left as it was
+
+
+def test_machine_failures_are_retried_on_resume(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--jsonl", "run.jsonl", "-q") == 0
+    header, *videos = _lines(project / "run.jsonl")
+    crashed = {**videos[0], "metrics": {}, "tracks": [], "error": {"kind": "worker_crashed", "message": "died"}}
+    (project / "run.jsonl").write_text("".join(json.dumps(d) + "\n" for d in [header, crashed, *videos[1:]]))
+    capsys.readouterr()
+    assert main(["gate", "run.jsonl"]) == 1
+    assert score("out", "--jsonl", "run.jsonl", "--resume", "-q") == 0
+    assert "(1 scored now, 2 kept from before): 3 ok" in capsys.readouterr().out
+
+
+def test_shards_stream_to_files_that_merge_into_the_whole_run(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert score("out", "--json", "whole.json", "-q") == 0
+    assert score("out", "--shard", "1/2", "--jsonl", "s1.jsonl", "-q") == 0
+    assert main(["gate", "s1.jsonl"]) == 2  # one shard is not a whole run
+    assert main(["merge", "s1.jsonl", "-o", "half.json"]) == 2  # shard 2/2 is missing
+    assert score("out", "--shard", "2/2", "--jsonl", "s2.jsonl", "-q") == 0
+    assert main(["merge", "s1.jsonl", "s2.jsonl", "-o", "all.json"]) == 0
+    assert _without_timings(json.loads((project / "all.json").read_text())) == _without_timings(
+        json.loads((project / "whole.json").read_text())
+    )
+    assert {read_jsonl(project / f"s{n}.jsonl").header.shard for n in (1, 2)} == {"1/2", "2/2"}
+
+
+def test_a_manifest_lists_the_videos_relative_to_itself(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+    (project / "lists").mkdir()
+    (project / "lists" / "keep.txt").write_text("# kept clips\n../out/clip31.mp4\n\n../out/clip33.mp4\n")
+    (project / "lists" / "keep.csv").write_text("path,lse_c\n../out/clip32.mp4,7.5\n")
+    assert score("--manifest", "lists/keep.txt", "--json", "txt.json", "-q") == 0
+    assert [v["path"] for v in json.loads((project / "txt.json").read_text())["videos"]] == [KEYS[0], KEYS[2]]
+    assert score("--manifest", "lists/keep.csv", "--json", "csv.json", "-q") == 0
+    assert [v["path"] for v in json.loads((project / "csv.json").read_text())["videos"]] == [KEYS[1]]
+    (project / "lists" / "bad.csv").write_text("file\nx.mp4\n")
+    capsys.readouterr()
+    assert score("--manifest", "lists/bad.csv", "-q") == 2
+    assert "bad.csv: has no 'path' column" in capsys.readouterr().err
+    assert score("-q") == 2
+    assert "no videos given" in capsys.readouterr().err
+
+
+def test_writer_and_reader_agree_and_later_lines_win(tmp_path: Path) -> None:
+    from pytest_lipsync.scale.stream import JsonlWriter
+
+    header = Header(RUN, ("a.mp4", "b.mp4"), "1/1")
+    writer = JsonlWriter(tmp_path / "r.jsonl", header, [Line(VideoScore("a.mp4", {"lse_d": 7.0}), "1" * 64)])
+    writer.write(Line(VideoScore("b.mp4", {"lse_d": 8.0}), None))
+    writer.write(Line(VideoScore("a.mp4", {"lse_d": 6.5}), "2" * 64))
+    writer.close()
+    contents = read_jsonl(tmp_path / "r.jsonl")
+    assert contents.header == header and contents.torn is None
+    assert list(contents.lines) == ["b.mp4", "a.mp4"] and contents.lines["a.mp4"].sha256 == "2" * 64
+    report = contents.report()
+    assert [v.path for v in report.videos] == ["a.mp4", "b.mp4"] and report.videos[0].metrics == {"lse_d": 6.5}
+    assert report.shard == "1/1" and report.collected == ("a.mp4", "b.mp4")
+
+
+def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
+    from pytest_lipsync.scale.stream import JsonlWriter
+
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (tmp_path / name).write_bytes(name.encode())
+    lines = [Line(VideoScore(name), file_sha256(tmp_path / name)) for name in ("a.mp4", "b.mp4", "c.mp4")]
+    JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4", "b.mp4", "c.mp4")), lines).close()
+    (tmp_path / "b.mp4").write_bytes(b"changed")
+    wanted = {name: tmp_path / name for name in ("a.mp4", "b.mp4", "d.mp4")}  # c.mp4 is no longer listed
+    plan = ResumePlan.read(tmp_path / "r.jsonl", wanted)
+    assert set(plan.kept) == {"a.mp4"}
+    plan.check_run(RUN, tmp_path / "r.jsonl")
+    with pytest.raises(ConfigError, match="fidelity = 'clean' in .*, 'reference' now"):
+        plan.check_run(RunRecord("0.1.0", {**RUN.settings, "fidelity": "reference"}, RUN.weights, "cpu"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("task", "count", "first", "shard"),
+    [
+        ("0", "4", "0", "1/4"),
+        ("3", "4", "0", "4/4"),
+        ("1", "4", "1", "1/4"),
+        ("4", "4", "1", "4/4"),
+        ("12", "3", "10", "3/3"),
+    ],
+)
+def test_slurm_array_tasks_map_to_one_based_shards(task: str, count: str, first: str, shard: str) -> None:
+    environ = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": count, "SLURM_ARRAY_TASK_MIN": first}
+    assert str(slurm_shard(environ)) == shard
+    assert shard_option("slurm", environ) == shard
+
+
+def test_slurm_shard_refuses_what_does_not_number_shards() -> None:
+    with pytest.raises(ConfigError, match="needs SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT"):
+        shard_option("slurm", {})
+    stepped = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
+    with pytest.raises(ConfigError, match="step 2"):
+        slurm_shard({**stepped, "SLURM_ARRAY_TASK_STEP": "2"})
+    with pytest.raises(ConfigError, match=r"shards count from 1.*SLURM_ARRAY_TASK_ID \+ 1"):
+        shard_option("0/4", {})
+    assert shard_option(" 2 / 4 ", {}) == "2/4" and shard_option(None, {}) is None
+
+
+def test_without_ray_the_ray_executor_is_a_usage_error_saying_how_to_get_it(
+    project: Path, score, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    assert score("out", "--executor", "ray", "-q") == 2
+    err = capsys.readouterr().err
+    assert "--executor ray needs Ray, which is not installed" in err and 'pip install "pytest-lipsync[ray]"' in err
+    assert not (project / "run.jsonl").exists()
+
+
+def test_importing_the_package_and_the_cli_imports_no_ray() -> None:
+    code = (
+        "import sys, pytest_lipsync, pytest_lipsync.cli.app as app, pytest_lipsync.scale.stream, "
+        "pytest_lipsync.cli.dataset; app._parser(); "
+        "print(sorted(m for m in ('ray', 'torch', 'cv2', 'av') if m in sys.modules))"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
+
+
+def test_score_without_videos_or_a_manifest_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score"]) == 2
+    assert "no videos given. Give videos, folders or globs, or --manifest FILE" in capsys.readouterr().err
