@@ -19,7 +19,18 @@ from pytest_lipsync.config.keys import flat_keys
 ROOT = Path(__file__).resolve().parents[1]
 # Options of a command that are not settings: what it reads and writes, and how it runs.
 OWN_OPTIONS = {
-    "score": {"json", "workers", "quiet", "executor", "ray_address", "ray_cpus_per_actor", "jsonl", "resume", "manifest", "shard"},
+    "score": {
+        "json",
+        "workers",
+        "quiet",
+        "executor",
+        "ray_address",
+        "ray_cpus_per_actor",
+        "jsonl",
+        "resume",
+        "manifest",
+        "shard",
+    },
     "visualize": {"output", "quiet"},
     "gate": set(),
 }
