@@ -117,3 +117,21 @@ def make_fifo(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
         reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a writer waiting in open() gets its reader
         writer.join()
         os.close(reader)
+
+
+def registered_flags() -> dict[str, dict[str, object]]:
+    """The ``--lipsync-*`` flags the plugin registers, with their ``addoption`` keywords, without a pytest run."""
+    from pytest_lipsync.plugin.hooks import pytest_addoption
+
+    flags: dict[str, dict[str, object]] = {}
+
+    class Group:
+        def addoption(self, flag: str, **options: object) -> None:
+            flags[flag] = options
+
+    class Parser:
+        def getgroup(self, *names: str) -> Group:
+            return Group()
+
+    pytest_addoption(Parser())  # type: ignore[arg-type]
+    return flags

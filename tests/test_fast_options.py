@@ -22,6 +22,7 @@ from pytest_lipsync.scale.merge import NamedReport, merge_reports
 from pytest_lipsync.scoring.scorer import resolve_device
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import registered_flags
 
 # ---------------------------------------------------------------- settings and their sources
 
@@ -105,19 +106,7 @@ def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no
 
 
 def test_pytest_registers_both_flags() -> None:
-    from pytest_lipsync.plugin.hooks import pytest_addoption
-
-    flags: dict[str, dict[str, object]] = {}
-
-    class Group:
-        def addoption(self, flag: str, **options: object) -> None:
-            flags[flag] = options
-
-    class Parser:
-        def getgroup(self, *names: str) -> Group:
-            return Group()
-
-    pytest_addoption(Parser())  # type: ignore[arg-type]
+    flags = registered_flags()
     assert flags["--lipsync-precision"]["dest"] == "lipsync_precision"
     assert "bf16/fp16 are faster, not the protocol's numbers" in str(flags["--lipsync-precision"]["help"])
     assert flags["--lipsync-detect-every"]["dest"] == "lipsync_detect_every"

@@ -15,6 +15,7 @@ import pytest
 from pytest_lipsync.cli.app import _parser
 from pytest_lipsync.config import reference, table
 from pytest_lipsync.config.keys import flat_keys
+from tests.conftest import registered_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 # Options of a command that are not settings: what it reads and writes, and how it runs.
@@ -107,19 +108,7 @@ def test_help_is_plain_text_where_the_page_has_links() -> None:
 
 
 def test_pytest_flags_say_what_the_commands_options_say() -> None:
-    from pytest_lipsync.plugin.hooks import pytest_addoption
-
-    flags: dict[str, dict[str, object]] = {}
-
-    class Group:
-        def addoption(self, flag: str, **options: object) -> None:
-            flags[flag] = options
-
-    class Parser:
-        def getgroup(self, *names: str) -> Group:
-            return Group()
-
-    pytest_addoption(Parser())  # type: ignore[arg-type]
+    flags = registered_flags()
     assert sorted(flags) == sorted(entry.flag for entry in table.entries())
     score = _options(_subparser("score"))
     assert flags["--lipsync-min-track"]["help"] == score["min_track"].help

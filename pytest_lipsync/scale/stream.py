@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.gate.baseline import run_differences
-from pytest_lipsync.results import SCHEMA_VERSION, Report, RunRecord, VideoScore, publish, temporary_beside
+from pytest_lipsync.results import SCHEMA_VERSION, Report, RunRecord, VideoScore, write_text_atomic
 
 FORMAT = "pytest-lipsync-jsonl"
 JSONL_VERSION = 1
@@ -182,18 +182,8 @@ class JsonlWriter:
     def __init__(self, path: Path, header: Header, kept: Sequence[Line] = ()) -> None:
         """Write ``header`` and the ``kept`` lines of a resumed run as a new file (atomically: an interruption
         now leaves the old file), then keep it open for appending."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = temporary_beside(path, ".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                for document in (header.to_dict(), *(line.to_dict() for line in kept)):
-                    stream.write(_dumps(document))
-                stream.flush()
-                os.fsync(stream.fileno())
-            publish(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        documents = (header.to_dict(), *(line.to_dict() for line in kept))
+        write_text_atomic(path, "".join(_dumps(document) for document in documents))
         self.path = path
         self._stream: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
 
