@@ -60,7 +60,7 @@ class BoxStats:
 
 @dataclass(frozen=True)
 class TrackScore:
-    """One face track (the whole clip in the cropped protocol), scored as in PROTOCOL section 6."""
+    """One face track (the whole clip in the cropped protocol), scored as in docs/protocol.md."""
 
     start_frame: int
     end_frame: int
@@ -291,7 +291,7 @@ class Tally:
 
 
 def mean_over_tracks(tracks: Sequence[TrackScore]) -> dict[str, float]:
-    """A video's metrics (PROTOCOL 7): LSE means over tracks; the offset is the longest track's."""
+    """A video's metrics (docs/protocol.md): LSE means over tracks; the offset is the longest track's."""
     longest = max(tracks, key=lambda t: t.windows)
     return {
         "lse_d": sum(t.lse_d for t in tracks) / len(tracks),

@@ -74,7 +74,7 @@ def _quality_field(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """Scoring settings with the reference pipeline's defaults (spec/PROTOCOL.md)."""
+    """Scoring settings with the reference pipeline's defaults (docs/protocol.md)."""
 
     protocol: Protocol = setting(
         "pipeline",

@@ -1,4 +1,4 @@
-"""``lipsync bench``: speed and memory of scoring, stage by stage, against the bare models (issue 8).
+"""``lipsync bench``: speed and memory of scoring, stage by stage, against the bare models.
 
 One module per concern: ``plan`` (what to run: presets, clips, protocols, setting variants), ``clips``
 (generated and given clips), ``models`` (released or stand-in weights, the counting detector), ``bare``

@@ -1,4 +1,4 @@
-"""The benchmark document as Markdown tables (readable in a terminal, pasteable into the README).
+"""The benchmark document as Markdown tables (readable in a terminal, pasteable into docs/benchmarks.md).
 
 Columns: ``s`` seconds; ``fps`` 25 fps video frames per second; ``RTF`` real-time factor, seconds per second
 of video (below 1: faster than real time); ``share`` of the run's wall time; ``peak RSS`` the run's own

@@ -27,7 +27,7 @@ examples:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Speed and memory per stage, against the bare models (issue 8)."
+    parser.description = "Speed and memory per stage, against the bare models."
     parser.epilog = _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(

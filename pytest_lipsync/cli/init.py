@@ -23,7 +23,7 @@ _TABLE = re.compile(r"^\s*\[\s*tool\s*\.\s*lipsync\s*[.\]]", re.MULTILINE)
 
 
 def template(name: str) -> str:
-    """A file shipped in ``pytest_lipsync/templates`` (the README shows the same files)."""
+    """A file shipped in ``pytest_lipsync/templates`` (docs/ci.md shows the same files)."""
     return (resources.files("pytest_lipsync") / "templates" / name).read_text(encoding="utf-8")
 
 

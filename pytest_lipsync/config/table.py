@@ -29,7 +29,7 @@ from pytest_lipsync.metrics import METRICS, THRESHOLD_METRICS
 # The ``--help`` groups a setting's ``group`` names, in the order they are shown; "" is the command's own list.
 GROUPS: dict[str, str] = {
     "": "",
-    "pipeline": "pipeline protocol (PROTOCOL 3-5; the reference's defaults)",
+    "pipeline": "pipeline protocol (the reference's defaults)",
     "limits": "limits per video (over them, the video fails and the others go on)",
     "fast": "faster options (never the default; results say they were used: not the protocol's numbers)",
     "quality": "frame quality against ground truth (PSNR, SSIM)",

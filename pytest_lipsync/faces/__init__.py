@@ -1,4 +1,4 @@
-"""The pipeline protocol's face stages: scene cuts, S3FD, tracking and cropping (PROTOCOL sections 3-5).
+"""The pipeline protocol's face stages: scene cuts, S3FD, tracking and cropping (docs/protocol.md).
 
 Each stage is a plain function or a small class on numpy arrays (``scenes``, ``s3fd``, ``tracking``,
 ``crop``); ``plugin`` loads a user detector in place of S3FD, and ``pipeline`` composes the stages with SyncNet

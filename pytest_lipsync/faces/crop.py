@@ -1,4 +1,4 @@
-"""Face crops of a track (PROTOCOL section 5): smoothing, the padded crop window, and the track's audio.
+"""Face crops of a track (docs/protocol.md): smoothing, the padded crop window, and the track's audio.
 
 The reference pads every frame by ``int(s * (1 + 2 * crop_scale))`` pixels of value 110 and slices the
 padded image with ``int()``-truncated bounds. Padding a full frame per crop is the expensive part, so the

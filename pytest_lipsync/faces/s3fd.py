@@ -1,4 +1,4 @@
-"""S3FD, the reference pipeline's face detector (PROTOCOL section 4), batched over frames.
+"""S3FD, the reference pipeline's face detector (docs/protocol.md), batched over frames.
 
 The network reproduces the released ``sfd_face.pth`` architecture key for key so that the file loads
 unchanged. The post-processing follows the reference's arithmetic step by step (float32 where it works in

@@ -1,4 +1,4 @@
-"""Scene cuts (PROTOCOL section 3), fed the frames the pipeline already decoded.
+"""Scene cuts (docs/protocol.md), fed the frames the pipeline already decoded.
 
 The reference ran PySceneDetect 0.5.x, whose ``ContentDetector`` (threshold 30, min_scene_len 15) scored
 each frame by the mean absolute HSV difference to the previous one, on frames subsampled ``[::d, ::d]``, and

@@ -1,4 +1,4 @@
-"""Face tracks (PROTOCOL section 5): greedy IoU tracking per scene, interpolation, and the size limits.
+"""Face tracks (docs/protocol.md): greedy IoU tracking per scene, interpolation, and the size limits.
 
 Tracking follows the reference loop literally, including its quirk: it removes a taken detection from the
 frame's list while iterating over that list, so the detection right after a taken one is not examined in

@@ -1,4 +1,4 @@
-"""The reference's lossy round trips, replayed in memory (PROTOCOL 1.1).
+"""The reference's lossy round trips, replayed in memory (docs/protocol.md).
 
 The reference writes its intermediate media to disk with ffmpeg and OpenCV and reads them back; its published
 scores include those losses. Here the same libavcodec encoders run in-process (PyAV bundles them), each fed

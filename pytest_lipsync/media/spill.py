@@ -1,7 +1,7 @@
 """Encoded frames kept on disk from the pipeline's first pass for its second.
 
 In ``reference`` fidelity every frame goes H.264 -> MPEG-4 q2 -> JPEG q2 before detection and cropping see
-it (PROTOCOL 1.1): about 25 ms of CPU per 1080p frame on top of the video's own decoding. Pass 2 needs the
+it (docs/protocol.md): about 25 ms of CPU per 1080p frame on top of the video's own decoding. Pass 2 needs the
 same JPEG frames again; rather than replaying the chain, pass 1 keeps the JPEG bytes, as the reference keeps
 its JPEG files, and pass 2 only decodes them (about 5 ms). The file is unnamed, so it disappears when closed
 or when the process dies, and it never takes more than half the free space of the temporary directory: past

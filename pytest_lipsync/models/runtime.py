@@ -4,7 +4,7 @@
 ``torch.autocast`` (the ops it lists, convolutions and matrix products among them, in the low dtype), and the
 callers turn the outputs back to float32 before any post-processing, so decoding, NMS and distances keep the
 reference's dtypes. fp16 on a CPU is refused: on this project's AVX-512-FP16 CPU (no AMX) S3FD ran slower
-in fp16 than in fp32 (README "Faster options"), and a faster option that is slower only misleads. bf16 is
+in fp16 than in fp32 (docs/benchmarks.md), and a faster option that is slower only misleads. bf16 is
 refused where the hardware lacks it (:func:`native_bf16`): emulated, one forward pass of a short clip took
 over 1,000 s on a CPU without AVX512_BF16, and a forward pass is the one step the ``timeout`` cannot interrupt.
 

@@ -2,7 +2,7 @@
 
 A lip-sync edit changes the mouth and leaves the background alone, so a full-frame PSNR is dominated by
 pixels nobody touched. Here both videos are cut at the *generated* video's track boxes with the crop geometry
-of PROTOCOL 5 (median-smoothed boxes, the padded window, 224x224 bilinear: :class:`TrackCropper`), and crop
+of docs/protocol.md (median-smoothed boxes, the padded window, 224x224 bilinear: :class:`TrackCropper`), and crop
 *j* of the ground truth is compared with crop *j* of the generated video. Cutting both at the same boxes
 keeps the comparison pixel for pixel; the ground truth's own detections would move with its own faces.
 

@@ -1,7 +1,7 @@
 """The frame quality variants and alignment tolerances, validated once.
 
 Published tables disagree on which SSIM they mean, so every variant is a named value that travels into
-each result; the defaults are the ones PROTOCOL section 8 fixes (scikit-image's defaults on RGB frames).
+each result; the defaults are the ones docs/protocol.md fixes (scikit-image's defaults on RGB frames).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``lipsync visualize``: the video with each face track boxed and coloured by SyncNet's per-frame confidence.
 
-**What is drawn.** The box is the crop window SyncNet saw (PROTOCOL 5: the smoothed centre, the half size
+**What is drawn.** The box is the crop window SyncNet saw (docs/protocol.md: the smoothed centre, the half size
 ``s`` widened by ``crop_scale``, reaching below the chin), not the detector's box: it is what was scored, so
 a window that cuts the mouth off or drifts off the face shows as such. Parts outside the picture (the
 reference pads them with grey) are clipped at the frame's edge. Its colour is the frame's smoothed

@@ -1,7 +1,7 @@
 """Reading SyncNet's per-frame confidence: the threshold band and its colours, shared by the confidence plot
 and the boxes of ``lipsync visualize`` so that both say the same thing about the same frame.
 
-Per-frame confidence (PROTOCOL 6: median(mean_dist) - d[i][argmin], median-filtered over 9 windows) is on the
+Per-frame confidence (docs/protocol.md: median(mean_dist) - d[i][argmin], median-filtered over 9 windows) is on the
 scale of LSE-C, which is its mean over a track (up to the filter). So the threshold is the gate's ``lse_c_min``
 for that video when the project sets one, else :data:`DEFAULT_THRESHOLD`. Around it lies a band of
 ``+-``:data:`BAND_MARGIN`: frames in it are uncertain rather than good or bad, since one frame's confidence is

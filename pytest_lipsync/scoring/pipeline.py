@@ -1,4 +1,4 @@
-"""The pipeline protocol end to end (PROTOCOL 3-6): frames -> scenes and faces -> tracks -> crops -> SyncNet.
+"""The pipeline protocol end to end (docs/protocol.md): frames -> scenes and faces -> tracks -> crops -> SyncNet.
 
 Two passes over the video keep memory bounded in its length. Pass 1 decodes, cuts scenes and detects faces,
 keeping only the boxes (40 bytes per face per frame). Tracking runs on the boxes. Pass 2 reads the frames
@@ -8,7 +8,7 @@ track in progress), in ``reference`` fidelity into its track's XVID file, which 
 the track ends. Both passes decode on a background thread while the models work; when the models run on the
 CPU, that thread yields to them (:func:`prefetch`'s ``background``).
 
-In ``reference`` fidelity the frames are those the reference's stages read (PROTOCOL 1.1), picked from the
+In ``reference`` fidelity the frames are those the reference's stages read (docs/protocol.md), picked from the
 source as its ``ffmpeg -r 25`` picks them (``frame_rule = "ffmpeg_r25"``, :mod:`pytest_lipsync.media.framerule`):
 scene cuts see the MPEG-4 q2 video as OpenCV decodes it, detection and cropping its JPEG q2 frames, SyncNet the
 crops after XVID and the 200 kb/s JPEG step, and the audio is the MP3 track decoded. Pass 1 keeps the JPEG frames on

@@ -1,4 +1,4 @@
-"""The offset search and the LSE numbers (PROTOCOL section 6), vectorised over windows.
+"""The offset search and the LSE numbers (docs/protocol.md), vectorised over windows.
 
 Kept in float32 torch like the reference (``pairwise_distance`` with its 1e-6 added to the difference,
 zero-padded audio embeddings), so that the numbers agree with it to float rounding.

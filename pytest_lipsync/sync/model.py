@@ -119,7 +119,7 @@ def load_syncnet(weights: ResolvedWeights, device: torch.device) -> SyncNet:
 
     The lip tower's 3D convolutions run channels-last: the crops arrive as (L, H, W, 3) uint8, whose
     permuted view is already that layout, and oneDNN's channels-last 3D convolutions were about 1.4x faster
-    on the CPU (README "Faster options"), rounding differently by about 1e-6 relative."""
+    on the CPU (docs/benchmarks.md), rounding differently by about 1e-6 relative."""
     net = SyncNet()
     load_resolved(net, weights, model="SyncNet")
     net.netcnnlip.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch's Module.to overloads omit its memory_format keyword
