@@ -41,6 +41,7 @@ def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: 
     assert Report.from_dict(document).to_dict() == document
 
 
+@pytest.mark.slow
 def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))
     out = tmp_path / "pipeline.json"
@@ -105,6 +106,7 @@ def test_bad_command_lines_exit_2(argv: list[str]) -> None:
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_settings_come_from_pyproject_then_environment_then_options(  # type: ignore[no-untyped-def]
     make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -155,6 +157,7 @@ def _paired_project(clip: Path, root: Path, syncnet_weights: Path, monkeypatch: 
     return project
 
 
+@pytest.mark.slow
 def test_keys_and_pairs_are_project_relative_from_any_directory_and_with_workers(  # type: ignore[no-untyped-def]
     make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -101,6 +101,7 @@ def test_one_face_scores_as_the_literal_crop_and_protocol_6(
     assert track.boxes.mean_width > 100 and track.boxes.mean_height > track.boxes.mean_width
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rate", "channels", "repeats"), [(44100, 2, 1), (16000, 1, 2)])
 def test_reference_fidelity_replays_the_lossy_steps(
     rate: int,

@@ -477,6 +477,7 @@ def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips
     assert "helpers.py" not in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project(f'baseline = "base.json"\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
     monkeypatch.setenv("GITHUB_ACTIONS", "true")

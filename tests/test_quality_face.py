@@ -93,6 +93,7 @@ def face_scorer(syncnet_weights: Path) -> Scorer:
     )
 
 
+@pytest.mark.slow
 def test_face_region_equals_skimage_on_literal_crops_and_ignores_the_background(
     framed_pair: tuple[Path, Path], face_scorer: Scorer
 ) -> None:

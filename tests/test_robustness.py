@@ -795,6 +795,7 @@ def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: 
 # ---------------------------------------------------------------- one bad video never stops the others
 
 
+@pytest.mark.slow
 def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(
     syncnet_weights: Path, tmp_path: Path, capsys
 ) -> None:  # type: ignore[no-untyped-def]

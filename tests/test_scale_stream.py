@@ -60,6 +60,7 @@ def _without_timings(document: dict[str, Any]) -> dict[str, Any]:
 KEYS = ["out/clip31.mp4", "out/clip32.mp4", "out/clip33.mp4"]
 
 
+@pytest.mark.slow
 def test_jsonl_holds_a_header_and_one_line_per_video_and_gates_like_the_json(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
     assert score("out", "--json", "plain.json", "-q") == 0
     assert score("out", "--jsonl", "run.jsonl", "--json", "streamed.json", "-q") == 0
@@ -83,6 +84,7 @@ def test_jsonl_holds_a_header_and_one_line_per_video_and_gates_like_the_json(pro
     assert _without_timings(json.loads((project / "merged.json").read_text())) == _without_timings(plain)
 
 
+@pytest.mark.slow
 def test_resume_scores_only_new_or_changed_videos(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
     assert score("out", "--jsonl", "run.jsonl") == 0
     capsys.readouterr()
@@ -103,6 +105,7 @@ def test_resume_scores_only_new_or_changed_videos(project: Path, score, capsys) 
     assert contents.lines["out/clip32.mp4"].sha256 == file_sha256(project / "out" / "clip33.mp4")
 
 
+@pytest.mark.slow
 def test_a_torn_last_line_is_ignored_with_a_warning_and_its_video_scored_again(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
     assert score("out", "--jsonl", "run.jsonl", "-q") == 0
     text = (project / "run.jsonl").read_text()
@@ -152,6 +155,7 @@ def test_an_existing_file_needs_resume_and_resume_needs_the_same_run(project: Pa
     assert (project / "run.jsonl").read_text() == json.dumps(edited) + "\n" + "".join(rest)  # left as it was
 
 
+@pytest.mark.slow
 def test_machine_failures_are_retried_on_resume(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
     assert score("out", "--jsonl", "run.jsonl", "-q") == 0
     header, *videos = _lines(project / "run.jsonl")
@@ -163,6 +167,7 @@ def test_machine_failures_are_retried_on_resume(project: Path, score, capsys) ->
     assert "(1 scored now, 2 kept from before): 3 ok" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_shards_stream_to_files_that_merge_into_the_whole_run(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
     assert score("out", "--json", "whole.json", "-q") == 0
     assert score("out", "--shard", "1/2", "--jsonl", "s1.jsonl", "-q") == 0

@@ -41,6 +41,7 @@ def _without_timings(document: dict) -> dict:  # type: ignore[type-arg]
     return {**document, "videos": [{**video, "timings": {}} for video in document["videos"]]}
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_single_process_results_in_order(
     make_clip, syncnet_weights: Path, tmp_path: Path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
