@@ -5,13 +5,50 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
 from pytest_lipsync.synthetic.weights import standin_syncnet_file
 
+if TYPE_CHECKING:
+    from pytest_lipsync.scoring.scorer import Scorer
+    from pytest_lipsync.settings import Fidelity
+    from pytest_lipsync.settings import Protocol as ScoringProtocol
+
 DATA = Path(__file__).parent / "data"
+
+
+class MakeClip(Protocol):
+    """The ``make_clip`` fixture: the path of the session's clip ``name``, written from ``spec`` the first time."""
+
+    def __call__(self, name: str, spec: ClipSpec = ...) -> Path: ...
+
+
+class Scorers(Protocol):
+    """The ``scorers`` fixture: the session's Scorer for a fidelity and protocol (stand-in SyncNet, CPU)."""
+
+    def __call__(self, fidelity: Fidelity = ..., protocol: ScoringProtocol = ...) -> Scorer: ...
+
+
+class PipelineScorers(Protocol):
+    """The ``pipeline_scorer`` fixture: the session's pipeline-protocol Scorer for these settings changes."""
+
+    def __call__(self, **changes: object) -> Scorer: ...
+
+
+class PytesterProject(Protocol):
+    """The plugin tests' ``project`` fixture: writes the pytester project (``extra`` pyproject TOML appended,
+    the broken clip left out unless ``broken``) and returns its root."""
+
+    def __call__(self, extra: str = ..., *, broken: bool = ...) -> Path: ...
+
+
+class ScoreCommand(Protocol):
+    """The ``score`` fixture: ``lipsync score`` run in-process with these arguments; returns its exit status."""
+
+    def __call__(self, *arguments: str) -> int: ...
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +75,7 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def make_clip(clip_dir: Path):  # type: ignore[no-untyped-def]
+def make_clip(clip_dir: Path) -> MakeClip:
     """Write (once per session) the clip for ``spec`` under ``name``."""
 
     def make(name: str, spec: ClipSpec = ClipSpec()) -> Path:
@@ -51,14 +88,14 @@ def make_clip(clip_dir: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def scorers(syncnet_weights: Path):  # type: ignore[no-untyped-def]
+def scorers(syncnet_weights: Path) -> Scorers:
     """One Scorer per settings combination, shared by the whole session (models load once)."""
     from pytest_lipsync import Settings
     from pytest_lipsync.scoring.scorer import Scorer
 
     made: dict[tuple[str, str], Scorer] = {}
 
-    def get(fidelity: str = "clean", protocol: str = "cropped") -> Scorer:
+    def get(fidelity: Fidelity = "clean", protocol: ScoringProtocol = "cropped") -> Scorer:
         key = (fidelity, protocol)
         if key not in made:
             made[key] = Scorer(
@@ -76,7 +113,7 @@ def scorers(syncnet_weights: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def quality_trees(make_clip, tmp_path: Path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+def quality_trees(make_clip: MakeClip, tmp_path: Path) -> tuple[Path, Path]:
     """``out/talks/a.avi``, a degraded copy (MPEG-4 Part 2) of ``gt/talks/a.mkv`` (x264, crf 12), and
     ``out/talks/orphan.avi``, which has no ground truth."""
     spec = ClipSpec(seconds=1.0, width=96, height=72)
@@ -133,5 +170,5 @@ def registered_flags() -> dict[str, dict[str, object]]:
         def getgroup(self, *names: str) -> Group:
             return Group()
 
-    pytest_addoption(Parser())  # type: ignore[arg-type]
+    pytest_addoption(Parser())  # type: ignore[arg-type]  # a stand-in Parser with what pytest_addoption calls
     return flags

@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import av
 
 BITS = 8
 STRIPE = 12
@@ -67,7 +71,7 @@ def read_index(frame: np.ndarray) -> int:
     return sum(1 << bit for bit in range(BITS) if stripes[bit] > 128)
 
 
-def _write_tone(container, stream, seconds: float) -> None:  # type: ignore[no-untyped-def]
+def _write_tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float) -> None:
     import av
 
     rate = stream.rate

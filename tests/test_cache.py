@@ -29,10 +29,10 @@ class _Scorer:
         return VideoScore(path=str(path), metrics={"lse_d": LSE_D[path.name], "lse_c": 6.0, "offset": 0.0})
 
 
-class _Cache(dict):  # type: ignore[type-arg]
+class _Cache(dict[str, Any]):
     """pytest's ``config.cache`` interface, with values round-tripped through JSON as pytest stores them."""
 
-    def get(self, key: str, default: Any) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any) -> Any:  # type: ignore[override]  # pytest's Cache.get, not dict.get's overloads
         return copy.deepcopy(super().get(key, default))
 
     def set(self, key: str, value: Any) -> None:

@@ -11,9 +11,12 @@ import pytest
 from pytest_lipsync.cli.app import main
 from pytest_lipsync.results import SCHEMA_VERSION, Report
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip
 
 
-def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_score_two_clips_one_broken(
+    make_clip: MakeClip, syncnet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(good.read_bytes()[:2000])
@@ -42,7 +45,9 @@ def test_score_two_clips_one_broken(make_clip, syncnet_weights: Path, tmp_path: 
 
 
 @pytest.mark.slow
-def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_protocol_with_a_detector_plugin(
+    make_clip: MakeClip, syncnet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))
     out = tmp_path / "pipeline.json"
     args = [
@@ -68,7 +73,9 @@ def test_pipeline_protocol_with_a_detector_plugin(make_clip, syncnet_weights: Pa
     assert Report.from_dict(document).to_dict() == document
 
 
-def test_missing_weights_offline_is_a_usage_error(make_clip, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_missing_weights_offline_is_a_usage_error(
+    make_clip: MakeClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("LIPSYNC_HOME", raising=False)
     monkeypatch.delenv("LIPSYNC_SYNCNET_WEIGHTS", raising=False)
@@ -77,7 +84,9 @@ def test_missing_weights_offline_is_a_usage_error(make_clip, tmp_path: Path, mon
     assert "syncnet_v2.model" in capsys.readouterr().err
 
 
-def test_too_short_clip_fails_with_the_numbers(make_clip, syncnet_weights: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_too_short_clip_fails_with_the_numbers(
+    make_clip: MakeClip, syncnet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = make_clip("cli_short.mkv", ClipSpec(seconds=0.2, seed=3))
     out = tmp_path / "short.json"
     code = main(
@@ -107,8 +116,12 @@ def test_bad_command_lines_exit_2(argv: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_settings_come_from_pyproject_then_environment_then_options(  # type: ignore[no-untyped-def]
-    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch, capsys
+def test_settings_come_from_pyproject_then_environment_then_options(
+    make_clip: MakeClip,
+    syncnet_weights: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`lipsync score` reads the same [tool.lipsync] table and LIPSYNC_* variables as the pytest gate."""
     clip = make_clip("cli_short_face.mp4", ClipSpec(seconds=3.0, width=160, height=160, marker=True, seed=22))
@@ -158,8 +171,8 @@ def _paired_project(clip: Path, root: Path, syncnet_weights: Path, monkeypatch: 
 
 
 @pytest.mark.slow
-def test_keys_and_pairs_are_project_relative_from_any_directory_and_with_workers(  # type: ignore[no-untyped-def]
-    make_clip, syncnet_weights: Path, tmp_path: Path, monkeypatch
+def test_keys_and_pairs_are_project_relative_from_any_directory_and_with_workers(
+    make_clip: MakeClip, syncnet_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The JSON names a video by its key (relative to the pyproject's directory), however the folder was given;
     ``[tool.lipsync.pairs]`` pairs by that key, in one process and in a pool."""
@@ -186,7 +199,9 @@ def test_keys_and_pairs_are_project_relative_from_any_directory_and_with_workers
         assert unpaired["error"]["message"].endswith('"out/b/take_8.mp4" = "<ground-truth file>"'), name
 
 
-def test_a_dangling_symlink_is_a_video_that_is_not_found(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_dangling_symlink_is_a_video_that_is_not_found(
+    syncnet_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")
@@ -196,7 +211,9 @@ def test_a_dangling_symlink_is_a_video_that_is_not_found(syncnet_weights: Path, 
     assert (video["path"], video["error"]["kind"]) == ("out/gone.mp4", "not_found")
 
 
-def test_a_folder_without_videos_beside_other_arguments_is_a_usage_error(make_clip, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_folder_without_videos_beside_other_arguments_is_a_usage_error(
+    make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("")
@@ -225,8 +242,13 @@ def test_a_folder_without_videos_beside_other_arguments_is_a_usage_error(make_cl
         (["report", "r.json", "-o", "html", "--baseline", "taken"], "taken: is a directory, not a baseline file"),
     ],
 )
-def test_outputs_that_cannot_be_written_are_refused_before_any_work(  # type: ignore[no-untyped-def]
-    make_clip, tmp_path: Path, monkeypatch, capsys, command: list[str], words: str
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(
+    make_clip: MakeClip,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    words: str,
 ) -> None:
     from pytest_lipsync.results import RunRecord
 
@@ -240,7 +262,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(  # type: ig
     assert capsys.readouterr().err.startswith(f"lipsync: error: {words}")
 
 
-def test_custom_weights_are_called_out_under_the_table(make_clip, syncnet_weights: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_custom_weights_are_called_out_under_the_table(
+    make_clip: MakeClip, syncnet_weights: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     args = ["score", str(clip), "--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "-q"]
     assert main([*args, "--syncnet-weights", str(syncnet_weights)]) == 0

@@ -78,7 +78,7 @@ def read_page(path: Path) -> Page:
     prose: list[tuple[int, str]] = []
     blocks: list[Block] = []
     fence: str | None = None
-    lang, body = "", []
+    lang, body = "", list[tuple[int, str]]()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         match = _FENCE.match(line)
         if fence is None and match:

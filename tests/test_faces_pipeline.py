@@ -9,25 +9,30 @@ is the mean over tracks, a short clip fails with the facts, and both fidelities 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from pytest_lipsync import Settings
 from pytest_lipsync.faces.tracking import Tracking
-from pytest_lipsync.media.decode import open_video
+from pytest_lipsync.media.decode import VideoSource, open_video
 from pytest_lipsync.results import VideoScore
 from pytest_lipsync.scoring.pipeline import Detections
 from pytest_lipsync.scoring.scorer import Scorer
 from pytest_lipsync.synthetic.clips import ClipSpec
 from pytest_lipsync.synthetic.faces import marker_boxes
+from tests.conftest import MakeClip, PipelineScorers, Scorers
 from tests.indexed import IndexedClip, read_index
 from tests.test_faces_tracking import LIMITS, literal_crop, literal_pipeline, literal_smoothing
 from tests.test_sync_protocol import literal_lse
+
+if TYPE_CHECKING:
+    import av
 
 MARKER = "pytest_lipsync.synthetic.faces:marker_detector"
 SHORT = ClipSpec(seconds=3.0, width=160, height=160, marker=True, seed=22)  # 75 frames: scored with min_track = 50
@@ -37,7 +42,7 @@ TWO_FACES_CUT = ClipSpec(seconds=3.0, width=320, height=160, faces=2, marker=Tru
 
 
 @pytest.fixture(scope="session")
-def pipeline_scorer(syncnet_weights: Path):  # type: ignore[no-untyped-def]
+def pipeline_scorer(syncnet_weights: Path) -> PipelineScorers:
     """One pipeline Scorer per settings, shared by the session."""
     made: dict[tuple[tuple[str, object], ...], Scorer] = {}
 
@@ -52,12 +57,12 @@ def pipeline_scorer(syncnet_weights: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def short_clip(make_clip) -> Path:  # type: ignore[no-untyped-def]
+def short_clip(make_clip: MakeClip) -> Path:
     return make_clip("pipeline_short.mp4", SHORT)
 
 
 @pytest.fixture(scope="module")
-def clean_score(short_clip: Path, pipeline_scorer) -> VideoScore:  # type: ignore[no-untyped-def]
+def clean_score(short_clip: Path, pipeline_scorer: PipelineScorers) -> VideoScore:
     return pipeline_scorer(min_track=50).score(short_clip)
 
 
@@ -82,8 +87,8 @@ def literal_track_inputs(path: Path) -> tuple[list[np.ndarray], np.ndarray, tupl
 
 
 def test_one_face_scores_as_the_literal_crop_and_protocol_6(
-    short_clip: Path, clean_score: VideoScore, pipeline_scorer
-) -> None:  # type: ignore[no-untyped-def]
+    short_clip: Path, clean_score: VideoScore, pipeline_scorer: PipelineScorers
+) -> None:
     assert clean_score.ok, clean_score.error
     crops, audio, (first, last) = literal_track_inputs(short_clip)
     expected = literal_lse(pipeline_scorer(min_track=50)._sync.net, crops, audio)
@@ -107,10 +112,10 @@ def test_reference_fidelity_replays_the_lossy_steps(
     rate: int,
     channels: int,
     repeats: int,
-    make_clip,
-    pipeline_scorer,
+    make_clip: MakeClip,
+    pipeline_scorer: PipelineScorers,
     tmp_path: Path,
-    monkeypatch,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clip = make_clip(f"pipeline_short_{rate}.mp4", replace(SHORT, audio_rate=rate, audio_channels=channels))
     clean_score = pipeline_scorer(min_track=50).score(clip)
@@ -148,7 +153,7 @@ def test_reference_fidelity_reads_the_frames_ffmpeg_r25_picks_after_the_priming_
     assert [read_index(frame) for batch in crop_batches(source, True, len(expected)) for frame in batch] == expected
 
 
-def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_clip) -> None:  # type: ignore[no-untyped-def]
+def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_clip: MakeClip) -> None:
     """Under the reference's frame rule a 25 fps video's replay is pixel for pixel what it was with
     libavfilter's fps filter, so its scores are too."""
     from pytest_lipsync.media.reencode import JPEG_PIX_FMT, MPEG4_PIX_FMT, decode_jpeg, jpeg_files, mpeg4_round_trip
@@ -167,9 +172,9 @@ def test_a_25fps_video_reads_the_very_frames_it_read_with_the_fps_filter(make_cl
 
 @pytest.mark.slow
 def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_crops(
-    make_clip,
-    pipeline_scorer,
-    monkeypatch,  # type: ignore[no-untyped-def]
+    make_clip: MakeClip,
+    pipeline_scorer: PipelineScorers,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Pass 2 reads pass 1's JPEG files instead of replaying H.264 -> MPEG-4 -> JPEG; without room to keep
     them it replays. Four tracks across a cut, every score and every per-window value identical."""
@@ -179,7 +184,7 @@ def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_
     replays: list[Path] = []
     replay = pipeline._mpeg4_frames
 
-    def counted(source):  # type: ignore[no-untyped-def]
+    def counted(source: VideoSource) -> Iterator[av.VideoFrame]:
         replays.append(source.path)
         return replay(source)
 
@@ -196,12 +201,14 @@ def test_reference_pass_2_decodes_the_jpegs_pass_1_kept_and_crops_what_a_replay_
     assert kept.metrics == replayed.metrics
 
 
-def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(make_clip, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(
+    make_clip: MakeClip, pipeline_scorer: PipelineScorers
+) -> None:
     result = pipeline_scorer(min_track=30).score(make_clip("pipeline_two_faces_cut.mp4", TWO_FACES_CUT))
     assert result.ok, result.error
     assert [(t.start_frame, t.end_frame) for t in result.tracks] == [(0, 39), (0, 39), (40, 74), (40, 74)]
     left, right = result.tracks[:2]
-    assert left.boxes.mean_width == right.boxes.mean_width  # type: ignore[union-attr]
+    assert left.boxes.mean_width == right.boxes.mean_width  # type: ignore[union-attr]  # pipeline tracks have boxes; None fails here
     assert left.lse_d != right.lse_d  # different pixels around each face
     assert result.metrics["lse_d"] == pytest.approx(np.mean([t.lse_d for t in result.tracks]), rel=1e-12)
     assert result.metrics["lse_c"] == pytest.approx(np.mean([t.lse_c for t in result.tracks]), rel=1e-12)
@@ -211,7 +218,7 @@ def test_two_faces_and_a_scene_cut_give_four_tracks_and_the_mean(make_clip, pipe
 def test_a_three_second_clip_has_no_face_track_until_min_track_is_lowered(
     short_clip: Path,
     clean_score: VideoScore,
-    pipeline_scorer,  # type: ignore[no-untyped-def]
+    pipeline_scorer: PipelineScorers,
 ) -> None:
     failed = pipeline_scorer().score(short_clip)
     assert failed.error is not None and failed.metrics == {} and failed.tracks == ()
@@ -237,7 +244,7 @@ def test_a_three_second_clip_has_no_face_track_until_min_track_is_lowered(
     assert clean_score.ok and [(t.start_frame, t.end_frame, t.windows) for t in clean_score.tracks] == [(0, 74, 70)]
 
 
-def test_small_faces_say_which_limit_rejected_them(short_clip: Path, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+def test_small_faces_say_which_limit_rejected_them(short_clip: Path, pipeline_scorer: PipelineScorers) -> None:
     failed = pipeline_scorer(min_track=50, min_face_size=150).score(short_clip)
     assert failed.error is not None and failed.error.kind == "no_face_track"
     longest = failed.error.facts["longest_track"]
@@ -245,7 +252,9 @@ def test_small_faces_say_which_limit_rejected_them(short_clip: Path, pipeline_sc
     assert f"lower the setting min_face_size below {longest['face_size']:.1f}" in failed.error.message
 
 
-def test_s3fd_with_standin_weights_runs_end_to_end(make_clip, syncnet_weights: Path, s3fd_weights: Path) -> None:  # type: ignore[no-untyped-def]
+def test_s3fd_with_standin_weights_runs_end_to_end(
+    make_clip: MakeClip, syncnet_weights: Path, s3fd_weights: Path
+) -> None:
     """Stand-in S3FD finds random small boxes: the error must say exactly what it found."""
     settings = Settings(
         fidelity="clean", device="cpu", syncnet_weights=str(syncnet_weights), s3fd_weights=str(s3fd_weights)
@@ -263,7 +272,9 @@ def test_s3fd_with_standin_weights_runs_end_to_end(make_clip, syncnet_weights: P
     assert f"has {longest['detections']} detections" in result.error.message
 
 
-def test_missing_s3fd_weights_offline_is_a_weights_error(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_missing_s3fd_weights_offline_is_a_weights_error(
+    syncnet_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pytest_lipsync.errors import WeightsError
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -285,7 +296,9 @@ class RecordingDetector:
         return [marker_boxes(frame) for frame in frames]
 
 
-def detect_every(short_clip: Path, every: int, pipeline_scorer) -> tuple[RecordingDetector, Detections, Tracking]:  # type: ignore[no-untyped-def]
+def detect_every(
+    short_clip: Path, every: int, pipeline_scorer: PipelineScorers
+) -> tuple[RecordingDetector, Detections, Tracking]:
     from pytest_lipsync.scoring.pipeline import FacePipeline
     from pytest_lipsync.sync.lse import Timings
 
@@ -296,7 +309,9 @@ def detect_every(short_clip: Path, every: int, pipeline_scorer) -> tuple[Recordi
     return detector, found, pipeline.track(found)
 
 
-def test_detect_every_1_calls_the_detector_on_every_frame_as_before(short_clip: Path, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+def test_detect_every_1_calls_the_detector_on_every_frame_as_before(
+    short_clip: Path, pipeline_scorer: PipelineScorers
+) -> None:
     detector, found, _ = detect_every(short_clip, 1, pipeline_scorer)
     frames = [frame.to_ndarray() for frame in open_video(short_clip).decoded("bgr24")]
     assert detector.indices == list(range(75))
@@ -309,7 +324,7 @@ def test_detect_every_1_calls_the_detector_on_every_frame_as_before(short_clip: 
 def test_detect_every_n_calls_the_detector_on_every_nth_frame_and_tracks_across(
     short_clip: Path,
     every: int,
-    pipeline_scorer,  # type: ignore[no-untyped-def]
+    pipeline_scorer: PipelineScorers,
 ) -> None:
     _, full, full_tracking = detect_every(short_clip, 1, pipeline_scorer)
     detector, found, tracking = detect_every(short_clip, every, pipeline_scorer)
@@ -323,14 +338,16 @@ def test_detect_every_n_calls_the_detector_on_every_nth_frame_and_tracks_across(
     np.testing.assert_allclose(track.boxes, full_track.boxes[: last + 1], rtol=0, atol=1.0)  # a still face
 
 
-def test_detect_every_beyond_num_failed_det_is_refused_before_scoring(pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+def test_detect_every_beyond_num_failed_det_is_refused_before_scoring(pipeline_scorer: PipelineScorers) -> None:
     from pytest_lipsync.errors import ConfigError
 
     with pytest.raises(ConfigError, match="'detect_every' is 26, more than num_failed_det = 25"):
         pipeline_scorer(detect_every=26)
 
 
-def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_clip: Path, pipeline_scorer) -> None:  # type: ignore[no-untyped-def]
+def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(
+    short_clip: Path, pipeline_scorer: PipelineScorers
+) -> None:
     scorer = pipeline_scorer(min_track=75, detect_every=3)  # 25 detections x 3 = 75, not more than 75
     assert scorer.run.settings["detect_every"] == 3
     failed = scorer.score(short_clip)
@@ -345,8 +362,8 @@ def test_a_sampled_track_too_short_for_min_track_says_how_it_was_counted(short_c
 
 @pytest.mark.parametrize("protocol", ["pipeline", "cropped"])
 def test_decoding_yields_to_models_on_the_cpu(
-    protocol: str, short_clip: Path, pipeline_scorer, scorers, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    protocol: str, short_clip: Path, pipeline_scorer: PipelineScorers, scorers: Scorers, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every decoding thread of a CPU run is a background one (lowest priority, see ``prefetch``)."""
     from pytest_lipsync.media import prefetch as module
     from pytest_lipsync.scoring import pipeline
@@ -354,7 +371,7 @@ def test_decoding_yields_to_models_on_the_cpu(
     real = module.prefetch
     flags: list[bool] = []
 
-    def recording(items, depth=2, *, background=False):  # type: ignore[no-untyped-def]
+    def recording(items: Iterator[object], depth: int = 2, *, background: bool = False) -> Iterator[object]:
         flags.append(background)
         return real(items, depth, background=background)
 

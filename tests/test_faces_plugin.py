@@ -181,4 +181,4 @@ def test_marker_detector_finds_the_bounding_box_of_each_blob() -> None:
 def test_marker_detector_survives_jpeg_and_chroma_subsampling() -> None:
     frame, expected = drawn_faces(160, 280)
     _, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 75])
-    np.testing.assert_allclose(marker_boxes(cv2.imdecode(encoded, cv2.IMREAD_COLOR)), expected, atol=2)
+    np.testing.assert_allclose(marker_boxes(cv2.imdecode(encoded, cv2.IMREAD_COLOR)), expected, atol=2)  # type: ignore[arg-type]  # imdecode gives None only for bytes that are no image

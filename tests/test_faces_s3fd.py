@@ -11,7 +11,9 @@ Stand-in weights detect nothing meaningful, but they produce many overlapping ca
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -24,6 +26,7 @@ from pytest_lipsync.faces import s3fd
 from pytest_lipsync.faces.s3fd import S3FDDetector, S3FDNet, decode_boxes, greedy_nms, load_s3fd, prior_boxes
 from pytest_lipsync.models import runtime
 from pytest_lipsync.models.runtime import autocast
+from pytest_lipsync.settings import Precision
 from pytest_lipsync.synthetic.faces import standin_s3fd_state_dict
 
 KEYS = Path(__file__).parent / "data" / "s3fd.keys.txt"
@@ -116,7 +119,7 @@ def literal_decode(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
     return torch.cat([x1y1, size + x1y1], dim=1)
 
 
-def literal_nms_first(boxes: np.ndarray, scores: np.ndarray, overlap: float, top_k: int) -> list[int]:
+def literal_nms_first(boxes: Sequence[np.ndarray], scores: Sequence[float], overlap: float, top_k: int) -> list[int]:
     """The reference's torch NMS: ascending sort, take the last, keep the rest with IoU <= overlap (float32)."""
     idx = sorted(range(len(scores)), key=lambda i: scores[i])[-top_k:]
     keep = []
@@ -212,7 +215,9 @@ def test_standin_weights_load_exactly_and_depend_only_on_the_seed(net: S3FDNet) 
         ),
     ],
 )
-def test_a_wrong_weights_file_fails_naming_the_key(tmp_path: Path, edit, named: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_weights_file_fails_naming_the_key(
+    tmp_path: Path, edit: Callable[[dict[str, torch.Tensor]], object], named: str
+) -> None:
     state = standin_s3fd_state_dict()
     edit(state)
     path = tmp_path / "wrong.pth"
@@ -254,7 +259,7 @@ def test_decode_equals_the_literal_formula() -> None:
     assert torch.equal(batched[2], literal_decode(loc[200:300], priors[:100]))
 
 
-def random_boxes(count: int, seed: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+def random_boxes(count: int, seed: int, dtype: type[np.floating[Any]]) -> tuple[np.ndarray, np.ndarray]:
     """Clustered boxes (heavy overlap) with scores on a coarse grid (many ties)."""
     rng = np.random.default_rng(seed)
     centres = rng.uniform(0, 1, (6, 2))[rng.integers(0, 6, count)] + rng.normal(0, 0.03, (count, 2))
@@ -285,12 +290,14 @@ def test_among_equal_scores_the_later_box_ranks_first() -> None:
 
 
 @pytest.mark.parametrize(("union", "dtype", "threshold"), [("ssd", np.float32, 0.3), ("numpy", np.float64, 0.1)])
-def test_a_box_overlapping_exactly_at_the_threshold_is_kept(union: str, dtype: type, threshold: float) -> None:
+def test_a_box_overlapping_exactly_at_the_threshold_is_kept(
+    union: Literal["ssd", "numpy"], dtype: type[np.floating[Any]], threshold: float
+) -> None:
     """IoU = 10 * h / 100 equals the threshold exactly: kept (IoU <= threshold); a hair more overlap and it goes."""
     height = threshold * 10
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, height], [0, 0, 10, height + 0.01]], dtype=dtype)
     scores = np.array([0.9, 0.8, 0.7], dtype=dtype)
-    assert greedy_nms(boxes, scores, threshold, union=union).tolist() == [0, 1]  # type: ignore[arg-type]
+    assert greedy_nms(boxes, scores, threshold, union=union).tolist() == [0, 1]
 
 
 # ---------------------------------------------------------------- the detector end to end
@@ -350,10 +357,10 @@ def test_batched_detection_gives_the_boxes_of_one_frame_at_a_time(net: S3FDNet) 
 def test_channels_last_gives_the_boxes_of_the_nchw_network(net: S3FDNet) -> None:
     """The detector runs channels-last (faster on the CPU); its convolutions round differently from NCHW ones
     (about 1e-7 relative, as batching does), so boxes agree to float precision, one frame at a time."""
-    assert net.vgg[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert net.vgg[0].weight.is_contiguous(memory_format=torch.channels_last)  # type: ignore[operator]  # nn.Module.__getattr__ is typed Tensor | Module; this is a conv's weight
     nchw = S3FDNet().eval()
     nchw.load_state_dict(net.state_dict())
-    assert nchw.vgg[0].weight.is_contiguous()
+    assert nchw.vgg[0].weight.is_contiguous()  # type: ignore[operator]  # nn.Module.__getattr__ is typed Tensor | Module; this is a conv's weight
     for seed, (height, width, scale) in enumerate([(64, 96, 1.0), (280, 360, 0.25)]):
         frame = frames_rgb(1, height, width, seed=seed)
         fast = S3FDDetector(net, "cpu", facedet_scale=scale, conf_th=0.3).detect(frame, [0])[0]
@@ -362,7 +369,7 @@ def test_channels_last_gives_the_boxes_of_the_nchw_network(net: S3FDNet) -> None
         np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-3)
 
 
-def _heads(net: S3FDNet, frame: np.ndarray, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _heads(net: S3FDNet, frame: np.ndarray, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
     """The raw heads (loc, class logits) of the detector's own network input, under the precision's autocast."""
     detector = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9, precision=precision)
     with torch.inference_mode():
@@ -389,7 +396,7 @@ def test_bf16_heads_and_boxes_are_close_to_fp32(net: S3FDNet, monkeypatch: pytes
 
     decoded: list[torch.dtype] = []
     real_decode = s3fd.decode_boxes
-    monkeypatch.setattr(s3fd, "decode_boxes", lambda loc, priors: decoded.append(loc.dtype) or real_decode(loc, priors))
+    monkeypatch.setattr(s3fd, "decode_boxes", lambda loc, priors: decoded.append(loc.dtype) or real_decode(loc, priors))  # type: ignore[func-returns-value]  # records the call: append's None falls through to the real one
     fp32 = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9).detect(frame, [0])[0]
     bf16 = S3FDDetector(net, "cpu", facedet_scale=1.0, conf_th=0.9, precision="bf16").detect(frame, [0])[0]
     assert decoded == [torch.float32, torch.float32]  # post-processing in the reference's dtypes

@@ -57,7 +57,7 @@ def shots(lengths: list[int], height: int, width: int, seed: int = 0) -> np.ndar
 
 
 def cut_in_batches(frames: np.ndarray, sizes: list[int], **settings: float) -> list[tuple[int, int]]:
-    cutter = SceneCutter(**settings)  # type: ignore[arg-type]
+    cutter = SceneCutter(**settings)  # type: ignore[arg-type]  # int and float settings, joined to float
     start = 0
     for size in sizes:
         cutter.feed(frames[start : start + size])

@@ -72,7 +72,7 @@ def literal_pipeline(detections: list[np.ndarray], scenes: list[tuple[int, int]]
     tracks = []
     for start, end in scenes:
         if end - start >= limits["min_track"]:
-            tracks.extend(literal_track_shot(faces[start:end], **limits))  # type: ignore[arg-type]
+            tracks.extend(literal_track_shot(faces[start:end], **limits))  # type: ignore[arg-type]  # int and float limits, joined to float
     return tracks
 
 
@@ -295,6 +295,6 @@ def test_track_crops_streamed_in_batches_equal_the_literal_crops() -> None:
 
 @pytest.mark.parametrize(("first", "last"), [(0, 100), (37, 211), (1234, 1500)])
 def test_audio_span_is_what_ffmpeg_ss_to_cuts_at_16k(first: int, last: int) -> None:
-    track = Track(np.arange(first, last + 1), np.zeros((last - first + 1, 4)), *[np.zeros(1)] * 3, detections=101)
+    track = Track(np.arange(first, last + 1), np.zeros((last - first + 1, 4)), *(np.zeros(1),) * 3, detections=101)
     start, end = ("%.3f" % (first / 25), "%.3f" % ((last + 1) / 25))
     assert audio_span(track) == (round(Fraction(start) * 16000), round(Fraction(end) * 16000))

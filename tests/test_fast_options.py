@@ -20,9 +20,9 @@ from pytest_lipsync.reports.table import fast_options_notice, run_notice
 from pytest_lipsync.results import Report, RunRecord, WeightsRecord
 from pytest_lipsync.scale.merge import NamedReport, merge_reports
 from pytest_lipsync.scoring.scorer import resolve_device
-from pytest_lipsync.settings import Settings
+from pytest_lipsync.settings import Precision, Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
-from tests.conftest import registered_flags
+from tests.conftest import MakeClip, registered_flags
 
 # ---------------------------------------------------------------- settings and their sources
 
@@ -46,7 +46,7 @@ def test_defaults_are_the_protocols_and_record_nothing_extra() -> None:
 )
 def test_bad_values_are_refused_naming_the_setting(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Settings(**changes)  # type: ignore[arg-type]
+        Settings(**changes)  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
 
 
 def test_detect_every_beyond_num_failed_det_is_refused_on_the_merged_settings() -> None:
@@ -75,8 +75,13 @@ def test_every_source_sets_both_options_and_names_itself_in_errors() -> None:
         resolve([Layer("option", {"detect_every": 0})], Path("."))
 
 
-def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no-untyped-def]
-    make_clip, syncnet_weights: Path, tmp_path: Path, capsys, native_bf16: None, monkeypatch: pytest.MonkeyPatch
+def test_lipsync_score_takes_both_options_and_calls_them_out(
+    make_clip: MakeClip,
+    syncnet_weights: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    native_bf16: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The plumbing only: the forward passes are asked for bf16 and run in fp32, so that the test takes the same
     time on any CPU (bf16's numbers are tested in test_sync_model and test_faces_s3fd)."""
@@ -86,7 +91,9 @@ def test_lipsync_score_takes_both_options_and_calls_them_out(  # type: ignore[no
 
     asked: list[str] = []
     monkeypatch.setattr(
-        runtime, "autocast", lambda precision, device: asked.append(precision) or contextlib.nullcontext()
+        runtime,
+        "autocast",
+        lambda precision, device: asked.append(precision) or contextlib.nullcontext(),  # type: ignore[func-returns-value]  # records the call: append's None falls through to the real one
     )
     clip = make_clip("cli_good.mp4", ClipSpec(seconds=1.0, seed=11))
     out = tmp_path / "fast.json"
@@ -241,7 +248,7 @@ def test_native_bf16_on_cuda_starts_with_ampere(
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
-def test_autocast_runs_convolutions_in_the_chosen_dtype(precision: str, dtype: torch.dtype) -> None:
+def test_autocast_runs_convolutions_in_the_chosen_dtype(precision: Precision, dtype: torch.dtype) -> None:
     conv = torch.nn.Conv2d(3, 4, 3)
     with runtime.autocast("fp32", torch.device("cpu")):
         assert conv(torch.ones(1, 3, 5, 5)).dtype == torch.float32

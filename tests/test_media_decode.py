@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def test_directory_and_garbage_are_unreadable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("what", ["a FIFO", "a character device"])
-def test_only_regular_files_are_opened(what: str, make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_only_regular_files_are_opened(what: str, make_fifo: Callable[[str], Path], tmp_path: Path) -> None:
     """Reading a FIFO waits for a writer (forever, for a stray one) and a device may never end: refused unread."""
     if what == "a FIFO":
         path = make_fifo("pipe.mp4")
@@ -130,7 +131,7 @@ def test_only_regular_files_are_opened(what: str, make_fifo, tmp_path: Path) -> 
         open_video(path)
 
 
-def test_every_pass_opens_only_a_regular_file(make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_pass_opens_only_a_regular_file(make_fifo: Callable[[str], Path], tmp_path: Path) -> None:
     """A file replaced by a FIFO after the header was read is refused by the next pass, not waited on."""
     source = open_video(write_clip(tmp_path / "swapped.mkv", ClipSpec(seconds=0.5)))
     source.path.unlink()
@@ -175,7 +176,9 @@ def long_sound(path: Path, video_seconds: float, audio_seconds: float) -> np.nda
     return samples
 
 
-def test_audio_much_longer_than_the_video_is_decoded_only_to_the_videos_end(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_audio_much_longer_than_the_video_is_decoded_only_to_the_videos_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two seconds of video with ten minutes of sound: decoding stops one second (AUDIO_MARGIN) past the video's end,
     instead of holding ten minutes of samples; what is decoded is exactly the stream's first samples."""
     from pytest_lipsync.media import decode
@@ -185,7 +188,9 @@ def test_audio_much_longer_than_the_video_is_decoded_only_to_the_videos_end(tmp_
     decoded: list[int] = []
     real = decode._resampled
     monkeypatch.setattr(
-        decode, "_resampled", lambda frames: real(f for f in frames if decoded.append(f.samples) is None)
+        decode,
+        "_resampled",
+        lambda frames: real(f for f in frames if decoded.append(f.samples) is None),  # type: ignore[func-returns-value]  # records each frame, keeps all
     )
     audio = open_video(path).audio()
     assert 2.0 * 16000 <= len(audio) <= (2.0 + decode.AUDIO_MARGIN + 1.0) * 16000  # + one packet of a second

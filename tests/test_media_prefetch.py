@@ -45,7 +45,7 @@ def test_closing_early_stops_the_producer() -> None:
 
     items = prefetch(endless(), depth=2)
     assert next(items) == 0
-    items.close()  # type: ignore[attr-defined]
+    items.close()
     assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
     assert len(produced) <= 5  # the queue's depth bounds what was made ahead
 

@@ -23,6 +23,7 @@ from pytest_lipsync.media.reencode import (
     mpeg4_round_trip,
 )
 from pytest_lipsync.synthetic.clips import ClipSpec, speech
+from tests.conftest import MakeClip
 
 RATE = 44100
 MP3_PRIMING = 1105  # LAME's encoder delay (576) + the decoder's (529), in samples at the source rate
@@ -63,7 +64,7 @@ def test_mp3_replay_equals_the_avi_track_priming_included() -> None:
     assert lag - 2000 == MP3_PRIMING
 
 
-def test_mp3_audio_of_a_clip_is_delayed_by_the_priming(make_clip) -> None:  # type: ignore[no-untyped-def]
+def test_mp3_audio_of_a_clip_is_delayed_by_the_priming(make_clip: MakeClip) -> None:
     source = open_video(make_clip("reencode_pcm.mkv", ClipSpec(seconds=1.0, seed=31)))
     clean, mp3 = source.audio().astype(np.float64), source.audio(replay=mp3_round_trip).astype(np.float64)
     assert len(mp3) >= len(clean) + MP3_PRIMING  # the clip's audio is 16 kHz already
@@ -76,7 +77,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
-def test_mpeg4_q2_round_trip_keeps_every_frame_nearly_intact(make_clip) -> None:  # type: ignore[no-untyped-def]
+def test_mpeg4_q2_round_trip_keeps_every_frame_nearly_intact(make_clip: MakeClip) -> None:
     source = open_video(make_clip("reencode_video.mp4", ClipSpec(seconds=1.0, width=128, height=96, seed=32)))
     originals = [frame.to_ndarray(format="bgr24") for frame in source.decoded(MPEG4_PIX_FMT)]
     replayed = [frame.to_ndarray(format="bgr24") for frame in mpeg4_round_trip(source.decoded(MPEG4_PIX_FMT))]

@@ -141,7 +141,9 @@ def test_unreadable_report_names_the_file(tmp_path: Path, capsys: pytest.Capture
     assert "absent.json: cannot be read" in capsys.readouterr().err
 
 
-def test_gate_reads_the_projects_pyproject_and_names_its_errors(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_gate_reads_the_projects_pyproject_and_names_its_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = _write(tmp_path / "all.json", ["a.mp4", "b.mp4"])
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")  # the pyproject is found upwards, as pytest finds its rootdir

@@ -58,7 +58,7 @@ class Loopback(ThreadingHTTPServer):
 
     def url(self, path: str) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"http://{host}:{port}{path}"  # type: ignore[str-bytes-safe]  # bound to a str host
 
     def requests(self, path: str) -> list[str | None]:
         """The ``Range`` header of each request for ``path``, in order."""
@@ -256,7 +256,7 @@ def test_mirrors_are_tried_in_order_before_the_official_url(serve: Serve, tmp_pa
     assert [logged for logged, _ in server.log] == ["/mirror-a/standin.pt", "/mirror-b/standin.pt"]
 
 
-def test_a_file_mirror_that_is_a_fifo_fails_at_once_saying_so(make_fifo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_mirror_that_is_a_fifo_fails_at_once_saying_so(make_fifo: Callable[[str], Path], tmp_path: Path) -> None:
     """``urllib`` would open the FIFO and wait for a writer: the mirror is refused unread, the next URL tried."""
     fifo = make_fifo("standin.pt")
     spec = spec_for(stand_in(3000, seed=6))

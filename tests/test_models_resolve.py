@@ -12,6 +12,7 @@ import io
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -132,8 +133,8 @@ def test_named_file_that_is_missing_is_an_error_not_a_fallback(
 
 
 @pytest.mark.parametrize("via", ["setting", "environment", "LIPSYNC_HOME"])
-def test_weights_that_are_a_fifo_are_refused_unread_saying_so(  # type: ignore[no-untyped-def]
-    make_fifo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, via: str
+def test_weights_that_are_a_fifo_are_refused_unread_saying_so(
+    make_fifo: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, via: str
 ) -> None:
     fifo = make_fifo("standin.pt")
     if via == "environment":
@@ -182,7 +183,7 @@ def test_damaged_file_in_a_managed_directory_is_refused(
 def test_verification_is_remembered_until_the_file_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     hashed: list[Path] = []
     real_hash = verify._hash_file
-    monkeypatch.setattr(verify, "_hash_file", lambda path: hashed.append(path) or real_hash(path))
+    monkeypatch.setattr(verify, "_hash_file", lambda path: hashed.append(path) or real_hash(path))  # type: ignore[func-returns-value]  # records the call: append's None falls through to the real one
     path = write(cache_dir() / "standin.pt", RELEASED_BYTES)
 
     resolve_weights(STANDIN, offline=True)

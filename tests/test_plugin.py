@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip, PytesterProject, Scorers
 
 pytest_plugins = ["pytester"]
 
@@ -25,13 +26,13 @@ BETWEEN = 5.5
 
 
 @pytest.fixture(scope="session")
-def clips(make_clip, scorers) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+def clips(make_clip: MakeClip, scorers: Scorers) -> dict[str, Path]:
     small = {"seconds": 1.0, "width": 48, "height": 48}
-    good = make_clip("gate_good.mp4", ClipSpec(seed=1, **small))  # type: ignore[arg-type]
+    good = make_clip("gate_good.mp4", ClipSpec(seed=1, **small))  # type: ignore[arg-type]  # int and float sizes, joined to float
     # pytester's in-process runs drop the modules they import; numpy and torch cannot be imported twice,
     # so the outer process imports everything scoring needs first, by scoring once.
     assert scorers().score(good).ok
-    late = make_clip("gate_late.mp4", ClipSpec(seed=2, audio_delay_frames=3, **small))  # type: ignore[arg-type]
+    late = make_clip("gate_late.mp4", ClipSpec(seed=2, audio_delay_frames=3, **small))  # type: ignore[arg-type]  # int and float sizes, joined to float
     broken = good.with_name("gate_broken.mp4")
     if not broken.exists():
         broken.write_bytes(good.read_bytes()[:1500])
@@ -44,7 +45,9 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, clips: dict[str, Path], syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def project(
+    pytester: pytest.Pytester, clips: dict[str, Path], syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> PytesterProject:
     """A pytester project with the clips under ``videos/``; ``make(extra toml, with_broken)`` writes pyproject."""
     for name in [name for name in os.environ if name.startswith(("LIPSYNC_", "GITHUB_"))]:
         monkeypatch.delenv(name)
@@ -76,7 +79,9 @@ def run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("-v", "-o", f"cache_dir={cache}", *args)
 
 
-def test_gate_items_pass_fail_and_unscorable(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_gate_items_pass_fail_and_unscorable(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path
+) -> None:
     project(f"[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n")
     result = run(pytester, shared_cache)
     result.assert_outcomes(passed=1, failed=2)
@@ -105,7 +110,9 @@ def test_gate_items_pass_fail_and_unscorable(project, pytester, shared_cache) ->
     result.stdout.fnmatch_lines(["note: scored with custom weights (syncnet *): these numbers are not comparable*"])
 
 
-def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path
+) -> None:
     project(
         f"""
         allow = ["unreadable"]
@@ -123,7 +130,9 @@ def test_allowed_error_kind_is_xfail_and_overrides_apply_by_glob(project, pytest
     )
 
 
-def test_an_allowed_video_formats_no_traceback(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_an_allowed_video_formats_no_traceback(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path
+) -> None:
     """pytest formats a failure's traceback for every xfail it raises and never shows it: with thousands of
     allowed videos that was most of the run. The report carries the reason instead."""
     project('allow = ["unreadable"]\n')
@@ -133,14 +142,16 @@ def test_an_allowed_video_formats_no_traceback(project, pytester, shared_cache) 
     assert report.longrepr == report.wasxfail
 
 
-def test_override_rule_is_named_in_the_failure(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_override_rule_is_named_in_the_failure(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path
+) -> None:
     project('[[tool.lipsync.overrides]]\nglob = "hard/*.mp4"\nlse_d_max = 1.0\n', broken=False)
     result = run(pytester, shared_cache)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*lse_d*1.000*lse_d_max (override 'hard/*.mp4')*FAIL"])
 
 
-def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_items_select_with_k_and_m(project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path) -> None:
     project()
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
     run(pytester, shared_cache, "-k", "good").assert_outcomes(passed=1)
@@ -193,14 +204,18 @@ def test_items_select_with_k_and_m(project, pytester, shared_cache) -> None:  # 
         ),
     ],
 )
-def test_configuration_errors_name_the_key_and_the_file(project, pytester, extra: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_configuration_errors_name_the_key_and_the_file(
+    project: PytesterProject, pytester: pytest.Pytester, extra: str, expected: str
+) -> None:
     project(extra)
     result = pytester.runpytest_inprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*pytest-lipsync: {expected}"])
 
 
-def test_flag_and_environment_errors_name_their_source(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_flag_and_environment_errors_name_their_source(
+    project: PytesterProject, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project()
     result = pytester.runpytest_inprocess("--lipsync-lse-d-max=low")
     result.stderr.fnmatch_lines(["*--lipsync-lse-d-max must be a number, not 'low'"])
@@ -209,7 +224,9 @@ def test_flag_and_environment_errors_name_their_source(project, pytester, monkey
     result.stderr.fnmatch_lines(["*LIPSYNC_DEVICE is invalid: setting 'device' is 'gpu'*"])
 
 
-def test_misspelt_variables_and_globs_matching_nothing_are_warnings(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_misspelt_variables_and_globs_matching_nothing_are_warnings(
+    project: PytesterProject, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project('[[tool.lipsync.overrides]]\nglob = "hrad/*.mp4"\nlse_d_max = 9.0\n', broken=False)
     monkeypatch.setenv("LIPSYNC_LSE_D_MAXX", "3")
     monkeypatch.setenv("LIPSYNC_FUZZ_SEED", "7")
@@ -243,7 +260,9 @@ def test_marker(lipsync_video):
 """
 
 
-def test_precedence_pyproject_environment_flags_marker(project, pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_precedence_pyproject_environment_flags_marker(
+    project: PytesterProject, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project("batch_size = 4\n[tool.lipsync.thresholds]\nlse_d_max = 7.0\n", broken=False)
     pytester.makepyfile(test_config=CONFIG_TEST)
     args = ("-s", "-p", "no:cacheprovider", "test_config.py", "-k", "test_config or test_marker and good")
@@ -308,7 +327,9 @@ def test_every_flag_reaches_its_setting(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_baseline_create_compare_update_and_mismatch(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path
+) -> None:
     project('baseline = "lipsync-baseline.json"\n[tool.lipsync.regression]\nlse_d = "+0.2"\nlse_c = "-3%"\n')
     baseline = pytester.path / "lipsync-baseline.json"
     missing = run(pytester, shared_cache, "-k", "good")
@@ -369,7 +390,9 @@ def test_baseline_create_compare_update_and_mismatch(project, pytester, shared_c
     )
 
 
-def test_json_report_junit_properties_and_github_summary(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_json_report_junit_properties_and_github_summary(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project(f"[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n")
     summary = pytester.path / "step-summary.md"
     summary.write_text("# earlier step\n")
@@ -404,7 +427,9 @@ def test_json_report_junit_properties_and_github_summary(project, pytester, shar
     )
 
 
-def test_cache_replays_scores_without_a_model_and_still_judges(project, pytester, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cache_replays_scores_without_a_model_and_still_judges(
+    project: PytesterProject, pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     project("[tool.lipsync.thresholds]\nlse_d_max = 1.0\n", broken=False)
     cache = tmp_path / "own-cache"
     first = run(pytester, cache, "-k", "good")
@@ -455,7 +480,9 @@ def test_fixture_video(lipsync_video):
 """
 
 
-def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_helpers_in_a_user_test_point_at_the_users_line(
+    project: PytesterProject, pytester: pytest.Pytester, clips: dict[str, Path], shared_cache: Path
+) -> None:
     project('baseline = "base.json"\n[tool.lipsync.regression]\nlse_d = "+0.2"\n', broken=False)
     pytester.makepyfile(test_user=USER_TEST.format(clip=str(clips["good.mp4"])))
     run(pytester, shared_cache, "--lipsync-update-baseline", "-m", "lipsync")
@@ -478,7 +505,9 @@ def test_helpers_in_a_user_test_point_at_the_users_line(project, pytester, clips
 
 
 @pytest.mark.slow
-def test_xdist_workers_ship_results_to_one_report(project, pytester, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_xdist_workers_ship_results_to_one_report(
+    project: PytesterProject, pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project(f'baseline = "base.json"\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
@@ -523,7 +552,13 @@ def pytest_runtest_call(item):
 """
 
 
-def test_a_crashed_xdist_worker_loses_no_video(project, pytester, shared_cache, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_crashed_xdist_worker_loses_no_video(
+    project: PytesterProject,
+    pytester: pytest.Pytester,
+    shared_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """One worker scores the videos in key order and dies on the last: what it scored before stays in the
     report, the video it died on is there as worker_crashed, and the gate fails it."""
     from pytest_lipsync.cli.app import main
@@ -569,7 +604,9 @@ def test_other_clip():
 """
 
 
-def test_reference_adds_a_quality_item_per_video(project, pytester, clips, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_reference_adds_a_quality_item_per_video(
+    project: PytesterProject, pytester: pytest.Pytester, clips: dict[str, Path], shared_cache: Path
+) -> None:
     project('reference = "gt"\n[tool.lipsync.thresholds]\nssim_min = 0.99\npsnr_min = 30\n', broken=False)
     (pytester.path / "gt" / "hard").mkdir(parents=True)
     shutil.copyfile(clips["good.mp4"], pytester.path / "gt" / "good.mp4")  # identical: PSNR capped, SSIM 1
@@ -635,8 +672,12 @@ def _summary_section(text: str) -> list[str]:
 
 
 def test_shards_merged_then_gated_give_the_single_runs_verdicts(
-    project, pytester, shared_cache, monkeypatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    project: PytesterProject,
+    pytester: pytest.Pytester,
+    shared_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from pytest_lipsync.cli.app import main
 
     project(f'allow = ["unreadable"]\n[tool.lipsync.thresholds]\nlse_d_max = {BETWEEN}\n')
@@ -681,14 +722,14 @@ def test_shards_merged_then_gated_give_the_single_runs_verdicts(
     assert "s1.json: is shard 1/2 of a split, not a whole run" in capsys.readouterr().err
 
 
-def test_shard_flag_errors_name_the_flag(project, pytester) -> None:  # type: ignore[no-untyped-def]
+def test_shard_flag_errors_name_the_flag(project: PytesterProject, pytester: pytest.Pytester) -> None:
     project()
     result = pytester.runpytest_inprocess("--lipsync-shard=3/2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--lipsync-shard is invalid: shard is '3/2'. Write \"i/n\" with 1 <= i <= n*"])
 
 
-def test_xdist_workers_are_pinned_one_device_each(pytester, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_xdist_workers_are_pinned_one_device_each(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """Faked devices: CUDA_VISIBLE_DEVICES lists two, --lipsync-gpus reorders them; nothing is scored."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,9")
     pytester.makepyprojecttoml('[tool.lipsync]\ndevice = "auto"\n')
@@ -709,7 +750,9 @@ def test_xdist_workers_are_pinned_one_device_each(pytester, monkeypatch) -> None
     assert seen == {"controller": "7,9", "gw0": "9", "gw1": "7"}
 
 
-def test_a_videos_two_items_share_one_xdist_group(project, pytester, clips) -> None:  # type: ignore[no-untyped-def]
+def test_a_videos_two_items_share_one_xdist_group(
+    project: PytesterProject, pytester: pytest.Pytester, clips: dict[str, Path]
+) -> None:
     """With ground truth, ``--dist loadgroup`` keeps a video's ``::lipsync`` and ``::quality`` on one worker."""
     project('reference = "gt"\n', broken=False)
     (pytester.path / "gt").mkdir()
@@ -730,8 +773,8 @@ def test_a_videos_two_items_share_one_xdist_group(project, pytester, clips) -> N
     )
 
 
-def test_pairs_name_ground_truth_by_the_project_relative_key_in_whole_and_shard_runs(  # type: ignore[no-untyped-def]
-    project, pytester, clips, shared_cache
+def test_pairs_name_ground_truth_by_the_project_relative_key_in_whole_and_shard_runs(
+    project: PytesterProject, pytester: pytest.Pytester, clips: dict[str, Path], shared_cache: Path
 ) -> None:
     """``[tool.lipsync.pairs]`` keys are the videos' keys (relative to the rootdir), as in ``lipsync score``; a
     key relative to the videos folder pairs nothing, and the failure names the key that would."""
@@ -789,8 +832,8 @@ def test_a_configured_gate_that_finds_no_video_fails_naming_the_path(pytester: p
 
 
 def test_a_missing_videos_folder_is_a_usage_error_before_weights_are_looked_for(
-    pytester: pytest.Pytester, clips
-) -> None:  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, clips: dict[str, Path]
+) -> None:
     from pytest_lipsync.results import Report, RunRecord
 
     pytester.makepyfile(test_other="def test_other():\n    pass\n")
@@ -837,8 +880,8 @@ def test_symlinked_folders_are_followed_and_a_dangling_link_is_a_video(
         ),
     ],
 )
-def test_outputs_that_cannot_be_written_are_usage_errors_before_scoring(  # type: ignore[no-untyped-def]
-    pytester: pytest.Pytester, clips, flags: list[str], words: str
+def test_outputs_that_cannot_be_written_are_usage_errors_before_scoring(
+    pytester: pytest.Pytester, clips: dict[str, Path], flags: list[str], words: str
 ) -> None:
     """(``clips`` imports what scoring needs in this process first: a run that did start scoring would fail, not
     crash.)"""

@@ -16,6 +16,7 @@ from pytest_lipsync.scale.workers import Job, Progress, score_jobs
 from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip, Scorers
 
 
 class FakeClock:
@@ -86,7 +87,7 @@ class _Recorder:
         self.closed += 1
 
 
-def test_cropped_scoring_reports_its_windows(make_clip, scorers) -> None:  # type: ignore[no-untyped-def,unused-ignore]
+def test_cropped_scoring_reports_its_windows(make_clip: MakeClip, scorers: Scorers) -> None:
     clip = make_clip("progress_cropped.mp4", ClipSpec(seconds=1.0, seed=5))
     seen = _Recorder()
     score = scorers("clean", "cropped").score(clip, progress=seen)
@@ -96,7 +97,7 @@ def test_cropped_scoring_reports_its_windows(make_clip, scorers) -> None:  # typ
     assert {event.video for event in seen.events} == {str(clip)}
 
 
-def test_pipeline_scoring_reports_frames_faces_and_windows(make_clip, syncnet_weights: Path) -> None:
+def test_pipeline_scoring_reports_frames_faces_and_windows(make_clip: MakeClip, syncnet_weights: Path) -> None:
     from pytest_lipsync.scoring.scorer import Scorer
 
     clip = make_clip("cli_one_face.mp4", ClipSpec(seconds=4.4, width=160, height=160, marker=True, seed=21))

@@ -9,7 +9,7 @@ a video without a face track, and where the region cannot work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.scoring.scorer import Scorer
 from pytest_lipsync.settings import Settings
+from tests.conftest import MakeClip
 from tests.test_faces_pipeline import MARKER, SHORT, literal_track
 from tests.test_faces_tracking import detections_of, literal_crop, moving_face
 
@@ -54,7 +55,11 @@ def write_rgb(path: Path, frames: np.ndarray) -> Path:
 
 
 def literal_crops(
-    frames: np.ndarray, numbers: Sequence[int], s: Sequence[float], x: Sequence[float], y: Sequence[float]
+    frames: np.ndarray,
+    numbers: Sequence[int],
+    s: Sequence[float] | np.ndarray,
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
 ) -> list[np.ndarray]:
     """Frames ``numbers`` cut the literal PROTOCOL 5 way, the n-th at the track's n-th smoothed box."""
     return [literal_crop(frames[f], s[n], x[n], y[n]) for n, f in enumerate(numbers)]
@@ -68,7 +73,7 @@ def skimage_crop_means(gt_crops: list[np.ndarray], gen_crops: list[np.ndarray]) 
 
 
 @pytest.fixture(scope="module")
-def framed_pair(make_clip: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def framed_pair(make_clip: MakeClip, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(generated, ground truth): x264 with sound, and its frames with a noisy outer band, encoded again."""
     generated = make_clip("framed_face.mp4", FRAMED)
     truth = decoded(generated)
@@ -151,7 +156,7 @@ def test_crops_of_several_tracks_over_the_common_prefix_equal_skimage() -> None:
 
 
 def test_a_video_without_a_face_track_is_a_no_face_track_quality_error(
-    make_clip: Callable[..., Path], framed_pair: tuple[Path, Path], face_scorer: Scorer
+    make_clip: MakeClip, framed_pair: tuple[Path, Path], face_scorer: Scorer
 ) -> None:
     faceless = make_clip("framed_faceless.mp4", replace(FRAMED, marker=False))
     score = face_scorer.score(faceless, reference=framed_pair[1])

@@ -41,9 +41,9 @@ from pytest_lipsync.quality.networks.base import on_meta
 from pytest_lipsync.quality.networks.inception import FIDInceptionV3
 from pytest_lipsync.synthetic.clips import ClipSpec
 from pytest_lipsync.synthetic.networks import save_state_dict, standin_network_state_dict
+from tests.conftest import MakeClip
 
 State = dict[str, torch.Tensor]
-MakeClip = Callable[[str, ClipSpec], Path]
 
 
 def literal_frechet(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -198,7 +198,7 @@ def test_reading_stops_once_the_cap_is_reached() -> None:
 @pytest.mark.parametrize(("stride", "max_frames"), [(0, None), (1.5, None), (1, 1), (True, None)])
 def test_a_meaningless_sampling_is_a_usage_error(stride: object, max_frames: object) -> None:
     with pytest.raises(ConfigError, match="FID frame"):
-        FrameSampling(stride, max_frames)  # type: ignore[arg-type]
+        FrameSampling(stride, max_frames)  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
 
 
 # --- the network --------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def literal_inception(x: torch.Tensor, state: State) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def inception_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    state = standin_network_state_dict(on_meta(FIDInceptionV3), seed=3)
+    state = standin_network_state_dict(on_meta(FIDInceptionV3), seed=3)  # type: ignore[arg-type]  # on_meta is typed nn.Module
     return save_state_dict(state, tmp_path_factory.mktemp("fid") / "standin_pt_inception.pth")
 
 

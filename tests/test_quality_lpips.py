@@ -65,9 +65,9 @@ def literal_lpips(gt: np.ndarray, gen: np.ndarray, trunk: State, heads: State, l
             if layer[0] == "conv":
                 _, index, stride, padding = layer
                 weight, bias = trunk[f"features.{index}.weight"].double(), trunk[f"features.{index}.bias"].double()
-                x = F.relu(F.conv2d(x, weight, bias, stride=stride, padding=padding))  # type: ignore[arg-type]
+                x = F.relu(F.conv2d(x, weight, bias, stride=stride, padding=padding))  # type: ignore[call-overload]  # a Layers row is typed tuple[object, ...]
             elif layer[0] == "pool":
-                x = F.max_pool2d(x, kernel_size=layer[1], stride=layer[2])  # type: ignore[arg-type]
+                x = F.max_pool2d(x, kernel_size=layer[1], stride=layer[2])  # type: ignore[call-overload]  # a Layers row is typed tuple[object, ...]
             else:
                 tapped.append(x)
         return tapped
@@ -100,8 +100,8 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Files:
     def files(net: str) -> tuple[Path, Path]:
         if net not in written:
             layout = on_meta(NETWORKS[net])
-            trunk = save_state_dict(standin_network_state_dict(layout, seed=1), directory / f"{net}-trunk.pth")
-            heads = save_state_dict(standin_heads_state_dict(layout.CHANNELS, seed=2), directory / f"{net}-heads.pth")
+            trunk = save_state_dict(standin_network_state_dict(layout, seed=1), directory / f"{net}-trunk.pth")  # type: ignore[arg-type]  # on_meta is typed nn.Module
+            heads = save_state_dict(standin_heads_state_dict(layout.CHANNELS, seed=2), directory / f"{net}-heads.pth")  # type: ignore[arg-type]  # on_meta is typed nn.Module
             written[net] = trunk, heads
         return written[net]
 
@@ -117,7 +117,7 @@ def model(standin: Files) -> Models:
             trunk_spec, heads_spec = SPECS[net]
             trunk, heads = standin(net)
             trunk_weights, heads_weights = resolve_weights(trunk_spec, trunk), resolve_weights(heads_spec, heads)
-            made[net] = load_lpips(net, trunk_weights, heads_weights)  # type: ignore[arg-type]
+            made[net] = load_lpips(net, trunk_weights, heads_weights)  # type: ignore[arg-type]  # net is a SPECS key, so one of the networks
         return made[net]
 
     return get
@@ -242,7 +242,7 @@ def test_fetched_heads_are_verified_then_loaded(standin: Files, isolated: None, 
     fetched = resolve_weights(spec, progress=False)
     assert (fetched.source, fetched.custom) == ("download", False)
     loaded = load_lpips("alex", resolve_weights(ALEXNET, trunk), fetched)
-    assert torch.equal(loaded.heads.lin0.model[0].weight, torch.load(heads, weights_only=True)["lin0.model.1.weight"])
+    assert torch.equal(loaded.heads.lin0.model[0].weight, torch.load(heads, weights_only=True)["lin0.model.1.weight"])  # type: ignore[union-attr,index]  # nn.Module.__getattr__ is typed Tensor | Module
 
 
 @pytest.mark.parametrize("spec", [ALEXNET, LPIPS_ALEX, VGG16, LPIPS_VGG], ids=lambda spec: spec.name)
@@ -262,7 +262,7 @@ def test_an_unknown_network_is_a_usage_error(standin: Files) -> None:
     trunk, heads = standin("alex")
     trunk_weights, heads_weights = resolve_weights(ALEXNET, trunk), resolve_weights(LPIPS_ALEX, heads)
     with pytest.raises(ConfigError, match="must be one of alex, vgg, not 'squeeze'"):
-        load_lpips("squeeze", trunk_weights, heads_weights)  # type: ignore[arg-type]
+        load_lpips("squeeze", trunk_weights, heads_weights)  # type: ignore[arg-type]  # deliberately no network's name
 
 
 def test_only_equal_uint8_rgb_batches_are_compared(model: Models) -> None:

@@ -6,7 +6,6 @@ import json
 import math
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from pytest_lipsync.quality.psnr import PSNR_CAP_DB, psnr, psnr_torch
 from pytest_lipsync.quality.settings import Color, QualitySettings, SsimWindow
 from pytest_lipsync.quality.ssim import ssim, ssim_torch
 from pytest_lipsync.synthetic.clips import ClipSpec, envelope, face_frame
+from tests.conftest import MakeClip
 
 WINDOWS: tuple[SsimWindow, ...] = ("uniform7", "gaussian11")
 COLORS: tuple[Color, ...] = ("rgb", "y")
@@ -158,7 +158,7 @@ def test_lip_sync_edit_on_generated_face_frames() -> None:
             assert_equal_to_skimage(gt, gen, window, color, "opencv")
 
 
-def test_decoded_clips_through_the_stream(make_clip: Callable[..., Path]) -> None:
+def test_decoded_clips_through_the_stream(make_clip: MakeClip) -> None:
     """Two encoded clips, decoded by the 25 fps path in RGB and streamed in batches: still scikit-image's numbers."""
     from pytest_lipsync.media.decode import open_video
 
@@ -261,5 +261,5 @@ def test_bad_batches_are_refused(gt: np.ndarray, gen: np.ndarray, error: type[Ex
 )
 def test_settings_errors_name_the_key(settings: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        QualitySettings(**settings)  # type: ignore[arg-type]
+        QualitySettings(**settings)  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
     assert words in str(raised.value)

@@ -14,7 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError
 from pytest_lipsync.quality.accumulate import compare_streams
 from pytest_lipsync.quality.alignment import align_lengths, needs_resize, resize_frames
-from pytest_lipsync.quality.pairing import ReferenceTree, match_reference
+from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_reference
 from pytest_lipsync.quality.settings import QualitySettings
 
 
@@ -32,7 +32,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     return generated, reference
 
 
-def match(dirs: tuple[Path, Path], pairs: dict[str, Path] | None = None, tree: bool = True):  # type: ignore[no-untyped-def]
+def match(dirs: tuple[Path, Path], pairs: dict[str, Path] | None = None, tree: bool = True) -> ReferenceMatch:
     generated, reference = dirs
     return match_reference(
         generated / "a/b.mp4", "out/a/b.mp4", generated, ReferenceTree.scan(reference) if tree else None, pairs

@@ -4,7 +4,6 @@ that adds it to a score (pairing, missing and broken ground truth) without SyncN
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -22,6 +21,7 @@ from pytest_lipsync.quality.video import compare_videos
 from pytest_lipsync.results import VideoScore
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
+from tests.conftest import MakeClip
 
 SMALL = ClipSpec(seconds=1.0, width=96, height=72)
 
@@ -39,7 +39,7 @@ def skimage_means(gt: np.ndarray, gen: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module")
-def pair(make_clip: Callable[..., Path]) -> tuple[Path, Path]:
+def pair(make_clip: MakeClip) -> tuple[Path, Path]:
     """Ground truth (x264, crf 12) and a degraded copy of the same picture (MPEG-4 Part 2 at its default rate),
     the clips of the ``quality_trees`` fixture."""
     return make_clip("truth.mkv", SMALL), make_clip("degraded.avi", SMALL)
@@ -64,9 +64,7 @@ def test_identical_videos_have_a_capped_psnr_in_standard_json(pair: tuple[Path, 
     assert document["ssim"]["mean"] == pytest.approx(1.0, abs=1e-12)
 
 
-def test_sizes_must_agree_unless_the_reference_is_resized(
-    pair: tuple[Path, Path], make_clip: Callable[..., Path]
-) -> None:
+def test_sizes_must_agree_unless_the_reference_is_resized(pair: tuple[Path, Path], make_clip: MakeClip) -> None:
     truth, _ = pair
     small = make_clip("small.mkv", ClipSpec(seconds=1.0, width=64, height=48))
     with pytest.raises(ReferenceMismatchError) as raised:
@@ -82,7 +80,7 @@ def test_sizes_must_agree_unless_the_reference_is_resized(
 
 
 def test_lengths_within_the_tolerance_compare_the_prefix_and_beyond_it_fail(
-    pair: tuple[Path, Path], make_clip: Callable[..., Path]
+    pair: tuple[Path, Path], make_clip: MakeClip
 ) -> None:
     truth, _ = pair
     longer = make_clip("longer.mkv", ClipSpec(seconds=1.08, width=96, height=72))  # 27 frames
@@ -139,7 +137,7 @@ def test_settings_carry_the_quality_variant() -> None:
 )
 def test_settings_validate_quality_keys_through_quality_settings(change: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
-        Settings(**change)  # type: ignore[arg-type]
+        Settings(**change)  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
 
 
 # ---------------------------------------------------------------------------------------------- ground truth
@@ -177,9 +175,7 @@ def test_a_video_without_ground_truth_fails_as_such_and_keeps_lse(quality_trees:
     assert score.quality["error"]["kind"] == "no_reference"
 
 
-def test_a_mismatched_ground_truth_fails_the_video_but_keeps_lse(
-    pair: tuple[Path, Path], make_clip: Callable[..., Path]
-) -> None:
+def test_a_mismatched_ground_truth_fails_the_video_but_keeps_lse(pair: tuple[Path, Path], make_clip: MakeClip) -> None:
     small = make_clip("small.mkv", ClipSpec(seconds=1.0, width=64, height=48))
     score = GroundTruth(Settings()).add_to(VideoScore(str(small), metrics=LSE), small, reference=pair[0])
     assert score.error is not None and score.error.kind == "reference_mismatch"

@@ -20,6 +20,7 @@ from pytest_lipsync.gate.rules import Check, Verdict, format_verdict
 from pytest_lipsync.reports.github import error_annotations, markdown_summary
 from pytest_lipsync.reports.table import custom_weights_notice, format_table
 from pytest_lipsync.results import ScoreError, VideoScore, WeightsRecord
+from tests.conftest import PytesterProject
 from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 -- the pytester project's fixtures
 
 pytest_plugins = ["pytester"]
@@ -109,8 +110,8 @@ def test_job_summary_shows_names_as_literal_text_in_their_cell() -> None:
 
 
 def test_a_pytest_run_over_an_injecting_file_name_prints_no_workflow_command(
-    project, pytester, shared_cache, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project("[tool.lipsync.thresholds]\nlse_d_max = 1.0\n", broken=False)
     source = pytester.path / "videos" / "good.mp4"
     shutil.copyfile(source, pytester.path / INJECTED)
@@ -149,7 +150,7 @@ def test_usage_errors_and_warnings_of_the_command_stay_one_line(
     )
 
 
-def test_pytest_usage_errors_stay_one_line(project, pytester) -> None:  # type: ignore[no-untyped-def]
+def test_pytest_usage_errors_stay_one_line(project: PytesterProject, pytester: pytest.Pytester) -> None:
     project(broken=False)
     (pytester.path / "base\n::warning::x.json").write_text("{}")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--lipsync-baseline=base\n::warning::x.json")

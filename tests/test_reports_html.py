@@ -28,6 +28,7 @@ from pytest_lipsync.results import (
     VideoScore,
     WeightsRecord,
 )
+from tests.conftest import PytesterProject
 from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 -- the pytester project's fixtures
 
 pytest_plugins = ["pytester"]
@@ -80,7 +81,7 @@ def _track(start: int, shift: int) -> TrackScore:
 
 def _report() -> Report:
     series = {"mean": 30.0, "worst": {"frame": 12, "value": 24.5}, "per_frame": [30.0 + (i % 5) for i in range(40)]}
-    series["per_frame"][12] = 24.5  # type: ignore[index]
+    series["per_frame"][12] = 24.5  # type: ignore[index]  # the dict's values are typed object
     ssim = {"mean": 0.9, "worst": {"frame": 12, "value": 0.71}, "per_frame": [0.9] * 12 + [0.71] + [0.9] * 27}
     good = VideoScore(
         ODD_NAME,
@@ -174,7 +175,9 @@ def test_report_command_refuses_an_unreadable_json(
     assert not (tmp_path / "html").exists()
 
 
-def test_pytest_run_writes_the_html_report(project, pytester, shared_cache, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_pytest_run_writes_the_html_report(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("matplotlib")
     load_pyplot()  # imported outside: pytester's in-process runs drop the modules they import
     project("[tool.lipsync.thresholds]\nlse_c_min = 2.5\n", broken=True)
@@ -215,7 +218,9 @@ def test_a_file_name_that_is_not_utf8_is_shown_with_its_byte_escaped(tmp_path: P
     assert link == "videos/clips/take%FF.mp4" and (tmp_path / "html" / os.fsdecode(unquote_to_bytes(link))).is_file()
 
 
-def test_pytest_run_writes_the_html_report_for_a_name_that_is_not_utf8(project, pytester, shared_cache) -> None:  # type: ignore[no-untyped-def]
+def test_pytest_run_writes_the_html_report_for_a_name_that_is_not_utf8(
+    project: PytesterProject, pytester: pytest.Pytester, shared_cache: Path
+) -> None:
     load_pyplot()  # imported outside: pytester's in-process runs drop the modules they import
     project(broken=False)
     shutil.copyfile(pytester.path / "videos" / "good.mp4", pytester.path / "videos" / os.fsdecode(b"\xff.mp4"))
@@ -304,7 +309,7 @@ def test_a_section_embeds_its_annotated_video_when_there_is_one(tmp_path: Path) 
     links = [attrs["src"] for tag, attrs in page.tags if tag == "video"] + [
         attrs["href"] for tag, attrs in page.tags if tag == "a" and "videos/" in (attrs["href"] or "")
     ]
-    assert links == ["videos/clips/a%3Cb%3E%26c.mp4"] * 2 and (tmp_path / unquote(links[0])).is_file()
+    assert links == ["videos/clips/a%3Cb%3E%26c.mp4"] * 2 and (tmp_path / unquote(links[0])).is_file()  # type: ignore[arg-type]  # links equals a list of str just before
     assert annotated_path(tmp_path, "/abs/talk.mov") == tmp_path / "videos" / "abs" / "talk.mp4"
 
 

@@ -49,7 +49,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
     target = tmp_path / "baseline.json"
     target.write_text("old")
     with pytest.raises(TypeError):
-        write_text_atomic(target, None)  # type: ignore[arg-type]
+        write_text_atomic(target, None)  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
     assert target.read_text() == "old"
     assert [path.name for path in tmp_path.iterdir()] == ["baseline.json"]
 

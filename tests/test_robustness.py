@@ -43,6 +43,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -51,9 +52,13 @@ import pytest
 from pytest_lipsync.config.resolution import video_error_kinds
 from pytest_lipsync.gate.rules import GateRules, Override, Thresholds, judge
 from pytest_lipsync.limits import VideoLimits
-from pytest_lipsync.media.decode import SAMPLE_RATE, open_video, upright_filters
+from pytest_lipsync.media.decode import SAMPLE_RATE, VideoSource, open_video, upright_filters
 from pytest_lipsync.results import RunRecord, ScoreError, VideoScore
 from pytest_lipsync.synthetic.clips import ClipSpec, write_clip
+from tests.conftest import MakeClip, Scorers
+
+if TYPE_CHECKING:
+    from pytest_lipsync.scoring.scorer import Scorer
 
 TINY = ClipSpec(seconds=1.0, width=64, height=64)
 # Sources to remux: MJPEG needs no extradata, which PyAV's stream templates do not carry over.
@@ -95,7 +100,7 @@ def remux(path: Path, video_from: Path, audio_from: list[Path], *, faststart: bo
         for container in inputs:
             for packet in container.demux([s for s in wanted if s.container is container]):
                 if packet.dts is not None:
-                    packet.stream = copies[packet.stream]
+                    packet.stream = copies[packet.stream]  # type: ignore[index]  # packets of the demuxed wanted streams
                     out.mux(packet)
     for container in inputs:
         container.close()
@@ -251,7 +256,7 @@ SCORED: dict[str, Build] = {
 
 
 @pytest.mark.parametrize("case", FAILURES)
-def test_bad_input_fails_with_its_kind_the_file_and_a_hint(case: str, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_fails_with_its_kind_the_file_and_a_hint(case: str, scorers: Scorers, tmp_path: Path) -> None:
     build, kind, words = FAILURES[case]
     path = build(tmp_path)
     result = scorers().score(path)
@@ -260,7 +265,7 @@ def test_bad_input_fails_with_its_kind_the_file_and_a_hint(case: str, scorers, t
     assert str(path) in result.error.message and words in result.error.message
 
 
-def test_unreadable_permissions_fail_as_unreadable(scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_permissions_fail_as_unreadable(scorers: Scorers, tmp_path: Path) -> None:
     path = write_clip(tmp_path / "locked.mkv", TINY)
     path.chmod(0)
     if os.access(path, os.R_OK):
@@ -270,8 +275,8 @@ def test_unreadable_permissions_fail_as_unreadable(scorers, tmp_path: Path) -> N
     assert str(path) in error.message and "re-export" in error.message
 
 
-def test_a_fifo_or_device_named_like_a_video_fails_unread_as_video_or_ground_truth(  # type: ignore[no-untyped-def]
-    make_fifo, scorers, tmp_path: Path
+def test_a_fifo_or_device_named_like_a_video_fails_unread_as_video_or_ground_truth(
+    make_fifo: Callable[[str], Path], scorers: Scorers, tmp_path: Path
 ) -> None:
     good = write_clip(tmp_path / "good.mkv", TINY)
     device = tmp_path / "null.mp4"
@@ -288,8 +293,8 @@ def test_a_fifo_or_device_named_like_a_video_fails_unread_as_video_or_ground_tru
         assert f"its reference {path} cannot be compared: is {what}, not a regular file" in truth.message
 
 
-def test_lipsync_score_fails_a_fifo_matched_by_a_glob_and_scores_the_rest(  # type: ignore[no-untyped-def]
-    make_fifo, syncnet_weights: Path, tmp_path: Path
+def test_lipsync_score_fails_a_fifo_matched_by_a_glob_and_scores_the_rest(
+    make_fifo: Callable[[str], Path], syncnet_weights: Path, tmp_path: Path
 ) -> None:
     import glob
     import json
@@ -311,7 +316,7 @@ def test_lipsync_score_fails_a_fifo_matched_by_a_glob_and_scores_the_rest(  # ty
 
 
 @pytest.mark.parametrize("case", SCORED)
-def test_unusual_but_valid_input_scores_sanely(case: str, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unusual_but_valid_input_scores_sanely(case: str, scorers: Scorers, tmp_path: Path) -> None:
     result = scorers().score(SCORED[case](tmp_path))
     assert result.error is None, result.error
     assert 6 <= result.frames <= 25 and len(result.tracks) == 1
@@ -336,7 +341,7 @@ def test_the_first_of_several_audio_streams_is_scored(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("video, audio", [(1.0, 0.4), (0.4, 1.0)], ids=["audio_shorter", "video_shorter"])
-def test_the_shorter_stream_decides_the_windows(video: float, audio: float, scorers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_shorter_stream_decides_the_windows(video: float, audio: float, scorers: Scorers, tmp_path: Path) -> None:
     result = scorers().score(mixed_lengths(video, audio)(tmp_path))
     assert result.error is None, result.error
     assert abs(result.frames - video * 25) <= 1  # the video's own length (the last frame's duration is a guess)
@@ -365,7 +370,9 @@ def test_upright_filters_undo_the_display_matrix(rotation: float, filters: tuple
     assert upright_filters(rotation) == filters
 
 
-def test_frames_over_max_pixels_are_refused_before_decoding(syncnet_weights: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_frames_over_max_pixels_are_refused_before_decoding(
+    syncnet_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pytest_lipsync import Settings
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.scoring.scorer import Scorer
@@ -391,7 +398,7 @@ def test_max_pixels_must_be_a_positive_integer(value: object) -> None:
     from pytest_lipsync.errors import ConfigError
 
     with pytest.raises(ConfigError, match="setting 'max_pixels'"):
-        Settings(max_pixels=value)  # type: ignore[arg-type]
+        Settings(max_pixels=value)  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
 
 
 @pytest.mark.parametrize("kind", sorted(video_error_kinds()))
@@ -415,7 +422,7 @@ def test_the_new_kinds_are_error_kinds() -> None:
 # ---------------------------------------------------------------- damage in the middle of a file
 
 
-def damaged(name: str, video_codec: str, packets: tuple[int, ...], seconds: float = 1.0, **changes: object) -> Build:
+def damaged(name: str, video_codec: str, packets: tuple[int, ...], seconds: float = 1.0, **changes: Any) -> Build:
     """A tiny clip whose video packets number ``packets`` (demux order) are noise after their first 8 bytes,
     as a bad sector or a broken upload leaves them; the container around them is intact."""
 
@@ -434,7 +441,7 @@ def damaged(name: str, video_codec: str, packets: tuple[int, ...], seconds: floa
     return build
 
 
-def scorer_with(syncnet_weights: Path, **changes: object):  # type: ignore[no-untyped-def]
+def scorer_with(syncnet_weights: Path, **changes: object) -> Scorer:
     """A cropped, clean, CPU :class:`Scorer` with ``changes`` to its settings."""
     from pytest_lipsync import Settings
     from pytest_lipsync.scoring.scorer import Scorer
@@ -581,7 +588,9 @@ def test_a_video_past_its_timeout_fails_with_timeout_and_stops_decoding(syncnet_
     assert not any(thread.name == "lipsync-prefetch" for thread in threading.enumerate())
 
 
-def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(syncnet_weights: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(
+    syncnet_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Crops pushed in a batch larger than ``batch_size`` are embedded in several forward passes: past the
     deadline the next one never starts, so the limit is overshot by one forward pass at most."""
     import torch
@@ -595,7 +604,7 @@ def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(syncnet_
 
     forwards: list[int] = []
     monkeypatch.setattr(SyncScorer, "embed_windows", lambda self, pending, first, count, *rest: forwards.append(count))
-    net = load_syncnet(locate_weights(SYNCNET, syncnet_weights), torch.device("cpu"))  # type: ignore[arg-type]
+    net = load_syncnet(locate_weights(SYNCNET, syncnet_weights), torch.device("cpu"))  # type: ignore[arg-type]  # the stand-in file exists: it resolves
     expired = Deadline(Path("clip.mp4"), limit=1.0, started=time.monotonic() - 10)
     embedder = SyncScorer(net, torch.device("cpu"), batch_size=4).embedder(
         np.zeros(640 * 40, np.int16), Timings(deadline=expired)
@@ -605,7 +614,9 @@ def test_the_deadline_is_checked_between_any_two_syncnet_forward_passes(syncnet_
     assert forwards == [4]
 
 
-def test_every_open_of_one_scored_video_shares_one_clock(make_clip, scorers, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_open_of_one_scored_video_shares_one_clock(
+    make_clip: MakeClip, scorers: Scorers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``timeout`` is per video: LSE and the ground-truth comparison (both files) run against the clock started
     when scoring began, so ``--workers`` killing at twice the limit never kills a healthy video."""
     from pytest_lipsync.errors import ScoringTimeoutError
@@ -615,7 +626,7 @@ def test_every_open_of_one_scored_video_shares_one_clock(make_clip, scorers, tmp
     clocks: list[float | None] = []
     real = decode.open_video
 
-    def recording(path, limits=VideoLimits()):  # type: ignore[no-untyped-def]
+    def recording(path: str | Path, limits: VideoLimits = VideoLimits()) -> VideoSource:
         clocks.append(limits.started)
         return real(path, limits)
 
@@ -685,7 +696,7 @@ def test_timeout_and_max_corrupt_fraction_are_validated(key: str, value: object)
     from pytest_lipsync.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"setting '{key}' is"):
-        Settings(**{key: value})  # type: ignore[arg-type]
+        Settings(**{key: value})  # type: ignore[arg-type]  # deliberately the wrong type: the check under test
 
 
 def test_timeout_and_max_corrupt_fraction_are_keys_of_every_source(tmp_path: Path) -> None:
@@ -707,7 +718,7 @@ class _Hanging:
 
     run = RunRecord("0", {}, (), "cpu")
 
-    def score(self, path: str | Path, reference: object = None) -> VideoScore:
+    def score(self, path: str | Path, reference: object = None, progress: object = None) -> VideoScore:
         if Path(path).name.startswith("hang"):
             while True:
                 time.sleep(60)
@@ -730,7 +741,7 @@ def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tm
         jobs, Settings(device="cpu", timeout=0.5), 2, Progress(len(jobs), quiet=True), hanging_scorer
     )
     assert [result.error.kind if result.error else "ok" for result in results] == ["ok", "timeout", "ok", "ok"]
-    message = results[1].error.message  # type: ignore[union-attr]
+    message = results[1].error.message  # type: ignore[union-attr]  # the timeout, asserted above
     assert message.startswith(f"{tmp_path / 'hang.mp4'}: scoring was stopped after ")
     assert "over the time limit of 0.5 s; the worker process scoring it did not respond and was killed" in message
 
@@ -749,8 +760,8 @@ def test_malformed_pyproject_names_the_file_and_the_line_in_pytest(pytester: pyt
 
 
 def test_malformed_pyproject_names_the_file_and_the_line_in_the_cli(
-    make_clip, tmp_path: Path, monkeypatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    make_clip: MakeClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pytest_lipsync.cli.app import main
 
     (tmp_path / "pyproject.toml").write_text(BAD_TOML)
@@ -797,8 +808,8 @@ def test_a_damaged_baseline_is_refused_saying_what_is_wrong(text: str, problem: 
 
 @pytest.mark.slow
 def test_lipsync_score_workers_score_every_good_file_beside_bad_ones(
-    syncnet_weights: Path, tmp_path: Path, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    syncnet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Under ``--workers 2``, each bad file fails with its own kind and every good one scores (in one process,
     ``test_workers`` shows the same results, and the corpus above each kind)."""
     import json

@@ -4,7 +4,9 @@ retried once, a hung one killed; set-up failures stop the command. On a local Ra
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from pytest_lipsync.scale.workers import Job, Progress
 from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 from tests import ray_standins
+from tests.conftest import ScoreCommand
 from tests.test_scale_stream import KEYS, _lines, _without_timings, project, score  # noqa: F401 (fixtures)
 
 ray = pytest.importorskip("ray", reason="the Ray executor's tests need Ray: pip install 'pytest-lipsync[ray]'")
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def local_ray():  # type: ignore[no-untyped-def]
+def local_ray() -> Iterator[ModuleType]:
     """A two-CPU Ray instance for this module; its workers import ``tests.ray_standins`` from this checkout."""
     ray.init(
         num_cpus=2,
@@ -71,7 +74,9 @@ def _attempts(folder: Path, name: str) -> int:
     return len((folder / f"{name}.attempts").read_text().split())
 
 
-def test_a_ray_run_gives_the_local_runs_json_and_jsonl(local_ray, project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_ray_run_gives_the_local_runs_json_and_jsonl(
+    local_ray: ModuleType, project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     (project / "out" / "broken.mp4").write_bytes((project / "out" / "clip31.mp4").read_bytes()[:1500])
     assert score("out", "--json", "local.json", "-q") == 1
     assert (
@@ -87,7 +92,7 @@ def test_a_ray_run_gives_the_local_runs_json_and_jsonl(local_ray, project: Path,
     assert {"(worker 1)", "(worker 2)"} <= {line[-10:] for line in progress}  # two actors of one core each
 
 
-def test_every_video_is_streamed_once_with_its_hash(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_video_is_streamed_once_with_its_hash(local_ray: ModuleType, tmp_path: Path) -> None:
     from pytest_lipsync.scale.stream import file_sha256
 
     jobs = _jobs(tmp_path, [f"v{n}.mp4" for n in range(6)])
@@ -97,7 +102,7 @@ def test_every_video_is_streamed_once_with_its_hash(local_ray, tmp_path: Path) -
     assert all(sha == file_sha256(tmp_path / Path(key).name) for key, _, sha in sink.results)
 
 
-def test_a_dying_actor_is_replaced_and_its_video_retried_once(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_dying_actor_is_replaced_and_its_video_retried_once(local_ray: ModuleType, tmp_path: Path) -> None:
     jobs = _jobs(tmp_path, ["a.mp4", "crash.mp4", "flaky.mp4", "b.mp4", "c.mp4"])
     results = {key: result for key, result, _ in _score(jobs, ray_standins.standin).results}
     crashed = results["out/crash.mp4"].error
@@ -107,7 +112,7 @@ def test_a_dying_actor_is_replaced_and_its_video_retried_once(local_ray, tmp_pat
     assert all(results[f"out/{name}"].ok for name in ("a.mp4", "b.mp4", "c.mp4"))
 
 
-def test_a_hung_video_is_killed_at_twice_its_limit_and_the_run_goes_on(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hung_video_is_killed_at_twice_its_limit_and_the_run_goes_on(local_ray: ModuleType, tmp_path: Path) -> None:
     jobs = _jobs(tmp_path, ["hang.mp4", "a.mp4", "b.mp4"])
     results = {
         key: result
@@ -119,7 +124,7 @@ def test_a_hung_video_is_killed_at_twice_its_limit_and_the_run_goes_on(local_ray
     assert results["out/a.mp4"].ok and results["out/b.mp4"].ok
 
 
-def test_an_exception_in_scoring_costs_its_video_only(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_exception_in_scoring_costs_its_video_only(local_ray: ModuleType, tmp_path: Path) -> None:
     jobs = _jobs(tmp_path, ["raise.mp4", "a.mp4"])
     results = {key: result for key, result, _ in _score(jobs, ray_standins.standin).results}
     raised = results["out/raise.mp4"].error
@@ -131,7 +136,7 @@ def test_an_exception_in_scoring_costs_its_video_only(local_ray, tmp_path: Path)
     assert _attempts(tmp_path, "raise.mp4") == 1 and results["out/a.mp4"].ok
 
 
-def test_actors_that_cannot_load_the_models_stop_the_command(local_ray, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_actors_that_cannot_load_the_models_stop_the_command(local_ray: ModuleType, tmp_path: Path) -> None:
     jobs = _jobs(tmp_path, ["a.mp4", "b.mp4"])
     with pytest.raises(LipsyncError, match="syncnet_v2.model: has the wrong size. Fetch it again"):
         _score(jobs, ray_standins.unloadable)

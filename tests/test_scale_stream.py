@@ -18,6 +18,7 @@ from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 from pytest_lipsync.scale.sharding import slurm_shard
 from pytest_lipsync.scale.stream import Header, Line, ResumePlan, file_sha256, read_jsonl
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip, ScoreCommand
 
 RUN = RunRecord(
     "0.1.0", {"protocol": "cropped", "fidelity": "clean"}, (WeightsRecord("syncnet", "w", "a" * 64, True),), "cpu"
@@ -25,7 +26,7 @@ RUN = RunRecord(
 
 
 @pytest.fixture
-def project(make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+def project(make_clip: MakeClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project folder (the working directory) with ``out/`` holding three short clips."""
     for name in [name for name in __import__("os").environ if name.startswith(("LIPSYNC_", "GITHUB_", "SLURM_"))]:
         monkeypatch.delenv(name)
@@ -39,7 +40,7 @@ def project(make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def score(syncnet_weights: Path):  # type: ignore[no-untyped-def]
+def score(syncnet_weights: Path) -> ScoreCommand:
     """``lipsync score`` with stand-in weights, the cropped protocol and clean fidelity (fast, offline)."""
     common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
 
@@ -61,7 +62,9 @@ KEYS = ["out/clip31.mp4", "out/clip32.mp4", "out/clip33.mp4"]
 
 
 @pytest.mark.slow
-def test_jsonl_holds_a_header_and_one_line_per_video_and_gates_like_the_json(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_jsonl_holds_a_header_and_one_line_per_video_and_gates_like_the_json(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--json", "plain.json", "-q") == 0
     assert score("out", "--jsonl", "run.jsonl", "--json", "streamed.json", "-q") == 0
     assert "3 videos in run.jsonl (3 scored now, 0 kept from before): 3 ok, 0 failed" in capsys.readouterr().out
@@ -85,7 +88,9 @@ def test_jsonl_holds_a_header_and_one_line_per_video_and_gates_like_the_json(pro
 
 
 @pytest.mark.slow
-def test_resume_scores_only_new_or_changed_videos(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_resume_scores_only_new_or_changed_videos(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--jsonl", "run.jsonl") == 0
     capsys.readouterr()
     assert score("out", "--jsonl", "run.jsonl", "--resume") == 0
@@ -106,7 +111,9 @@ def test_resume_scores_only_new_or_changed_videos(project: Path, score, capsys) 
 
 
 @pytest.mark.slow
-def test_a_torn_last_line_is_ignored_with_a_warning_and_its_video_scored_again(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_torn_last_line_is_ignored_with_a_warning_and_its_video_scored_again(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--jsonl", "run.jsonl", "-q") == 0
     text = (project / "run.jsonl").read_text()
     lines = text.splitlines(keepends=True)
@@ -124,7 +131,9 @@ def test_a_torn_last_line_is_ignored_with_a_warning_and_its_video_scored_again(p
     assert main(["gate", "run.jsonl"]) == 0
 
 
-def test_a_broken_line_before_the_last_is_refused(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_line_before_the_last_is_refused(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--jsonl", "run.jsonl", "-q") == 0
     lines = (project / "run.jsonl").read_text().splitlines(keepends=True)
     lines[1] = lines[1][:20] + "\n"
@@ -136,7 +145,9 @@ def test_a_broken_line_before_the_last_is_refused(project: Path, score, capsys) 
     assert "cannot be resumed, it is not a results file" in capsys.readouterr().err
 
 
-def test_an_existing_file_needs_resume_and_resume_needs_the_same_run(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_an_existing_file_needs_resume_and_resume_needs_the_same_run(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--jsonl", "run.jsonl", "-q") == 0
     before = (project / "run.jsonl").read_text()
     capsys.readouterr()
@@ -156,7 +167,9 @@ def test_an_existing_file_needs_resume_and_resume_needs_the_same_run(project: Pa
 
 
 @pytest.mark.slow
-def test_machine_failures_are_retried_on_resume(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_machine_failures_are_retried_on_resume(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--jsonl", "run.jsonl", "-q") == 0
     header, *videos = _lines(project / "run.jsonl")
     crashed = {**videos[0], "metrics": {}, "tracks": [], "error": {"kind": "worker_crashed", "message": "died"}}
@@ -168,7 +181,9 @@ def test_machine_failures_are_retried_on_resume(project: Path, score, capsys) ->
 
 
 @pytest.mark.slow
-def test_shards_stream_to_files_that_merge_into_the_whole_run(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_shards_stream_to_files_that_merge_into_the_whole_run(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert score("out", "--json", "whole.json", "-q") == 0
     assert score("out", "--shard", "1/2", "--jsonl", "s1.jsonl", "-q") == 0
     assert main(["gate", "s1.jsonl"]) == 2  # one shard is not a whole run
@@ -181,7 +196,9 @@ def test_shards_stream_to_files_that_merge_into_the_whole_run(project: Path, sco
     assert {read_jsonl(project / f"s{n}.jsonl").header.shard for n in (1, 2)} == {"1/2", "2/2"}
 
 
-def test_a_manifest_lists_the_videos_relative_to_itself(project: Path, score, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_manifest_lists_the_videos_relative_to_itself(
+    project: Path, score: ScoreCommand, capsys: pytest.CaptureFixture[str]
+) -> None:
     (project / "lists").mkdir()
     (project / "lists" / "keep.txt").write_text("# kept clips\n../out/clip31.mp4\n\n../out/clip33.mp4\n")
     (project / "lists" / "keep.csv").write_text("path,lse_c\n../out/clip32.mp4,7.5\n")
@@ -257,8 +274,8 @@ def test_slurm_shard_refuses_what_does_not_number_shards() -> None:
 
 
 def test_without_ray_the_ray_executor_is_a_usage_error_saying_how_to_get_it(
-    project: Path, score, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    project: Path, score: ScoreCommand, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     assert score("out", "--executor", "ray", "-q") == 2
     err = capsys.readouterr().err

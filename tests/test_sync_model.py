@@ -14,11 +14,11 @@ from pytest_lipsync.models.registry import SYNCNET
 from pytest_lipsync.models.resolve import locate_weights
 from pytest_lipsync.sync.model import SyncNet
 from pytest_lipsync.sync.model import load_syncnet as _load
-from tests.conftest import DATA
+from tests.conftest import DATA, MakeClip
 
 
 def load_syncnet(path: Path, device: torch.device) -> SyncNet:
-    return _load(locate_weights(SYNCNET, path), device)  # type: ignore[arg-type]
+    return _load(locate_weights(SYNCNET, path), device)  # type: ignore[arg-type]  # the stand-in file exists: it resolves
 
 
 def released_keys() -> dict[str, tuple[int, ...]]:
@@ -95,8 +95,8 @@ def test_non_finite_weights_are_refused_naming_the_file_and_the_first_key(
     assert caught.value.facts == {"key": "netfclip.3.bias", "non_finite": 1}
 
 
-def test_lipsync_score_with_nan_weights_is_a_usage_error(  # type: ignore[no-untyped-def]
-    state: dict[str, torch.Tensor], make_clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_lipsync_score_with_nan_weights_is_a_usage_error(
+    state: dict[str, torch.Tensor], make_clip: MakeClip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from pytest_lipsync.cli.app import main
     from pytest_lipsync.synthetic.clips import ClipSpec
@@ -116,7 +116,7 @@ class _Exploit:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[object, ...]:
         return (Path.touch, (self.marker,))
 
 
@@ -168,10 +168,10 @@ def test_channels_last_lip_tower_gives_the_ncdhw_embeddings(syncnet_weights: Pat
     """The lip tower runs channels-last (faster on the CPU); its convolutions round differently from NCDHW ones,
     by about 1e-6 relative, far below what moves a distance's third decimal."""
     net = load_syncnet(syncnet_weights, torch.device("cpu"))
-    assert net.netcnnlip[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert net.netcnnlip[0].weight.is_contiguous(memory_format=torch.channels_last_3d)  # type: ignore[operator]  # nn.Module.__getattr__ is typed Tensor | Module; this is a conv's weight
     plain = SyncNet().eval()
     plain.load_state_dict({key: value.contiguous() for key, value in net.state_dict().items()})
-    assert plain.netcnnlip[0].weight.is_contiguous()
+    assert plain.netcnnlip[0].weight.is_contiguous()  # type: ignore[operator]  # nn.Module.__getattr__ is typed Tensor | Module; this is a conv's weight
     frames = torch.rand(7, 224, 224, 3, generator=torch.Generator().manual_seed(1)) * 255
     with torch.inference_mode():
         fast = net.forward_lip_sequence(frames.permute(3, 0, 1, 2))  # the scorer's layout: a view of NHWC crops

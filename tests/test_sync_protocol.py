@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,9 +19,12 @@ import torch
 
 from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.media.reencode import JPEG_PIX_FMT, jpeg_round_trip
+from pytest_lipsync.settings import Fidelity
 from pytest_lipsync.sync.distances import offset_distances
 from pytest_lipsync.sync.lse import SyncScorer, Timings
+from pytest_lipsync.sync.model import SyncNet
 from pytest_lipsync.synthetic.clips import ClipSpec, speech
+from tests.conftest import MakeClip, Scorers
 
 CLIPS = {
     "h264_aac.mp4": ClipSpec(seconds=1.6, seed=1),
@@ -29,7 +33,7 @@ CLIPS = {
 }
 
 
-def literal_lse(net: torch.nn.Module, frames: list[np.ndarray], audio: np.ndarray) -> dict[str, object]:
+def literal_lse(net: SyncNet, frames: list[np.ndarray], audio: np.ndarray) -> dict[str, Any]:
     """PROTOCOL 6, step by step, with per-window loops."""
     mfcc = python_speech_features.mfcc(audio, 16000)  # (columns, 13)
     cc = torch.from_numpy(mfcc.T[None, None].astype(float)).float()  # (1, 1, 13, columns)
@@ -77,7 +81,9 @@ def literal_inputs(path: Path, fidelity: str) -> tuple[list[np.ndarray], np.ndar
 @pytest.mark.slow
 @pytest.mark.parametrize("fidelity", ["clean", "reference"])
 @pytest.mark.parametrize("name", sorted(CLIPS))
-def test_production_path_equals_literal_protocol(name: str, fidelity: str, make_clip, scorers) -> None:  # type: ignore[no-untyped-def]
+def test_production_path_equals_literal_protocol(
+    name: str, fidelity: Fidelity, make_clip: MakeClip, scorers: Scorers
+) -> None:
     path = make_clip(name, CLIPS[name])
     scorer = scorers(fidelity)
     result = scorer.score(path)
@@ -100,14 +106,16 @@ def test_production_path_equals_literal_protocol(name: str, fidelity: str, make_
 
 
 @pytest.fixture(scope="module")
-def track_inputs(make_clip) -> tuple[list[np.ndarray], np.ndarray]:  # type: ignore[no-untyped-def]
+def track_inputs(make_clip: MakeClip) -> tuple[list[np.ndarray], np.ndarray]:
     """40 frames of picture and 2.4 s of matching sound: the audio outlasts the video."""
     frames, _ = literal_inputs(make_clip("shift.mkv", ClipSpec(seconds=1.6, seed=7)), "clean")
     return frames, speech(2.4, 16000, 1, seed=7)[0]
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_delaying_audio_by_k_frames_shifts_the_curve_by_k(k: int, track_inputs, scorers) -> None:  # type: ignore[no-untyped-def]
+def test_delaying_audio_by_k_frames_shifts_the_curve_by_k(
+    k: int, track_inputs: tuple[list[np.ndarray], np.ndarray], scorers: Scorers
+) -> None:
     frames, audio = track_inputs
     delayed = np.concatenate([np.zeros(640 * k, np.int16), audio])
     sync: SyncScorer = scorers("clean")._sync

@@ -126,10 +126,10 @@ def test_an_unreadable_folder_is_a_usage_error_not_a_silent_gap(
     touch(tmp_path, "out/locked/a.mp4")
     scandir = os.scandir
 
-    def refuse(path: object) -> object:
+    def refuse(path: str | os.PathLike[str]) -> object:
         if Path(str(path)).name == "locked":
             raise PermissionError(13, "Permission denied")
-        return scandir(path)  # type: ignore[arg-type]
+        return scandir(path)
 
     monkeypatch.setattr(os, "scandir", refuse)
     with pytest.raises(ConfigError, match=f"{tmp_path / 'out' / 'locked'}: cannot be listed: Permission denied"):

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_lipsync.cli.app import main
 from pytest_lipsync.errors import LipsyncError, WeightsError
+from pytest_lipsync.progress import ProgressHook
 from pytest_lipsync.quality.pairing import ReferenceMatch
 from pytest_lipsync.results import RunRecord, VideoScore
 from pytest_lipsync.scale.workers import Job, Progress, score_jobs
 from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip
 
 
 class _Crashing:
@@ -23,7 +26,9 @@ class _Crashing:
 
     run = RunRecord("0", {}, (), "cpu")
 
-    def score(self, path: str | Path, reference: ReferenceMatch | None = None) -> VideoScore:
+    def score(
+        self, path: str | Path, reference: ReferenceMatch | None = None, progress: ProgressHook | None = None
+    ) -> VideoScore:
         if Path(path).name.startswith("crash"):
             os._exit(3)
         return VideoScore(str(path), {"lse_d": float(len(str(path)))})
@@ -37,14 +42,14 @@ def unloadable_scorer(settings: Settings) -> _Crashing:
     raise WeightsError("has the wrong size", path="syncnet_v2.model", hint="Fetch it again")
 
 
-def _without_timings(document: dict) -> dict:  # type: ignore[type-arg]
+def _without_timings(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "videos": [{**video, "timings": {}} for video in document["videos"]]}
 
 
 @pytest.mark.slow
 def test_two_workers_give_the_single_process_results_in_order(
-    make_clip, syncnet_weights: Path, tmp_path: Path, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    make_clip: MakeClip, syncnet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "out"
     folder.mkdir()
     for seed in (21, 22, 23):
