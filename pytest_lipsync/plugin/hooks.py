@@ -23,7 +23,8 @@ from pytest_lipsync.errors import LipsyncError
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import Layer
     from pytest_lipsync.progress import ProgressDisplay
-    from pytest_lipsync.session.run import GateSession, LipsyncVideo, Outputs
+    from pytest_lipsync.reports.outcome import Outputs
+    from pytest_lipsync.session.run import GateSession, LipsyncVideo
 
 GATE = pytest.StashKey["GateSession"]()
 ACTIVE = pytest.StashKey[bool]()
@@ -239,7 +240,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     from pytest_lipsync.reports.summary import summary_lines
 
-    lines = summary_lines(config.stash[GATE], config.stash.get(OUTPUTS, None))
+    lines = summary_lines(config.stash[GATE].summary(config.stash.get(OUTPUTS, None)))
     if lines:
         terminalreporter.write_sep("=", "lipsync")
         for line in lines:
@@ -251,7 +252,7 @@ def _finish(gate: GateSession) -> Outputs:
     from pytest_lipsync.reports.github import publish_step_summary
 
     outputs = gate.finish()
-    publish_step_summary(gate, outputs.html)
+    publish_step_summary(gate.summary(outputs))
     return outputs
 
 

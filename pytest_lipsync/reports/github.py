@@ -17,16 +17,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.gate.rules import Verdict
 from pytest_lipsync.metrics import LABELS
+from pytest_lipsync.reports.outcome import RunSummary
 from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import VideoScore
-
-if TYPE_CHECKING:
-    from pytest_lipsync.session.run import GateSession
 
 SUMMARY_LIMIT = 256 * 1024
 MAX_ANNOTATIONS = 10
@@ -78,16 +75,16 @@ def append_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> P
     return Path(target)
 
 
-def publish_step_summary(gate: GateSession, html: Path | None = None) -> Path | None:
+def publish_step_summary(summary: RunSummary, environ: Mapping[str, str] = os.environ) -> Path | None:
     """Under GitHub Actions, append the run's table to the job summary, and where to find the HTML report
-    when one was written (``html``)."""
-    if not in_github_actions() or not gate.scores:
+    when the run wrote one."""
+    if not in_github_actions(environ) or not summary.scores:
         return None
-    notice = None if gate.run is None else run_notice(gate.run)
-    scores = [gate.scores[k] for k in sorted(gate.scores)]
-    text = markdown_summary(scores, gate.verdicts, gate.means(), notice=notice)
-    link = None if html is None else artifact_line(os.environ)
-    return append_step_summary(text if link is None else f"{text}\n{link}\n")
+    notice = None if summary.run is None else run_notice(summary.run)
+    text = markdown_summary(summary.scores, summary.verdicts, summary.means(), notice=notice)
+    wrote_html = summary.outputs is not None and summary.outputs.html is not None
+    link = artifact_line(environ) if wrote_html else None
+    return append_step_summary(text if link is None else f"{text}\n{link}\n", environ)
 
 
 def artifact_line(environ: Mapping[str, str]) -> str | None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pytest_lipsync.display import plural
 from pytest_lipsync.metrics import LABELS
+from pytest_lipsync.reports.outcome import RunSummary
 from pytest_lipsync.reports.table import format_table, run_notice, video_verdicts
 from pytest_lipsync.results import Tally
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
-    from pytest_lipsync.session.run import GateSession, Outputs
 
 
 def header_line(config: LipsyncConfig, *, cache_available: bool) -> str:
@@ -55,21 +56,20 @@ def format_tally(tally: Tally) -> str:
     return f"{tally.scored} scored, {tally.replayed} replayed from the cache{note}"
 
 
-def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
+def summary_lines(summary: RunSummary, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The terminal section: the table, means, cache use, files written, and GitHub annotations there."""
     from pytest_lipsync.reports.github import error_annotations, in_github_actions
 
-    if not gate.scores:
+    if not summary.scores:
         return []
-    scores = [gate.scores[key] for key in sorted(gate.scores)]
-    scored = sum(1 for score in scores if score.ok)
+    scores, verdicts, outputs = summary.scores, summary.verdicts, summary.outputs
     lines = [
-        format_table(scores, video_verdicts(scores, gate.verdicts) if gate.verdicts else None),
+        format_table(scores, video_verdicts(scores, verdicts) if verdicts else None),
         "",
-        format_means(gate.means(), scored),
-        format_tally(gate.tally),
+        format_means(summary.means(), summary.scored),
+        format_tally(summary.tally),
     ]
-    notice = None if gate.run is None else run_notice(gate.run)
+    notice = None if summary.run is None else run_notice(summary.run)
     if notice is not None:
         lines.append(notice)
     if outputs is not None and outputs.json is not None:
@@ -78,6 +78,6 @@ def summary_lines(gate: GateSession, outputs: Outputs | None) -> list[str]:
         lines.append(f"lipsync: HTML report written to {outputs.html}")
     if outputs is not None and outputs.baseline is not None and outputs.baseline_path is not None:
         lines.append(outputs.baseline.describe(outputs.baseline_path))
-    if in_github_actions():
-        lines += error_annotations(gate.verdicts)
+    if in_github_actions(environ):
+        lines += error_annotations(verdicts)
     return lines

@@ -21,8 +21,9 @@ from pytest_lipsync.config.resolution import Layer, environment_warnings, standa
 from pytest_lipsync.display import plural
 from pytest_lipsync.gate.rules import format_verdict
 from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
+from pytest_lipsync.reports.outcome import Outputs
 from pytest_lipsync.results import Report, RunRecord, Tally, VideoScore
-from pytest_lipsync.session.run import GateSession, Outputs
+from pytest_lipsync.session.run import GateSession
 from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 
@@ -82,13 +83,14 @@ def gate_report(
             gate.verdict(entry, QUALITY_METRICS)
     failed = [gate.verdicts[key] for key in sorted(gate.verdicts) if gate.verdicts[key].outcome == "failed"]
     outputs = gate.finish()
-    publish_step_summary(gate, outputs.html)
+    summary = gate.summary(outputs)
+    publish_step_summary(summary)
     details = [line for verdict in failed for line in (*format_verdict(verdict).splitlines(), "")]
     judged = plural(len(gate.verdicts), "verdict")
     verdict = f"lipsync gate: {'failed' if failed else 'passed'}: {len(failed)} of {judged} failed"
     unmatched = gate.unmatched_overrides()  # a report that reaches here holds every video of its run
     warnings = (*environment_warnings(environ), *unmatched)
-    return GateResult(not failed, (*details, *summary_lines(gate, outputs), verdict), outputs, warnings)
+    return GateResult(not failed, (*details, *summary_lines(summary), verdict), outputs, warnings)
 
 
 def _entry(video: VideoScore) -> VideoEntry:

@@ -11,7 +11,6 @@ killer) loses only the video it was scoring, which the controller then records a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,7 +20,6 @@ from pytest_lipsync.config.resolution import Layer, LipsyncConfig, resolve
 from pytest_lipsync.errors import ConfigError, WorkerCrashedError
 from pytest_lipsync.gate.baseline import (
     Baseline,
-    BaselineChange,
     baseline_metrics,
     check_compatible,
     load_baseline,
@@ -31,6 +29,7 @@ from pytest_lipsync.gate.baseline import (
 from pytest_lipsync.gate.rules import NO_BASELINE, BaselineValues, Check, GateRules, Verdict, judge, unmatched_overrides
 from pytest_lipsync.metrics import QUALITY_METRICS
 from pytest_lipsync.progress import ProgressDisplay
+from pytest_lipsync.reports.outcome import Outputs, RunSummary
 from pytest_lipsync.results import Report, RunRecord, ScoreError, Tally, VideoScore, write_json_atomic
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService
 from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
@@ -58,16 +57,6 @@ class LipsyncVideo:
 
     def __fspath__(self) -> str:
         return str(self.entry.path)
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """What the end of a run wrote, for the terminal summary."""
-
-    json: Path | None = None
-    baseline: BaselineChange | None = None
-    baseline_path: Path | None = None
-    html: Path | None = None
 
 
 class GateSession:
@@ -344,14 +333,10 @@ class GateSession:
         folder may not even exist)."""
         return self.collected if self._collected is not None else tuple(sorted(self.scores))
 
-    def means(self) -> dict[str, float]:
-        """Dataset means of every metric over the scored videos (a failed video's partial numbers stay out)."""
-        values: dict[str, list[float]] = {}
-        for score in (score for score in self.scores.values() if score.ok):
-            for metric, value in score.metrics.items():
-                if math.isfinite(value):
-                    values.setdefault(metric, []).append(value)
-        return {metric: sum(v) / len(v) for metric, v in values.items()}
+    def summary(self, outputs: Outputs | None = None) -> RunSummary:
+        """What the reports show of this run so far (``outputs``: what :meth:`finish` wrote)."""
+        scores = tuple(self.scores[key] for key in sorted(self.scores))
+        return RunSummary(scores, dict(self.verdicts), self.tally, self.run, outputs)
 
 
 def _write_html(report: Report, directory: Path, baseline: Baseline | None, rules: GateRules) -> Path:
