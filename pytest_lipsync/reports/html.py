@@ -82,6 +82,11 @@ document.querySelectorAll('#summary th').forEach(function (th, column) {
     }).forEach(function (row) { body.appendChild(row); });
   });
 });
+// An annotated video is a file beside the page: say so where it cannot be played (missing, or no decoder).
+document.querySelectorAll('video').forEach(function (video) {
+  function unplayable() { video.parentNode.querySelector('.unplayable').hidden = false; }
+  if (video.error) { unplayable(); } else { video.addEventListener('error', unplayable); }
+});
 """
 
 
