@@ -27,6 +27,7 @@ import pytest
 from pytest_lipsync.cli.app import main
 from pytest_lipsync.reports.html import INDEX, annotated_path
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip
 from tests.test_faces_pipeline import MARKER, SHORT
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def open_page(browser: BrowserContext) -> Iterator[Open]:
 
 
 @pytest.fixture(scope="module")
-def report(make_clip: Any, syncnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report(make_clip: MakeClip, syncnet_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project of three clips scored, one annotated into the report's ``videos/``, and the report written."""
     project = tmp_path_factory.mktemp("browser-project")
     (project / "pyproject.toml").write_text("[tool.lipsync]\n", encoding="utf-8")
