@@ -1,8 +1,12 @@
 """The HTML report: a page that parses, names every video, loads nothing from the network, puts failures
-first, escapes what it shows, and has plots when matplotlib is installed (and says how to get them when not)."""
+first, escapes what it shows, and has plots inlined when matplotlib is installed (and says how to get them
+when not): one file, written atomically. ``test_reports_browser.py`` opens it in a real browser."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 import os
 import shutil
@@ -11,13 +15,14 @@ import sys
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 
 from pytest_lipsync.cli.app import main
 from pytest_lipsync.reports.github import artifact_line
-from pytest_lipsync.reports.html import MANIFEST, annotated_path, write_report
+from pytest_lipsync.reports.html import INDEX, annotated_path, write_report
 from pytest_lipsync.reports.plots import INSTALL_HINT, load_pyplot
 from pytest_lipsync.results import (
     BoxStats,
@@ -34,6 +39,7 @@ from tests.test_plugin import clips, project, run, shared_cache  # noqa: F401 --
 pytest_plugins = ["pytester"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_DATA = "data:image/png;base64,"
 ODD_NAME = "clips/a<b>&c.mp4"
 GITHUB_RUN = {
     "GITHUB_ACTIONS": "true",
@@ -45,20 +51,27 @@ ARTIFACTS = "https://github.com/me/gen/actions/runs/7#artifacts"
 
 
 class Page(HTMLParser):
-    """Every start tag with its attributes, the summary table's rows (first cell text) and all text."""
+    """Every start tag with its attributes, the summary table's rows (first cell text), all text, and each
+    figure's image by the figure's id: its caption (alt text) and the src."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.text: list[str] = []
         self.rows: list[list[str]] = []
+        self.figures: dict[str, tuple[str, str]] = {}
         self._in_summary = False
+        self._figure: str | None = None
         self.feed(text)
         self.close()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
-        if tag == "table":
+        if tag == "figure":
+            self._figure = dict(attrs).get("id")
+        elif tag == "img" and self._figure is not None:
+            self.figures[self._figure] = (str(dict(attrs).get("alt")), str(dict(attrs).get("src")))
+        elif tag == "table":
             self._in_summary = dict(attrs).get("id") == "summary"
         elif tag == "tr" and self._in_summary:
             self.rows.append([])
@@ -66,11 +79,33 @@ class Page(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "table":
             self._in_summary = False
+        elif tag == "figure":
+            self._figure = None
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
         if self._in_summary and self.rows and data.strip():
             self.rows[-1].append(data.strip())
+
+
+def _png(src: str) -> bytes:
+    """The PNG file a ``data:`` URI holds: strict base64, PNG signature."""
+    assert src.startswith(PNG_DATA), src[:60]
+    try:
+        data = base64.b64decode(src[len(PNG_DATA) :], validate=True)
+    except binascii.Error as error:
+        raise AssertionError(f"not base64: {error}") from None
+    assert data.startswith(PNG_SIGNATURE)
+    return data
+
+
+def _image_size(png: bytes) -> tuple[int, int]:
+    """Decoded whole (PIL's ``load``), so that a truncated file fails here."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        return image.size
 
 
 def _track(start: int, shift: int) -> TrackScore:
@@ -107,7 +142,8 @@ def test_page_parses_names_every_video_and_loads_nothing_from_the_network(tmp_pa
     assert "no_audio: has no audio <stream> & cannot be scored" in text
     assert "ab" * 32 in text and "pipeline" in text
     resources = [value for _, attrs in page.tags for name, value in attrs.items() if name in ("src", "href")]
-    assert resources and not [value for value in resources if "//" in (value or "")]
+    remote = [value for value in map(urlsplit, map(str, resources)) if value.scheme not in ("", "data") or value.netloc]
+    assert resources and remote == []
     assert [tag for tag, attrs in page.tags if tag in ("script", "link") and ("src" in attrs or "href" in attrs)] == []
 
 
@@ -120,15 +156,54 @@ def test_failing_rows_come_first_and_values_are_escaped(tmp_path: Path) -> None:
     assert "a<b>" not in source and "a&lt;b&gt;&amp;c.mp4" in source
 
 
-def test_plots_are_png_files_beside_the_page(tmp_path: Path) -> None:
+def test_plots_are_decodable_png_data_uris_and_the_page_is_the_only_file(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     page = Page(write_report(_report(), tmp_path).read_text(encoding="utf-8"))
-    images = [attrs["src"] for tag, attrs in page.tags if tag == "img"]
     # The ok video: confidence, one distance curve per track, quality. The failed one has no data to plot.
-    assert len(images) == 4
-    for image in images:
-        data = (tmp_path / str(image)).read_bytes()
-        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+    assert sorted(page.figures) == [
+        "video-002-confidence",
+        "video-002-distance-1",
+        "video-002-distance-2",
+        "video-002-quality",
+    ]
+    sizes = {name: _image_size(_png(src)) for name, (_, src) in page.figures.items()}
+    # figsize x dpi 100, as plots.py draws them
+    assert sizes == {
+        "video-002-confidence": (1000, 300),
+        "video-002-distance-1": (600, 300),
+        "video-002-distance-2": (600, 300),
+        "video-002-quality": (800, 440),
+    }
+    resources = [value or "" for _, attrs in page.tags for name, value in attrs.items() if name in ("src", "href")]
+    assert [value for value in resources if not value.startswith(("#", PNG_DATA))] == []
+    assert [path.name for path in tmp_path.iterdir()] == [INDEX]
+
+
+def test_the_page_alone_still_shows_every_plot(tmp_path: Path) -> None:
+    """Moved (mailed, downloaded) without its folder: the same images, nothing it refers to is missing."""
+    pytest.importorskip("matplotlib")
+    written = write_report(_report(), tmp_path / "report").read_text(encoding="utf-8")
+    moved = tmp_path / "elsewhere" / "page.html"
+    moved.parent.mkdir()
+    shutil.move(tmp_path / "report" / INDEX, moved)
+    assert Page(moved.read_text(encoding="utf-8")).figures == Page(written).figures
+    assert len(Page(written).figures) == 4
+
+
+def test_a_failed_write_leaves_the_previous_page_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_lipsync.reports import html
+
+    before = write_report(_report(), tmp_path).read_text(encoding="utf-8")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("plotting failed")
+
+    monkeypatch.setattr(html, "video_plots", broken)
+    monkeypatch.setattr(html, "load_pyplot", lambda: None)
+    with pytest.raises(RuntimeError, match="plotting failed"):
+        write_report(replace(_report(), videos=_report().videos[:1]), tmp_path)
+    assert (tmp_path / INDEX).read_text(encoding="utf-8") == before
+    assert [path.name for path in tmp_path.iterdir()] == [INDEX]
 
 
 def test_without_matplotlib_the_page_says_how_to_get_plots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,7 +211,7 @@ def test_without_matplotlib_the_page_says_how_to_get_plots(tmp_path: Path, monke
     page = Page(write_report(_report(), tmp_path).read_text(encoding="utf-8"))
     assert f"Plots need matplotlib, which is not installed: {INSTALL_HINT}" in "".join(page.text)
     assert INSTALL_HINT == 'pip install "pytest-lipsync[report]"'
-    assert [tag for tag, _ in page.tags if tag == "img"] == [] and list(tmp_path.glob("*.png")) == []
+    assert [tag for tag, _ in page.tags if tag == "img"] == [] and [path.name for path in tmp_path.iterdir()] == [INDEX]
 
 
 def test_report_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -261,10 +336,10 @@ def test_the_worst_frames_get_a_side_by_side_image(quality_trees: tuple[Path, Pa
     out, gt = quality_trees
     report = replace(_report(), videos=(_quality_video(out / "talks" / "a.avi", gt / "talks" / "a.mkv"),))
     page = Page(write_report(report, tmp_path / "html").read_text(encoding="utf-8"))
-    images = {attrs["src"]: attrs["alt"] for tag, attrs in page.tags if tag == "img"}
-    assert images["video-001-worst-12.png"] == "Frame 12, the worst by PSNR: generated, ground truth, difference (x4)"
-    assert images["video-001-worst-20.png"] == "Frame 20, the worst by SSIM: generated, ground truth, difference (x4)"
-    with Image.open(tmp_path / "html" / "video-001-worst-12.png") as image:
+    figures = page.figures
+    assert figures["video-001-worst-12"][0] == "Frame 12, the worst by PSNR: generated, ground truth, difference (x4)"
+    assert figures["video-001-worst-20"][0] == "Frame 20, the worst by SSIM: generated, ground truth, difference (x4)"
+    with Image.open(io.BytesIO(_png(figures["video-001-worst-12"][1]))) as image:
         assert image.size == (1200, 360) and len(np.unique(np.asarray(image.convert("L")))) > 50  # not blank
 
 
@@ -272,7 +347,7 @@ def test_no_worst_frame_image_when_the_files_are_not_here(tmp_path: Path) -> Non
     pytest.importorskip("matplotlib")
     report = replace(_report(), videos=(_quality_video(tmp_path / "gone.mp4", tmp_path / "gone-too.mp4"),))
     page = Page(write_report(report, tmp_path / "html").read_text(encoding="utf-8"))
-    assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
+    assert list(page.figures) == ["video-001-quality"]
 
 
 def test_ground_truth_that_is_not_a_regular_file_is_never_opened(
@@ -295,7 +370,7 @@ def test_ground_truth_that_is_not_a_regular_file_is_never_opened(
     )  # a hang fails here
     assert done.returncode == 0, done.stderr
     page = Page((tmp_path / "html" / "index.html").read_text(encoding="utf-8"))
-    assert [attrs["src"] for tag, attrs in page.tags if tag == "img"] == ["video-001-quality.png"]
+    assert list(page.figures) == ["video-001-quality"]
 
 
 def test_a_section_embeds_its_annotated_video_when_there_is_one(tmp_path: Path) -> None:
@@ -311,20 +386,25 @@ def test_a_section_embeds_its_annotated_video_when_there_is_one(tmp_path: Path) 
     ]
     assert links == ["videos/clips/a%3Cb%3E%26c.mp4"] * 2 and (tmp_path / unquote(links[0])).is_file()  # type: ignore[arg-type]  # links equals a list of str just before
     assert annotated_path(tmp_path, "/abs/talk.mov") == tmp_path / "videos" / "abs" / "talk.mp4"
+    text = " ".join("".join(page.text).split())
+    assert "It is a separate file, videos/clips/a<b>&c.mp4 beside this page: keep the two together." in text
+    # Shown by the page's script when the browser cannot play it (test_reports_browser.py plays both cases).
+    (unplayable,) = [attrs for tag, attrs in page.tags if "unplayable" in (attrs.get("class") or "")]
+    assert "hidden" in unplayable
+    assert "This browser cannot play videos/clips/a<b>&c.mp4: the file is not beside this page" in text
 
 
-def test_rewriting_removes_the_previous_reports_plots_only(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    write_report(_report(), tmp_path)
-    before = sorted(path.name for path in tmp_path.glob("*.png"))
-    assert len(before) == 4
-    (tmp_path / "notes.png").write_bytes(b"mine")
-    (tmp_path / MANIFEST).write_text(json.dumps({"files": [*before, "../outside.png"]}))
-    (tmp_path.parent / "outside.png").write_bytes(b"not the report's")
-    write_report(replace(_report(), videos=_report().videos[1:]), tmp_path)  # only the failed video: no plots
-    assert sorted(path.name for path in tmp_path.glob("*.png")) == ["notes.png"]
-    assert (tmp_path.parent / "outside.png").exists()
-    assert json.loads((tmp_path / MANIFEST).read_text()) == {"files": []}
+def test_an_annotated_video_is_referenced_never_inlined(tmp_path: Path) -> None:
+    """Videos are megabytes: the video adds a reference to the page, not its bytes."""
+    without = len(write_report(_report(), tmp_path).read_bytes())
+    annotated = annotated_path(tmp_path, ODD_NAME)
+    annotated.parent.mkdir(parents=True)
+    annotated.write_bytes(b"\0" * 1_000_000)
+    page = write_report(_report(), tmp_path).read_text(encoding="utf-8")
+    assert 0 < len(page.encode()) - without < 1_000 and "data:video" not in page
+    assert [(tag, attrs["src"]) for tag, attrs in Page(page).tags if tag == "video"] == [
+        ("video", "videos/clips/a%3Cb%3E%26c.mp4")
+    ]
 
 
 def test_artifact_line_needs_the_run_and_report_adds_it_to_the_summary(

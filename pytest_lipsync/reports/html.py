@@ -1,19 +1,22 @@
 """The HTML report (``lipsync report``, ``--lipsync-html``): one page a CI user opens to see why a video failed.
 
-The page is self-contained so that it works as a downloaded CI artifact and offline: inline CSS and JS, plots
-as PNG files beside it, referenced relatively; nothing from the network. Every value from a report (paths,
-error messages, settings) is escaped, since video names and messages are arbitrary text, and made valid
-Unicode, since a file name need not be UTF-8.
+What it is: ``DIR/index.html``, one file that works on its own when moved, mailed or opened from a downloaded
+CI artifact, offline: inline CSS and JS, plots inlined as PNG ``data:`` URIs, nothing from the network. The
+one exception is annotated videos: a video's section shows its annotated copy when ``DIR/videos/<its
+path>.mp4`` exists (:func:`annotated_path`, written by ``lipsync visualize VIDEO -o ...``), referenced
+relatively, never inlined (a whole clip is megabytes, a third more as base64, and a page holding it opens
+slowly); the page names that file, and says so where it cannot be played (not beside the page, or a browser
+without H.264). Annotating re-scores the video, too slow to do for every report. So the report is the page,
+plus its ``videos/`` folder when there is one.
 
-A video's section shows its annotated copy when ``DIR/videos/<its path>.mp4`` exists (:func:`annotated_path`,
-written by ``lipsync visualize VIDEO -o ...``): annotating re-scores the video, too slow to do for every
-report. Re-writing a report into the same directory removes the plots of the previous one that the new one
-does not write (the files it wrote are listed in :data:`MANIFEST`); nothing else there is touched.
+Every value from a report (paths, error messages, settings) is escaped, since video names and messages are
+arbitrary text, and made valid Unicode, since a file name need not be UTF-8. The page is written atomically:
+a reader sees the previous page or the new one, never half of one.
 """
 
 from __future__ import annotations
 
-import json
+import base64
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -26,13 +29,12 @@ from pytest_lipsync.display import display_name
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
-from pytest_lipsync.results import Report, TrackScore, VideoScore, write_json_atomic, write_text_atomic
+from pytest_lipsync.results import Report, TrackScore, VideoScore, write_text_atomic
 
 if TYPE_CHECKING:
     from pytest_lipsync.gate.rules import GateRules
 
 INDEX = "index.html"
-MANIFEST = ".lipsync-report.json"
 VIDEOS = "videos"
 # A baseline's metrics by video key: the summary shows each metric's change from it.
 BaselineMetrics = Mapping[str, Mapping[str, float]]
@@ -60,6 +62,7 @@ p.note { background: #fff8e1; border-left: 4px solid #f9a825; padding: 0.6em; }
 section { border-top: 1px solid #ddd; margin-top: 1.5em; }
 figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #eee; }
+video { max-width: 100%; background: #000; }
 code { word-break: break-all; }
 """
 
@@ -79,19 +82,23 @@ document.querySelectorAll('#summary th').forEach(function (th, column) {
     }).forEach(function (row) { body.appendChild(row); });
   });
 });
+// An annotated video is a file beside the page: say so where it cannot be played (missing, or no decoder).
+document.querySelectorAll('video').forEach(function (video) {
+  function unplayable() { video.parentNode.querySelector('.unplayable').hidden = false; }
+  if (video.error) { unplayable(); } else { video.addEventListener('error', unplayable); }
+});
 """
 
 
 def write_report(
     report: Report, directory: Path, baseline: BaselineMetrics | None = None, rules: GateRules | None = None
 ) -> Path:
-    """Write ``directory/index.html`` and its plots; returns the page's path.
+    """Write ``directory/index.html``, plots inlined; returns the page's path.
 
     ``rules``: the gate's, whose ``lse_c_min`` places each video's confidence threshold band (``reports.confidence``).
     """
-    directory.mkdir(parents=True, exist_ok=True)
     videos = sorted(report.videos, key=lambda video: (video.ok, video.path))
-    plots, note = _all_plots(videos, directory, rules)
+    plots, note = _all_plots(videos, rules)
     body = [
         "<h1>pytest-lipsync report</h1>",
         _summary(videos, baseline or {}),
@@ -103,7 +110,6 @@ def write_report(
             body.insert(1, f'<p class="note">{_escape(line)}</p>')
     page = directory / INDEX
     write_text_atomic(page, _page("\n".join(body)))
-    _replace_manifest(directory, [plot.file for video_plots in plots.values() for plot in video_plots])
     return page
 
 
@@ -113,29 +119,14 @@ def annotated_path(directory: Path, video: str) -> Path:
     return directory / VIDEOS / relative.with_suffix(".mp4")
 
 
-def _replace_manifest(directory: Path, files: list[str]) -> None:
-    """Remove what the previous report wrote and this one did not, then record this one's files."""
-    manifest = directory / MANIFEST
-    try:
-        before = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        before = []
-    for name in set(before) - set(files):
-        if isinstance(name, str) and Path(name).name == name:  # a file of this directory, never a path elsewhere
-            (directory / name).unlink(missing_ok=True)
-    write_json_atomic(manifest, {"files": sorted(files)})
-
-
-def _all_plots(
-    videos: Iterable[VideoScore], directory: Path, rules: GateRules | None
-) -> tuple[dict[int, list[Plot]], str | None]:
+def _all_plots(videos: Iterable[VideoScore], rules: GateRules | None) -> tuple[dict[int, list[Plot]], str | None]:
     """Each video's plots by its number, or none and the message saying how to get them."""
     try:
         load_pyplot()
     except PlotsUnavailable as missing:
         return {}, str(missing)
     return {
-        number: video_plots(video, directory, f"video-{number:03d}", band_for(rules, video.path))
+        number: video_plots(video, f"video-{number:03d}", band_for(rules, video.path))
         for number, video in enumerate(videos, 1)
     }, None
 
@@ -200,20 +191,29 @@ def _section(number: int, video: VideoScore, plots: list[Plot], directory: Path)
     parts.append(f"<p>{video.frames} frames, {video.duration:.2f} s, {len(video.tracks)} face track(s)</p>")
     annotated = annotated_path(directory, video.path)
     if annotated.is_file():
-        link = _escape(quote(os.fsencode(annotated.relative_to(directory).as_posix())))
+        relative = annotated.relative_to(directory).as_posix()
+        link, name = _escape(quote(os.fsencode(relative))), _escape(relative)
         parts.append(
-            f'<p><video controls preload="metadata" src="{link}" width="480"></video><br>'
-            f'<a href="{link}">Annotated video</a>: face tracks boxed by per-frame confidence</p>'
+            f'<div class="annotated"><video controls preload="metadata" src="{link}" width="480"></video>\n'
+            f'<p><a href="{link}">Annotated video</a>: face tracks boxed by per-frame confidence. '
+            f"It is a separate file, <code>{name}</code> beside this page: keep the two together.</p>\n"
+            f'<p class="note unplayable" hidden>This browser cannot play <code>{name}</code>: the file is not '
+            "beside this page, or the browser has no H.264 decoder.</p></div>"
         )
     if video.tracks:
         parts.append(_tracks(video.tracks))
     parts += [
-        f'<figure><img src="{_escape(plot.file)}" alt="{_escape(plot.caption)}">'
+        f'<figure id="{_escape(plot.name)}"><img src="{_data_uri(plot.png)}" alt="{_escape(plot.caption)}">'
         f"<figcaption>{_escape(plot.caption)}</figcaption></figure>"
         for plot in plots
     ]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _data_uri(png: bytes) -> str:
+    """The PNG inline: base64 has no character that needs escaping in an attribute."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _tracks(tracks: Iterable[TrackScore]) -> str:

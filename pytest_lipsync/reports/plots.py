@@ -1,6 +1,9 @@
 """PNG plots of one video's scores, for the HTML report: where sync holds, how sure SyncNet is, which frames
 differ most from ground truth.
 
+Plots are rendered in memory, never written as files: the report inlines them (``data:`` URIs), so that the
+page is one file that still shows them when it is moved, mailed or opened from a downloaded artifact.
+
 matplotlib is an optional extra (``pytest-lipsync[report]``): it is imported here only, lazily, with the
 ``Agg`` backend (CI has no display), and its absence is :class:`PlotsUnavailable` so that the report is
 still written, without plots, saying how to get them.
@@ -8,6 +11,7 @@ still written, without plots, saying how to get them.
 
 from __future__ import annotations
 
+import io
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -33,10 +37,12 @@ class PlotsUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Plot:
-    """A written PNG (its file name, relative to the report directory) and what it shows."""
+    """A rendered plot: its name (unique in a report, the figure's anchor), what it shows, and the PNG file's
+    bytes."""
 
-    file: str
+    name: str
     caption: str
+    png: bytes
 
 
 def load_pyplot() -> Any:
@@ -51,9 +57,9 @@ def load_pyplot() -> Any:
     return pyplot
 
 
-def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceBand = ConfidenceBand()) -> list[Plot]:
-    """Every plot ``video`` has data for, written as ``directory/stem-*.png``; ``band``: the confidence
-    threshold band (:mod:`.confidence`) shaded on the confidence plot."""
+def video_plots(video: VideoScore, stem: str, band: ConfidenceBand = ConfidenceBand()) -> list[Plot]:
+    """Every plot ``video`` has data for, named ``stem-*``; ``band``: the confidence threshold band
+    (:mod:`.confidence`) shaded on the confidence plot."""
     pyplot = load_pyplot()
     plots = []
     tracks = [track for track in video.tracks if track.frame_confidence]
@@ -62,8 +68,7 @@ def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceB
             _save(
                 pyplot,
                 _confidence_figure(pyplot, tracks, video.frames, band),
-                directory,
-                f"{stem}-confidence.png",
+                f"{stem}-confidence",
                 f"Smoothed per-frame confidence of each face track; shaded: the threshold band ({band.label})",
             )
         )
@@ -73,8 +78,7 @@ def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceB
                 _save(
                     pyplot,
                     _distance_figure(pyplot, track, number),
-                    directory,
-                    f"{stem}-distance-{number}.png",
+                    f"{stem}-distance-{number}",
                     f"Track {number}: mean distance against offset (minimum = LSE-D, median - minimum = LSE-C)",
                 )
             )
@@ -84,8 +88,7 @@ def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceB
             _save(
                 pyplot,
                 _quality_figure(pyplot, series),
-                directory,
-                f"{stem}-quality.png",
+                f"{stem}-quality",
                 "Per-frame PSNR and SSIM against ground truth, worst frame marked",
             )
         )
@@ -97,8 +100,7 @@ def video_plots(video: VideoScore, directory: Path, stem: str, band: ConfidenceB
                 _save(
                     pyplot,
                     _worst_figure(pyplot, *pair, frame),
-                    directory,
-                    f"{stem}-worst-{frame}.png",
+                    f"{stem}-worst-{frame}",
                     f"Frame {frame}, the worst by {metrics}: generated, ground truth, difference (x{DIFFERENCE_GAIN})",
                 )
             )
@@ -160,12 +162,12 @@ def _worst_figure(pyplot: Any, generated: Any, reference: Any, frame: int) -> An
     return figure
 
 
-def _save(pyplot: Any, figure: Any, directory: Path, name: str, caption: str) -> Plot:
-    """Write and close ``figure``: open figures would pile up over a large dataset."""
-    directory.mkdir(parents=True, exist_ok=True)
-    figure.savefig(directory / name, dpi=100)
+def _save(pyplot: Any, figure: Any, name: str, caption: str) -> Plot:
+    """Render ``figure`` as PNG and close it: open figures would pile up over a large dataset."""
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
     pyplot.close(figure)
-    return Plot(name, caption)
+    return Plot(name, caption, png.getvalue())
 
 
 def _confidence_figure(pyplot: Any, tracks: Sequence[TrackScore], frames: int, band: ConfidenceBand) -> Any:
