@@ -133,7 +133,7 @@ def test_the_report_shows_the_frame_metrics_per_frame_and_says_stand_in() -> Non
     row = {"clip": "c", "metric": "lpips", "frames": 4, "width": 128, "height": 96, "seconds": 0.2, "bare": 0.1,
            "ratio": 2.0, "peer": 0.8, "vs_peer": 4.0, "agreement": 3e-8, "device": "cpu", "threads": 2,
            "torch": "2", "peak_rss_mib": 1.0}  # fmt: skip
-    machine = {"processor": "x", "cpus": 2, "platform": "p", "python": "3", "device": "cpu"}
+    machine = {"processor": "x", "cpus": 2, "platform": "p", "python": "3", "device": "cpu", "load_average": [0.5, 3]}
     document: dict[str, Any] = {"notice": "stand-in weights: timings only", "weights": {"standin": True},
                                 "machine": machine, "runs": [], "s3fd_batching": [], "memory": [],
                                 "frame_metrics": [row], "failed": []}  # fmt: skip
@@ -144,7 +144,7 @@ def test_the_report_shows_the_frame_metrics_per_frame_and_says_stand_in() -> Non
         in text
     )
     assert "wall s" not in text  # no LSE run: no summary table
-    assert "torch 2, 2 threads" in text
+    assert "torch 2, 2 threads" in text and "Load average (1 min) 0.5 before, 3.0 after" in text
 
 
 @pytest.mark.slow  # Inception v3 on 299x299 frames, six batches
@@ -179,6 +179,7 @@ def test_bench_metrics_only_end_to_end(clip: Path, tmp_path: Path) -> None:
     assert main(argv) == 0
     document = json.loads(out.read_text())
     assert document["runs"] == [] and document["s3fd_batching"] == [] and document["failed"] == []
+    assert len(document["machine"]["load_average"]) == 2
     assert [(row["clip"], row["metric"]) for row in document["frame_metrics"]] == [(clip.stem, "cpbd"),
                                                                                     (clip.stem, "lpips")]  # fmt: skip
     assert all(row["peak_rss_mib"] > 0 and row["threads"] >= 1 for row in document["frame_metrics"])

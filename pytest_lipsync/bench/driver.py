@@ -100,23 +100,7 @@ def s3fd_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
         return
     sizes = {(clip.width, clip.height): clip for clip in reversed(plan.clips)}
     for clip in sorted(sizes.values(), key=lambda c: c.width * c.height):
-        yield (
-            clip,
-            Job(
-                kind="s3fd",
-                clip=str(clip.path),
-                protocol="pipeline",
-                variant=BASELINE,
-                changes={},
-                weights=plan.weights,
-                markers=False,
-                quality=False,
-                device=plan.device,
-                min_track=1,
-                bare_calls=plan.bare_calls,
-                single_frames=plan.single_frames,
-            ),
-        )
+        yield clip, _check_job(plan, clip, "s3fd", protocol="pipeline")
 
 
 def metric_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
@@ -124,26 +108,16 @@ def metric_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
     if not plan.metrics:
         return
     for clip in plan.clips:
-        yield (
-            clip,
-            Job(
-                kind="metrics",
-                clip=str(clip.path),
-                protocol="-",
-                variant=BASELINE,
-                changes={},
-                weights=plan.weights,
-                markers=False,
-                quality=False,
-                device=plan.device,
-                min_track=1,
-                bare_calls=None,
-                single_frames=0,
-                metrics=plan.metrics,
-                metric_frames=plan.metric_frames,
-                metric_weights=plan.metric_weights,
-            ),
-        )
+        yield clip, _check_job(plan, clip, "metrics", protocol="-", bare_calls=None, single_frames=0,
+                               metrics=plan.metrics, metric_frames=plan.metric_frames,
+                               metric_weights=plan.metric_weights)  # fmt: skip
+
+
+def _check_job(plan: BenchPlan, clip: BenchClip, kind: str, **fields: Any) -> Job:
+    """A job outside the (clip, protocol, variant) matrix: the baseline settings, no markers, no quality."""
+    base: dict[str, Any] = {"protocol": "pipeline", "bare_calls": plan.bare_calls, "single_frames": plan.single_frames}
+    return Job(kind=kind, clip=str(clip.path), variant=BASELINE, changes={}, weights=plan.weights, markers=False,
+               quality=False, device=plan.device, min_track=1, **(base | fields))  # fmt: skip
 
 
 def run_child(job: Job, workdir: Path, number: int) -> dict[str, Any]:
@@ -175,6 +149,7 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
     fails is listed under ``failed`` with its error output; the others still run and are reported."""
     runs: list[dict[str, Any]] = []
     failed: list[str] = []
+    load_before = os.getloadavg()[0]
     jobs = [*score_jobs(plan), *s3fd_jobs(plan), *metric_jobs(plan)]
     for number, (clip, job) in enumerate(jobs, 1):
         progress(f"[{number}/{len(jobs)}] {clip.name} {job.kind} {job.protocol} {job.variant}")
@@ -190,7 +165,7 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
     return {
         "notice": STANDIN_NOTICE if plan.weights.standin else None,
         "weights": asdict(plan.weights),
-        "machine": machine(plan.device),
+        "machine": machine(plan.device) | {"load_average": [load_before, os.getloadavg()[0]]},
         "command": list(command),
         "runs": scored,
         "s3fd_batching": [

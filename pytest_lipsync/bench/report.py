@@ -42,6 +42,10 @@ def _header(document: dict[str, Any]) -> str:
         f"Machine: {machine['processor']}, {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
         f"{torch}; device {machine['device']}; {weights}.",
     ]
+    if "load_average" in machine:
+        before, after = machine["load_average"]
+        lines.append(f"Load average (1 min) {before:.1f} before, {after:.1f} after: on a shared machine every other "
+                     "process competes for the cores and adds to every time.")  # fmt: skip
     if document["notice"]:
         lines.insert(0, f"**{document['notice'].upper()}**: LSE values with these weights mean nothing; score changes "
                         "are the numerical effect of an option only.")  # fmt: skip
