@@ -20,7 +20,7 @@ from pytest_lipsync.bench.bare import PairedCalls
 from pytest_lipsync.bench.clips import generated_clip
 from pytest_lipsync.bench.frame_metrics import first_frames, measure_metrics, pairing
 from pytest_lipsync.bench.models import standin_metric_weights
-from pytest_lipsync.bench.peers import pytorch_fid_statistics
+from pytest_lipsync.bench.peers import pytorch_fid_activations, pytorch_fid_statistics
 from pytest_lipsync.bench.plan import PRESETS
 from pytest_lipsync.bench.report import format_report
 from pytest_lipsync.cli.app import main
@@ -121,7 +121,7 @@ def test_the_pytorch_fid_loop_prepares_and_summarises_frames_as_fid_does() -> No
     def network(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x[:, :, 0, 0], x[:, :, 100, 200], x[:, :, 298, 37]], dim=1)
 
-    mean, covariance = pytorch_fid_statistics(network, frames, torch.device("cpu"), batch_size=3)
+    mean, covariance = pytorch_fid_statistics(pytorch_fid_activations(network, frames, torch.device("cpu"), 3))
     running = RunningStatistics()
     running.add(network(InceptionFeatures.prepare(torch.from_numpy(frames))).numpy())
     statistics = running.statistics()

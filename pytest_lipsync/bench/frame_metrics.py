@@ -12,8 +12,10 @@ in the scoring core's batches (``quality.video.BATCH_SIZE``) on the run's device
   prepared frames; CPBD has no network, so its bare cost is the two library calls its definition is built on,
   scikit-image's Canny and SciPy's Sobel convolution, on the same grayscale frames. ``ratio = seconds / bare``;
 - ``peer``: the peer script's loop on the same frames (:mod:`.peers`), LPIPS as the ``lpips`` package runs one
-  frame pair per call, FID as pytorch-fid's ``get_activations`` and ``np.cov``; after each batch for LPIPS,
-  over all frames after the package's for FID (it batches by 50). ``agreement``: the largest difference of
+  frame pair per call, FID as pytorch-fid's ``get_activations`` (with ``--batch-size`` the scoring core's
+  batch) and ``np.cov``; each batch right after the package's, so that both see the same load (timed over
+  the whole set, pytorch-fid's loop drifted by 3x from the package's on the shared 2-core machine as other
+  jobs came and went). ``agreement``: the largest difference of
   the two results, relative to the largest value. CPBD's peer (``cpbd.compute``) loops over every pixel in
   Python; it is timed by ``benchmarks/bench_metrics.py`` against the tests' literal rendering of it;
 - FID's ``frechet_seconds``: one Fréchet distance of the two 2048-dimensional statistics (a matrix square
@@ -150,7 +152,7 @@ def time_fid(
     generated: np.ndarray, reference: np.ndarray, weights: dict[str, str], device: torch.device
 ) -> dict[str, Any]:
     from pytest_lipsync.bench.bare import PairedCalls
-    from pytest_lipsync.bench.peers import pytorch_fid_statistics
+    from pytest_lipsync.bench.peers import pytorch_fid_activations, pytorch_fid_statistics
     from pytest_lipsync.models.registry import FID_INCEPTION
     from pytest_lipsync.models.resolve import resolve_weights
     from pytest_lipsync.quality.fid import SampledStatistics, frechet_distance, load_inception_features
@@ -159,17 +161,25 @@ def time_fid(
     network = features.net.forward
     first = batches(len(generated))[0]
     features(generated[first])  # warm-up, as for LPIPS
-    pytorch_fid_statistics(network, generated[first], device)
+    pytorch_fid_activations(network, generated[first], device)
     paired = PairedCalls(network, device)
     sampled = SampledStatistics(features)
-    seconds = 0.0
+    seconds = peer = 0.0
+    activations = []
     for part in batches(len(generated)):
         with pairing(features.net, paired):
             seconds += call_paired(paired, sampled.add, generated[part])[0]
+        spent, values = call_timed(
+            device, pytorch_fid_activations, network, generated[part], device, len(generated[part])
+        )
+        peer += spent
+        activations.append(values)
     started = time.perf_counter()
     statistics = sampled.running.statistics()
-    seconds += time.perf_counter() - started
-    peer, (mean, covariance) = call_timed(device, pytorch_fid_statistics, network, generated, device)
+    middle = time.perf_counter()
+    mean, covariance = pytorch_fid_statistics(np.concatenate(activations))
+    seconds += middle - started
+    peer += time.perf_counter() - middle
     agreement = max(_agreement(statistics.mean, mean), _agreement(statistics.covariance, covariance))
     for_reference = SampledStatistics(features)
     for part in batches(len(reference)):

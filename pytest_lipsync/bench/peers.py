@@ -59,16 +59,16 @@ def _normalize_tensor(feature: torch.Tensor, eps: float = 1e-10) -> torch.Tensor
     return feature / (norm_factor + eps)
 
 
-def pytorch_fid_statistics(
+def pytorch_fid_activations(
     network: Network, frames: np.ndarray, device: torch.device, batch_size: int = PYTORCH_FID_BATCH
-) -> tuple[np.ndarray, np.ndarray]:
-    """``calculate_activation_statistics``: ``get_activations`` (``ToTensor`` per frame, batches stacked as the
-    DataLoader does, ``InceptionV3`` resizing to 299 and mapping to [-1, 1], the pool3 features copied into
-    one float64 array), then ``np.mean`` and ``np.cov(rowvar=False)``. ``network`` is the Inception trunk."""
+) -> np.ndarray:
+    """``get_activations``: ``ToTensor`` per frame, batches stacked as its DataLoader does, ``InceptionV3``
+    resizing to 299 and mapping to [-1, 1], the pool3 features copied into one float64 array. ``network`` is
+    the Inception trunk."""
     import torch
     import torch.nn.functional as F
 
-    pred_arr: np.ndarray | None = None
+    pred_arr = np.empty((len(frames), 0))
     start_idx = 0
     for start in range(0, len(frames), batch_size):
         batch = torch.stack([_to_tensor(frame) for frame in frames[start : start + batch_size]]).to(device)
@@ -76,13 +76,16 @@ def pytorch_fid_statistics(
             x = F.interpolate(batch, size=(299, 299), mode="bilinear", align_corners=False)
             pred = network(2 * x - 1)
         values = pred.cpu().numpy()
-        if pred_arr is None:
+        if start_idx == 0:
             pred_arr = np.empty((len(frames), values.shape[1]))
         pred_arr[start_idx : start_idx + values.shape[0]] = values
         start_idx += values.shape[0]
-    if pred_arr is None:
-        raise ValueError("no frames")
-    return np.mean(pred_arr, axis=0), np.cov(pred_arr, rowvar=False)
+    return pred_arr
+
+
+def pytorch_fid_statistics(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``calculate_activation_statistics`` after ``get_activations``: ``np.mean`` and ``np.cov(rowvar=False)``."""
+    return np.mean(activations, axis=0), np.cov(activations, rowvar=False)
 
 
 def _to_tensor(frame: np.ndarray) -> torch.Tensor:
