@@ -22,7 +22,7 @@ from scipy.ndimage import convolve
 from skimage.feature import canny
 from skimage.filters.edges import HSOBEL_WEIGHTS
 
-from pytest_lipsync.quality.cpbd import cpbd, cpbd_gray, edge_widths, grayscale, sobel_edges
+from pytest_lipsync.quality.cpbd import cpbd, cpbd_gray, directions, edge_widths, grayscale, sobel_edges
 from pytest_lipsync.synthetic.clips import face_frame
 
 
@@ -231,3 +231,14 @@ def test_only_uint8_rgb_batches_are_accepted(frames: np.ndarray) -> None:
 def test_importing_cpbd_loads_no_torch() -> None:
     code = "import sys, pytest_lipsync.quality.cpbd; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_directions_equal_the_rounded_angles_for_every_gradient_of_8_bit_levels() -> None:
+    """Every central difference of 8-bit levels, halved (k / 2, |k| <= 255), in both axes: 261,121 pairs."""
+    halves = np.arange(-255, 256) / 2
+    gradient_x, gradient_y = (axis.ravel() for axis in np.meshgrid(halves, halves, indexing="ij"))
+    angles = [math.atan2(gy, gx) * (180 / math.pi) if gx != 0 else 0.0 for gx, gy in zip(gradient_x, gradient_y)]
+    quantized = 45 * np.round(np.array(angles) / 45)
+    rising, falling = directions(gradient_x, gradient_y)
+    np.testing.assert_array_equal(rising, quantized == 0)
+    np.testing.assert_array_equal(falling, np.abs(quantized) == 180)

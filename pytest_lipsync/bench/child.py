@@ -1,4 +1,5 @@
-"""One benchmark run in a fresh process: one clip, one protocol, one variant (or the S3FD batching check).
+"""One benchmark run in a fresh process: one clip, one protocol, one variant (or the S3FD batching check, or
+the frame metrics of one clip).
 
 Peak RSS cannot be reset inside a process, so every configuration gets its own (``memory.peak_rss_mib``).
 The driver writes a :class:`Job` as JSON and runs ``python -m pytest_lipsync.bench.child --one JOB --out OUT``.
@@ -11,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Job:
-    """Everything a child needs, as plain JSON data. ``kind``: ``score`` or ``s3fd`` (batched vs one frame)."""
+    """Everything a child needs, as plain JSON data. ``kind``: ``score``, ``s3fd`` (batched vs one frame) or
+    ``metrics`` (``metrics`` on the first ``metric_frames`` frames, networks from ``metric_weights``)."""
 
     kind: str
     clip: str
@@ -42,10 +44,13 @@ class Job:
     min_track: int
     bare_calls: int | None
     single_frames: int
+    metrics: tuple[str, ...] = ()
+    metric_frames: int = 0
+    metric_weights: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
-        return cls(**{**data, "weights": BenchWeights(**data["weights"])})
+        return cls(**{**data, "weights": BenchWeights(**data["weights"]), "metrics": tuple(data.get("metrics", ()))})
 
     def settings(self) -> Settings:
         base = Settings(
@@ -60,7 +65,17 @@ class Job:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    return score_run(job) if job.kind == "score" else s3fd_run(job)
+    runs = {"score": score_run, "s3fd": s3fd_run, "metrics": metrics_run}
+    return runs[job.kind](job)
+
+
+def metrics_run(job: Job) -> dict[str, Any]:
+    """The frame metrics on the clip's first frames (``frame_metrics``), then peak RSS."""
+    from pytest_lipsync.bench.frame_metrics import measure_metrics
+    from pytest_lipsync.scoring.scorer import resolve_device
+
+    measured = measure_metrics(job.clip, job.metrics, job.metric_frames, job.metric_weights, job.device)
+    return {"rows": measured, "peak_rss_mib": peak_rss_mib(), "device": str(resolve_device(job.device)), **torch_info()}
 
 
 def score_run(job: Job) -> dict[str, Any]:

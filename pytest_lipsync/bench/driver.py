@@ -5,6 +5,8 @@ Derived numbers, per run: per stage seconds, frames per second (``frames / secon
 ``other``); the overhead ratio ``lse_seconds / bare``, where ``lse_seconds = wall - quality`` is LSE's end to
 end and ``bare`` the S3FD and SyncNet forward passes alone on the same work; and against the baseline variant
 on the same clip and protocol, the speed-up (of ``lse_seconds``) and the change of LSE-D, LSE-C and offset.
+The frame metrics (LPIPS, FID, CPBD) run in a process of their own per clip; their rows are reported as
+measured (``frame_metrics``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +58,16 @@ class BenchPlan:
     bare_calls: int | None
     single_frames: int
     workdir: Path
+    metrics: tuple[str, ...] = ()  # frame metrics to time (frame_metrics.METRICS)
+    metric_frames: int = 0
+    metric_weights: dict[str, str] = field(default_factory=dict)
+    lse: bool = True  # False: the frame metrics only, no LSE run and no S3FD check
 
 
 def score_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
     from pytest_lipsync.settings import Settings
 
-    for clip in plan.clips:
+    for clip in plan.clips if plan.lse else ():
         # A generated clip is one scene as long as the clip: keep it as one track however short it is. Given
         # clips are scored as they are.
         min_track = Settings().min_track
@@ -90,27 +96,28 @@ def score_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
 
 def s3fd_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
     """One batched-against-single check per frame size, on the first clip of that size."""
-    if "pipeline" not in plan.protocols or plan.single_frames <= 0:
+    if not plan.lse or "pipeline" not in plan.protocols or plan.single_frames <= 0:
         return
     sizes = {(clip.width, clip.height): clip for clip in reversed(plan.clips)}
     for clip in sorted(sizes.values(), key=lambda c: c.width * c.height):
-        yield (
-            clip,
-            Job(
-                kind="s3fd",
-                clip=str(clip.path),
-                protocol="pipeline",
-                variant=BASELINE,
-                changes={},
-                weights=plan.weights,
-                markers=False,
-                quality=False,
-                device=plan.device,
-                min_track=1,
-                bare_calls=plan.bare_calls,
-                single_frames=plan.single_frames,
-            ),
-        )
+        yield clip, _check_job(plan, clip, "s3fd", protocol="pipeline")
+
+
+def metric_jobs(plan: BenchPlan) -> Iterator[tuple[BenchClip, Job]]:
+    """One run of every frame metric per clip."""
+    if not plan.metrics:
+        return
+    for clip in plan.clips:
+        yield clip, _check_job(plan, clip, "metrics", protocol="-", bare_calls=None, single_frames=0,
+                               metrics=plan.metrics, metric_frames=plan.metric_frames,
+                               metric_weights=plan.metric_weights)  # fmt: skip
+
+
+def _check_job(plan: BenchPlan, clip: BenchClip, kind: str, **fields: Any) -> Job:
+    """A job outside the (clip, protocol, variant) matrix: the baseline settings, no markers, no quality."""
+    base: dict[str, Any] = {"protocol": "pipeline", "bare_calls": plan.bare_calls, "single_frames": plan.single_frames}
+    return Job(kind=kind, clip=str(clip.path), variant=BASELINE, changes={}, weights=plan.weights, markers=False,
+               quality=False, device=plan.device, min_track=1, **(base | fields))  # fmt: skip
 
 
 def run_child(job: Job, workdir: Path, number: int) -> dict[str, Any]:
@@ -142,10 +149,10 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
     fails is listed under ``failed`` with its error output; the others still run and are reported."""
     runs: list[dict[str, Any]] = []
     failed: list[str] = []
-    jobs = list(score_jobs(plan))
-    checks = list(s3fd_jobs(plan))
-    for number, (clip, job) in enumerate([*jobs, *checks], 1):
-        progress(f"[{number}/{len(jobs) + len(checks)}] {clip.name} {job.kind} {job.protocol} {job.variant}")
+    load_before = os.getloadavg()[0]
+    jobs = [*score_jobs(plan), *s3fd_jobs(plan), *metric_jobs(plan)]
+    for number, (clip, job) in enumerate(jobs, 1):
+        progress(f"[{number}/{len(jobs)}] {clip.name} {job.kind} {job.protocol} {job.variant}")
         try:
             raw = run_child(job, plan.workdir, number)
         except BenchError as exc:
@@ -158,7 +165,7 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
     return {
         "notice": STANDIN_NOTICE if plan.weights.standin else None,
         "weights": asdict(plan.weights),
-        "machine": machine(plan.device),
+        "machine": machine(plan.device) | {"load_average": [load_before, os.getloadavg()[0]]},
         "command": list(command),
         "runs": scored,
         "s3fd_batching": [
@@ -167,6 +174,19 @@ def run_plan(plan: BenchPlan, progress: Callable[[str], None], command: Sequence
             if run["job"].kind == "s3fd"
         ],
         "memory": memory_growth(scored),
+        "frame_metrics": [
+            {
+                "clip": run["clip"]["name"],
+                "device": run["raw"]["device"],
+                "threads": run["raw"]["threads"],
+                "torch": run["raw"]["torch"],
+                "peak_rss_mib": run["raw"]["peak_rss_mib"],
+                **row,
+            }
+            for run in runs
+            if run["job"].kind == "metrics"
+            for row in run["raw"]["rows"]
+        ],
         "failed": failed,
     }
 

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import torch
+
     from pytest_lipsync.faces.detector import Detector
 
 STANDIN_NOTICE = "stand-in weights: timings only"
+# The metrics a benchmark can time whose network is LPIPS, with the trunk each one runs.
+LPIPS_NETS = {"lpips": "alex", "lpips-vgg": "vgg"}
 
 
 @dataclass(frozen=True)
@@ -47,15 +54,54 @@ def standin_syncnet() -> Path:
 
 
 def standin_s3fd(directory: Path) -> Path:
-    """Written once per benchmark directory, renamed into place so that concurrent children never read half."""
-    import torch
-
     from pytest_lipsync.synthetic.faces import standin_s3fd_state_dict
 
-    path = directory / "standin_sfd_face.pth"
+    return _written(directory / "standin_sfd_face.pth", standin_s3fd_state_dict)
+
+
+def standin_metric_weights(directory: Path, metrics: Sequence[str]) -> dict[str, str]:
+    """Stand-in weights for the networks of ``metrics`` (see ``plan.METRICS``), written once per
+    benchmark directory, by role: ``lpips-trunk``, ``lpips-heads``, ``lpips-vgg-trunk``, ..., ``fid``.
+
+    Always stand-ins, released weights or not: a benchmark reports these metrics' cost, which the values of
+    their weights do not change, and none of their values.
+    """
+    import torch
+
+    from pytest_lipsync.quality.lpips import TRUNKS
+    from pytest_lipsync.quality.networks.inception import FIDInceptionV3
+    from pytest_lipsync.synthetic.networks import standin_heads_state_dict, standin_network_state_dict
+
+    files: dict[str, str] = {}
+    for metric in metrics:
+        net = LPIPS_NETS.get(metric)
+        if net is not None:
+            with torch.device("meta"):
+                trunk = TRUNKS[net]()
+            files[f"{metric}-trunk"] = str(
+                _written(directory / f"standin_{net}_trunk.pth", partial(standin_network_state_dict, trunk))
+            )
+            files[f"{metric}-heads"] = str(
+                _written(directory / f"standin_{net}_heads.pth", partial(standin_heads_state_dict, trunk.CHANNELS))
+            )
+        elif metric == "fid":
+            with torch.device("meta"):
+                inception = FIDInceptionV3()
+            files["fid"] = str(
+                _written(directory / "standin_fid_inception.pth", partial(standin_network_state_dict, inception))
+            )
+    return files
+
+
+def _written(path: Path, state: Callable[[], dict[str, torch.Tensor]]) -> Path:
+    """``state()`` saved at ``path`` once per benchmark directory, renamed into place so that concurrent children
+    never read half a file."""
+    import torch
+
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.part")
-        torch.save(standin_s3fd_state_dict(), partial)
+        torch.save(state(), partial)
         partial.replace(path)
     return path
 

@@ -15,6 +15,8 @@ from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.settings import PIPELINE_ONLY, PROTOCOLS, Settings
 
 BASELINE = "baseline"
+# The frame metrics a benchmark can time (``--metrics``): LPIPS with either trunk, FID, CPBD.
+METRICS = ("lpips", "lpips-vgg", "fid", "cpbd")
 # Settings a variant may not change: they are the benchmark's own axes or where its files come from.
 _FIXED_KEYS = frozenset({"protocol", "device", "syncnet_weights", "s3fd_weights", "detector", "reference", "offline"})
 
@@ -40,13 +42,22 @@ class Preset:
     protocols: tuple[str, ...]
     single_frames: int  # frames for S3FD batched against one frame per call
     bare_calls: int | None  # bare S3FD passes timed per run, paired with its calls (None: one per call)
+    metric_frames: int = 16  # frames per clip the frame metrics (--metrics) are timed on
 
 
 PRESETS: dict[str, Preset] = {
     # Smoke test and CI: about two minutes on two cores.
     "quick": Preset(("720p",), (2.0,), (1,), ("cropped", "pipeline"), single_frames=8, bare_calls=None),
     # The matrix. The bare S3FD figure is scaled from about 32 paired passes per run.
-    "full": Preset(("720p", "1080p"), (10.0, 60.0), (1, 2), ("cropped", "pipeline"), single_frames=16, bare_calls=32),
+    "full": Preset(
+        ("720p", "1080p"),
+        (10.0, 60.0),
+        (1, 2),
+        ("cropped", "pipeline"),
+        single_frames=16,
+        bare_calls=32,
+        metric_frames=64,
+    ),
 }
 
 

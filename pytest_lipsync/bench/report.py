@@ -5,6 +5,11 @@ of video (below 1: faster than real time); ``share`` of the run's wall time; ``p
 process (VmHWM); ``bare`` the S3FD and SyncNet forward passes alone on the same work; ``overhead`` end to end
 (without quality) over bare; ``speed-up`` (without quality) and ``Δ`` against the baseline variant on the same
 clip and protocol.
+
+Frame metrics (LPIPS, FID, CPBD), per clip: ``ms/frame`` of the package's computation, of its ``bare`` part
+(the network's forward pass, or CPBD's library calls) and of the ``peer`` script's loop, all on the same frames;
+``ratio`` package over bare; ``vs peer`` the peer's time over the package's; ``agreement`` the largest
+difference of the two results relative to the largest value.
 """
 
 from __future__ import annotations
@@ -14,25 +19,33 @@ from typing import Any
 
 
 def format_report(document: dict[str, Any]) -> str:
-    parts = [_header(document), summary_table(document["runs"], document["notice"] is not None)]
+    parts = [_header(document)]
+    if document["runs"] or not document["frame_metrics"]:
+        parts.append(summary_table(document["runs"], document["notice"] is not None))
     parts += [stage_table(run) for run in document["runs"]]
     if document["s3fd_batching"]:
         parts.append(batching_table(document["s3fd_batching"]))
     if document["memory"]:
         parts.append(memory_table(document["memory"]))
+    if document["frame_metrics"]:
+        parts.append(frame_metrics_table(document["frame_metrics"]))
     parts += [f"**Failed**: {failure}" for failure in document["failed"]]
     return "\n\n".join(parts) + "\n"
 
 
 def _header(document: dict[str, Any]) -> str:
     machine = document["machine"]
-    runs = document["runs"]
+    runs = document["runs"] or document["frame_metrics"]
     torch = f"torch {runs[0]['torch']}, {runs[0]['threads']} threads" if runs else "torch"
     weights = "stand-in weights" if document["weights"]["standin"] else "released weights"
     lines = [
         f"Machine: {machine['processor']}, {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
         f"{torch}; device {machine['device']}; {weights}.",
     ]
+    if "load_average" in machine:
+        before, after = machine["load_average"]
+        lines.append(f"Load average (1 min) {before:.1f} before, {after:.1f} after: on a shared machine every other "
+                     "process competes for the cores and adds to every time.")  # fmt: skip
     if document["notice"]:
         lines.insert(0, f"**{document['notice'].upper()}**: LSE values with these weights mean nothing; score changes "
                         "are the numerical effect of an option only.")  # fmt: skip
@@ -106,6 +119,23 @@ def memory_table(rows: Iterable[dict[str, Any]]) -> str:
     return "Peak RSS (MiB) against clip length\n\n" + table(
         ["frame size", "faces", "protocol", "variant", "short", "long", "long / short"], body
     )
+
+
+def frame_metrics_table(rows: Iterable[dict[str, Any]]) -> str:
+    body = []
+    for row in rows:
+        per_frame = 1000 / row["frames"]
+        peer = row["peer"]
+        extra = f"; Fréchet distance {row['frechet_seconds']:.1f} s" if "frechet_seconds" in row else ""
+        body.append([
+            row["clip"], row["metric"], f"{row['width']}x{row['height']}", str(row["frames"]),
+            _num(row["seconds"] * per_frame, 1), _num(row["bare"] * per_frame, 1), _times(row["ratio"]),
+            "-" if peer is None else _num(peer * per_frame, 1), _times(row["vs_peer"]),
+            "-" if row["agreement"] is None else f"{row['agreement']:.1e}{extra}",
+        ])  # fmt: skip
+    header = ["clip", "metric", "frame size", "frames", "ms/frame", "bare ms/frame", "ratio", "peer ms/frame",
+              "vs peer", "agreement"]  # fmt: skip
+    return "Frame metrics (networks with stand-in weights: timings only)\n\n" + table(header, body)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_lipsync.bench.plan import PRESETS, Preset
+from pytest_lipsync.bench.plan import METRICS, PRESETS, Preset
 
 if TYPE_CHECKING:
     from pytest_lipsync.bench.driver import BenchPlan
@@ -23,6 +23,7 @@ examples:
   lipsync bench --preset full --json bench.json --markdown bench.md
   lipsync bench --resolutions 720p --seconds 10 --faces 1 --protocols pipeline --variant fidelity=clean
   lipsync bench --clips /path/to/real/clips --protocols cropped
+  lipsync bench --metrics lpips fid cpbd --metrics-only --resolutions 224x224
 """
 
 
@@ -61,6 +62,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--single-frames", type=int, metavar="N", help="frames for S3FD batched vs one per call (0: skip)"
     )
     parser.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=METRICS,
+        default=[],
+        metavar="METRIC",
+        help=f"also time these frame metrics against their bare computation and the peer scripts' loops "
+        f"({', '.join(METRICS)}; stand-in weights)",
+    )
+    parser.add_argument("--metric-frames", type=int, metavar="N", help="frames per clip the frame metrics are timed on")
+    parser.add_argument(
+        "--metrics-only", action="store_true", help="time the frame metrics only: no LSE run, no S3FD check"
+    )
+    parser.add_argument(
         "--standin", action="store_true", help="use stand-in weights even when the released ones are here"
     )
     parser.add_argument("--workdir", type=Path, help="where clips, stand-in weights and raw results go")
@@ -92,11 +106,18 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
     """The preset with every option given replacing its part; clips are generated (or listed) here."""
     from pytest_lipsync.bench.clips import generated_clip, given_clips, parse_resolution
     from pytest_lipsync.bench.driver import BenchPlan
-    from pytest_lipsync.bench.models import bench_weights
+    from pytest_lipsync.bench.models import BenchWeights, bench_weights, standin_metric_weights
     from pytest_lipsync.bench.plan import check_protocols, variants
+    from pytest_lipsync.errors import ConfigError
     from pytest_lipsync.settings import Settings
 
     Settings(device=args.device)  # a bad --device is refused here, before any clip is generated
+    metrics = tuple(dict.fromkeys(args.metrics))
+    if args.metrics_only and not metrics:
+        raise ConfigError("--metrics-only times nothing without --metrics", hint="Add e.g. --metrics lpips fid cpbd")
+    metric_frames = args.metric_frames if args.metric_frames is not None else preset.metric_frames
+    if metrics and metric_frames < 3:
+        raise ConfigError(f"--metric-frames is {metric_frames}", hint="Time the frame metrics on 3 frames or more")
     protocols = check_protocols(args.protocols or list(preset.protocols))
     chosen = variants(args.variant)
     resolutions = args.resolutions or list(preset.resolutions)
@@ -111,14 +132,20 @@ def make_plan(args: argparse.Namespace, preset: Preset, workdir: Path) -> BenchP
             for seconds in args.seconds or preset.seconds
             for faces in args.faces or preset.faces
         ]
+    lse = not args.metrics_only
     return BenchPlan(
         clips=tuple(clips),
         protocols=protocols,
         variants=chosen,
-        weights=bench_weights(workdir, args.standin),
+        # Without an LSE run no SyncNet or S3FD weights are needed: none are made.
+        weights=bench_weights(workdir, args.standin) if lse else BenchWeights("-", "-", standin=True),
         device=args.device,
         quality=args.quality,
         bare_calls=args.bare_calls if args.bare_calls is not None else preset.bare_calls,
         single_frames=args.single_frames if args.single_frames is not None else preset.single_frames,
         workdir=workdir,
+        metrics=metrics,
+        metric_frames=metric_frames,
+        metric_weights=standin_metric_weights(workdir, metrics),
+        lse=lse,
     )

@@ -25,11 +25,16 @@ reads an 8-bit grayscale image as float64 and, step by step:
 
 Frames are RGB, so each is first made grayscale the way the reference's command line reads images
 (Pillow's ``convert("L")``): ``(19595 R + 38470 G + 7471 B + 32768) >> 16``, the BT.601 luma rounded to
-8 bits. The walks of step 2 run as vectorised run lengths of rising and falling steps along each row,
-which visit the same pixels in the same order as the reference's loops, so the widths are the same
-integers; every comparison is between integers or integer-valued floats, and the rounded percentages sit at
-least 0.019 from a rounding boundary for every possible width, so no last-bit difference of a maths
-library moves a value. The result equals the reference's float for float.
+8 bits.
+
+The reference loops over every pixel in Python; here every step beyond the two library calls (Canny, the
+Sobel convolution) works on the Sobel edges alone, found among the pixels above the threshold: their angle
+class from the integer differences of their neighbours (:func:`directions`), their walks from a running count
+of where each row's rising or falling steps break (:func:`_walks`, the same pixels in the same order as the
+reference's loops, so the same integer widths), their probabilities looked up per (block class, width), as
+every width is a whole number from 2 to 202. Every comparison is between integers or integer-valued floats,
+and the rounded percentages sit at least 0.019 from a rounding boundary for every possible width, so no
+last-bit difference of a maths library moves a value. The result equals the reference's float for float.
 """
 
 from __future__ import annotations
@@ -51,7 +56,12 @@ def grayscale(frames: np.ndarray) -> np.ndarray:
     """(B, H, W, 3) uint8 RGB -> (B, H, W) uint8 luma, equal to Pillow's ``convert("L")``."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be a (B, H, W, 3) uint8 RGB batch, got {frames.dtype} {frames.shape}")
-    return ((frames @ _LUMA_16 + 32768) >> 16).astype(np.uint8)
+    luma = frames[..., 0] * _LUMA_16[0]
+    for channel in (1, 2):
+        luma += frames[..., channel] * _LUMA_16[channel]
+    luma += 32768
+    luma >>= 16
+    return luma.astype(np.uint8)
 
 
 def cpbd(frames: np.ndarray) -> np.ndarray:
@@ -69,78 +79,153 @@ def cpbd_gray(image: np.ndarray) -> float:
     if height < BLOCK or width < BLOCK:
         raise ValueError(f"{width}x{height} images hold no {BLOCK}x{BLOCK} block for CPBD")
     values = image.astype(np.float64)
-    widths = edge_widths(values, sobel_edges(values))
-    return _sharpness(values, canny(values), widths)
+    rows, columns = _sobel_edge_points(values)
+    inside = (rows > 0) & (rows < height - 1) & (columns > 0) & (columns < width - 1)
+    rows, columns = rows[inside], columns[inside]
+    widths = _widths_at(image, rows * width + columns)
+    return _sharpness(image, canny(values), rows, columns, widths)
 
 
 def sobel_edges(image: np.ndarray) -> np.ndarray:
     """Thinned horizontal-gradient Sobel edges (boolean), as the reference's Octave-style ``sobel``."""
+    edges = np.zeros(image.shape, dtype=bool)
+    edges[_sobel_edge_points(image)] = True
+    return edges
+
+
+def _sobel_edge_points(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of :func:`sobel_edges`, looked for among the pixels above the threshold only.
+
+    The reference zeroes the strengths at most the threshold, then keeps a pixel that exceeds both
+    horizontal or both vertical neighbours (zero outside the image). Only a pixel above the threshold can
+    (it must exceed a non-negative value), and for such a pixel the zeroing changes no comparison: a
+    neighbour at most the threshold is exceeded before and after. So the comparisons run on the strengths
+    as they are, zero-padded, at those pixels only.
+    """
     from scipy.ndimage import convolve
 
     strength = np.square(convolve(image, SOBEL_KERNEL))
-    strength[strength <= 2 * np.sqrt(np.mean(strength))] = 0
+    threshold = 2 * np.sqrt(np.mean(strength))
     padded = np.pad(strength, 1)
-    centre = padded[1:-1, 1:-1]
-    across = (centre > padded[1:-1, :-2]) & (centre > padded[1:-1, 2:])
-    along = (centre > padded[:-2, 1:-1]) & (centre > padded[2:, 1:-1])
-    return across | along
+    stride = padded.shape[1]
+    flat = padded.ravel()
+    index = np.flatnonzero(flat > threshold)
+    value = flat[index]
+    across = (value > flat[index - 1]) & (value > flat[index + 1])
+    along = (value > flat[index - stride]) & (value > flat[index + stride])
+    rows, columns = np.divmod(index[across | along], stride)
+    return rows - 1, columns - 1
 
 
 def edge_widths(image: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Marziliano widths at the horizontal-gradient edges off the border, 0 elsewhere (module docstring)."""
-    widths = np.zeros(image.shape)
-    gradient_y, gradient_x = np.gradient(image)
-    # The reference measures nothing if every angle is 0: atan2(gy, gx) is 0 only for gy == 0 < gx, and the
-    # angle is taken as 0 where gx == 0. Only the edges' angles are needed beyond that.
-    if not np.any((gradient_x != 0) & ((gradient_y != 0) | (gradient_x < 0))):
+    inner = np.zeros(edges.shape, dtype=bool)
+    inner[1:-1, 1:-1] = edges[1:-1, 1:-1]
+    index = np.flatnonzero(inner)
+    widths = np.zeros(image.size)
+    widths[index] = _widths_at(image.astype(np.uint8), index)
+    return widths.reshape(image.shape)
+
+
+def _widths_at(image: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Step 2 at the edges off the border of a uint8 image, given by flat index: their widths (0: none measured).
+
+    Inside the image ``np.gradient`` takes halved central differences; only their signs and ratio matter
+    here, so the differences themselves are taken, in integers, at the edges only.
+    """
+    width = image.shape[1]
+    levels = image.astype(np.int16).ravel()
+    along_x = levels[index + 1] - levels[index - 1]
+    along_y = levels[index + width] - levels[index - width]
+    widths = np.zeros(len(index), dtype=np.int64)
+    # The reference measures nothing if no angle of the image is non-zero; an edge's angle settles it as a rule.
+    if not (_angled(along_x, along_y).any() or _angled(*np.gradient(image.astype(np.float64))[::-1]).any()):
         return widths
-    rows, columns = np.nonzero(edges[1:-1, 1:-1])
-    rows, columns = rows + 1, columns + 1
-    along_x, along_y = gradient_x[rows, columns], gradient_y[rows, columns]
-    angles = np.where(along_x != 0, np.arctan2(along_y, along_x) * (180 / np.pi), 0.0)
-    quantized = 45 * np.round(angles / 45)
-    step = np.diff(image, axis=1)  # step[:, j] = image[:, j + 1] - image[:, j]
-    last = step.shape[1] - 1
-    for direction, steps in ((quantized == 0, step > 0), (np.abs(quantized) == 180, step < 0)):
-        row, column = rows[direction], columns[direction]
-        # Walking left from column c compares columns c - 2 - m and c - 1 - m: steps c - 2, c - 3, ...
-        left = np.where(column >= 2, _runs_ending_at(steps)[row, np.maximum(column - 2, 0)], 0)
-        # Walking right compares columns c + 1 + m and c + 2 + m: steps c + 1, c + 2, ...
-        right = np.where(column + 1 <= last, _runs_starting_at(steps)[row, np.minimum(column + 1, last)], 0)
-        widths[row, column] = np.minimum(left, MAX_STEPS) + np.minimum(right, MAX_STEPS) + 2
+    for picked, stops in zip(directions(along_x, along_y), (np.less_equal, np.greater_equal), strict=True):
+        if picked.any():
+            widths[picked] = _walks(image, stops, index[picked])
     return widths
 
 
-def _runs_ending_at(flags: np.ndarray) -> np.ndarray:
-    """For each position, how many consecutive True flags end there (looking left along the row)."""
-    index = np.arange(flags.shape[1], dtype=np.int32)
-    last_false = np.maximum.accumulate(np.where(flags, np.int32(-1), index), axis=1)
-    return index - last_false
+def directions(gradient_x: np.ndarray, gradient_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the reference's angle rounds to 0 (rising) and to +-180 (falling), from gradients of 8-bit levels.
+
+    The reference rounds ``atan2(gy, gx)`` in degrees (0 where ``gx == 0``) to a multiple of 45: 0 exactly
+    when ``|gy| <= tan(22.5) gx``, or ``gx == 0``, and +-180 when ``|gy| <= tan(22.5) |gx|`` with ``gx < 0``.
+    The gradients are halved differences of levels (or the differences: the rule reads signs and ratios
+    only), so ``|gy / gx|`` is a ratio of whole numbers up to 255, never nearer than 3e-5 (relative) to
+    ``tan(22.5)``, which is irrational: the comparison decides as the rounded float angle does, with no
+    arctangent.
+    """
+    bound = np.tan(np.pi / 8) * np.abs(gradient_x)
+    near_horizontal = np.abs(gradient_y) <= bound
+    return (gradient_x == 0) | ((gradient_x > 0) & near_horizontal), (gradient_x < 0) & near_horizontal
 
 
-def _runs_starting_at(flags: np.ndarray) -> np.ndarray:
-    """For each position, how many consecutive True flags start there (looking right along the row)."""
-    return _runs_ending_at(flags[:, ::-1])[:, ::-1]
+def _angled(gradient_x: np.ndarray, gradient_y: np.ndarray) -> np.ndarray:
+    """Where ``atan2(gy, gx)`` is non-zero, the angle taken as 0 where ``gx == 0``: all but ``gy == 0 <= gx``."""
+    return (gradient_x != 0) & ((gradient_y != 0) | (gradient_x < 0))
 
 
-def _sharpness(image: np.ndarray, edges: np.ndarray, widths: np.ndarray) -> float:
-    """Steps 3 and 4: the share of edges of edge blocks whose probability of blur detection is at most 63%."""
-    rows, columns = image.shape[0] // BLOCK, image.shape[1] // BLOCK
+def _walks(image: np.ndarray, stops: np.ufunc, index: np.ndarray) -> np.ndarray:
+    """Widths at the edges ``index`` (flat, off the border) walked while ``not stops(next, this)``.
+
+    Step ``p`` (flat) goes from pixel ``p`` to ``p + 1``; it breaks the walk where ``stops`` holds, and at the
+    last column of a row, so no walk leaves its row. Walking left from the edge at ``p`` takes steps ``p - 2,
+    p - 3, ...``, right ``p + 1, p + 2, ...``: each side counts its unbroken steps, at most 100, plus one (the
+    reference's ``margin + 1``). A running count of the breaks finds the nearest one on either side.
+    """
+    grid = np.ones(image.shape, dtype=bool)
+    stops(image[:, 1:], image[:, :-1], out=grid[:, :-1])
+    breaks = grid.ravel()
+    before = np.cumsum(breaks, dtype=np.int32)  # breaks at or before each step
+    where = np.flatnonzero(breaks)
+    left_step, right_step = index - 2, index + 1
+    left = left_step - where[before[left_step] - 1]
+    right = where[before[right_step] - breaks[right_step]] - right_step
+    return np.minimum(left, MAX_STEPS) + np.minimum(right, MAX_STEPS) + 2
+
+
+def _percent_bins() -> np.ndarray:
+    """Step 4's whole percent for (block class, width): class 0 (not an edge block) and width 0 (none measured)
+    go to the bin past 100, which is not counted; classes 1 and 2 have the just noticeable widths 5 and 3."""
+    widths = np.arange(2 * (MAX_STEPS + 1) + 1, dtype=np.float64)
+    bins = np.full((3, len(widths)), 101)
+    for block_class, jnb in ((1, JNB_LOW_CONTRAST), (2, JNB_HIGH_CONTRAST)):
+        probabilities = 1 - np.exp(-(np.abs(widths[1:] / jnb) ** BETA))
+        bins[block_class, 1:] = np.round(probabilities * 100).astype(int)
+    return bins
+
+
+_PERCENT_BINS = _percent_bins()
+
+
+def _sharpness(
+    image: np.ndarray, edges: np.ndarray, rows: np.ndarray, columns: np.ndarray, widths: np.ndarray
+) -> float:
+    """Steps 3 and 4: the share of edges of edge blocks whose probability of blur detection is at most 63%.
+
+    ``edges``: Canny's; the measured edges at (``rows``, ``columns``) with their ``widths`` (0: not measured).
+    Every width is a whole number from 0 to 202, so its percent in each kind of block is looked up.
+    """
+    block_rows, block_columns = image.shape[0] // BLOCK, image.shape[1] // BLOCK
 
     def blocks(values: np.ndarray) -> np.ndarray:
-        """(rows, columns, BLOCK * BLOCK): the whole blocks, each flattened."""
-        cropped = values[: rows * BLOCK, : columns * BLOCK]
-        return cropped.reshape(rows, BLOCK, columns, BLOCK).swapaxes(1, 2).reshape(rows, columns, -1)
+        """(block rows, BLOCK, block columns, BLOCK): the whole blocks."""
+        return values[: block_rows * BLOCK, : block_columns * BLOCK].reshape(block_rows, BLOCK, block_columns, BLOCK)
 
-    edge_block = np.count_nonzero(blocks(edges), axis=2) > BLOCK * BLOCK * THRESHOLD
+    # Each block's class (0: not an edge block, 1: contrast at most 50, 2: above), and class 0 for the pixels
+    # of the partial blocks at the right and bottom, which the reference leaves out.
+    classes = np.zeros((block_rows + 1, block_columns + 1), dtype=np.intp)
+    edge_block = np.count_nonzero(blocks(edges), axis=(1, 3)) > BLOCK * BLOCK * THRESHOLD
     pixels = blocks(image)
-    contrast = (pixels.max(axis=2) - pixels.min(axis=2)).astype(int)
-    jnb = np.where(contrast <= CONTRAST_LIMIT, JNB_LOW_CONTRAST, JNB_HIGH_CONTRAST)
-    block_widths = blocks(widths)
-    measured = (block_widths != 0) & edge_block[..., None]
-    ratios = block_widths / jnb[..., None]
-    probabilities = 1 - np.exp(-(np.abs(ratios[measured]) ** BETA))
-    if not len(probabilities):
+    contrast = pixels.max(axis=(1, 3)).astype(int) - pixels.min(axis=(1, 3))
+    classes[:-1, :-1] = np.where(edge_block, np.where(contrast <= CONTRAST_LIMIT, 1, 2), 0)
+    block_row = np.minimum(rows // BLOCK, block_rows)
+    block_column = np.minimum(columns // BLOCK, block_columns)
+    counts = np.bincount(_PERCENT_BINS[classes[block_row, block_column], widths], minlength=102)[:101]
+    total = counts.sum()
+    if not total:
         return 0.0
-    histogram = np.bincount(np.round(probabilities * 100).astype(int), minlength=101) / len(probabilities)
+    histogram = counts / total
     return float(np.sum(histogram[: UNNOTICED_PERCENT + 1]))
