@@ -40,11 +40,12 @@ def project(make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def score(syncnet_weights: Path):  # type: ignore[no-untyped-def]
-    """``lipsync score`` with stand-in weights, the cropped protocol and clean fidelity (fast, offline)."""
+    """``lipsync score`` with stand-in weights, the cropped protocol and clean fidelity (fast, offline); the
+    arguments come last, so that they may choose another protocol."""
     common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
 
     def run(*arguments: str) -> int:
-        return main(["score", *arguments, *common, "--syncnet-weights", str(syncnet_weights)])
+        return main(["score", *common, "--syncnet-weights", str(syncnet_weights), *arguments])
 
     return run
 
