@@ -202,7 +202,8 @@ def test_writer_and_reader_agree_and_later_lines_win(tmp_path: Path) -> None:
     from pytest_lipsync.scale.stream import JsonlWriter
 
     header = Header(RUN, ("a.mp4", "b.mp4"), "1/1")
-    writer = JsonlWriter(tmp_path / "r.jsonl", header, [Line(VideoScore("a.mp4", {"lse_d": 7.0}), "1" * 64)])
+    kept = json.dumps(Line(VideoScore("a.mp4", {"lse_d": 7.0}), "1" * 64).to_dict()).encode()  # without its newline
+    writer = JsonlWriter(tmp_path / "r.jsonl", header, [kept])
     writer.write(Line(VideoScore("b.mp4", {"lse_d": 8.0}), None))
     writer.write(Line(VideoScore("a.mp4", {"lse_d": 6.5}), "2" * 64))
     writer.close()
@@ -219,8 +220,10 @@ def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
 
     for name in ("a.mp4", "b.mp4", "c.mp4"):
         (tmp_path / name).write_bytes(name.encode())
-    lines = [Line(VideoScore(name), file_sha256(tmp_path / name)) for name in ("a.mp4", "b.mp4", "c.mp4")]
-    JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4", "b.mp4", "c.mp4")), lines).close()
+    writer = JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4", "b.mp4", "c.mp4")))
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        writer.write(Line(VideoScore(name), file_sha256(tmp_path / name)))
+    writer.close()
     (tmp_path / "b.mp4").write_bytes(b"changed")
     wanted = {name: tmp_path / name for name in ("a.mp4", "b.mp4", "d.mp4")}  # c.mp4 is no longer listed
     plan = ResumePlan.read(tmp_path / "r.jsonl", wanted)
@@ -281,3 +284,88 @@ def test_importing_the_package_and_the_cli_imports_no_ray() -> None:
 def test_score_without_videos_or_a_manifest_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score"]) == 2
     assert "no videos given. Give videos, folders or globs, or --manifest FILE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resume_and_the_summary_over_a_large_file_hold_one_entry_per_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10,000 lines of 500 videos (plus one no longer listed), each line with a per-frame series: the resume set and
+    the summary are those of each key's last line, and neither holds the lines in memory while reading them."""
+    import random
+    import tracemalloc
+
+    from pytest_lipsync.cli.dataset import _summary
+    from pytest_lipsync.results import ScoreError, TrackScore
+    from pytest_lipsync.scale.stream import StreamSink
+
+    keys = [f"v{n:03d}.mp4" for n in range(500)]
+    for key in keys:
+        (tmp_path / key).write_bytes(key.encode())
+    sha = {key: file_sha256(tmp_path / key) for key in keys}
+    rng = random.Random(20)
+    kinds = [None, None, None, "unreadable", "timeout", "worker_crashed"]
+    series = tuple(round(rng.random(), 6) for _ in range(40))
+    last: dict[str, tuple[int, str | None, str | None]] = {}  # key -> (line number, error kind, hash)
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as stream:
+        stream.write(json.dumps(Header(RUN, tuple(keys)).to_dict()) + "\n")
+        for number in range(2, 10_002):
+            key = rng.choice([*keys, "gone.mp4"])
+            kind = rng.choice(kinds)
+            digest = "0" * 64 if rng.random() < 0.1 else sha.get(key)  # a tenth: the file changed since
+            error = None if kind is None else ScoreError(kind, f"{key}: {kind}")
+            track = TrackScore(0, 49, 45, 7.0, 5.0, 0, series, series)
+            stream.write(json.dumps(Line(VideoScore(key, tracks=(track,), error=error), digest).to_dict()) + "\n")
+            last[key] = (number, kind, digest)
+    kept = {
+        key: number
+        for key, (number, kind, digest) in last.items()
+        if key in sha and kind not in ("timeout", "worker_crashed") and digest == sha[key]
+    }
+    assert 100 < len(kept) < 400  # the draw left videos of every sort
+    size = path.stat().st_size
+
+    tracemalloc.start()
+    try:
+        plan = ResumePlan.read(path, {key: tmp_path / key for key in keys})
+        _, reading = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        sink = StreamSink(path, None, keys, None, plan)
+        sink.start(RUN)
+        sink.close(complete=True)
+        _, rewriting = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert plan.kept == kept  # each kept key with the number of its last line
+    # The file is 8 MB and its lines as objects far more; a key's entry is a few hundred bytes (and hashing a
+    # file reads it in chunks of 1 MB).
+    assert size > 8_000_000 and reading < 4_000_000 and rewriting < 4_000_000
+    header, *rewritten = _lines(path)
+    assert header["collected"] == keys
+    assert [line["path"] for line in rewritten] == sorted(kept, key=kept.__getitem__)  # in the old file's order
+    failed = sorted(key for key in kept if last[key][1] is not None)
+    assert [key for key, _ in sink.outcomes.failed] == failed
+    _summary(sink.outcomes, path, 0, len(kept))
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0].endswith(
+        f"({0} scored now, {len(kept)} kept from before): {len(kept) - len(failed)} ok, {len(failed)} failed"
+    )
+    assert (
+        summary[1] == f"  {failed[0]}: unreadable: {failed[0]}: unreadable"
+        and summary[-1] == f"  and {len(failed) - 10} more"
+    )
+
+
+def test_without_pyarrow_parquet_output_and_manifests_are_usage_errors_saying_how_to_get_it(
+    project: Path, score, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    assert score("out", "--parquet", "out.parquet", "-q") == 2
+    err = capsys.readouterr().err
+    assert "--parquet needs pyarrow, which is not installed" in err and 'pip install "pytest-lipsync[parquet]"' in err
+    (project / "keep.parquet").write_bytes(b"PAR1")
+    assert score("--manifest", "keep.parquet", "-q") == 2
+    err = capsys.readouterr().err
+    assert "keep.parquet: is a Parquet file: reading a Parquet manifest needs pyarrow" in err
+    assert 'pip install "pytest-lipsync[parquet]"' in err and not (project / "out.parquet").exists()
