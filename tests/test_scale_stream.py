@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_lipsync.cli.app import main
-from pytest_lipsync.cli.dataset import shard_option
+from pytest_lipsync.config.resolution import Layer, resolve, standard_layers
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 from pytest_lipsync.scale.sharding import slurm_shard
@@ -233,6 +233,11 @@ def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
         plan.check_run(RunRecord("0.1.0", {**RUN.settings, "fidelity": "reference"}, RUN.weights, "cpu"), tmp_path)
 
 
+def _resolved_shard(layer: Layer, environ: dict[str, str], root: Path) -> str | None:
+    """The ``shard`` setting as the plugin and ``lipsync score`` resolve it: ``layer`` over ``environ``."""
+    return resolve(standard_layers(root / "pyproject.toml", environ, layer, root), root).options.shard
+
+
 @pytest.mark.parametrize(
     ("task", "count", "first", "shard"),
     [
@@ -243,21 +248,45 @@ def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
         ("12", "3", "10", "3/3"),
     ],
 )
-def test_slurm_array_tasks_map_to_one_based_shards(task: str, count: str, first: str, shard: str) -> None:
+def test_slurm_array_tasks_map_to_one_based_shards(
+    task: str, count: str, first: str, shard: str, tmp_path: Path
+) -> None:
     environ = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": count, "SLURM_ARRAY_TASK_MIN": first}
     assert str(slurm_shard(environ)) == shard
-    assert shard_option("slurm", environ) == shard
+    # One setting for the gate and the command: "slurm" from any source is this task's shard.
+    assert _resolved_shard(Layer("option", {"shard": "slurm"}), environ, tmp_path) == shard
+    assert _resolved_shard(Layer("flag", {"shard": " Slurm "}), environ, tmp_path) == shard
+    assert _resolved_shard(Layer("flag", {}), {**environ, "LIPSYNC_SHARD": "slurm"}, tmp_path) == shard
 
 
-def test_slurm_shard_refuses_what_does_not_number_shards() -> None:
-    with pytest.raises(ConfigError, match="needs SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT"):
-        shard_option("slurm", {})
+def test_slurm_shard_refuses_what_does_not_number_shards(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^--shard is invalid: 'slurm' needs SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT"
+    ):
+        _resolved_shard(Layer("option", {"shard": "slurm"}), {}, tmp_path)
+    with pytest.raises(ConfigError, match=r"^LIPSYNC_SHARD is invalid: 'slurm' needs .*this is not a Slurm array task"):
+        _resolved_shard(Layer("flag", {}), {"LIPSYNC_SHARD": "slurm"}, tmp_path)
     stepped = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
     with pytest.raises(ConfigError, match="step 2"):
         slurm_shard({**stepped, "SLURM_ARRAY_TASK_STEP": "2"})
-    with pytest.raises(ConfigError, match=r"shards count from 1.*SLURM_ARRAY_TASK_ID \+ 1"):
-        shard_option("0/4", {})
-    assert shard_option(" 2 / 4 ", {}) == "2/4" and shard_option(None, {}) is None
+    with pytest.raises(ConfigError, match=r"--lipsync-shard is invalid: shard is '0/4': shards count from 1.*ID \+ 1"):
+        _resolved_shard(Layer("flag", {"shard": "0/4"}), {}, tmp_path)
+    assert _resolved_shard(Layer("option", {"shard": " 2 / 4 "}), {}, tmp_path) == "2/4"
+    assert _resolved_shard(Layer("option", {}), {}, tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_configured_shard_splits_lipsync_score_too(project: Path, score, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The shard of pyproject.toml or LIPSYNC_SHARD applies to lipsync score as to the gate: its JSON says so."""
+    environ = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
+    for name, value in {**environ, "LIPSYNC_SHARD": "slurm"}.items():
+        monkeypatch.setenv(name, value)
+    assert score("out", "--json", "s2.json", "-q") == 0
+    monkeypatch.setenv("LIPSYNC_SHARD", "1/2")
+    assert score("out", "--json", "s1.json", "-q") == 0
+    parts = [json.loads((project / f"s{n}.json").read_text()) for n in (1, 2)]
+    assert [part["shard"] for part in parts] == ["1/2", "2/2"] and all(part["collected"] == KEYS for part in parts)
+    assert sorted(video["path"] for part in parts for video in part["videos"]) == KEYS
 
 
 def test_without_ray_the_ray_executor_is_a_usage_error_saying_how_to_get_it(

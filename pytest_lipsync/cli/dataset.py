@@ -1,5 +1,5 @@
 """``lipsync score`` at dataset scale: ``--executor ray``, ``--jsonl`` with ``--resume``, ``--parquet``, ``--manifest``,
-``--shard``.
+and a shard (the ``shard`` setting, ``--shard``).
 
 Same settings, keys and JSON as a plain ``lipsync score``; what changes is where the videos come from (a
 manifest, a shard of them), who scores them (the local pool or Ray actors) and where results go as they
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from pytest_lipsync.results import Report, RunRecord, VideoScore
 from pytest_lipsync.scale.workers import Job
 
 if TYPE_CHECKING:
+    from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.scale.stream import Outcomes, ResumePlan, StreamSink
 
 _LISTED = 10  # failed videos named in the closing summary; the rest are counted
@@ -59,11 +59,6 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--manifest", type=Path, metavar="FILE", help="the videos to score, listed in a text, CSV or Parquet file"
     )
-    parser.add_argument(
-        "--shard",
-        metavar="i/n",
-        help='score shard i of n (1-based); "slurm": the shard of this Slurm array task (SLURM_ARRAY_TASK_*)',
-    )
 
 
 def uses_dataset_options(args: argparse.Namespace) -> bool:
@@ -74,25 +69,7 @@ def uses_dataset_options(args: argparse.Namespace) -> bool:
         or args.parquet is not None
         or args.resume
         or args.manifest is not None
-        or args.shard
     )
-
-
-def shard_option(text: str | None, environ: Mapping[str, str]) -> str | None:
-    """``--shard``: "i/n" as given, or from Slurm's variables; a 0 index gets the Slurm arithmetic as a hint."""
-    from pytest_lipsync.scale.sharding import Shard, slurm_shard
-
-    if text is None:
-        return None
-    if text.strip().lower() == "slurm":
-        return str(slurm_shard(environ))
-    if text.strip().startswith("0/"):
-        raise ConfigError(
-            f"shard is {text!r}: shards count from 1",
-            hint="For a Slurm array starting at 0 write --shard $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT, "
-            "or --shard slurm",
-        )
-    return str(Shard.parse(text))
 
 
 class _Results:
@@ -116,7 +93,8 @@ class _Results:
             self.kept[job.number] = result
 
 
-def run_dataset(args: argparse.Namespace) -> int:
+def run_dataset(args: argparse.Namespace, config: LipsyncConfig | None = None) -> int:
+    """``config``: the settings when the caller resolved them already (a configured shard sent it here)."""
     from pytest_lipsync.cli.options import score_config, warn
     from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.table import format_table, run_notice
@@ -136,7 +114,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         import_pyarrow("--parquet")
     if args.resume and args.jsonl is None:
         raise ConfigError("--resume needs --jsonl OUT.jsonl", hint="Resume into the JSON Lines file of the earlier run")
-    config = score_config(args, Path.cwd(), os.environ)
+    config = config or score_config(args, Path.cwd(), os.environ)
     arguments = [Path(path) for path in args.paths] + ([] if args.manifest is None else read_manifest(args.manifest))
     if not arguments:
         raise ConfigError("no videos given", hint="Give videos, folders or globs, or --manifest FILE")
@@ -146,7 +124,7 @@ def run_dataset(args: argparse.Namespace) -> int:
             "; ".join(unmatched.message for unmatched in listing.unmatched),
             hint="Give folders and globs that hold videos, or leave out the ones that do not",
         )
-    shard = shard_option(args.shard, os.environ)
+    shard = config.options.shard
     entries = select_shard(listing.entries, shard)
     collected = tuple(entry.key for entry in listing.entries)  # every shard's: merge checks they add up
     if args.json is not None:
