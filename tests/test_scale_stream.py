@@ -289,16 +289,6 @@ def test_a_configured_shard_splits_lipsync_score_too(project: Path, score, monke
     assert sorted(video["path"] for part in parts for video in part["videos"]) == KEYS
 
 
-def test_without_ray_the_ray_executor_is_a_usage_error_saying_how_to_get_it(
-    project: Path, score, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    assert score("out", "--executor", "ray", "-q") == 2
-    err = capsys.readouterr().err
-    assert "--executor ray needs Ray, which is not installed" in err and 'pip install "pytest-lipsync[ray]"' in err
-    assert not (project / "run.jsonl").exists()
-
-
 def test_importing_the_package_and_the_cli_imports_no_ray() -> None:
     code = (
         "import sys, pytest_lipsync, pytest_lipsync.cli.app as app, pytest_lipsync.scale.stream, "
@@ -386,15 +376,32 @@ def test_resume_and_the_summary_over_a_large_file_hold_one_entry_per_video(
     )
 
 
-def test_without_pyarrow_parquet_output_and_manifests_are_usage_errors_saying_how_to_get_it(
-    project: Path, score, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
-    assert score("out", "--parquet", "out.parquet", "-q") == 2
-    err = capsys.readouterr().err
-    assert "--parquet needs pyarrow, which is not installed" in err and 'pip install "pytest-lipsync[parquet]"' in err
+@pytest.mark.parametrize(
+    ("module", "arguments", "message", "extra"),
+    [
+        ("ray", ["out", "--executor", "ray"], "--executor ray needs Ray, which is not installed", "ray"),
+        ("pyarrow", ["out", "--parquet", "out.parquet"], "--parquet needs pyarrow, which is not installed", "parquet"),
+        (
+            "pyarrow",
+            ["--manifest", "keep.parquet"],
+            "keep.parquet: is a Parquet file: reading a Parquet manifest needs pyarrow, which is not installed",
+            "parquet",
+        ),
+    ],
+)
+def test_without_an_extra_its_options_are_usage_errors_saying_how_to_get_it(  # type: ignore[no-untyped-def]
+    module: str,
+    arguments: list[str],
+    message: str,
+    extra: str,
+    project: Path,
+    score,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import MODULE raises ImportError
     (project / "keep.parquet").write_bytes(b"PAR1")
-    assert score("--manifest", "keep.parquet", "-q") == 2
+    assert score(*arguments, "-q") == 2
     err = capsys.readouterr().err
-    assert "keep.parquet: is a Parquet file: reading a Parquet manifest needs pyarrow" in err
-    assert 'pip install "pytest-lipsync[parquet]"' in err and not (project / "out.parquet").exists()
+    assert message in err and f'pip install "pytest-lipsync[{extra}]"' in err
+    assert sorted(path.name for path in project.iterdir()) == ["keep.parquet", "out", "pyproject.toml"]  # no output
