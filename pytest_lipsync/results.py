@@ -308,16 +308,20 @@ def write_json_atomic(path: Path, document: Mapping[str, Any], *, sort_keys: boo
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that readers see the old file or the new one, never half of one."""
-    write_bytes_atomic(path, [text.encode("utf-8")])
+    _write_atomic(path, [text], "w")
 
 
 def write_bytes_atomic(path: Path, chunks: Iterable[bytes]) -> None:
     """Write ``chunks`` (consumed as they are written: a large file need not be in memory) so that readers see
     the old file or the new one, never half of one."""
+    _write_atomic(path, chunks, "wb")
+
+
+def _write_atomic(path: Path, chunks: Iterable[Any], mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = temporary_beside(path, ".tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with os.fdopen(handle, mode, encoding="utf-8" if mode == "w" else None) as stream:
             for chunk in chunks:
                 stream.write(chunk)
             stream.flush()

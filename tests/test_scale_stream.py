@@ -405,3 +405,20 @@ def test_without_an_extra_its_options_are_usage_errors_saying_how_to_get_it(  # 
     err = capsys.readouterr().err
     assert message in err and f'pip install "pytest-lipsync[{extra}]"' in err
     assert sorted(path.name for path in project.iterdir()) == ["keep.parquet", "out", "pyproject.toml"]  # no output
+
+
+def test_a_rewrite_interrupted_while_copying_the_kept_lines_leaves_the_old_file(tmp_path: Path) -> None:
+    from collections.abc import Iterator
+
+    from pytest_lipsync.scale.stream import JsonlWriter
+
+    (tmp_path / "r.jsonl").write_text("the earlier run's lines\n")
+
+    def kept() -> Iterator[bytes]:
+        yield b'{"path": "a.mp4"}\n'
+        raise KeyboardInterrupt  # a Ctrl-C while the old file is read again
+
+    with pytest.raises(KeyboardInterrupt):
+        JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4",)), kept())
+    assert (tmp_path / "r.jsonl").read_text() == "the earlier run's lines\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["r.jsonl"]  # no temporary left

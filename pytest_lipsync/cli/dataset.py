@@ -49,7 +49,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         "--parquet",
         type=Path,
         metavar="OUT.parquet",
-        help="write the results as a Parquet table too, in row groups as they finish (pytest-lipsync[parquet])",
+        help="write the results as a Parquet table, in row groups as they finish, whole when the run completes "
+        "(pytest-lipsync[parquet])",
     )
     parser.add_argument(
         "--resume",
