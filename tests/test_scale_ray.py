@@ -184,8 +184,8 @@ def test_a_video_that_hangs_in_native_code_is_killed_at_twice_its_limit(  # type
 ) -> None:
     _faces(project, make_clip, {"hang.mp4": ray_standins.HANG_WIDTH, "crash.mp4": ray_standins.CRASH_WIDTH})
     started = time.monotonic()
-    assert score("faces", *FAULTY, *RAY, "--timeout", "3", "--jsonl", "ray.jsonl", "-q") == 1
-    assert time.monotonic() - started >= 6  # the hung actor was given twice its limit before it was killed
+    assert score("faces", *FAULTY, *RAY, "--timeout", "5", "--jsonl", "ray.jsonl", "-q") == 1
+    assert time.monotonic() - started >= 10  # the hung actor was given twice its limit before it was killed
     _, *lines = _lines(project / "ray.jsonl")
     errors = {line["path"]: line["error"] for line in lines}
     assert (
@@ -199,7 +199,7 @@ def test_a_video_that_hangs_in_native_code_is_killed_at_twice_its_limit(  # type
 def test_a_killed_driver_loses_only_the_videos_in_flight_and_resume_scores_the_rest(  # type: ignore[no-untyped-def]
     local_ray, project: Path, score, syncnet_weights: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for n in range(34, 40):  # nine clips, scored one at a time by one actor of two cores
+    for n in range(34, 37):  # six clips, scored one at a time by one actor of two cores
         (project / "out" / f"clip{n}.mp4").write_bytes((project / "out" / f"clip{31 + n % 3}.mp4").read_bytes())
     keys = sorted(f"out/{path.name}" for path in (project / "out").iterdir())
     address = ray.get_runtime_context().gcs_address
