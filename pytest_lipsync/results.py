@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -308,11 +308,22 @@ def write_json_atomic(path: Path, document: Mapping[str, Any], *, sort_keys: boo
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that readers see the old file or the new one, never half of one."""
+    _write_atomic(path, [text], "w")
+
+
+def write_bytes_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` (consumed as they are written: a large file need not be in memory) so that readers see
+    the old file or the new one, never half of one."""
+    _write_atomic(path, chunks, "wb")
+
+
+def _write_atomic(path: Path, chunks: Iterable[Any], mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = temporary_beside(path, ".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, mode, encoding="utf-8" if mode == "w" else None) as stream:
+            for chunk in chunks:
+                stream.write(chunk)
             stream.flush()
             os.fsync(stream.fileno())
         publish(temporary, path)

@@ -28,9 +28,9 @@ OWN_OPTIONS = {
         "ray_address",
         "ray_cpus_per_actor",
         "jsonl",
+        "parquet",
         "resume",
         "manifest",
-        "shard",
     },
     "visualize": {"output", "quiet"},
     "gate": set(),
@@ -67,10 +67,11 @@ def test_a_commands_options_are_exactly_the_settings_declared_for_it(command: st
 
 
 def test_visualize_takes_the_scoring_options_but_ground_truths_and_the_protocol() -> None:
-    """visualize draws face tracks: only the pipeline protocol has them, so it offers no --protocol."""
+    """visualize draws face tracks: only the pipeline protocol has them, so it offers no --protocol; it draws
+    one video, so it takes no --shard."""
     score, visualize = (set(_options(_subparser(name))) for name in ("score", "visualize"))
     quality = {"reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch"}
-    assert score - OWN_OPTIONS["score"] - quality - {"protocol"} == visualize - OWN_OPTIONS["visualize"]
+    assert score - OWN_OPTIONS["score"] - quality - {"protocol", "shard"} == visualize - OWN_OPTIONS["visualize"]
 
 
 def test_option_spellings_are_the_keys_with_hyphens() -> None:

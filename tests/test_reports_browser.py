@@ -7,8 +7,8 @@ says that the video is not beside it.
 
 Needs Playwright (in the ``test`` extra) and a ``chromium`` executable on PATH (Debian: ``apt-get install
 chromium``). Playwright's own browser downloads are never used: the system's Chromium is launched by path.
-Without either the tests skip, naming what is missing; with ``LIPSYNC_REQUIRE_BROWSER=1`` (set by
-``.ci/run``) they fail instead, so that CI cannot pass by skipping them.
+Without either the tests skip, naming what is missing; with ``PYTEST_LIPSYNC_REQUIRE_EXTRAS=1`` (set by
+``.ci/run``, as for Ray and pyarrow) they fail instead, so that CI cannot pass by skipping them.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pytest_lipsync.cli.app import main
 from pytest_lipsync.reports.html import INDEX, annotated_path
 from pytest_lipsync.synthetic.clips import ClipSpec
 from tests.conftest import MakeClip
+from tests.extras import REQUIRE
 from tests.test_faces_pipeline import MARKER, SHORT
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow  # scoring three clips and annotating one: about 30 s
 
-REQUIRE = "LIPSYNC_REQUIRE_BROWSER"
 # Headless, and nothing of Chromium's own that talks to the network (updates, sync, field trials).
 CHROMIUM_ARGS = [
     "--headless",

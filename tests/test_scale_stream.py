@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_lipsync.cli.app import main
-from pytest_lipsync.cli.dataset import shard_option
+from pytest_lipsync.config.resolution import Layer, resolve, standard_layers
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 from pytest_lipsync.scale.sharding import slurm_shard
@@ -41,11 +41,12 @@ def project(make_clip: MakeClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 @pytest.fixture
 def score(syncnet_weights: Path) -> ScoreCommand:
-    """``lipsync score`` with stand-in weights, the cropped protocol and clean fidelity (fast, offline)."""
+    """``lipsync score`` with stand-in weights, the cropped protocol and clean fidelity (fast, offline); the
+    arguments come last, so that they may choose another protocol."""
     common = ["--protocol", "cropped", "--fidelity", "clean", "--device", "cpu", "--offline"]
 
     def run(*arguments: str) -> int:
-        return main(["score", *arguments, *common, "--syncnet-weights", str(syncnet_weights)])
+        return main(["score", *common, "--syncnet-weights", str(syncnet_weights), *arguments])
 
     return run
 
@@ -218,7 +219,8 @@ def test_writer_and_reader_agree_and_later_lines_win(tmp_path: Path) -> None:
     from pytest_lipsync.scale.stream import JsonlWriter
 
     header = Header(RUN, ("a.mp4", "b.mp4"), "1/1")
-    writer = JsonlWriter(tmp_path / "r.jsonl", header, [Line(VideoScore("a.mp4", {"lse_d": 7.0}), "1" * 64)])
+    kept = json.dumps(Line(VideoScore("a.mp4", {"lse_d": 7.0}), "1" * 64).to_dict()).encode()  # without its newline
+    writer = JsonlWriter(tmp_path / "r.jsonl", header, [kept])
     writer.write(Line(VideoScore("b.mp4", {"lse_d": 8.0}), None))
     writer.write(Line(VideoScore("a.mp4", {"lse_d": 6.5}), "2" * 64))
     writer.close()
@@ -235,8 +237,10 @@ def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
 
     for name in ("a.mp4", "b.mp4", "c.mp4"):
         (tmp_path / name).write_bytes(name.encode())
-    lines = [Line(VideoScore(name), file_sha256(tmp_path / name)) for name in ("a.mp4", "b.mp4", "c.mp4")]
-    JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4", "b.mp4", "c.mp4")), lines).close()
+    writer = JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4", "b.mp4", "c.mp4")))
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        writer.write(Line(VideoScore(name), file_sha256(tmp_path / name)))
+    writer.close()
     (tmp_path / "b.mp4").write_bytes(b"changed")
     wanted = {name: tmp_path / name for name in ("a.mp4", "b.mp4", "d.mp4")}  # c.mp4 is no longer listed
     plan = ResumePlan.read(tmp_path / "r.jsonl", wanted)
@@ -244,6 +248,11 @@ def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
     plan.check_run(RUN, tmp_path / "r.jsonl")
     with pytest.raises(ConfigError, match="fidelity = 'clean' in .*, 'reference' now"):
         plan.check_run(RunRecord("0.1.0", {**RUN.settings, "fidelity": "reference"}, RUN.weights, "cpu"), tmp_path)
+
+
+def _resolved_shard(layer: Layer, environ: dict[str, str], root: Path) -> str | None:
+    """The ``shard`` setting as the plugin and ``lipsync score`` resolve it: ``layer`` over ``environ``."""
+    return resolve(standard_layers(root / "pyproject.toml", environ, layer, root), root).options.shard
 
 
 @pytest.mark.parametrize(
@@ -256,31 +265,47 @@ def test_resume_plan_keeps_only_matching_hashes(tmp_path: Path) -> None:
         ("12", "3", "10", "3/3"),
     ],
 )
-def test_slurm_array_tasks_map_to_one_based_shards(task: str, count: str, first: str, shard: str) -> None:
+def test_slurm_array_tasks_map_to_one_based_shards(
+    task: str, count: str, first: str, shard: str, tmp_path: Path
+) -> None:
     environ = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": count, "SLURM_ARRAY_TASK_MIN": first}
     assert str(slurm_shard(environ)) == shard
-    assert shard_option("slurm", environ) == shard
+    # One setting for the gate and the command: "slurm" from any source is this task's shard.
+    assert _resolved_shard(Layer("option", {"shard": "slurm"}), environ, tmp_path) == shard
+    assert _resolved_shard(Layer("flag", {"shard": " Slurm "}), environ, tmp_path) == shard
+    assert _resolved_shard(Layer("flag", {}), {**environ, "LIPSYNC_SHARD": "slurm"}, tmp_path) == shard
 
 
-def test_slurm_shard_refuses_what_does_not_number_shards() -> None:
-    with pytest.raises(ConfigError, match="needs SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT"):
-        shard_option("slurm", {})
+def test_slurm_shard_refuses_what_does_not_number_shards(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^--shard is invalid: 'slurm' needs SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT"
+    ):
+        _resolved_shard(Layer("option", {"shard": "slurm"}), {}, tmp_path)
+    with pytest.raises(ConfigError, match=r"^LIPSYNC_SHARD is invalid: 'slurm' needs .*this is not a Slurm array task"):
+        _resolved_shard(Layer("flag", {}), {"LIPSYNC_SHARD": "slurm"}, tmp_path)
     stepped = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
     with pytest.raises(ConfigError, match="step 2"):
         slurm_shard({**stepped, "SLURM_ARRAY_TASK_STEP": "2"})
-    with pytest.raises(ConfigError, match=r"shards count from 1.*SLURM_ARRAY_TASK_ID \+ 1"):
-        shard_option("0/4", {})
-    assert shard_option(" 2 / 4 ", {}) == "2/4" and shard_option(None, {}) is None
+    with pytest.raises(ConfigError, match=r"--lipsync-shard is invalid: shard is '0/4': shards count from 1.*ID \+ 1"):
+        _resolved_shard(Layer("flag", {"shard": "0/4"}), {}, tmp_path)
+    assert _resolved_shard(Layer("option", {"shard": " 2 / 4 "}), {}, tmp_path) == "2/4"
+    assert _resolved_shard(Layer("option", {}), {}, tmp_path) is None
 
 
-def test_without_ray_the_ray_executor_is_a_usage_error_saying_how_to_get_it(
-    project: Path, score: ScoreCommand, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.slow
+def test_a_configured_shard_splits_lipsync_score_too(
+    project: Path, score: ScoreCommand, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    assert score("out", "--executor", "ray", "-q") == 2
-    err = capsys.readouterr().err
-    assert "--executor ray needs Ray, which is not installed" in err and 'pip install "pytest-lipsync[ray]"' in err
-    assert not (project / "run.jsonl").exists()
+    """The shard of pyproject.toml or LIPSYNC_SHARD applies to lipsync score as to the gate: its JSON says so."""
+    environ = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "0"}
+    for name, value in {**environ, "LIPSYNC_SHARD": "slurm"}.items():
+        monkeypatch.setenv(name, value)
+    assert score("out", "--json", "s2.json", "-q") == 0
+    monkeypatch.setenv("LIPSYNC_SHARD", "1/2")
+    assert score("out", "--json", "s1.json", "-q") == 0
+    parts = [json.loads((project / f"s{n}.json").read_text()) for n in (1, 2)]
+    assert [part["shard"] for part in parts] == ["1/2", "2/2"] and all(part["collected"] == KEYS for part in parts)
+    assert sorted(video["path"] for part in parts for video in part["videos"]) == KEYS
 
 
 def test_importing_the_package_and_the_cli_imports_no_ray() -> None:
@@ -297,3 +322,122 @@ def test_importing_the_package_and_the_cli_imports_no_ray() -> None:
 def test_score_without_videos_or_a_manifest_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["score"]) == 2
     assert "no videos given. Give videos, folders or globs, or --manifest FILE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_resume_and_the_summary_over_a_large_file_hold_one_entry_per_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10,000 lines of 500 videos (plus one no longer listed), each line with a per-frame series: the resume set and
+    the summary are those of each key's last line, and neither holds the lines in memory while reading them."""
+    import random
+    import tracemalloc
+
+    from pytest_lipsync.cli.dataset import _summary
+    from pytest_lipsync.results import ScoreError, TrackScore
+    from pytest_lipsync.scale.stream import StreamSink
+
+    keys = [f"v{n:03d}.mp4" for n in range(500)]
+    for key in keys:
+        (tmp_path / key).write_bytes(key.encode())
+    sha = {key: file_sha256(tmp_path / key) for key in keys}
+    rng = random.Random(20)
+    kinds = [None, None, None, "unreadable", "timeout", "worker_crashed"]
+    series = tuple(round(rng.random(), 6) for _ in range(40))
+    last: dict[str, tuple[int, str | None, str | None]] = {}  # key -> (line number, error kind, hash)
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as stream:
+        stream.write(json.dumps(Header(RUN, tuple(keys)).to_dict()) + "\n")
+        for number in range(2, 10_002):
+            key = rng.choice([*keys, "gone.mp4"])
+            kind = rng.choice(kinds)
+            digest = "0" * 64 if rng.random() < 0.1 else sha.get(key)  # a tenth: the file changed since
+            error = None if kind is None else ScoreError(kind, f"{key}: {kind}")
+            track = TrackScore(0, 49, 45, 7.0, 5.0, 0, series, series)
+            stream.write(json.dumps(Line(VideoScore(key, tracks=(track,), error=error), digest).to_dict()) + "\n")
+            last[key] = (number, kind, digest)
+    kept = {
+        key: number
+        for key, (number, kind, digest) in last.items()
+        if key in sha and kind not in ("timeout", "worker_crashed") and digest == sha[key]
+    }
+    assert 100 < len(kept) < 400  # the draw left videos of every sort
+    size = path.stat().st_size
+
+    tracemalloc.start()
+    try:
+        plan = ResumePlan.read(path, {key: tmp_path / key for key in keys})
+        _, reading = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        sink = StreamSink(path, None, keys, None, plan)
+        sink.start(RUN)
+        sink.close(complete=True)
+        _, rewriting = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert plan.kept == kept  # each kept key with the number of its last line
+    # The file is 8 MB and its lines as objects far more; a key's entry is a few hundred bytes (and hashing a
+    # file reads it in chunks of 1 MB).
+    assert size > 8_000_000 and reading < 4_000_000 and rewriting < 4_000_000
+    header, *rewritten = _lines(path)
+    assert header["collected"] == keys
+    assert [line["path"] for line in rewritten] == sorted(kept, key=kept.__getitem__)  # in the old file's order
+    failed = sorted(key for key in kept if last[key][1] is not None)
+    assert [key for key, _ in sink.outcomes.failed] == failed
+    _summary(sink.outcomes, path, 0, len(kept))
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0].endswith(
+        f"({0} scored now, {len(kept)} kept from before): {len(kept) - len(failed)} ok, {len(failed)} failed"
+    )
+    assert (
+        summary[1] == f"  {failed[0]}: unreadable: {failed[0]}: unreadable"
+        and summary[-1] == f"  and {len(failed) - 10} more"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "arguments", "message", "extra"),
+    [
+        ("ray", ["out", "--executor", "ray"], "--executor ray needs Ray, which is not installed", "ray"),
+        ("pyarrow", ["out", "--parquet", "out.parquet"], "--parquet needs pyarrow, which is not installed", "parquet"),
+        (
+            "pyarrow",
+            ["--manifest", "keep.parquet"],
+            "keep.parquet: is a Parquet file: reading a Parquet manifest needs pyarrow, which is not installed",
+            "parquet",
+        ),
+    ],
+)
+def test_without_an_extra_its_options_are_usage_errors_saying_how_to_get_it(
+    module: str,
+    arguments: list[str],
+    message: str,
+    extra: str,
+    project: Path,
+    score: ScoreCommand,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import MODULE raises ImportError
+    (project / "keep.parquet").write_bytes(b"PAR1")
+    assert score(*arguments, "-q") == 2
+    err = capsys.readouterr().err
+    assert message in err and f'pip install "pytest-lipsync[{extra}]"' in err
+    assert sorted(path.name for path in project.iterdir()) == ["keep.parquet", "out", "pyproject.toml"]  # no output
+
+
+def test_a_rewrite_interrupted_while_copying_the_kept_lines_leaves_the_old_file(tmp_path: Path) -> None:
+    from collections.abc import Iterator
+
+    from pytest_lipsync.scale.stream import JsonlWriter
+
+    (tmp_path / "r.jsonl").write_text("the earlier run's lines\n")
+
+    def kept() -> Iterator[bytes]:
+        yield b'{"path": "a.mp4"}\n'
+        raise KeyboardInterrupt  # a Ctrl-C while the old file is read again
+
+    with pytest.raises(KeyboardInterrupt):
+        JsonlWriter(tmp_path / "r.jsonl", Header(RUN, ("a.mp4",)), kept())
+    assert (tmp_path / "r.jsonl").read_text() == "the earlier run's lines\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["r.jsonl"]  # no temporary left

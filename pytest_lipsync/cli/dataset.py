@@ -1,8 +1,9 @@
-"""``lipsync score`` at dataset scale: ``--executor ray``, ``--jsonl`` with ``--resume``, ``--manifest``, ``--shard``.
+"""``lipsync score`` at dataset scale: ``--executor ray``, ``--jsonl`` with ``--resume``, ``--parquet``, ``--manifest``,
+and a shard (the ``shard`` setting, ``--shard``).
 
 Same settings, keys and JSON as a plain ``lipsync score``; what changes is where the videos come from (a
 manifest, a shard of them), who scores them (the local pool or Ray actors) and where results go as they
-finish (a JSON Lines file that survives an interruption). See docs/dataset-scale.md.
+finish (a JSON Lines file that survives an interruption, a Parquet table). See docs/dataset-scale.md.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_lipsync.cli.options import EXIT_FAILED, EXIT_OK
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.results import Report, RunRecord, VideoScore
-from pytest_lipsync.scale.workers import Job, ResultSink
+from pytest_lipsync.scale.workers import Job
+
+if TYPE_CHECKING:
+    from pytest_lipsync.config.resolution import LipsyncConfig
+    from pytest_lipsync.scale.stream import Outcomes, ResumePlan, StreamSink
 
 _LISTED = 10  # failed videos named in the closing summary; the rest are counted
 
@@ -41,6 +46,13 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         "--jsonl", type=Path, metavar="OUT.jsonl", help="append each video's result to a JSON Lines file as it finishes"
     )
     parser.add_argument(
+        "--parquet",
+        type=Path,
+        metavar="OUT.parquet",
+        help="write the results as a Parquet table, in row groups as they finish, whole when the run completes "
+        "(pytest-lipsync[parquet])",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="with --jsonl: skip the videos the file already holds (same key and SHA-256)",
@@ -48,44 +60,27 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--manifest", type=Path, metavar="FILE", help="the videos to score, listed in a text, CSV or Parquet file"
     )
-    parser.add_argument(
-        "--shard",
-        metavar="i/n",
-        help='score shard i of n (1-based); "slurm": the shard of this Slurm array task (SLURM_ARRAY_TASK_*)',
-    )
 
 
 def uses_dataset_options(args: argparse.Namespace) -> bool:
     """Whether the command needs this module (a plain ``lipsync score`` keeps its own, simpler path)."""
     return bool(
-        args.executor != "local" or args.jsonl is not None or args.resume or args.manifest is not None or args.shard
+        args.executor != "local"
+        or args.jsonl is not None
+        or args.parquet is not None
+        or args.resume
+        or args.manifest is not None
     )
 
 
-def shard_option(text: str | None, environ: Mapping[str, str]) -> str | None:
-    """``--shard``: "i/n" as given, or from Slurm's variables; a 0 index gets the Slurm arithmetic as a hint."""
-    from pytest_lipsync.scale.sharding import Shard, slurm_shard
-
-    if text is None:
-        return None
-    if text.strip().lower() == "slurm":
-        return str(slurm_shard(environ))
-    if text.strip().startswith("0/"):
-        raise ConfigError(
-            f"shard is {text!r}: shards count from 1",
-            hint="For a Slurm array starting at 0 write --shard $((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT, "
-            "or --shard slurm",
-        )
-    return str(Shard.parse(text))
-
-
 class _Results:
-    """The executor's sink: results to the JSONL file when there is one, else kept for the table."""
+    """The executor's sink: results to the streamed outputs when there are any; kept for the table and the
+    JSON only when no JSON Lines file holds them (a dataset's results never all sit in memory)."""
 
-    def __init__(self, stream: ResultSink | None) -> None:
+    def __init__(self, stream: StreamSink | None, keep: bool) -> None:
         self.stream = stream
         self.run: RunRecord | None = None
-        self.kept: dict[int, VideoScore] = {}
+        self.kept: dict[int, VideoScore] | None = {} if keep else None
 
     def start(self, run: RunRecord) -> None:
         self.run = run
@@ -95,17 +90,18 @@ class _Results:
     def put(self, job: Job, result: VideoScore, sha256: str | None = None) -> None:
         if self.stream is not None:
             self.stream.put(job, result, sha256)
-        else:
+        if self.kept is not None:
             self.kept[job.number] = result
 
 
-def run_dataset(args: argparse.Namespace) -> int:
+def run_dataset(args: argparse.Namespace, config: LipsyncConfig | None = None) -> int:
+    """``config``: the settings when the caller resolved them already (a configured shard sent it here)."""
     from pytest_lipsync.cli.options import score_config, warn
     from pytest_lipsync.outputs import check_file_output
     from pytest_lipsync.reports.table import format_table, run_notice
     from pytest_lipsync.results import write_json_atomic
     from pytest_lipsync.scale.manifest import read_manifest
-    from pytest_lipsync.scale.stream import ResumePlan, StreamSink, read_jsonl
+    from pytest_lipsync.scale.stream import ResumePlan, read_jsonl
     from pytest_lipsync.scale.workers import Progress, score_jobs
     from pytest_lipsync.session.videos import configured_videos, select_shard
 
@@ -113,9 +109,13 @@ def run_dataset(args: argparse.Namespace) -> int:
         from pytest_lipsync.scale.ray import import_ray
 
         import_ray()  # a missing extra is a usage error before any work
+    if args.parquet is not None:
+        from pytest_lipsync.scale.parquet import import_pyarrow
+
+        import_pyarrow("--parquet")
     if args.resume and args.jsonl is None:
         raise ConfigError("--resume needs --jsonl OUT.jsonl", hint="Resume into the JSON Lines file of the earlier run")
-    config = score_config(args, Path.cwd(), os.environ)
+    config = config or score_config(args, Path.cwd(), os.environ)
     arguments = [Path(path) for path in args.paths] + ([] if args.manifest is None else read_manifest(args.manifest))
     if not arguments:
         raise ConfigError("no videos given", hint="Give videos, folders or globs, or --manifest FILE")
@@ -125,18 +125,20 @@ def run_dataset(args: argparse.Namespace) -> int:
             "; ".join(unmatched.message for unmatched in listing.unmatched),
             hint="Give folders and globs that hold videos, or leave out the ones that do not",
         )
-    shard = shard_option(args.shard, os.environ)
+    shard = config.options.shard
     entries = select_shard(listing.entries, shard)
     collected = tuple(entry.key for entry in listing.entries)  # every shard's: merge checks they add up
     if args.json is not None:
         check_file_output(args.json, "the results JSON")
+    if args.parquet is not None:
+        check_file_output(args.parquet, "the Parquet results")
     plan = ResumePlan()
     if args.jsonl is not None:
         check_file_output(args.jsonl, "the JSON Lines results")
         if args.resume and args.jsonl.exists():
             plan = ResumePlan.read(args.jsonl, {entry.key: entry.path for entry in entries})
-            if plan.previous is not None and plan.previous.torn is not None:
-                warn([plan.previous.torn])
+            if plan.torn is not None:
+                warn([plan.torn])
         elif args.jsonl.exists() and args.jsonl.stat().st_size > 0:
             raise ConfigError(
                 "already holds results",
@@ -145,11 +147,12 @@ def run_dataset(args: argparse.Namespace) -> int:
             )
     todo = [entry for entry in entries if entry.key not in plan.kept]
     jobs = [Job(number, entry) for number, entry in enumerate(todo, 1)]
-    stream = None if args.jsonl is None else StreamSink(args.jsonl, collected, shard, plan)
-    results = _Results(stream)
+    stream = _stream(args, collected, shard, plan)
+    results = _Results(stream, keep=args.jsonl is None)
+    complete = False
     try:
-        if not jobs and plan.previous is not None:
-            results.start(plan.previous.header.run)  # nothing left: record this run's listing in the header
+        if not jobs and plan.header is not None:
+            results.start(plan.header.run)  # nothing left: record this run's listing in the header
         elif args.executor == "ray" and jobs:
             from pytest_lipsync.scale.ray import RayOptions, score_on_ray
 
@@ -157,35 +160,49 @@ def run_dataset(args: argparse.Namespace) -> int:
             score_on_ray(jobs, config.settings, Progress(len(jobs), args.quiet), results, options)
         else:
             score_jobs(jobs, config.settings, args.workers, Progress(len(jobs), args.quiet), sink=results)
+        complete = True
     finally:
         if stream is not None:
-            stream.close()
+            stream.close(complete)
     assert results.run is not None  # executors start the sink before they return
-    if args.jsonl is None:
-        scores = [results.kept[job.number] for job in jobs]
-        print(format_table(scores))
-        report = Report(results.run, tuple(scores), shard, collected)
+    if stream is None:
+        assert results.kept is not None
+        print(format_table([results.kept[job.number] for job in jobs]))
     else:
-        report = read_jsonl(args.jsonl).report()
-        _summary(report, args.jsonl, len(jobs), len(plan.kept))
+        _summary(stream.outcomes, args.jsonl or args.parquet, len(jobs), len(plan.kept))
     notice = run_notice(results.run)
     if notice is not None:
         print(notice)
     if args.json is not None:
+        if results.kept is None:
+            report = read_jsonl(args.jsonl).report()  # a report is the whole run: here only is it read whole
+        else:
+            report = Report(results.run, tuple(results.kept[job.number] for job in jobs), shard, collected)
         write_json_atomic(args.json, report.to_dict())
-    return EXIT_OK if all(video.ok for video in report.videos) else EXIT_FAILED
+    failed = stream.outcomes.failed if stream is not None else [s for s in (results.kept or {}).values() if not s.ok]
+    return EXIT_FAILED if failed else EXIT_OK
 
 
-def _summary(report: Report, path: Path, scored: int, kept: int) -> None:
+def _stream(
+    args: argparse.Namespace, collected: tuple[str, ...], shard: str | None, plan: ResumePlan
+) -> StreamSink | None:
+    from pytest_lipsync.scale.stream import StreamSink
+
+    if args.jsonl is None and args.parquet is None:
+        return None
+    return StreamSink(args.jsonl, args.parquet, collected, shard, plan)
+
+
+def _summary(outcomes: Outcomes, path: Path, scored: int, kept: int) -> None:
     """A dataset's closing lines: counts and the first failures (the table of a million videos helps nobody)."""
-    failed = [video for video in report.videos if not video.ok]
+    failed = outcomes.failed
+    total = len(outcomes.errors)
     print(
-        f"lipsync: {len(report.videos)} videos in {path} ({scored} scored now, {kept} kept from before): "
-        f"{len(report.videos) - len(failed)} ok, {len(failed)} failed"
+        f"lipsync: {total} videos in {path} ({scored} scored now, {kept} kept from before): "
+        f"{total - len(failed)} ok, {len(failed)} failed"
     )
-    for video in failed[:_LISTED]:
-        assert video.error is not None
-        print(f"  {video.path}: {video.error.kind}: {video.error.message}", file=sys.stdout)
+    for key, error in failed[:_LISTED]:
+        print(f"  {key}: {error.kind}: {error.message}", file=sys.stdout)
     if len(failed) > _LISTED:
         print(f"  and {len(failed) - _LISTED} more")
 

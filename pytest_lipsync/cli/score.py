@@ -42,6 +42,8 @@ def run_score(args: argparse.Namespace) -> int:
     if not args.paths:
         raise ConfigError("no videos given", hint="Give videos, folders or globs, or --manifest FILE")
     config = score_config(args, Path.cwd(), os.environ)
+    if config.options.shard is not None:  # a share of the videos: reported with its shard, as a dataset's
+        return run_dataset(args, config)
     listing = configured_videos(config, [Path(path) for path in args.paths])
     if listing.unmatched:
         raise ConfigError(

@@ -58,12 +58,15 @@ class RunOptions:
         "let a videos folder or glob that holds no video pass (by default it fails the run)",
         more="A folder that does not exist is always a usage error.",
     )
-    shard: str | None = setting(  # see ``sharding``
+    shard: str | None = setting(  # see ``sharding``; "slurm" is read from the environment by ``resolution``
         None,
-        "this CI job's share of the videos to gate, `i/n` (balanced by file size, stable)",
-        more="See [scale-out.md](scale-out.md#several-ci-runners-shard-merge-gate).",
+        "this job's share of the videos to gate or score, `i/n` (balanced by file size, stable), or `slurm`: "
+        "the share of this Slurm array task (`SLURM_ARRAY_TASK_*`)",
+        more="See [scale-out.md](scale-out.md#several-ci-runners-shard-merge-gate) and "
+        "[dataset-scale.md](dataset-scale.md#slurm-job-arrays).",
+        commands=("score",),
         metavar="I/N",
-        kind='`"i/n"`',
+        kind='`"i/n"` or `"slurm"`',
     )
     gpus: str | None = setting(  # see ``placement``
         None,

@@ -20,7 +20,7 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,11 +120,30 @@ def standard_layers(pyproject: Path, environ: Mapping[str, str], command_line: L
     from the environment and the command line are relative to ``here``, the caller's directory, and paths in
     ``pyproject.toml`` to its own directory (wherever pytest or ``lipsync`` is started from)."""
     table = read_pyproject(pyproject)
-    return [
+    layers = [
         *([] if table is None else [Layer(table.kind, _absolute(table.values, pyproject.parent), table.origin)]),
         Layer("env", _absolute(env_layer(environ).values, here)),
         Layer(command_line.kind, _absolute(command_line.values, here), command_line.origin),
     ]
+    return [_shard(layer, environ) for layer in layers]
+
+
+def _shard(layer: Layer, environ: Mapping[str, str]) -> Layer:
+    """``shard`` written as ``i/n`` (spaces dropped), ``"slurm"`` made this Slurm array task's ``i/n``: every
+    consumer of the setting, and every report, sees one spelling."""
+    from pytest_lipsync.scale.sharding import Shard, slurm_shard
+
+    value = layer.values.get("shard")
+    if not isinstance(value, str):
+        return layer
+    if value.strip().lower() == "slurm":
+        try:
+            return replace(layer, values={**layer.values, "shard": str(slurm_shard(environ))})
+        except ConfigError as exc:
+            raise ConfigError(f"{layer.name('shard')} is invalid: {exc.message}", hint=exc.hint) from None
+    with contextlib.suppress(ConfigError):  # a malformed one is refused by _check_alone, naming its source
+        return replace(layer, values={**layer.values, "shard": str(Shard.parse(value))})
+    return layer
 
 
 def _absolute(values: Mapping[str, Any], base: Path) -> dict[str, Any]:

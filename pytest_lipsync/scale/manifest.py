@@ -5,7 +5,7 @@ the list keeps). Three forms, chosen by the file's suffix:
 
 * ``.csv``: a header row with a ``path`` column (other columns are ignored: a curation table can be
   passed as it is);
-* ``.parquet``: a ``path`` column, read with pyarrow (``pip install pyarrow``);
+* ``.parquet``: a ``path`` column, read with pyarrow (``pip install "pytest-lipsync[parquet]"``);
 * anything else: plain text, one path per line; blank lines and lines starting with ``#`` are skipped.
 
 Each entry is what the command line takes (a file, a folder or a glob). A relative path is relative to the
@@ -50,17 +50,19 @@ def _csv_paths(manifest: Path) -> list[str]:
 
 
 def _parquet_paths(manifest: Path) -> list[str]:
+    from pytest_lipsync.scale.parquet import import_pyarrow
+
     try:
-        import pyarrow.parquet as parquet  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ImportError:
-        raise ConfigError(
-            "is a Parquet file, and reading one needs pyarrow, which is not installed",
-            path=manifest,
-            hint="pip install pyarrow, or pass the list as a CSV or text file",
-        ) from None
-    table = parquet.read_table(manifest)
-    if "path" not in table.column_names:
-        raise ConfigError(f"has no 'path' column (columns: {table.column_names})", path=manifest, hint=_HINT)
+        pyarrow = import_pyarrow("reading a Parquet manifest")
+    except ConfigError as exc:
+        raise ConfigError(f"is a Parquet file: {exc.message}", path=manifest, hint=exc.hint) from None
+    try:
+        columns = pyarrow.parquet.read_schema(manifest).names
+        paths = pyarrow.parquet.read_table(manifest, columns=["path"]) if "path" in columns else None
+    except pyarrow.ArrowException as exc:
+        raise ConfigError(f"is not a readable Parquet file ({exc})", path=manifest, hint=_HINT) from None
+    if paths is None:
+        raise ConfigError(f"has no 'path' column (columns: {columns})", path=manifest, hint=_HINT)
     return [
-        str(value).strip() for value in table.column("path").to_pylist() if value is not None and str(value).strip()
+        str(value).strip() for value in paths.column("path").to_pylist() if value is not None and str(value).strip()
     ]

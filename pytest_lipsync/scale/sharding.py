@@ -1,4 +1,4 @@
-"""Splitting the videos of a gate among CI jobs: ``--lipsync-shard i/n``.
+"""Splitting the videos of a gate or a dataset among jobs: ``--lipsync-shard i/n``, ``lipsync score --shard i/n``.
 
 Every job of a matrix collects the same videos and keeps its own share, so the split must depend only on
 what every job sees alike: the videos' keys and file sizes (not modification times, not the order a
@@ -29,7 +29,13 @@ class Shard:
     @classmethod
     def parse(cls, text: str) -> Shard:
         match = _SHARD.match(text)
-        index, count = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        index, count = (int(match.group(1)), int(match.group(2))) if match else (-1, 0)
+        if index == 0 and count > 0:  # a job array's task id, which counts from 0
+            raise ConfigError(
+                f"shard is {text!r}: shards count from 1",
+                hint='Write "i/n" with 1 <= i <= n; for a Slurm array starting at 0, '
+                '$((SLURM_ARRAY_TASK_ID + 1))/$SLURM_ARRAY_TASK_COUNT, or "slurm"',
+            )
         if not 1 <= index <= count:
             raise ConfigError(
                 f"shard is {text!r}", hint='Write "i/n" with 1 <= i <= n, e.g. "2/4" for the second of four jobs'
@@ -66,14 +72,14 @@ def slurm_shard(environ: Mapping[str, str]) -> Shard:
     missing = [name for name in names if not environ.get(name, "").strip().isdigit()]
     if missing:
         raise ConfigError(
-            f"--shard slurm needs {', '.join(missing)} (not set, or not a number): this is not a Slurm array task",
-            hint="Submit with sbatch --array=0-N, or give --shard i/n",
+            f"'slurm' needs {', '.join(missing)} (not set, or not a number): this is not a Slurm array task",
+            hint="Submit with sbatch --array=0-N, or give the shard as i/n",
         )
     task, count, first = (int(environ[name]) for name in names)
     step = environ.get("SLURM_ARRAY_TASK_STEP", "1").strip()
     if step not in ("", "1"):
         raise ConfigError(
             f"the Slurm array has step {step}: its task ids do not number shards 1..{count}",
-            hint="Submit the array without a step (--array=0-N), or give --shard i/n",
+            hint="Submit the array without a step (--array=0-N), or give the shard as i/n",
         )
     return Shard.parse(f"{task - first + 1}/{count}")
