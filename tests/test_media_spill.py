@@ -64,7 +64,8 @@ def test_the_file_has_no_name_and_the_default_budget_is_half_the_free_space(
     with SpilledFrames() as kept:
         list(kept.keep(FRAMES))
         assert list(tmp_path.iterdir()) == []
-        assert kept._budget == spill.free_space_budget()
+        # Other processes write to the same disk between the two readings: equal to within 1%, not exactly.
+        assert kept._budget == pytest.approx(spill.free_space_budget(), rel=0.01)
     statvfs = os.statvfs(tmp_path)
     assert spill.free_space_budget() == pytest.approx(statvfs.f_bavail * statvfs.f_frsize / 2, rel=0.01)
 
