@@ -27,6 +27,8 @@ from typing import Any, Literal
 from pytest_lipsync.config.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.errors import ConfigError, VideoError
 from pytest_lipsync.gate.rules import GateRules, Override, Tolerance
+from pytest_lipsync.metrics import OPT_IN, THRESHOLD_METRICS
+from pytest_lipsync.models.registry import QUALITY
 from pytest_lipsync.settings import Settings
 
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")
@@ -37,7 +39,8 @@ SourceKind = Literal["pyproject", "env", "flag", "option", "marker"]
 _PATH_OPTIONS = ("videos", "reference", "baseline", "json", "syncnet_weights", "s3fd_weights")
 # LIPSYNC_* variables that are not settings: the weights' cache and download mirrors (``models.resolve``),
 # and the test suite's fuzzing knobs. Any other LIPSYNC_* variable that is not a setting's is a typo.
-OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS"})
+# The frame quality networks' files are named by their own variables (``LIPSYNC_ALEXNET_WEIGHTS``...), not settings.
+OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS", *(spec.env_var for spec in QUALITY)})
 OTHER_PREFIXES: tuple[str, ...] = ("LIPSYNC_FUZZ_",)
 
 
@@ -153,10 +156,10 @@ def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
         if "overrides" in layer.values:
             overrides = _overrides(layer, layer.values["overrides"])
         pairs.update(_pairs(layer, layer.values.get("pairs", {})))
-    settings = _build(Settings, scalars)
-    settings.check_detect_every()
     thresholds = _build(Thresholds, scalars)
     gate = GateRules(thresholds, regression, tuple(scalars.get("allow", ())), overrides)
+    settings = _build(Settings, scalars).with_metrics(ruled_metrics(gate))
+    settings.check_detect_every()
     options = _build(RunOptions, scalars)
     if options.update_baseline and not options.baseline:
         raise ConfigError(
@@ -164,6 +167,15 @@ def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
             hint='Set baseline = "lipsync-baseline.json" in [tool.lipsync], or pass --lipsync-baseline PATH',
         )
     return LipsyncConfig(settings, gate, options, pairs, root)
+
+
+def ruled_metrics(gate: GateRules) -> tuple[str, ...]:
+    """The opt-in metrics a rule judges (``lpips_max = 0.2``, ``regression.lpips``, an override's): a rule on a
+    metric that is not computed would judge nothing, so writing the rule turns the metric on."""
+    ruled = {*gate.thresholds.limits(), *gate.regression}
+    for override in gate.overrides:
+        ruled |= {THRESHOLD_METRICS[key] for key in override.thresholds} | set(override.regression)
+    return tuple(name for name in OPT_IN if name in ruled)
 
 
 def _layer_scalars(layer: Layer) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -37,9 +36,7 @@ from pytest_lipsync.quality.color import check_pair
 from pytest_lipsync.quality.networks.alexnet import AlexNetFeatures
 from pytest_lipsync.quality.networks.base import TappedFeatures, load_released
 from pytest_lipsync.quality.networks.vgg import VGG16Features
-
-LpipsNet = Literal["alex", "vgg"]
-LPIPS_NETS: tuple[str, ...] = get_args(LpipsNet)
+from pytest_lipsync.quality.settings import LPIPS_NETS, LpipsNet
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
