@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pytest_lipsync.metrics import METRICS
+
 if TYPE_CHECKING:
     from pytest_lipsync.errors import LipsyncError
 
@@ -572,5 +574,6 @@ _QUALITY = _checked(
         "color": _text,
         "region": _text,
         "tracks": _list_of(_checked({"first_frame": _count, "last_frame": _count})),
+        **{metric.name: _object_or_null(_SERIES) for metric in METRICS if metric.regional},
     }
 )

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.models.registry import ALEXNET, LPIPS_ALEX, LPIPS_VGG, VGG16, WeightsSpec
+from pytest_lipsync.models.registry import LPIPS_FILES, WeightsSpec
 from pytest_lipsync.models.resolve import ResolvedWeights, load_resolved
 from pytest_lipsync.models.runtime import to_device
 from pytest_lipsync.quality.color import check_pair
@@ -43,7 +43,7 @@ SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
 
 # (trunk, linear heads) of each variant.
-WEIGHTS: dict[str, tuple[WeightsSpec, WeightsSpec]] = {"alex": (ALEXNET, LPIPS_ALEX), "vgg": (VGG16, LPIPS_VGG)}
+WEIGHTS: dict[str, tuple[WeightsSpec, WeightsSpec]] = LPIPS_FILES
 TRUNKS: dict[str, Callable[[], TappedFeatures]] = {"alex": AlexNetFeatures, "vgg": VGG16Features}
 
 

@@ -70,7 +70,7 @@ def gate_report(
 
     command_line = Layer(options.kind, {**options.values, **_NOT_FOR_REPORTS}, options.origin)
     layers = standard_layers(project / "pyproject.toml", environ, command_line, here)
-    quality = any(video.quality is not None or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
+    quality = any(_compared(video) or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
     scores = ReportScores(report, name)
     gate = GateSession(
         lambda: layers, project, None, videos=report_entries(report), service=scores, report_quality=quality
@@ -95,3 +95,9 @@ def _entry(video: VideoScore) -> VideoEntry:
     entry = VideoEntry(video.path, Path(video.path))
     reference = (video.quality or {}).get("reference")
     return entry if reference is None else entry.with_reference(Path(reference))
+
+
+def _compared(video: VideoScore) -> bool:
+    """Whether the video was paired with ground truth when scored (its ``quality`` names a match, even a failed
+    one); a section without a match holds only metrics that need none (CPBD)."""
+    return video.quality is not None and video.quality.get("match") is not None
