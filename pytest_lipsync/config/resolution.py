@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pytest_lipsync.config.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.errors import ConfigError, VideoError
 from pytest_lipsync.gate.rules import GateRules, Override, Tolerance
-from pytest_lipsync.metrics import OPT_IN, THRESHOLD_METRICS
+from pytest_lipsync.metrics import BY_NAME, OPT_IN, THRESHOLD_METRICS
 from pytest_lipsync.models.registry import QUALITY
 from pytest_lipsync.settings import Settings
 
@@ -242,6 +242,13 @@ def _regression(layer: Layer, table: object, prefix: str) -> dict[str, Tolerance
             rules[metric] = Tolerance.parse(metric, raw)
         except ValueError as exc:
             raise _error(layer, f"{prefix}.{metric}", str(exc)) from None
+        if BY_NAME[metric].level == "dataset":
+            raise _error(
+                layer,
+                f"{prefix}.{metric}",
+                f"is a regression rule on {BY_NAME[metric].label}, which is one number per dataset, while a baseline "
+                f"holds each video's numbers: gate it with {BY_NAME[metric].threshold_key} instead",
+            )
     return rules
 
 
@@ -265,6 +272,14 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
         for key, value in rest.items()
         if key in thresholds
     }
+    for key in limits:
+        if BY_NAME[THRESHOLD_METRICS[key]].level == "dataset":
+            raise _error(
+                layer,
+                f"{label}.{key}",
+                "limits a number of the whole dataset, and an override applies to the videos its glob matches: "
+                f"set {key} in [tool.lipsync.thresholds]",
+            )
     for key, value in limits.items():
         _check_alone(layer, f"{label}.{key}", key, value)
     allow = _coerce(layer, f"{label}.allow", rest["allow"], tuple[str, ...]) if "allow" in rest else None

@@ -265,6 +265,21 @@ def judge(
     return Verdict(key, "failed" if failed else "passed", checks, reason)
 
 
+def dataset_item(metric: str) -> str:
+    """The name of the run-level item (and verdict) that judges the per-dataset ``metric``: ``lipsync::fid``."""
+    return f"lipsync::{metric}"
+
+
+def judge_dataset(metric: str, value: float, thresholds: Thresholds) -> Verdict:
+    """Apply the dataset's threshold on ``metric`` (``fid_max``) to its value; no threshold: passed, unjudged.
+    Overrides are per video and baselines per video, so neither applies to a dataset's number."""
+    limit = thresholds.limits().get(metric)
+    checks = () if limit is None else (Check(metric, value, limit[1], limit[0]),)
+    failed = [check for check in checks if not check.passed]
+    reason = f"{len(failed)} of {plural(len(checks), 'check')} failed" if failed else ""
+    return Verdict(dataset_item(metric), "failed" if failed else "passed", checks, reason)
+
+
 def format_verdict(verdict: Verdict) -> str:
     """The compact failure text: one row per check (metric, value, limit, baseline, margin, rule)."""
     lines = [display_name(f"{verdict.key}: {verdict.reason}" if verdict.reason else verdict.key)]

@@ -18,7 +18,7 @@ from pytest_lipsync.config.keys import MARKER
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate.rules import Verdict, format_verdict
-from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
+from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS, SYNC_METRICS
 
 if TYPE_CHECKING:
     from pytest_lipsync.session.run import GateSession
@@ -83,6 +83,36 @@ class QualityItem(VideoItem):
     item_name = "quality"
 
 
+class DatasetItem(pytest.Item):
+    """Judges a metric of the whole run's dataset (FID) against its threshold: ``lipsync::fid``, which ``-k fid``
+    selects. It computes the metric from the files alone, so it gives the same verdict on any xdist worker."""
+
+    def __init__(self, *, metric: str, gate: GateSession, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metric = metric
+        self.gate = gate
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        verdict = self.gate.dataset_verdict(self.metric)
+        value = self.gate.dataset[self.metric].get("value")
+        if value is not None:
+            self.user_properties.append((f"lipsync_{self.metric}", round(value, 6)))
+        self.user_properties.append(("lipsync_verdict", verdict.outcome))
+        if verdict.outcome == "failed":
+            raise GateFailed(verdict)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, GateFailed):
+            return format_verdict(excinfo.value.verdict)
+        if isinstance(excinfo.value, LipsyncError):
+            return display_name(f"{self.nodeid}: {excinfo.value.message}")
+        return str(super().repr_failure(excinfo, style))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.nodeid, None, f"{LABELS[self.metric]} of the dataset ({self.nodeid})"
+
+
 class NoVideos(Exception):
     """A configured folder or glob holds no video (the message says which and why)."""
 
@@ -112,9 +142,9 @@ class NoVideosItem(pytest.Item):
 
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
-    """One item per video (two with a reference configured), in key order, and one failing item per configured
-    folder or glob that holds no video. Node ids show the key as :func:`display_name` does: pytest prints them
-    at the start of a line."""
+    """One item per video (two with a reference configured), in key order, one failing item per configured
+    folder or glob that holds no video, and a run-level item per dataset metric that is on (``lipsync::fid``).
+    Node ids show the key as :func:`display_name` does: pytest prints them at the start of a line."""
     items: list[pytest.Item] = []
     for unmatched in gate.unmatched:
         node = VideoNode.from_parent(session, name=unmatched.key, nodeid=unmatched.key, path=unmatched.argument)
@@ -125,6 +155,10 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
         items.append(VideoItem.from_parent(node, name=VideoItem.item_name, entry=entry, gate=gate))
         if gate.with_quality:
             items.append(QualityItem.from_parent(node, name=QualityItem.item_name, entry=entry, gate=gate))
+    dataset = [name for name in DATASET_METRICS if gate.config.settings.computes(name)]
+    if dataset:
+        node = VideoNode.from_parent(session, name="lipsync", nodeid="lipsync")
+        items += [DatasetItem.from_parent(node, name=name, metric=name, gate=gate) for name in dataset]
     if gate.with_quality and session.config.pluginmanager.hasplugin("xdist"):
         for item in items:  # with --dist loadgroup, one worker scores a video once for both items
             if isinstance(item, VideoItem):

@@ -20,7 +20,7 @@ from typing import Any
 from pytest_lipsync.config.resolution import Layer, environment_warnings, standard_layers
 from pytest_lipsync.display import plural
 from pytest_lipsync.gate.rules import format_verdict
-from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
+from pytest_lipsync.metrics import DATASET_METRICS, QUALITY_METRICS, SYNC_METRICS
 from pytest_lipsync.results import Report, RunRecord, Tally, VideoScore
 from pytest_lipsync.session.run import GateSession, Outputs
 from pytest_lipsync.session.videos import VideoEntry
@@ -73,9 +73,18 @@ def gate_report(
     quality = any(_compared(video) or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
     scores = ReportScores(report, name)
     gate = GateSession(
-        lambda: layers, project, None, videos=report_entries(report), service=scores, report_quality=quality
+        lambda: layers,
+        project,
+        None,
+        videos=report_entries(report),
+        service=scores,
+        report_quality=quality,
+        dataset=report.dataset,
     )
     gate.start(check_baseline=True)
+    for metric in DATASET_METRICS:  # before any video: a threshold the report cannot answer is a usage error
+        if metric in gate.dataset or metric in gate.config.gate.thresholds.limits():
+            gate.dataset_verdict(metric)
     for entry in gate.videos:
         gate.verdict(entry, SYNC_METRICS)
         if gate.with_quality:
