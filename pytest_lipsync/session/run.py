@@ -208,6 +208,12 @@ class GateSession:
         self._unsent_verdicts.add(verdict.key)
         return verdict
 
+    def dataset_value(self, metric: str) -> float:
+        """The per-dataset ``metric`` of this run's videos (computed once, as its item computes it)."""
+        self.dataset_verdict(metric)
+        value = self.dataset[metric].get("value")
+        return math.nan if value is None else float(value)
+
     def _dataset_section(self, metric: str) -> dict[str, Any]:
         if self._report_dataset:
             raise ConfigError(
