@@ -76,12 +76,14 @@ class Scorer:
 
     def _frame_measures(self, lpips: tuple[ResolvedWeights, ResolvedWeights] | None) -> dict[str, Measure]:
         """The opt-in per-frame metrics this run computes (``metrics``), their networks loaded on the device."""
-        from pytest_lipsync.quality.measures import cpbd_measure, lpips_measure
-
         measures: dict[str, Measure] = {}
         if lpips is not None:
+            from pytest_lipsync.quality.measures import lpips_measure
+
             measures["lpips"] = lpips_measure(self.settings.lpips_net, *lpips, device=str(self.device))
         if self.settings.computes("cpbd"):
+            from pytest_lipsync.quality.measures import cpbd_measure
+
             measures["cpbd"] = cpbd_measure
         return measures
 

@@ -40,7 +40,7 @@ from pytest_lipsync.gate.rules import (
     judge_dataset,
     unmatched_overrides,
 )
-from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS
+from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS, THRESHOLD_METRICS
 from pytest_lipsync.progress import ProgressDisplay
 from pytest_lipsync.results import Report, RunRecord, ScoreError, Tally, VideoScore, write_json_atomic
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService
@@ -164,14 +164,16 @@ class GateSession:
         if not rules or self.with_quality:
             return
         named = ", ".join(self._written_as(rule) for rule in rules)
+        judged = {THRESHOLD_METRICS.get(rule.rpartition(".")[2]) or rule.rpartition(".")[2] for rule in rules}
+        what = "PSNR/SSIM" if judged <= {"psnr", "ssim"} else "/".join(LABELS[m] for m in LABELS if m in judged)
         if self._report_quality is None:
             raise ConfigError(
-                f"{named} would judge PSNR/SSIM against ground truth, but none is configured",
+                f"{named} would judge {what} against ground truth, but none is configured",
                 hint='Set reference = "DIR" in [tool.lipsync] (--lipsync-reference DIR) or name each video\'s ground '
                 "truth in [tool.lipsync.pairs]; or remove the rule",
             )
         raise ConfigError(
-            f"{named} would judge PSNR/SSIM against ground truth, but the report holds none (its videos were "
+            f"{named} would judge {what} against ground truth, but the report holds none (its videos were "
             "scored without ground truth) and none is configured",
             hint='Score the videos with ground truth (reference = "DIR" or [tool.lipsync.pairs]) and gate that report, '
             "or remove the rule",
