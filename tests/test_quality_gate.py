@@ -345,7 +345,7 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
 ) -> None:
     """One test for the three front-ends: each FID costs a square root of a 2048x2048 matrix (seconds to a minute
     on a shared CPU), so the expected value is computed once and the pytest run that gates the videos leaves
-    the FID item out."""
+    the FID item out; the run that computes it runs it on an xdist worker."""
     out, gt = trees
     pairs = [(out / "a.avi", gt / "a.mkv"), (out / "b.mkv", gt / "b.mkv"), (out / "same.mkv", gt / "same.mkv")]
     lpips = {video.name: expected_lpips(video, truth, quality_env) for video, truth in pairs}
@@ -387,7 +387,8 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
     assert main(["gate", str(results), "--fid-max", str(fid * 2), "--cpbd-min", "0"]) == 0
     capsys.readouterr()
 
-    # the pytest gate: -k fid runs the run-level item alone
+    # the pytest gate: -k fid runs the run-level item alone, here on an xdist worker, whose number reaches the
+    # controller's JSON
     shutil.copytree(out, pytester.path / "out")
     shutil.copytree(gt, pytester.path / "gt")
     project = {
@@ -398,7 +399,9 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
     }
     pytester.makepyprojecttoml(PYPROJECT.format(**project))
     report = pytester.path / "results.json"
-    only_fid = pytester.runpytest_inprocess("-k", "fid", "-p", "no:cacheprovider", f"--lipsync-json={report}")
+    only_fid = pytester.runpytest_subprocess(
+        "-k", "fid", "-n", "2", "-p", "no:cacheprovider", f"--lipsync-json={report}"
+    )
     only_fid.assert_outcomes(failed=1, deselected=6)
     only_fid.stdout.fnmatch_lines(["*lipsync::fid: 1 of 1 check failed*", "*fid *fid_max*FAIL*"])
     assert relative(json.loads(report.read_text())["dataset"]["fid"]["value"], fid) < 1e-4

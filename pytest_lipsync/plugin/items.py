@@ -40,25 +40,16 @@ class VideoNode(pytest.Collector):
         return []
 
 
-class VideoItem(pytest.Item):
-    """Checks one video's lip-sync metrics (LSE-D, LSE-C) against thresholds and the baseline."""
+class JudgedItem(pytest.Item):
+    """An item whose outcome is a gate verdict: it fails with the verdict's table (or a configuration error's
+    message, naming ``subject``), never a traceback into the plugin."""
 
-    metrics: Sequence[str] = SYNC_METRICS
-    item_name = "lipsync"
+    subject = ""
 
-    def __init__(self, *, entry: VideoEntry, gate: GateSession, **kwargs: Any) -> None:
+    def __init__(self, *, gate: GateSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.entry = entry
         self.gate = gate
         self.add_marker(MARKER)
-
-    def runtest(self) -> None:
-        verdict = self.gate.verdict(self.entry, self.metrics)
-        self.user_properties.extend(_properties(self.gate, self.entry.key, verdict))
-        if verdict.outcome == "xfailed":
-            pytest.xfail(display_name(verdict.reason))
-        if verdict.outcome == "failed":
-            raise GateFailed(verdict)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, pytest.xfail.Exception):
@@ -68,8 +59,28 @@ class VideoItem(pytest.Item):
         if isinstance(excinfo.value, GateFailed):
             return format_verdict(excinfo.value.verdict)
         if isinstance(excinfo.value, LipsyncError):
-            return display_name(f"{self.entry.key}: {excinfo.value.message}")
+            return display_name(f"{self.subject}: {excinfo.value.message}")
         return str(super().repr_failure(excinfo, style))
+
+
+class VideoItem(JudgedItem):
+    """Checks one video's lip-sync metrics (LSE-D, LSE-C, and CPBD when on) against thresholds and the baseline."""
+
+    metrics: Sequence[str] = SYNC_METRICS
+    item_name = "lipsync"
+
+    def __init__(self, *, entry: VideoEntry, gate: GateSession, **kwargs: Any) -> None:
+        super().__init__(gate=gate, **kwargs)
+        self.entry = entry
+        self.subject = entry.key
+
+    def runtest(self) -> None:
+        verdict = self.gate.verdict(self.entry, self.metrics)
+        self.user_properties.extend(_properties(self.gate, self.entry.key, verdict))
+        if verdict.outcome == "xfailed":
+            pytest.xfail(display_name(verdict.reason))
+        if verdict.outcome == "failed":
+            raise GateFailed(verdict)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """The failure headline. Not the node id itself: pytest would turn its dots into ``::``."""
@@ -83,15 +94,14 @@ class QualityItem(VideoItem):
     item_name = "quality"
 
 
-class DatasetItem(pytest.Item):
+class DatasetItem(JudgedItem):
     """Judges a metric of the whole run's dataset (FID) against its threshold: ``lipsync::fid``, which ``-k fid``
     selects. It computes the metric from the files alone, so it gives the same verdict on any xdist worker."""
 
     def __init__(self, *, metric: str, gate: GateSession, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(gate=gate, **kwargs)
         self.metric = metric
-        self.gate = gate
-        self.add_marker(MARKER)
+        self.subject = self.nodeid
 
     def runtest(self) -> None:
         verdict = self.gate.dataset_verdict(self.metric)
@@ -101,13 +111,6 @@ class DatasetItem(pytest.Item):
         self.user_properties.append(("lipsync_verdict", verdict.outcome))
         if verdict.outcome == "failed":
             raise GateFailed(verdict)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, GateFailed):
-            return format_verdict(excinfo.value.verdict)
-        if isinstance(excinfo.value, LipsyncError):
-            return display_name(f"{self.nodeid}: {excinfo.value.message}")
-        return str(super().repr_failure(excinfo, style))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.nodeid, None, f"{LABELS[self.metric]} of the dataset ({self.nodeid})"

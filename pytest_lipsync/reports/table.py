@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.metrics import BY_NAME, DIGITS, HIGHER_IS_BETTER, LABELS, VIDEO_METRICS
+from pytest_lipsync.models.registry import QUALITY
 from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 
 if TYPE_CHECKING:
     from pytest_lipsync.gate.rules import Check, Verdict
 
 MESSAGE_WIDTH = 60
+# The frame quality networks' weights, by name.
+_QUALITY = frozenset(spec.name for spec in QUALITY)
 # The outcome of every gate item of a video, worst first: one failing item fails the video.
 VideoOutcome = Literal["error", "failed", "allowed", "passed"]
 _WORST_FIRST: tuple[VideoOutcome, ...] = ("error", "failed", "allowed", "passed")
@@ -132,9 +135,10 @@ def custom_weights_notice(weights: Sequence[WeightsRecord]) -> str | None:
     custom = [display_name(f"{w.name} {w.path} (SHA-256 {w.sha256[:12]}...)") for w in weights if w.custom]
     if not custom:
         return None
+    quality = " (and LPIPS/FID with the files of docs/quality.md)" if any(w.name in _QUALITY for w in weights) else ""
     return (
         f"note: scored with custom weights ({'; '.join(custom)}): these numbers are not comparable with "
-        "published LSE-D/LSE-C, which use the released syncnet_v2.model and sfd_face.pth"
+        f"published LSE-D/LSE-C, which use the released syncnet_v2.model and sfd_face.pth{quality}"
     )
 
 
