@@ -402,7 +402,7 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
     only_fid = pytester.runpytest_subprocess(
         "-k", "fid", "-n", "2", "-p", "no:cacheprovider", f"--lipsync-json={report}"
     )
-    only_fid.assert_outcomes(failed=1, deselected=6)
+    only_fid.assert_outcomes(failed=1)  # xdist deselects on the workers, and counts no deselected items
     only_fid.stdout.fnmatch_lines(["*lipsync::fid: 1 of 1 check failed*", "*fid *fid_max*FAIL*"])
     assert relative(json.loads(report.read_text())["dataset"]["fid"]["value"], fid) < 1e-4
 
