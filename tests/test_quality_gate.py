@@ -429,3 +429,41 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
     regressed = pytester.runpytest_inprocess(*flags)
     regressed.assert_outcomes(passed=1, failed=1, deselected=5)
     regressed.stdout.fnmatch_lines(["*lpips *regression lpips +10%*FAIL*", "*FAILED out/a.avi::quality*"])
+
+
+def test_in_the_face_region_lpips_and_cpbd_run_on_the_track_crops(standins: dict[str, Path]) -> None:
+    """``region = "face"``: both measures see the crops PSNR/SSIM see (the literal crops of the generated
+    video's track), one value per (track, frame)."""
+    from pytest_lipsync.faces.tracking import build_tracks
+    from pytest_lipsync.quality.accumulate import compare_streams
+    from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
+    from pytest_lipsync.quality.measures import lpips_measure
+    from pytest_lipsync.quality.settings import QualitySettings
+    from tests.test_faces_tracking import detections_of, literal_crop, moving_face
+
+    rng = np.random.default_rng(8)
+    gen = rng.integers(0, 256, (30, 120, 160, 3), dtype=np.uint8)
+    # Ground truth of the first 6 frames only: the track's first 6 crops are compared, the rest are not.
+    gt = np.clip(gen[:6].astype(np.int16) + rng.integers(-30, 31, gen[:6].shape), 0, 255).astype(np.uint8)
+    (track,) = build_tracks(
+        detections_of(30, moving_face(range(30), 40.0, seed=1, x0=40.0)), [(0, 30)], min_track=5, min_face_size=10
+    ).tracks
+    trunk, heads = (resolve_weights(spec, standins[spec.env_var]) for spec in (ALEXNET, LPIPS_ALEX))
+    measures = {"lpips": lpips_measure("alex", trunk, heads, "cpu"), "cpbd": cpbd_measure}
+    settings = QualitySettings(region="face", max_length_mismatch=24)
+    accumulator = FaceCropAccumulator(FaceRegions((track,)), settings, measures=measures)
+    result = compare_streams(iter([gen[:4], gen[4:]]), iter([gt[:3], gt[3:]]), settings, accumulator=accumulator)
+
+    geometry = list(zip(range(6), track.s, track.cx, track.cy))
+    gt_crops = [literal_crop(gt[f], s, x, y) for f, s, x, y in geometry]
+    gen_crops = [literal_crop(gen[f], s, x, y) for f, s, x, y in geometry]
+    trunk_state, heads_state = (torch.load(w.path, weights_only=True) for w in (trunk, heads))
+    lpips = [literal_lpips(a, b, trunk_state, heads_state, ALEXNET_LAYERS) for a, b in zip(gt_crops, gen_crops)]
+    cpbd = [literal_cpbd(pillow_gray(crop)) for crop in gen_crops]
+    assert len(result.measured["lpips"].values) == len(result.measured["cpbd"].values) == 6
+    np.testing.assert_allclose(result.measured["lpips"].values, lpips, rtol=1e-5)
+    np.testing.assert_allclose(result.measured["cpbd"].values, cpbd, rtol=1e-5)
+    document = result.to_json()
+    worst = document["lpips"]["worst"]  # the highest: LPIPS is better lower
+    assert (worst["frame"], worst["track"]) == (int(np.argmax(lpips)), 0)
+    assert worst["value"] == pytest.approx(max(lpips), rel=1e-5)
