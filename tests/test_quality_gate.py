@@ -467,3 +467,24 @@ def test_in_the_face_region_lpips_and_cpbd_run_on_the_track_crops(standins: dict
     worst = document["lpips"]["worst"]  # the highest: LPIPS is better lower
     assert (worst["frame"], worst["track"]) == (int(np.argmax(lpips)), 0)
     assert worst["value"] == pytest.approx(max(lpips), rel=1e-5)
+
+
+def test_the_html_report_plots_lpips_over_time_with_its_worst_frame(tmp_path: Path) -> None:
+    from pytest_lipsync.reports.html import write_report
+    from pytest_lipsync.results import Report, RunRecord, VideoScore
+    from tests.test_reports_html import Page
+
+    lpips = [0.1 + 0.01 * (i % 3) for i in range(20)]
+    lpips[7] = 0.4  # the worst: the highest
+    quality = {
+        "psnr": {"mean": 30.0, "worst": {"frame": 2, "value": 25.0}, "per_frame": [30.0] * 2 + [25.0] + [30.0] * 17},
+        "lpips": {"mean": sum(lpips) / 20, "worst": {"frame": 7, "value": 0.4}, "per_frame": lpips},
+        "cpbd": {"mean": 0.5, "worst": {"frame": 0, "value": 0.5}, "per_frame": [0.5] * 20},
+        "error": None,
+    }
+    video = VideoScore("a.mp4", {"lse_d": 7.0, "psnr": 30.0, "lpips": sum(lpips) / 20, "cpbd": 0.5}, quality=quality)
+    page = Page(write_report(Report(RunRecord("0", {}, (), "cpu"), (video,)), tmp_path).read_text(encoding="utf-8"))
+    assert page.rows[0] == ["video", "LSE-D", "LSE-C", "offset", "PSNR", "SSIM", "LPIPS", "CPBD", "status"]
+    assert page.rows[1][6:8] == [f"{sum(lpips) / 20:.4f}", "0.5000"]
+    text = " ".join(page.text)
+    assert "Per-frame PSNR, LPIPS and CPBD, worst frame marked" in text
