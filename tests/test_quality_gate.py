@@ -342,6 +342,7 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
     quality_env: dict[str, Path],
     syncnet_weights: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One test for the three front-ends: each FID costs a square root of a 2048x2048 matrix (seconds to a minute
     on a shared CPU), so the expected value is computed once and the pytest run that gates the videos leaves
@@ -408,9 +409,18 @@ def test_score_gate_and_pytest_report_the_literal_definitions(
 
     # a and same pass LPIPS (a close copy, an identical one), b's is above the limit; CPBD passes everywhere
     assert lpips["same.mkv"] == 0.0 < lpips["a.avi"] < lpips["b.mkv"]
-    gate = pytester.runpytest_inprocess("-k", "not fid", "-p", "no:cacheprovider", f"--lipsync-json={report}")
+    summary, junit = pytester.path / "summary.md", pytester.path / "junit.xml"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    gate = pytester.runpytest_inprocess(
+        "-k", "not fid", "-p", "no:cacheprovider", f"--lipsync-json={report}", f"--junitxml={junit}"
+    )
     gate.assert_outcomes(passed=5, failed=1, deselected=1)
     gate.stdout.fnmatch_lines(["*lpips *lpips_max*FAIL*", "*FAILED out/b.mkv::quality*"])
+    gate.stdout.fnmatch_lines(["video *LSE-D *LSE-C *offset *PSNR *SSIM *LPIPS *CPBD *frames*"])
+    assert "| video | LSE-D | LSE-C | offset | PSNR | SSIM | LPIPS | CPBD | verdict |" in summary.read_text()
+    junit_text = junit.read_text()
+    assert 'name="lipsync_lpips"' in junit_text and 'name="lipsync_cpbd"' in junit_text
     measured = {Path(video["path"]).name: video["metrics"] for video in json.loads(report.read_text())["videos"]}
     for name in lpips:
         assert relative(measured[name]["lpips"], lpips[name]) < 1e-5
