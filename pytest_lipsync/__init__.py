@@ -1,4 +1,5 @@
-"""pytest-lipsync: LSE-D, LSE-C, AV offset, PSNR and SSIM for generated talking-head video, as a pytest gate.
+"""pytest-lipsync: LSE-D, LSE-C, AV offset, PSNR, SSIM (and on request LPIPS, CPBD, FID) for generated talking-head
+video, as a pytest gate.
 
 Importing this package is cheap (no torch, OpenCV or PyAV): pytest imports it for every run of every
 project that has it installed. The heavy modules load when scoring starts.
@@ -14,6 +15,9 @@ from pytest_lipsync.version import __version__
 
 if TYPE_CHECKING:
     from pytest_lipsync.plugin.assertions import (
+        assert_cpbd_above,
+        assert_fid_below,
+        assert_lpips_below,
         assert_lse_c_above,
         assert_lse_d_below,
         assert_no_regression,
@@ -36,6 +40,9 @@ __all__ = [
     "VideoScore",
     "WeightsError",
     "__version__",
+    "assert_cpbd_above",
+    "assert_fid_below",
+    "assert_lpips_below",
     "assert_lse_c_above",
     "assert_lse_d_below",
     "assert_no_regression",

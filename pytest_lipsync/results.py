@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pytest_lipsync.metrics import METRICS
+
 if TYPE_CHECKING:
     from pytest_lipsync.errors import LipsyncError
 
@@ -252,6 +254,8 @@ class Report:
     videos: tuple[VideoScore, ...]
     shard: str | None = None
     collected: tuple[str, ...] | None = None
+    # Metrics of the whole dataset (``{"fid": {...}}``, see ``scoring.dataset``): never of a shard nor a merge.
+    dataset: Mapping[str, Any] | None = None
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -263,7 +267,15 @@ class Report:
         shard = {} if self.shard is None else {"shard": self.shard}
         collected = {} if self.collected is None else {"collected": sorted(self.collected)}
         videos = [v.to_dict() for v in self.videos]
-        return {"schema_version": SCHEMA_VERSION, **self.run.to_dict(), **shard, **collected, "videos": videos}
+        dataset = {} if self.dataset is None else {"dataset": dict(self.dataset)}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            **self.run.to_dict(),
+            **shard,
+            **collected,
+            **dataset,
+            "videos": videos,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Report:
@@ -277,7 +289,9 @@ class Report:
         collected = _optional(data, "collected", "", _list_of(_key), None)
         if collected is not None:
             _once("collected", collected)
-        return cls(RunRecord.from_dict(data), videos, _optional(data, "shard", "", _text_or_null, None), collected)
+        shard = _optional(data, "shard", "", _text_or_null, None)
+        dataset = _optional(data, "dataset", "", _object_or_null(_DATASET), None)
+        return cls(RunRecord.from_dict(data), videos, shard, collected, dataset)
 
 
 @dataclass(frozen=True)
@@ -583,5 +597,14 @@ _QUALITY = _checked(
         "color": _text,
         "region": _text,
         "tracks": _list_of(_checked({"first_frame": _count, "last_frame": _count})),
+        **{metric.name: _object_or_null(_SERIES) for metric in METRICS if metric.regional},
+    }
+)
+# ``dataset`` (schema: ``pytest_lipsync.scoring.dataset``): the fields a gate reads are checked.
+_DATASET = _checked(
+    {
+        "fid": _object_or_null(
+            _checked({"value": _number, "videos": _count, "generated_frames": _count, "reference_frames": _count})
+        )
     }
 )

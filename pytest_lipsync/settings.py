@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pytest_lipsync.bounds import SCORING, Range, check_bounds, setting
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.limits import MAX_CORRUPT_FRACTION, MAX_PIXELS, VideoLimits
-from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
+from pytest_lipsync.metrics import BY_NAME, OPT_IN
+from pytest_lipsync.quality.settings import LPIPS_NETS, Color, LpipsNet, QualitySettings, Region, SsimWindow
 
 Protocol = Literal["pipeline", "cropped"]
 Fidelity = Literal["reference", "clean"]
@@ -179,6 +181,39 @@ class Settings:
     region: Region = _quality_field("region")
     resize_reference: bool = _quality_field("resize_reference")
     max_length_mismatch: int = _quality_field("max_length_mismatch")
+    metrics: tuple[str, ...] = setting(
+        (),
+        "metrics to compute beside LSE (and PSNR/SSIM with ground truth): `lpips` and `fid` against ground truth, "
+        "`cpbd` on the generated frames; a threshold or regression rule on one turns it on too; repeatable",
+        more="Each loads its network only when on; see [quality.md](quality.md#lpips-fid-and-cpbd).",
+        commands=("score",),
+        group="quality",
+        metavar="NAME",
+        kind="list of `lpips`, `cpbd`, `fid`",
+    )
+    lpips_net: LpipsNet = setting(
+        "alex",
+        "LPIPS's feature network: `alex` (AlexNet, the lpips package's default) or `vgg` (VGG16)",
+        commands=("score",),
+        group="quality",
+    )
+    fid_stride: int = setting(
+        1,
+        "FID reads every N-th frame of each video, from the first",
+        _COUNT,
+        commands=("score",),
+        group="quality",
+        metavar="N",
+    )
+    fid_max_frames: int | None = setting(
+        None,
+        "FID reads at most this many frames of each video (after the stride)",
+        Range(2, integer=True),
+        unset="every sampled frame",
+        commands=("score",),
+        group="quality",
+        metavar="N",
+    )
     max_pixels: int = setting(
         MAX_PIXELS, "a video whose header claims larger frames is refused before decoding (`too_large`)", _COUNT
     )
@@ -226,6 +261,13 @@ class Settings:
                 hint="Use one of auto, cpu, cuda, cuda:N",
             )
         _choice("precision", self.precision, PRECISIONS)
+        _choice("lpips_net", self.lpips_net, LPIPS_NETS)
+        for name in self.metrics:
+            if name not in OPT_IN:
+                raise ConfigError(
+                    f"setting 'metrics' names {name!r}, which is not a metric to turn on",
+                    hint=f"Use {', '.join(OPT_IN)} (LSE is always computed, PSNR and SSIM whenever ground truth is)",
+                )
         check_bounds(self)
         self.quality  # noqa: B018 -- builds QualitySettings, which validates the quality keys
 
@@ -254,7 +296,27 @@ class Settings:
         keys = _RESULT_KEYS if self.protocol == "pipeline" else ("protocol", "fidelity")
         if self.reference is not None:  # the directory itself moves no number; the variant does
             keys += _QUALITY_KEYS
-        return {**{key: getattr(self, key) for key in keys}, **self.fast_options()}
+        return {**{key: getattr(self, key) for key in keys}, **self._metric_settings(), **self.fast_options()}
+
+    def computes(self, metric: str) -> bool:
+        """Whether this run computes the opt-in ``metric`` (``metrics``, after the rules' implied ones are added)."""
+        return metric in self.metrics
+
+    def with_metrics(self, names: Collection[str]) -> Settings:
+        """These settings computing ``names`` too, ``metrics`` in the metric table's order, each once."""
+        wanted = set(self.metrics) | set(names)
+        return self.replace(metrics=tuple(name for name in OPT_IN if name in wanted))
+
+    def _metric_settings(self) -> dict[str, Any]:
+        """The per-video opt-in metrics and their variants, recorded only when one is on (so results, cache keys
+        and baselines made without them stay comparable); FID is per dataset, recorded with its value."""
+        per_video = [name for name in self.metrics if BY_NAME[name].level == "video"]
+        if not per_video:
+            return {}
+        recorded: dict[str, Any] = {"metrics": per_video, "region": self.region}
+        if "lpips" in per_video:
+            recorded["lpips_net"] = self.lpips_net
+        return recorded
 
     def fast_options(self) -> dict[str, Any]:
         """The faster, non-protocol options that take effect in this run (empty for the protocol's own settings)."""

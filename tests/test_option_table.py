@@ -68,9 +68,10 @@ def test_a_commands_options_are_exactly_the_settings_declared_for_it(command: st
 
 def test_visualize_takes_the_scoring_options_but_ground_truths_and_the_protocol() -> None:
     """visualize draws face tracks: only the pipeline protocol has them, so it offers no --protocol; it draws
-    one video, so it takes no --shard."""
+    one video, so it takes no --shard; nor does it measure frame quality."""
     score, visualize = (set(_options(_subparser(name))) for name in ("score", "visualize"))
     quality = {"reference", "ssim_window", "color", "region", "resize_reference", "max_length_mismatch"}
+    quality |= {"metrics", "lpips_net", "fid_stride", "fid_max_frames"}
     assert score - OWN_OPTIONS["score"] - quality - {"protocol", "shard"} == visualize - OWN_OPTIONS["visualize"]
 
 

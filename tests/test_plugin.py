@@ -322,7 +322,8 @@ def test_every_flag_reaches_its_setting(pytester: pytest.Pytester) -> None:
             f"*SETTINGS cropped clean cpu True pkg.mod:make {pytester.path / 'f.pth'} {pytester.path / 's.model'} 3",
             "QUALITY gaussian11 y True 4",
             "OPTIONS ['a', 'b'] gt r.json base.json True True",
-            "GATE Thresholds(lse_d_max=None, lse_c_min=2.5, psnr_min=None, ssim_min=0.5) ('no_face_track',)",
+            "GATE Thresholds(lse_d_max=None, lse_c_min=2.5, psnr_min=None, ssim_min=0.5, lpips_max=None, "
+            "cpbd_min=None, fid_max=None) ('no_face_track',)",
         ]
     )
 

@@ -267,7 +267,7 @@ def literal_inception(x: torch.Tensor, state: State) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def inception_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    state = standin_network_state_dict(on_meta(FIDInceptionV3), seed=3)  # type: ignore[arg-type]  # on_meta is typed nn.Module
+    state = standin_network_state_dict(on_meta(FIDInceptionV3), seed=3)
     return save_state_dict(state, tmp_path_factory.mktemp("fid") / "standin_pt_inception.pth")
 
 

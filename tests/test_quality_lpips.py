@@ -100,8 +100,8 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Files:
     def files(net: str) -> tuple[Path, Path]:
         if net not in written:
             layout = on_meta(NETWORKS[net])
-            trunk = save_state_dict(standin_network_state_dict(layout, seed=1), directory / f"{net}-trunk.pth")  # type: ignore[arg-type]  # on_meta is typed nn.Module
-            heads = save_state_dict(standin_heads_state_dict(layout.CHANNELS, seed=2), directory / f"{net}-heads.pth")  # type: ignore[arg-type]  # on_meta is typed nn.Module
+            trunk = save_state_dict(standin_network_state_dict(layout, seed=1), directory / f"{net}-trunk.pth")
+            heads = save_state_dict(standin_heads_state_dict(layout.CHANNELS, seed=2), directory / f"{net}-heads.pth")
             written[net] = trunk, heads
         return written[net]
 

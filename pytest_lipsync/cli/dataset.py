@@ -116,6 +116,13 @@ def run_dataset(args: argparse.Namespace, config: LipsyncConfig | None = None) -
     if args.resume and args.jsonl is None:
         raise ConfigError("--resume needs --jsonl OUT.jsonl", hint="Resume into the JSON Lines file of the earlier run")
     config = config or score_config(args, Path.cwd(), os.environ)
+    if config.settings.computes("fid"):
+        raise ConfigError(
+            "FID is one number over all the videos, and --executor ray, --jsonl, --manifest and --shard score them "
+            "apart (a shard's FID is no part of the dataset's)",
+            hint="Compute FID with a plain lipsync score --metrics fid --json over all the videos, and leave fid out "
+            "of --metrics (and fid_max out of the thresholds) here",
+        )
     arguments = [Path(path) for path in args.paths] + ([] if args.manifest is None else read_manifest(args.manifest))
     if not arguments:
         raise ConfigError("no videos given", hint="Give videos, folders or globs, or --manifest FILE")

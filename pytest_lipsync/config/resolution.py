@@ -27,6 +27,8 @@ from typing import Any, Literal
 from pytest_lipsync.config.keys import TABLE, RunOptions, Thresholds, flat_keys, hints, read_table
 from pytest_lipsync.errors import ConfigError, VideoError
 from pytest_lipsync.gate.rules import GateRules, Override, Tolerance
+from pytest_lipsync.metrics import BY_NAME, OPT_IN, THRESHOLD_METRICS
+from pytest_lipsync.models.registry import QUALITY
 from pytest_lipsync.settings import Settings
 
 _SUBTABLES = ("thresholds", "regression", "overrides", "pairs")
@@ -37,7 +39,8 @@ SourceKind = Literal["pyproject", "env", "flag", "option", "marker"]
 _PATH_OPTIONS = ("videos", "reference", "baseline", "json", "syncnet_weights", "s3fd_weights")
 # LIPSYNC_* variables that are not settings: the weights' cache and download mirrors (``models.resolve``),
 # and the test suite's fuzzing knobs. Any other LIPSYNC_* variable that is not a setting's is a typo.
-OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS"})
+# The frame quality networks' files are named by their own variables (``LIPSYNC_ALEXNET_WEIGHTS``...), not settings.
+OTHER_VARIABLES: frozenset[str] = frozenset({"LIPSYNC_HOME", "LIPSYNC_MIRRORS", *(spec.env_var for spec in QUALITY)})
 OTHER_PREFIXES: tuple[str, ...] = ("LIPSYNC_FUZZ_",)
 
 
@@ -172,10 +175,10 @@ def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
         if "overrides" in layer.values:
             overrides = _overrides(layer, layer.values["overrides"])
         pairs.update(_pairs(layer, layer.values.get("pairs", {})))
-    settings = _build(Settings, scalars)
-    settings.check_detect_every()
     thresholds = _build(Thresholds, scalars)
     gate = GateRules(thresholds, regression, tuple(scalars.get("allow", ())), overrides)
+    settings = _build(Settings, scalars).with_metrics(ruled_metrics(gate))
+    settings.check_detect_every()
     options = _build(RunOptions, scalars)
     if options.update_baseline and not options.baseline:
         raise ConfigError(
@@ -183,6 +186,15 @@ def resolve(layers: Sequence[Layer], root: Path) -> LipsyncConfig:
             hint='Set baseline = "lipsync-baseline.json" in [tool.lipsync], or pass --lipsync-baseline PATH',
         )
     return LipsyncConfig(settings, gate, options, pairs, root)
+
+
+def ruled_metrics(gate: GateRules) -> tuple[str, ...]:
+    """The opt-in metrics a rule judges (``lpips_max = 0.2``, ``regression.lpips``, an override's): a rule on a
+    metric that is not computed would judge nothing, so writing the rule turns the metric on."""
+    ruled = {*gate.thresholds.limits(), *gate.regression}
+    for override in gate.overrides:
+        ruled |= {THRESHOLD_METRICS[key] for key in override.thresholds} | set(override.regression)
+    return tuple(name for name in OPT_IN if name in ruled)
 
 
 def _layer_scalars(layer: Layer) -> dict[str, Any]:
@@ -249,6 +261,13 @@ def _regression(layer: Layer, table: object, prefix: str) -> dict[str, Tolerance
             rules[metric] = Tolerance.parse(metric, raw)
         except ValueError as exc:
             raise _error(layer, f"{prefix}.{metric}", str(exc)) from None
+        if BY_NAME[metric].level == "dataset":
+            raise _error(
+                layer,
+                f"{prefix}.{metric}",
+                f"is a regression rule on {BY_NAME[metric].label}, which is one number per dataset, while a baseline "
+                f"holds each video's numbers: gate it with {BY_NAME[metric].threshold_key} instead",
+            )
     return rules
 
 
@@ -272,6 +291,14 @@ def _override(layer: Layer, entry: Mapping[str, Any], label: str) -> Override:
         for key, value in rest.items()
         if key in thresholds
     }
+    for key in limits:
+        if BY_NAME[THRESHOLD_METRICS[key]].level == "dataset":
+            raise _error(
+                layer,
+                f"{label}.{key}",
+                "limits a number of the whole dataset, and an override applies to the videos its glob matches: "
+                f"set {key} in [tool.lipsync.thresholds]",
+            )
     for key, value in limits.items():
         _check_alone(layer, f"{label}.{key}", key, value)
     allow = _coerce(layer, f"{label}.allow", rest["allow"], tuple[str, ...]) if "allow" in rest else None

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pytest_lipsync.bounds import About, Range, about_of, range_of
 from pytest_lipsync.config.keys import OWNERS, hints
 from pytest_lipsync.gate.rules import Thresholds
-from pytest_lipsync.metrics import METRICS, THRESHOLD_METRICS
+from pytest_lipsync.metrics import BY_NAME, THRESHOLD_METRICS
 
 # The ``--help`` groups a setting's ``group`` names, in the order they are shown; "" is the command's own list.
 GROUPS: dict[str, str] = {
@@ -32,7 +32,7 @@ GROUPS: dict[str, str] = {
     "pipeline": "pipeline protocol (the reference's defaults)",
     "limits": "limits per video (over them, the video fails and the others go on)",
     "fast": "faster options (never the default; results say they were used: not the protocol's numbers)",
-    "quality": "frame quality against ground truth (PSNR, SSIM)",
+    "quality": "frame quality (PSNR, SSIM, LPIPS, FID against ground truth; CPBD on the generated frames)",
 }
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _POINTER = re.compile(r"\s*\(\[[^\]]+\]\([^)]*\)\)")  # " ([Weights](#weights))": a page's cross-reference
@@ -121,11 +121,12 @@ def _derived_about(owner: type, key: str) -> About:
     """A threshold says what it is from the metric it limits: one rule for every metric the gate can judge."""
     if owner is not Thresholds:
         raise TypeError(f"{owner.__name__}.{key} is not declared with bounds.setting(...): it has no help text")
-    metric = next(metric for metric in METRICS if metric.name == THRESHOLD_METRICS[key])
+    metric = BY_NAME[THRESHOLD_METRICS[key]]
+    of = " of all the run's frames" if metric.level == "dataset" else ""
     against = " against ground truth" if metric.needs_reference else ""
     bound = "at least" if metric.higher_is_better else "at most"
     return About(
-        f"threshold: {metric.label}{against} must be {bound} this",
+        f"threshold: {metric.label}{of}{against} must be {bound} this",
         unset="not gated",
         commands=("gate",),
         metavar="LIMIT",

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, make_dataclass, replace
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pytest_lipsync.bounds import Range, bounded, check_bounds
+from pytest_lipsync.bounds import bounded, check_bounds
 from pytest_lipsync.display import display_name, plural
-from pytest_lipsync.metrics import HIGHER_IS_BETTER, QUALITY_METRICS, SYNC_METRICS, THRESHOLD_METRICS
+from pytest_lipsync.metrics import BY_NAME, HIGHER_IS_BETTER, REFERENCE_METRICS, SYNC_METRICS, THRESHOLD_METRICS
 
 if TYPE_CHECKING:
     from pytest_lipsync.results import VideoScore
@@ -30,14 +30,15 @@ _TOLERANCE = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*$")
 Outcome = Literal["passed", "failed", "xfailed"]
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Absolute limits; ``None`` means the metric is not gated. A NaN limit would fail (or pass) every video."""
+class _Limits:
+    """What every :class:`Thresholds` does; its fields are made from the metric table."""
 
-    lse_d_max: float | None = bounded(None, Range())
-    lse_c_min: float | None = bounded(None, Range())
-    psnr_min: float | None = bounded(None, Range())
-    ssim_min: float | None = bounded(None, Range(-1, 1))  # SSIM lies in [-1, 1]: 2.0 would fail every video
+    if TYPE_CHECKING:  # the fields of the class made below, as the type checker sees them
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+        def __init__(self, **limits: float | None) -> None: ...
+
+        def __getattr__(self, key: str) -> float | None: ...
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -52,6 +53,26 @@ class Thresholds:
             for f in fields(self)
             if (value := getattr(self, f.name)) is not None
         }
+
+
+def _thresholds() -> type[_Limits]:
+    """Absolute limits, one field per metric with a direction (``lse_d_max``, ``ssim_min``...), in the table's
+    order, each accepting the metric's ``limits``; ``None`` means the metric is not gated. A NaN limit would fail
+    (or pass) every video, so a limit must be finite."""
+    made = make_dataclass(
+        "Thresholds",
+        [(key, float | None, bounded(None, BY_NAME[metric].limits)) for key, metric in THRESHOLD_METRICS.items()],
+        bases=(_Limits,),
+        frozen=True,
+    )
+    made.__module__, made.__doc__ = __name__, _thresholds.__doc__
+    return made
+
+
+if TYPE_CHECKING:
+    Thresholds = _Limits
+else:
+    Thresholds = _thresholds()
 
 
 @dataclass(frozen=True)
@@ -132,18 +153,20 @@ class GateRules:
     overrides: tuple[Override, ...] = ()
 
     def quality_rules(self) -> tuple[str, ...]:
-        """The rules on PSNR/SSIM, named as the configuration writes them (``psnr_min``, ``regression.ssim``,
-        ``overrides[0].psnr_min``): without ground truth they could judge nothing."""
-        names = [key for metric, (key, _) in self.thresholds.limits().items() if metric in QUALITY_METRICS]
-        names += [f"regression.{metric}" for metric in self.regression if metric in QUALITY_METRICS]
+        """The rules on metrics that need ground truth, named as the configuration writes them (``psnr_min``,
+        ``regression.ssim``, ``overrides[0].lpips_max``): without ground truth they could judge nothing."""
+        names = [key for metric, (key, _) in self.thresholds.limits().items() if metric in REFERENCE_METRICS]
+        names += [f"regression.{metric}" for metric in self.regression if metric in REFERENCE_METRICS]
         for number, override in enumerate(self.overrides):
             names += [
-                f"overrides[{number}].{key}" for key in override.thresholds if THRESHOLD_METRICS[key] in QUALITY_METRICS
+                f"overrides[{number}].{key}"
+                for key in override.thresholds
+                if THRESHOLD_METRICS[key] in REFERENCE_METRICS
             ]
             names += [
                 f"overrides[{number}].regression.{metric}"
                 for metric in override.regression
-                if metric in QUALITY_METRICS
+                if metric in REFERENCE_METRICS
             ]
         return tuple(names)
 
@@ -240,6 +263,21 @@ def judge(
     failed = [check for check in checks if not check.passed]
     reason = f"{len(failed)} of {plural(len(checks), 'check')} failed" if failed else ""
     return Verdict(key, "failed" if failed else "passed", checks, reason)
+
+
+def dataset_item(metric: str) -> str:
+    """The name of the run-level item (and verdict) that judges the per-dataset ``metric``: ``lipsync::fid``."""
+    return f"lipsync::{metric}"
+
+
+def judge_dataset(metric: str, value: float, thresholds: Thresholds) -> Verdict:
+    """Apply the dataset's threshold on ``metric`` (``fid_max``) to its value; no threshold: passed, unjudged.
+    Overrides are per video and baselines per video, so neither applies to a dataset's number."""
+    limit = thresholds.limits().get(metric)
+    checks = () if limit is None else (Check(metric, value, limit[1], limit[0]),)
+    failed = [check for check in checks if not check.passed]
+    reason = f"{len(failed)} of {plural(len(checks), 'check')} failed" if failed else ""
+    return Verdict(dataset_item(metric), "failed" if failed else "passed", checks, reason)
 
 
 def format_verdict(verdict: Verdict) -> str:

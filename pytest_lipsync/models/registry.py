@@ -100,3 +100,5 @@ FID_INCEPTION = WeightsSpec(
 )
 
 QUALITY: tuple[WeightsSpec, ...] = (ALEXNET, LPIPS_ALEX, VGG16, LPIPS_VGG, FID_INCEPTION)
+# LPIPS's (trunk, linear heads) files for each ``lpips_net``.
+LPIPS_FILES: dict[str, tuple[WeightsSpec, WeightsSpec]] = {"alex": (ALEXNET, LPIPS_ALEX), "vgg": (VGG16, LPIPS_VGG)}

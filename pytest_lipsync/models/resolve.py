@@ -21,7 +21,7 @@ import platformdirs
 from pytest_lipsync.errors import ConfigError, WeightsError, not_a_regular_file
 from pytest_lipsync.models.download import download, is_mirror_url, unavailable
 from pytest_lipsync.models.loading import load_into
-from pytest_lipsync.models.registry import S3FD, SYNCNET, WeightsSpec
+from pytest_lipsync.models.registry import LPIPS_FILES, S3FD, SYNCNET, WeightsSpec
 from pytest_lipsync.models.verify import file_sha256
 from pytest_lipsync.results import WeightsRecord
 from pytest_lipsync.settings import Settings
@@ -54,24 +54,31 @@ class ResolvedWeights:
 
 @dataclass(frozen=True)
 class RunWeights:
-    """The files one set of settings scores with: SyncNet always, S3FD when the pipeline detects faces with it."""
+    """The files one set of settings scores with: SyncNet always, S3FD when the pipeline detects faces with it,
+    LPIPS's trunk and linear heads when LPIPS is on."""
 
     syncnet: ResolvedWeights
     s3fd: ResolvedWeights | None
+    lpips: tuple[ResolvedWeights, ResolvedWeights] | None = None
 
     def records(self) -> tuple[WeightsRecord, ...]:
-        return tuple(w.record() for w in (self.syncnet, self.s3fd) if w is not None)
+        return tuple(w.record() for w in (self.syncnet, self.s3fd, *(self.lpips or ())) if w is not None)
 
 
 def resolve_run_weights(settings: Settings) -> RunWeights:
     """Resolve (never load) every file ``settings`` need, so that a missing one fails before any model loads.
 
     The result cache identifies a run by these hashes too, which is why resolving is separate from loading.
+    FID's network is resolved by the dataset's FID, which is not a per-video number (``scoring.dataset``).
     """
     syncnet = resolve_weights(SYNCNET, settings.syncnet_weights, offline=settings.offline)
     uses_s3fd = settings.protocol == "pipeline" and not settings.detector
     s3fd = resolve_weights(S3FD, settings.s3fd_weights, offline=settings.offline) if uses_s3fd else None
-    return RunWeights(syncnet, s3fd)
+    lpips = None
+    if settings.computes("lpips"):
+        trunk, heads = LPIPS_FILES[settings.lpips_net]
+        lpips = resolve_weights(trunk, offline=settings.offline), resolve_weights(heads, offline=settings.offline)
+    return RunWeights(syncnet, s3fd, lpips)
 
 
 def cache_dir() -> Path:

@@ -18,7 +18,7 @@ from pytest_lipsync.config.keys import MARKER
 from pytest_lipsync.display import display_name
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.gate.rules import Verdict, format_verdict
-from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
+from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS, SYNC_METRICS
 
 if TYPE_CHECKING:
     from pytest_lipsync.session.run import GateSession
@@ -40,25 +40,16 @@ class VideoNode(pytest.Collector):
         return []
 
 
-class VideoItem(pytest.Item):
-    """Checks one video's lip-sync metrics (LSE-D, LSE-C) against thresholds and the baseline."""
+class JudgedItem(pytest.Item):
+    """An item whose outcome is a gate verdict: it fails with the verdict's table (or a configuration error's
+    message, naming ``subject``), never a traceback into the plugin."""
 
-    metrics: Sequence[str] = SYNC_METRICS
-    item_name = "lipsync"
+    subject = ""
 
-    def __init__(self, *, entry: VideoEntry, gate: GateSession, **kwargs: Any) -> None:
+    def __init__(self, *, gate: GateSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.entry = entry
         self.gate = gate
         self.add_marker(MARKER)
-
-    def runtest(self) -> None:
-        verdict = self.gate.verdict(self.entry, self.metrics)
-        self.user_properties.extend(_properties(self.gate, self.entry.key, verdict))
-        if verdict.outcome == "xfailed":
-            pytest.xfail(display_name(verdict.reason))
-        if verdict.outcome == "failed":
-            raise GateFailed(verdict)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, pytest.xfail.Exception):
@@ -68,8 +59,28 @@ class VideoItem(pytest.Item):
         if isinstance(excinfo.value, GateFailed):
             return format_verdict(excinfo.value.verdict)
         if isinstance(excinfo.value, LipsyncError):
-            return display_name(f"{self.entry.key}: {excinfo.value.message}")
+            return display_name(f"{self.subject}: {excinfo.value.message}")
         return str(super().repr_failure(excinfo, style))
+
+
+class VideoItem(JudgedItem):
+    """Checks one video's lip-sync metrics (LSE-D, LSE-C, and CPBD when on) against thresholds and the baseline."""
+
+    metrics: Sequence[str] = SYNC_METRICS
+    item_name = "lipsync"
+
+    def __init__(self, *, entry: VideoEntry, gate: GateSession, **kwargs: Any) -> None:
+        super().__init__(gate=gate, **kwargs)
+        self.entry = entry
+        self.subject = entry.key
+
+    def runtest(self) -> None:
+        verdict = self.gate.verdict(self.entry, self.metrics)
+        self.user_properties.extend(_properties(self.gate, self.entry.key, verdict))
+        if verdict.outcome == "xfailed":
+            pytest.xfail(display_name(verdict.reason))
+        if verdict.outcome == "failed":
+            raise GateFailed(verdict)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """The failure headline. Not the node id itself: pytest would turn its dots into ``::``."""
@@ -81,6 +92,28 @@ class QualityItem(VideoItem):
 
     metrics = QUALITY_METRICS
     item_name = "quality"
+
+
+class DatasetItem(JudgedItem):
+    """Judges a metric of the whole run's dataset (FID) against its threshold: ``lipsync::fid``, which ``-k fid``
+    selects. It computes the metric from the files alone, so it gives the same verdict on any xdist worker."""
+
+    def __init__(self, *, metric: str, gate: GateSession, **kwargs: Any) -> None:
+        super().__init__(gate=gate, **kwargs)
+        self.metric = metric
+        self.subject = self.nodeid
+
+    def runtest(self) -> None:
+        verdict = self.gate.dataset_verdict(self.metric)
+        value = self.gate.dataset[self.metric].get("value")
+        if value is not None:
+            self.user_properties.append((f"lipsync_{self.metric}", round(value, 6)))
+        self.user_properties.append(("lipsync_verdict", verdict.outcome))
+        if verdict.outcome == "failed":
+            raise GateFailed(verdict)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.nodeid, None, f"{LABELS[self.metric]} of the dataset ({self.nodeid})"
 
 
 class NoVideos(Exception):
@@ -112,9 +145,9 @@ class NoVideosItem(pytest.Item):
 
 
 def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
-    """One item per video (two with a reference configured), in key order, and one failing item per configured
-    folder or glob that holds no video. Node ids show the key as :func:`display_name` does: pytest prints them
-    at the start of a line."""
+    """One item per video (two with a reference configured), in key order, one failing item per configured
+    folder or glob that holds no video, and a run-level item per dataset metric that is on (``lipsync::fid``).
+    Node ids show the key as :func:`display_name` does: pytest prints them at the start of a line."""
     items: list[pytest.Item] = []
     for unmatched in gate.unmatched:
         node = VideoNode.from_parent(session, name=unmatched.key, nodeid=unmatched.key, path=unmatched.argument)
@@ -125,6 +158,10 @@ def make_items(session: pytest.Session, gate: GateSession) -> list[pytest.Item]:
         items.append(VideoItem.from_parent(node, name=VideoItem.item_name, entry=entry, gate=gate))
         if gate.with_quality:
             items.append(QualityItem.from_parent(node, name=QualityItem.item_name, entry=entry, gate=gate))
+    dataset = [name for name in DATASET_METRICS if gate.config.settings.computes(name)]
+    if dataset:
+        node = VideoNode.from_parent(session, name="lipsync", nodeid="lipsync")
+        items += [DatasetItem.from_parent(node, name=name, metric=name, gate=gate) for name in dataset]
     if gate.with_quality and session.config.pluginmanager.hasplugin("xdist"):
         for item in items:  # with --dist loadgroup, one worker scores a video once for both items
             if isinstance(item, VideoItem):

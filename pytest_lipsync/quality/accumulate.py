@@ -12,22 +12,29 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_lipsync.metrics import HIGHER_IS_BETTER
 from pytest_lipsync.quality.alignment import LengthAlignment, align_lengths, needs_resize, resize_frames
 from pytest_lipsync.quality.psnr import PSNR_CAP_DB, psnr, psnr_torch, reported_psnr
 from pytest_lipsync.quality.settings import Color, QualitySettings, Region, SsimWindow
 from pytest_lipsync.quality.ssim import ssim, ssim_torch
 
+# A per-frame metric beside PSNR/SSIM (LPIPS, CPBD): (reference, generated) batches of (B, H, W, 3) uint8 RGB ->
+# (B,) float64. One that needs no ground truth (CPBD) reads the generated frames only, and is given ``None``
+# for the reference where there is none.
+Measure = Callable[[np.ndarray | None, np.ndarray], np.ndarray]
+
 
 @dataclass(frozen=True)
 class MetricSeries:
-    """One metric over the compared frames; higher is better for both, so the worst frame is the minimum."""
+    """One metric over the compared frames; the worst frame is the minimum, or the maximum for a metric that
+    is better lower (LPIPS)."""
 
     values: tuple[float, ...]
     mean: float
@@ -35,8 +42,9 @@ class MetricSeries:
     worst: float
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> MetricSeries:
-        worst_frame = min(range(len(values)), key=values.__getitem__)
+    def of(cls, values: Sequence[float], higher_is_better: bool = True) -> MetricSeries:
+        pick = min if higher_is_better else max
+        worst_frame = pick(range(len(values)), key=values.__getitem__)
         return cls(tuple(values), math.fsum(values) / len(values), worst_frame, values[worst_frame])
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +85,7 @@ class QualityResult:
     region: Region
     psnr_cap_db: float = PSNR_CAP_DB
     tracks: tuple[TrackSpan, ...] = ()
+    measured: Mapping[str, MetricSeries] = field(default_factory=dict)  # the opt-in metrics (LPIPS, CPBD)
 
     @property
     def frames(self) -> int:
@@ -84,11 +93,7 @@ class QualityResult:
 
     def crop_at(self, index: int) -> tuple[int, int]:
         """(track, frame) of the ``index``-th value of a face-region series."""
-        for track, span in enumerate(self.tracks):
-            if index < span.frames:
-                return track, span.first_frame + index
-            index -= span.frames
-        raise IndexError("no face crop at this index")
+        return crop_at(self.tracks, index)
 
     def to_json(self) -> dict[str, Any]:
         """Standard JSON (no infinities: PSNR is capped), every variant and length fact named."""
@@ -105,22 +110,41 @@ class QualityResult:
             "color": self.color,
             "region": self.region,
             "resized_reference": self.resized_reference,
+            **{name: self._series_json(series) for name, series in self.measured.items()},
             **self._tracks_json(),
         }
 
     def _series_json(self, series: MetricSeries) -> dict[str, Any]:
-        """A series; in the face region the worst value names its track and video frame, not a crop index."""
-        document = series.to_json()
-        if self.tracks:
-            track, frame = self.crop_at(series.worst_frame)
-            document["worst"] = {"frame": frame, "track": track, "value": series.worst}
-        return document
+        return series_json(series, self.tracks)
 
     def _tracks_json(self) -> dict[str, Any]:
-        if not self.tracks:
-            return {}
-        spans = [{"first_frame": span.first_frame, "last_frame": span.last_frame} for span in self.tracks]
-        return {"tracks": spans, "crops": sum(span.frames for span in self.tracks)}
+        return tracks_json(self.tracks)
+
+
+def crop_at(tracks: Sequence[TrackSpan], index: int) -> tuple[int, int]:
+    """(track, frame) of the ``index``-th value of a face-region series that ran over ``tracks`` in order."""
+    for track, span in enumerate(tracks):
+        if index < span.frames:
+            return track, span.first_frame + index
+        index -= span.frames
+    raise IndexError("no face crop at this index")
+
+
+def series_json(series: MetricSeries, tracks: Sequence[TrackSpan]) -> dict[str, Any]:
+    """A series; in the face region (``tracks``) the worst value names its track and video frame, not a crop index."""
+    document = series.to_json()
+    if tracks:
+        track, frame = crop_at(tracks, series.worst_frame)
+        document["worst"] = {"frame": frame, "track": track, "value": series.worst}
+    return document
+
+
+def tracks_json(tracks: Sequence[TrackSpan]) -> dict[str, Any]:
+    """The face tracks a face-region series ran over, and how many crops (nothing for whole frames)."""
+    if not tracks:
+        return {}
+    spans = [{"first_frame": span.first_frame, "last_frame": span.last_frame} for span in tracks]
+    return {"tracks": spans, "crops": sum(span.frames for span in tracks)}
 
 
 class Accumulator(Protocol):
@@ -134,11 +158,15 @@ class Accumulator(Protocol):
 class QualityAccumulator:
     """Per-frame values of aligned (reference, generated) batches, kept as plain floats."""
 
-    def __init__(self, settings: QualitySettings, device: str = "cpu") -> None:
+    def __init__(
+        self, settings: QualitySettings, device: str = "cpu", measures: Mapping[str, Measure] | None = None
+    ) -> None:
         self.settings = settings
         self.device = device
+        self.measures: Mapping[str, Measure] = measures or {}
         self._psnr = array("d")
         self._ssim = array("d")
+        self._measured = {name: array("d") for name in self.measures}
         self._identical = 0
 
     def add(self, gt: np.ndarray, gen: np.ndarray) -> None:
@@ -147,6 +175,8 @@ class QualityAccumulator:
         self._identical += int(np.isinf(psnr_values).sum())
         self._psnr.extend(reported_psnr(psnr_values).tolist())
         self._ssim.extend(ssim_values.tolist())
+        for name, measure in self.measures.items():
+            self._measured[name].extend(measure(gt, gen).tolist())
 
     @property
     def count(self) -> int:
@@ -156,6 +186,8 @@ class QualityAccumulator:
         """Append the values ``other`` measured (the face crops of the next track)."""
         self._psnr.extend(other._psnr)
         self._ssim.extend(other._ssim)
+        for name, values in other._measured.items():
+            self._measured.setdefault(name, array("d")).extend(values)
         self._identical += other._identical
 
     def result(
@@ -175,6 +207,7 @@ class QualityAccumulator:
             color=self.settings.color,
             region=self.settings.region,
             tracks=tracks,
+            measured={name: MetricSeries.of(values, HIGHER_IS_BETTER[name]) for name, values in self._measured.items()},
         )
 
     def _measure(self, gt: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ result names the frames of each track that were (``tracks``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ import numpy as np
 
 from pytest_lipsync.errors import NoFaceTrackError
 from pytest_lipsync.faces.crop import TrackCropper
-from pytest_lipsync.quality.accumulate import QualityAccumulator, QualityResult, TrackSpan
+from pytest_lipsync.quality.accumulate import Measure, QualityAccumulator, QualityResult, TrackSpan
 from pytest_lipsync.quality.alignment import LengthAlignment
 from pytest_lipsync.quality.settings import QualitySettings
 
@@ -46,12 +47,18 @@ class FaceCropAccumulator:
     """
 
     def __init__(
-        self, faces: FaceRegions, settings: QualitySettings, device: str = "cpu", *, video: Path | None = None
+        self,
+        faces: FaceRegions,
+        settings: QualitySettings,
+        device: str = "cpu",
+        *,
+        video: Path | None = None,
+        measures: Mapping[str, Measure] | None = None,
     ) -> None:
         self._faces = faces
         self._settings = settings
         self._video = video
-        self._per_track = [QualityAccumulator(settings, device) for _ in faces.tracks]
+        self._per_track = [QualityAccumulator(settings, device, measures) for _ in faces.tracks]
         self._croppers: list[TrackCropper] = []
         self._first_frame = 0
 
@@ -78,7 +85,7 @@ class FaceCropAccumulator:
                 hint="Check that the reference is this video's ground truth, or use region = 'frame'",
                 facts={"tracks": len(self._faces.tracks), "frames": lengths.compared},
             )
-        combined = QualityAccumulator(self._settings)
+        combined = QualityAccumulator(self._settings, measures=self._per_track[0].measures)
         for _, measured in used:
             combined.extend(measured)
         spans = tuple(TrackSpan(track.first_frame, track.first_frame + measured.count - 1) for track, measured in used)

@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_lipsync.errors import ConfigError, VideoError
 from pytest_lipsync.limits import VideoLimits
-from pytest_lipsync.quality.accumulate import QualityResult
+from pytest_lipsync.metrics import BY_NAME
+from pytest_lipsync.quality.accumulate import Measure, QualityResult
 from pytest_lipsync.quality.face import FaceRegions
+from pytest_lipsync.quality.generated import measure_generated
 from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_reference
 from pytest_lipsync.quality.settings import QualitySettings
 from pytest_lipsync.quality.video import compare_videos
@@ -56,6 +58,7 @@ class GroundTruth:
         settings: Settings,
         device: str = "cpu",
         face_regions: Callable[[Path, VideoLimits], FaceRegions] | None = None,
+        measures: Mapping[str, Measure] | None = None,
     ) -> None:
         _check_region(settings, face_regions)
         self.settings: QualitySettings = settings.quality
@@ -63,6 +66,13 @@ class GroundTruth:
         self.device = device
         self.face_regions = face_regions
         self.tree = None if settings.reference is None else ReferenceTree.scan(Path(settings.reference))
+        # The opt-in metrics (LPIPS, CPBD); set by the Scorer once their networks are loaded.
+        self.measures: Mapping[str, Measure] = measures or {}
+
+    @property
+    def _without_reference(self) -> dict[str, Measure]:
+        """The measures that need no ground truth (CPBD): what a video without any still gets."""
+        return {name: measure for name, measure in self.measures.items() if not BY_NAME[name].needs_reference}
 
     def add_to(
         self,
@@ -79,10 +89,13 @@ class GroundTruth:
         ``limits``: the caller's, carrying the video's clock (default: the settings', the clock starting now).
         Unchanged when no quality was requested.
         """
-        if reference is None and self.tree is None:
+        if reference is None and self.tree is None and not self._without_reference:
             return score
         started = time.perf_counter()
-        quality, metrics, error = self._measure(video, self._match(video, reference), limits or self.limits)
+        if reference is None and self.tree is None:
+            quality, metrics, error = self._measure_alone(video, limits or self.limits)
+        else:
+            quality, metrics, error = self._measure(video, self._match(video, reference), limits or self.limits)
         return dataclasses.replace(
             score,
             metrics={**score.metrics, **metrics},
@@ -107,11 +120,29 @@ class GroundTruth:
             return self._section(match, None, match.error), {}, match.error
         try:
             faces = self._faces(video, limits)
-            result = compare_videos(video, match.reference, self.settings, self.device, faces=faces, limits=limits)
+            result = compare_videos(
+                video, match.reference, self.settings, self.device, faces=faces, limits=limits, measures=self.measures
+            )
         except VideoError as exc:
             error = ScoreError.from_error(exc)
             return self._section(match, None, error), {}, error
-        return self._section(match, result, None), {"psnr": result.psnr.mean, "ssim": result.ssim.mean}, None
+        means = {"psnr": result.psnr.mean, "ssim": result.ssim.mean}
+        means.update({name: series.mean for name, series in result.measured.items()})
+        return self._section(match, result, None), means, None
+
+    def _measure_alone(
+        self, video: Path, limits: VideoLimits
+    ) -> tuple[dict[str, Any], dict[str, float], ScoreError | None]:
+        """The metrics that need no ground truth, for a video that has none: ``quality`` says ``reference`` and
+        ``match`` null, the region, and their series."""
+        section: dict[str, Any] = {"reference": None, "match": None, "region": self.settings.region}
+        try:
+            result = measure_generated(video, self._without_reference, faces=self._faces(video, limits), limits=limits)
+        except VideoError as exc:
+            error = ScoreError.from_error(exc)
+            return {**section, "error": error.to_dict()}, {}, error
+        means = {name: series.mean for name, series in result.measured.items()}
+        return {**section, **result.to_json(), "error": None}, means, None
 
     def _faces(self, video: Path, limits: VideoLimits) -> FaceRegions | None:
         """The video's face tracks when the region is the face (they cost a detection pass), else None."""

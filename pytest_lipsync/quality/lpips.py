@@ -23,30 +23,27 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import nn
 
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.models.registry import ALEXNET, LPIPS_ALEX, LPIPS_VGG, VGG16, WeightsSpec
+from pytest_lipsync.models.registry import LPIPS_FILES, WeightsSpec
 from pytest_lipsync.models.resolve import ResolvedWeights, load_resolved
 from pytest_lipsync.models.runtime import to_device
 from pytest_lipsync.quality.color import check_pair
 from pytest_lipsync.quality.networks.alexnet import AlexNetFeatures
 from pytest_lipsync.quality.networks.base import TappedFeatures, load_released
 from pytest_lipsync.quality.networks.vgg import VGG16Features
-
-LpipsNet = Literal["alex", "vgg"]
-LPIPS_NETS: tuple[str, ...] = get_args(LpipsNet)
+from pytest_lipsync.quality.settings import LPIPS_NETS, LpipsNet
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
 
 # (trunk, linear heads) of each variant.
-WEIGHTS: dict[str, tuple[WeightsSpec, WeightsSpec]] = {"alex": (ALEXNET, LPIPS_ALEX), "vgg": (VGG16, LPIPS_VGG)}
+WEIGHTS: dict[str, tuple[WeightsSpec, WeightsSpec]] = LPIPS_FILES
 TRUNKS: dict[str, Callable[[], TappedFeatures]] = {"alex": AlexNetFeatures, "vgg": VGG16Features}
 
 

@@ -15,10 +15,13 @@ from pytest_lipsync.errors import ConfigError
 SsimWindow = Literal["uniform7", "gaussian11"]
 Color = Literal["rgb", "y"]
 Region = Literal["frame", "face"]
+# LPIPS's feature network: AlexNet (the ``lpips`` package's default) or VGG16.
+LpipsNet = Literal["alex", "vgg"]
 
 SSIM_WINDOWS: tuple[str, ...] = get_args(SsimWindow)
 COLORS: tuple[str, ...] = get_args(Color)
 REGIONS: tuple[str, ...] = get_args(Region)
+LPIPS_NETS: tuple[str, ...] = get_args(LpipsNet)
 # `lipsync score` takes them, in its ground-truth group; `lipsync visualize` compares nothing with ground truth.
 _SCORE = ("score",)
 _GROUP = "quality"

@@ -20,7 +20,7 @@ Problems of the generated video itself keep their own kinds (``not_found``, ``un
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from pytest_lipsync.errors import ConfigError, ReferenceMismatchError, ScoringTimeoutError, VideoError
 from pytest_lipsync.limits import VideoLimits
-from pytest_lipsync.quality.accumulate import QualityResult, compare_streams
+from pytest_lipsync.quality.accumulate import Measure, QualityAccumulator, QualityResult, compare_streams
 from pytest_lipsync.quality.face import FaceCropAccumulator, FaceRegions
 from pytest_lipsync.quality.settings import QualitySettings
 
@@ -46,6 +46,7 @@ def compare_videos(
     batch_size: int = BATCH_SIZE,
     faces: FaceRegions | None = None,
     limits: VideoLimits = VideoLimits(),
+    measures: Mapping[str, Measure] | None = None,
 ) -> QualityResult:
     """PSNR/SSIM of ``generated`` against ``reference``, frame by frame (``device``: ``"cpu"`` or a torch device).
 
@@ -54,6 +55,7 @@ def compare_videos(
     :class:`ReferenceMismatchError` when the pair cannot be compared and the :class:`VideoError` of the
     generated video when it cannot be read. ``limits`` apply to both files as to LSE's (a ground truth is as
     untrusted as a generated video): frame size, damaged frames, and a time limit of its own per file.
+    ``measures``: opt-in per-frame metrics (LPIPS, CPBD) measured on the same pairs as PSNR/SSIM.
     """
     from pytest_lipsync.media.decode import open_video
     from pytest_lipsync.media.prefetch import prefetch
@@ -66,7 +68,7 @@ def compare_videos(
                 hint="Pass faces=FaceRegions(tracks), score through a Scorer with protocol = 'pipeline', or use "
                 "region = 'frame'",
             )
-        accumulator = FaceCropAccumulator(faces, settings, device, video=generated)
+        accumulator = FaceCropAccumulator(faces, settings, device, video=generated, measures=measures)
     generated_frames = open_video(generated, limits).frames(batch_size, pix_fmt="rgb24")
     # Closed on the way out, error or not, so that a mismatch found early stops both decoding threads at once.
     with (
@@ -80,7 +82,7 @@ def compare_videos(
             device=device,
             video=generated,
             reference_path=reference,
-            accumulator=accumulator,
+            accumulator=accumulator or QualityAccumulator(settings, device, measures),
         )
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pytest_lipsync.display import display_name
+from pytest_lipsync.metrics import METRICS
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
@@ -38,14 +39,10 @@ INDEX = "index.html"
 VIDEOS = "videos"
 # A baseline's metrics by video key: the summary shows each metric's change from it.
 BaselineMetrics = Mapping[str, Mapping[str, float]]
-# Summary column -> (metric, digits); None digits: an integer.
-_COLUMNS: dict[str, tuple[str, int | None]] = {
-    "LSE-D": ("lse_d", 3),
-    "LSE-C": ("lse_c", 3),
-    "offset": ("offset", None),
-    "PSNR": ("psnr", 2),
-    "SSIM": ("ssim", 4),
-}
+# The metric table's per-video metrics as summary columns: (label, metric, digits, opt-in); None digits: an integer.
+_COLUMNS: tuple[tuple[str, str, int | None, bool], ...] = tuple(
+    (m.label, m.name, m.digits or None, m.opt_in) for m in METRICS if m.level == "video"
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; padding: 0 1em; max-width: 70em; color: #222; }
@@ -144,10 +141,14 @@ def _page(body: str) -> str:
 
 
 def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
-    """The sortable table, failing rows first; each row links to its video's section."""
-    header = "".join(f"<th>{_escape(name)}</th>" for name in ("video", *_COLUMNS, "status"))
+    """The sortable table, failing rows first; each row links to its video's section. An opt-in metric's column
+    is there when a video has it."""
+    listed = list(videos)
+    present = {metric for video in listed for metric in video.metrics}
+    columns = {label: (name, digits) for label, name, digits, opt_in in _COLUMNS if not opt_in or name in present}
+    header = "".join(f"<th>{_escape(name)}</th>" for name in ("video", *columns, "status"))
     rows = "\n".join(
-        _summary_row(number, video, baseline.get(video.path, {})) for number, video in enumerate(videos, 1)
+        _summary_row(number, video, baseline.get(video.path, {}), columns) for number, video in enumerate(listed, 1)
     )
     note = "<p>In brackets: the change since the baseline.</p>\n" if baseline else ""
     return (
@@ -156,10 +157,12 @@ def _summary(videos: Iterable[VideoScore], baseline: BaselineMetrics) -> str:
     )
 
 
-def _summary_row(number: int, video: VideoScore, before: Mapping[str, float]) -> str:
+def _summary_row(
+    number: int, video: VideoScore, before: Mapping[str, float], columns: Mapping[str, tuple[str, int | None]]
+) -> str:
     name = f'<td data-sort="{_escape(video.path)}"><a href="#video-{number}">{_escape(video.path)}</a></td>'
     cells = "".join(
-        _number_cell(video.metrics.get(metric), digits, before.get(metric)) for metric, digits in _COLUMNS.values()
+        _number_cell(video.metrics.get(metric), digits, before.get(metric)) for metric, digits in columns.values()
     )
     status = "ok" if video.error is None else video.error.kind
     state = "ok" if video.ok else "failed"

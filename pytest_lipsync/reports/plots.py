@@ -14,12 +14,13 @@ from __future__ import annotations
 import io
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_lipsync.metrics import HIGHER_IS_BETTER, LABELS, METRICS
 from pytest_lipsync.reports.confidence import AMBER, WINDOW_CENTRE, ConfidenceBand, rgb
 from pytest_lipsync.results import TrackScore, VideoScore
 
@@ -89,7 +90,7 @@ def video_plots(video: VideoScore, stem: str, band: ConfidenceBand = ConfidenceB
                 pyplot,
                 _quality_figure(pyplot, series),
                 f"{stem}-quality",
-                "Per-frame PSNR and SSIM against ground truth, worst frame marked",
+                f"Per-frame {_and(LABELS[name] for name in series)}, worst frame marked",
             )
         )
     reference = (video.quality or {}).get("reference")
@@ -113,8 +114,14 @@ def _worst_frames(series: Mapping[str, Mapping[str, Any]]) -> dict[int, str]:
     for name, data in series.items():
         frame = (data.get("worst") or {}).get("frame")
         if frame is not None:
-            frames.setdefault(int(frame), []).append(name.upper())
-    return {frame: " and ".join(names) for frame, names in sorted(frames.items())}
+            frames.setdefault(int(frame), []).append(LABELS[name])
+    return {frame: _and(names) for frame, names in sorted(frames.items())}
+
+
+def _and(names: Iterable[str]) -> str:
+    """ "PSNR, SSIM and LPIPS"."""
+    listed = list(names)
+    return ", ".join(listed[:-1]) + " and " + listed[-1] if len(listed) > 1 else "".join(listed)
 
 
 def _frame_pair(generated: Path, reference: Path, frame: int) -> tuple[Any, Any] | None:
@@ -209,13 +216,14 @@ def _distance_figure(pyplot: Any, track: TrackScore, number: int) -> Any:
 
 
 def _quality_series(quality: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
-    """The metrics of ``quality`` that have a per-frame series (none when the pair could not be compared)."""
+    """The metrics of ``quality`` that have a per-frame series (none when the pair could not be compared): PSNR,
+    SSIM and the opt-in LPIPS and CPBD, in the metric table's order."""
     if not quality:
         return {}
     return {
-        name: quality[name]
-        for name in ("psnr", "ssim")
-        if isinstance(quality.get(name), Mapping) and quality[name].get("per_frame")
+        metric.name: quality[metric.name]
+        for metric in METRICS
+        if metric.regional and isinstance(quality.get(metric.name), Mapping) and quality[metric.name].get("per_frame")
     }
 
 
@@ -229,7 +237,8 @@ def _quality_figure(pyplot: Any, series: Mapping[str, Mapping[str, Any]]) -> Any
         axes.plot(range(len(values)), values, color="tab:blue")
         worst = data.get("worst") or {}
         if worst.get("value") is not None:
-            index = min(range(len(values)), key=lambda i: values[i] if math.isfinite(values[i]) else math.inf)
+            sign = 1 if HIGHER_IS_BETTER[name] else -1  # the worst LPIPS is the highest
+            index = min(range(len(values)), key=lambda i: sign * values[i] if math.isfinite(values[i]) else math.inf)
             axes.plot(
                 [index],
                 [values[index]],
@@ -238,7 +247,7 @@ def _quality_figure(pyplot: Any, series: Mapping[str, Mapping[str, Any]]) -> Any
                 label=f"worst {worst['value']:.4g} (frame {worst.get('frame')})",
             )
             axes.legend(loc="best", fontsize="small")
-        axes.set(ylabel=name.upper())
+        axes.set(ylabel=LABELS[name])
         axes.grid(alpha=0.3)
     panels[-1, 0].set(xlabel="compared frame")
     return figure

@@ -1,7 +1,9 @@
 """The plain-text table of scores printed by ``lipsync score``, ``lipsync gate`` and the pytest terminal summary.
 
-PSNR and SSIM columns appear when any video was compared with ground truth. A row shows every metric the
-video has, even when it failed: a broken ground truth fails the video but leaves its LSE numbers to read.
+The columns are the metric table's per-video metrics (``pytest_lipsync.metrics``), in its order: LSE-D, LSE-C
+and the offset always, PSNR and SSIM when any video was compared with ground truth, an opt-in metric (LPIPS,
+CPBD) when any video has it. A row shows every metric the video has, even when it failed: a broken ground
+truth fails the video but leaves its LSE numbers to read.
 
 The last two columns say what happened to the video. ``lipsync score`` has no rules, so its ``result`` is
 ``scored`` or ``error`` (the detail names the error's kind); a gate's ``verdict`` is ``passed``, ``failed``
@@ -18,16 +20,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_lipsync.display import display_name
-from pytest_lipsync.metrics import HIGHER_IS_BETTER, LABELS
+from pytest_lipsync.metrics import BY_NAME, DIGITS, HIGHER_IS_BETTER, LABELS, VIDEO_METRICS
+from pytest_lipsync.models.registry import QUALITY
 from pytest_lipsync.results import RunRecord, VideoScore, WeightsRecord
 
 if TYPE_CHECKING:
     from pytest_lipsync.gate.rules import Check, Verdict
 
-_LSE_COLUMNS = ("LSE-D", "LSE-C", "offset")
-_QUALITY_COLUMNS = ("PSNR", "SSIM")
-_DIGITS = {"psnr": 2, "ssim": 4}
 MESSAGE_WIDTH = 60
+# The frame quality networks' weights, by name.
+_QUALITY = frozenset(spec.name for spec in QUALITY)
 # The outcome of every gate item of a video, worst first: one failing item fails the video.
 VideoOutcome = Literal["error", "failed", "allowed", "passed"]
 _WORST_FIRST: tuple[VideoOutcome, ...] = ("error", "failed", "allowed", "passed")
@@ -64,24 +66,16 @@ def _item(verdict: Verdict, unscored: bool) -> VideoVerdict:
 
 def _broken(check: Check) -> str:
     sign = "<" if HIGHER_IS_BETTER[check.metric] else ">"
-    digits = _DIGITS.get(check.metric, 3)
+    digits = DIGITS[check.metric]
     return f"{LABELS[check.metric]} {_number(check.value, digits)} {sign} {check.limit:.{digits}f}"
 
 
 def format_table(scores: Sequence[VideoScore], verdicts: Mapping[str, VideoVerdict] | None = None) -> str:
     """The table; with ``verdicts`` (a gate ran) its last columns are the verdict, else whether it scored."""
-    with_quality = any(score.quality is not None for score in scores)
+    columns = metric_columns(scores)
     outcome = "result" if verdicts is None else "verdict"
-    header = (
-        "video",
-        *_LSE_COLUMNS,
-        *(_QUALITY_COLUMNS if with_quality else ()),
-        "frames",
-        "seconds",
-        outcome,
-        "detail",
-    )
-    rows = [header, *(_row(score, with_quality, verdicts) for score in scores)]
+    header = ("video", *(LABELS[metric] for metric in columns), "frames", "seconds", outcome, "detail")
+    rows = [header, *(_row(score, columns, verdicts) for score in scores)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(_align(cell, width, i, len(header)) for i, (cell, width) in enumerate(zip(row, widths)))
@@ -91,9 +85,22 @@ def format_table(scores: Sequence[VideoScore], verdicts: Mapping[str, VideoVerdi
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _row(score: VideoScore, with_quality: bool, verdicts: Mapping[str, VideoVerdict] | None) -> tuple[str, ...]:
+def metric_columns(scores: Sequence[VideoScore]) -> tuple[str, ...]:
+    """The per-video metrics a table of ``scores`` shows, in the metric table's order (module docstring)."""
+    compared = any(score.quality is not None and score.quality.get("match") is not None for score in scores)
+    present = {metric for score in scores for metric in score.metrics}
+
+    def shown(name: str) -> bool:
+        metric = BY_NAME[name]
+        if metric.opt_in:
+            return name in present
+        return compared or name in present if metric.needs_reference else True
+
+    return tuple(name for name in VIDEO_METRICS if shown(name))
+
+
+def _row(score: VideoScore, columns: Sequence[str], verdicts: Mapping[str, VideoVerdict] | None) -> tuple[str, ...]:
     metrics = score.metrics
-    quality = (_number(metrics.get("psnr"), 2), _number(metrics.get("ssim"), 4)) if with_quality else ()
     if verdicts is not None:
         verdict = verdicts.get(score.path)
         outcome, detail = ("-", "") if verdict is None else (verdict.outcome, verdict.detail)
@@ -103,10 +110,7 @@ def _row(score: VideoScore, with_quality: bool, verdicts: Mapping[str, VideoVerd
         outcome, detail = "error", f"{score.error.kind}: {score.error.message}"
     return (
         display_name(score.path),
-        _number(metrics.get("lse_d")),
-        _number(metrics.get("lse_c")),
-        str(int(metrics["offset"])) if "offset" in metrics else "-",
-        *quality,
+        *(_number(metrics.get(metric), DIGITS[metric]) for metric in columns),
         str(score.frames or "-"),
         f"{sum(score.timings.values()):.1f}",
         outcome,
@@ -131,9 +135,10 @@ def custom_weights_notice(weights: Sequence[WeightsRecord]) -> str | None:
     custom = [display_name(f"{w.name} {w.path} (SHA-256 {w.sha256[:12]}...)") for w in weights if w.custom]
     if not custom:
         return None
+    quality = " (and LPIPS/FID with the files of docs/quality.md)" if any(w.name in _QUALITY for w in weights) else ""
     return (
         f"note: scored with custom weights ({'; '.join(custom)}): these numbers are not comparable with "
-        "published LSE-D/LSE-C, which use the released syncnet_v2.model and sfd_face.pth"
+        f"published LSE-D/LSE-C, which use the released syncnet_v2.model and sfd_face.pth{quality}"
     )
 
 

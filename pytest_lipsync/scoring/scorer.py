@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_lipsync.faces.detector import Detector
     from pytest_lipsync.media.decode import VideoSource
     from pytest_lipsync.models.resolve import ResolvedWeights
+    from pytest_lipsync.quality.accumulate import Measure
     from pytest_lipsync.quality.face import FaceRegions
     from pytest_lipsync.quality.pairing import ReferenceMatch
     from pytest_lipsync.scoring.pipeline import FacePipeline, PipelineResult
@@ -65,12 +66,26 @@ class Scorer:
         self._ground_truth = GroundTruth(self.settings, str(self.device), self._face_regions if pipeline else None)
         weights = resolve_run_weights(self.settings)
         self.weights: tuple[WeightsRecord, ...] = weights.records()
+        self._ground_truth.measures = self._frame_measures(weights.lpips)
         self._sync: SyncScorer = SyncScorer(
             load_syncnet(weights.syncnet, self.device), self.device, self.settings.batch_size, self.settings.precision
         )
         self._faces: FacePipeline | None = None
         if pipeline:
             self._faces = self._face_pipeline(weights.s3fd)
+
+    def _frame_measures(self, lpips: tuple[ResolvedWeights, ResolvedWeights] | None) -> dict[str, Measure]:
+        """The opt-in per-frame metrics this run computes (``metrics``), their networks loaded on the device."""
+        measures: dict[str, Measure] = {}
+        if lpips is not None:
+            from pytest_lipsync.quality.measures import lpips_measure
+
+            measures["lpips"] = lpips_measure(self.settings.lpips_net, *lpips, device=str(self.device))
+        if self.settings.computes("cpbd"):
+            from pytest_lipsync.quality.measures import cpbd_measure
+
+            measures["cpbd"] = cpbd_measure
+        return measures
 
     def _face_pipeline(self, weights: ResolvedWeights | None) -> FacePipeline:
         """The pipeline with the user's detector plug-in, or S3FD (``weights`` resolved for it) on the device."""

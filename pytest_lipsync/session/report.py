@@ -20,7 +20,7 @@ from typing import Any
 from pytest_lipsync.config.resolution import Layer, environment_warnings, standard_layers
 from pytest_lipsync.display import plural
 from pytest_lipsync.gate.rules import format_verdict
-from pytest_lipsync.metrics import QUALITY_METRICS, SYNC_METRICS
+from pytest_lipsync.metrics import DATASET_METRICS, QUALITY_METRICS, SYNC_METRICS
 from pytest_lipsync.reports.outcome import Outputs
 from pytest_lipsync.results import Report, RunRecord, Tally, VideoScore
 from pytest_lipsync.session.run import GateSession
@@ -71,12 +71,21 @@ def gate_report(
 
     command_line = Layer(options.kind, {**options.values, **_NOT_FOR_REPORTS}, options.origin)
     layers = standard_layers(project / "pyproject.toml", environ, command_line, here)
-    quality = any(video.quality is not None or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
+    quality = any(_compared(video) or set(video.metrics) & set(QUALITY_METRICS) for video in report.videos)
     scores = ReportScores(report, name)
     gate = GateSession(
-        lambda: layers, project, None, videos=report_entries(report), service=scores, report_quality=quality
+        lambda: layers,
+        project,
+        None,
+        videos=report_entries(report),
+        service=scores,
+        report_quality=quality,
+        dataset=report.dataset,
     )
     gate.start(check_baseline=True)
+    for metric in DATASET_METRICS:  # before any video: a threshold the report cannot answer is a usage error
+        if metric in gate.dataset or metric in gate.config.gate.thresholds.limits():
+            gate.dataset_verdict(metric)
     for entry in gate.videos:
         gate.verdict(entry, SYNC_METRICS)
         if gate.with_quality:
@@ -97,3 +106,9 @@ def _entry(video: VideoScore) -> VideoEntry:
     entry = VideoEntry(video.path, Path(video.path))
     reference = (video.quality or {}).get("reference")
     return entry if reference is None else entry.with_reference(Path(reference))
+
+
+def _compared(video: VideoScore) -> bool:
+    """Whether the video was paired with ground truth when scored (its ``quality`` names a match, even a failed
+    one); a section without a match holds only metrics that need none (CPBD)."""
+    return video.quality is not None and video.quality.get("match") is not None

@@ -11,12 +11,14 @@ killer) loses only the video it was scoring, which the controller then records a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pytest_lipsync.config.resolution import Layer, LipsyncConfig, resolve
+from pytest_lipsync.display import plural
 from pytest_lipsync.errors import ConfigError, WorkerCrashedError
 from pytest_lipsync.gate.baseline import (
     Baseline,
@@ -26,8 +28,18 @@ from pytest_lipsync.gate.baseline import (
     missing_file,
     update_baseline,
 )
-from pytest_lipsync.gate.rules import NO_BASELINE, BaselineValues, Check, GateRules, Verdict, judge, unmatched_overrides
-from pytest_lipsync.metrics import QUALITY_METRICS
+from pytest_lipsync.gate.rules import (
+    NO_BASELINE,
+    BaselineValues,
+    Check,
+    GateRules,
+    Verdict,
+    dataset_item,
+    judge,
+    judge_dataset,
+    unmatched_overrides,
+)
+from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS, THRESHOLD_METRICS
 from pytest_lipsync.progress import ProgressDisplay
 from pytest_lipsync.reports.outcome import Outputs, RunSummary
 from pytest_lipsync.results import Report, RunRecord, ScoreError, Tally, VideoScore, write_json_atomic
@@ -74,6 +86,7 @@ class GateSession:
         videos: tuple[VideoEntry, ...] | None = None,
         service: Scores | None = None,
         report_quality: bool | None = None,
+        dataset: Mapping[str, Any] | None = None,
     ) -> None:
         self._read_layers = layers
         self._layer_list: Sequence[Layer] | None = None
@@ -87,6 +100,10 @@ class GateSession:
         self._service = service
         self._report_quality = report_quality
         self.scores: dict[str, VideoScore] = {}
+        # The per-dataset metrics' sections (``{"fid": {...}}``): computed by the run-level item, or a report's.
+        self.dataset: dict[str, Any] = dict(dataset or {})
+        self._report_dataset = dataset is not None or service is not None
+        self._unsent_dataset = False
         self.verdicts: dict[str, Verdict] = {}
         self.run: RunRecord | None = None
         self.tally = Tally()
@@ -113,6 +130,7 @@ class GateSession:
         if list_videos:
             self.videos  # noqa: B018 -- lists them, raising for a path that does not exist
         self._check_quality_rules()
+        self._check_dataset_metrics()
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
 
@@ -136,18 +154,77 @@ class GateSession:
         if not rules or self.with_quality:
             return
         named = ", ".join(self._written_as(rule) for rule in rules)
+        judged = {THRESHOLD_METRICS.get(rule.rpartition(".")[2]) or rule.rpartition(".")[2] for rule in rules}
+        what = "PSNR/SSIM" if judged <= {"psnr", "ssim"} else "/".join(LABELS[m] for m in LABELS if m in judged)
         if self._report_quality is None:
             raise ConfigError(
-                f"{named} would judge PSNR/SSIM against ground truth, but none is configured",
+                f"{named} would judge {what} against ground truth, but none is configured",
                 hint='Set reference = "DIR" in [tool.lipsync] (--lipsync-reference DIR) or name each video\'s ground '
                 "truth in [tool.lipsync.pairs]; or remove the rule",
             )
         raise ConfigError(
-            f"{named} would judge PSNR/SSIM against ground truth, but the report holds none (its videos were "
+            f"{named} would judge {what} against ground truth, but the report holds none (its videos were "
             "scored without ground truth) and none is configured",
             hint='Score the videos with ground truth (reference = "DIR" or [tool.lipsync.pairs]) and gate that report, '
             "or remove the rule",
         )
+
+    def _check_dataset_metrics(self) -> None:
+        """A shard holds part of the dataset, and FID is not a sum or mean over parts: refuse to judge it there."""
+        shard = self.config.options.shard
+        on = [name for name in DATASET_METRICS if self.config.settings.computes(name)]
+        if shard is None or not on:
+            return
+        names = ", ".join(LABELS[name] for name in on)
+        raise ConfigError(
+            f"{names} is computed over the whole dataset (metrics or a {on[0]}_max threshold turned it on), and this "
+            f"run gates shard {shard}: the shards' values are no parts of the dataset's, nor do they add up to it",
+            hint=f"Compute it in one job over all the videos, without a shard (`pytest -k {on[0]}` runs only its "
+            f"item), and turn it off in the shard jobs (LIPSYNC_METRICS and LIPSYNC_{on[0].upper()}_MAX= empty)",
+        )
+
+    def dataset_verdict(self, metric: str) -> Verdict:
+        """Judge the per-dataset ``metric`` (``fid_max``): computed here, over every video of the run that has
+        ground truth, from the files alone (``scoring.dataset``), or read from the report being gated."""
+        if metric not in self.dataset:
+            self.dataset[metric] = self._dataset_section(metric)
+            self._unsent_dataset = True
+        section = self.dataset[metric]
+        if section.get("value") is None:  # it could not be computed: the section says why
+            error = section.get("error") or {}
+            reason = f"{error.get('kind', 'error')}: {error.get('message', f'no {LABELS[metric]} was computed')}"
+            verdict = Verdict(dataset_item(metric), "failed", reason=reason)
+        else:
+            verdict = judge_dataset(metric, float(section["value"]), self.config.gate.thresholds)
+        self.verdicts[verdict.key] = verdict
+        self._unsent_verdicts.add(verdict.key)
+        return verdict
+
+    def dataset_value(self, metric: str) -> float:
+        """The per-dataset ``metric`` of this run's videos (computed once, as its item computes it)."""
+        self.dataset_verdict(metric)
+        value = self.dataset[metric].get("value")
+        return math.nan if value is None else float(value)
+
+    def _dataset_section(self, metric: str) -> dict[str, Any]:
+        if self._report_dataset:
+            raise ConfigError(
+                f"{self._written_as(f'{metric}_max')} judges the {LABELS[metric]} of the whole dataset, and the report "
+                f"holds none: it was merged from shards (whose {LABELS[metric]}s do not add up to the dataset's) or "
+                f"scored without {metric}",
+                hint=f"Score all the videos in one run with {metric} on (lipsync score --metrics {metric} --json, or "
+                f"one pytest run without --lipsync-shard) and gate that report, or remove the threshold",
+            )
+        from pytest_lipsync.scoring.dataset import dataset_fid
+
+        pairs = [(entry.path, entry.reference) for entry in self.videos if entry.reference is not None]
+        if not pairs:
+            raise ConfigError(
+                f"{LABELS[metric]} compares generated frames with ground truth, and none of the "
+                f"{plural(len(self.videos), 'video')} has any",
+                hint='Set reference = "DIR" in [tool.lipsync] or name ground truth in [tool.lipsync.pairs]',
+            )
+        return dataset_fid(pairs, self.config.settings).to_json()
 
     def _written_as(self, rule: str) -> str:
         """A rule of :meth:`GateRules.quality_rules` as its user wrote it: the key and the source that set it."""
@@ -285,14 +362,16 @@ class GateSession:
         scores and verdicts recorded since, the run record once, and how much the tally grew."""
         tally = [self.tally.scored - self._sent_tally.scored, self.tally.replayed - self._sent_tally.replayed]
         run = None if self.run is None or self._run_sent else self.run.to_dict()
-        if not (self._unsent_scores or self._unsent_verdicts or run or any(tally)):
+        if not (self._unsent_scores or self._unsent_verdicts or run or any(tally) or self._unsent_dataset):
             return {}
         payload = {
             "scores": {key: self.scores[key].to_dict() for key in sorted(self._unsent_scores)},
             "verdicts": {key: _verdict_dict(self.verdicts[key]) for key in sorted(self._unsent_verdicts)},
             "run": run,
             "tally": tally,
+            "dataset": self.dataset if self._unsent_dataset else {},
         }
+        self._unsent_dataset = False
         self._unsent_scores.clear()
         self._unsent_verdicts.clear()
         self._sent_tally, self._run_sent = self.tally, self.run is not None
@@ -306,6 +385,7 @@ class GateSession:
         self.verdicts.update({key: _verdict_from(data) for key, data in payload["verdicts"].items()})
         if self.run is None and payload["run"] is not None:
             self.run = RunRecord.from_dict(payload["run"])
+        self.dataset.update(payload.get("dataset") or {})
         scored, replayed = payload["tally"]
         self.tally = Tally(self.tally.scored + scored, self.tally.replayed + replayed)
 
@@ -315,7 +395,8 @@ class GateSession:
         json_path, html_path = self.config.path(options.json), self.config.path(options.html)
         ordered = tuple(self.scores[key] for key in sorted(self.scores))
         run = self.run or _empty_run(self.config)
-        report = Report(run, ordered, shard=options.shard, collected=self._accounted_for())
+        dataset = self.dataset or None
+        report = Report(run, ordered, shard=options.shard, collected=self._accounted_for(), dataset=dataset)
         if json_path is not None:
             write_json_atomic(json_path, report.to_dict())
         baseline = None if options.update_baseline or html_path is None else self.baseline()

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from pytest_lipsync.models.resolve import ResolvedWeights, load_resolved
+
+Module = TypeVar("Module", bound=nn.Module)
 
 
 class ReleasedNetwork(nn.Module):
@@ -35,7 +37,7 @@ class ReleasedNetwork(nn.Module):
         return {}
 
 
-def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
+def on_meta(build: Callable[[], Module]) -> Module:
     """``build()`` with parameters of the right shapes and no storage: released layers a metric never runs."""
     with torch.device("meta"):
         return build()
