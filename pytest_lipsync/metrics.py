@@ -75,6 +75,17 @@ METRICS: tuple[Metric, ...] = (
 BY_NAME: dict[str, Metric] = {metric.name: metric for metric in METRICS}
 LABELS: dict[str, str] = {metric.name: metric.label for metric in METRICS}
 DIGITS: dict[str, int] = {metric.name: metric.digits for metric in METRICS}
+
+# Means get at least this many decimals, more where the metric's own table has more (SSIM, LPIPS, CPBD).
+MEAN_DIGITS = 3
+
+
+def formatted(metric: str, value: float, min_digits: int = 0) -> str:
+    """``LSE-D 7.123``, ``FID 12.34``: the metric's label and its value to the table's digits, or ``min_digits``
+    where that is more (a mean offset of 1.5 frames is not 2)."""
+    return f"{LABELS[metric]} {value:.{max(DIGITS[metric], min_digits)}f}"
+
+
 # Metric name -> True when higher is better, for the metrics a rule can gate.
 HIGHER_IS_BETTER: dict[str, bool] = {m.name: m.higher_is_better for m in METRICS if m.higher_is_better is not None}
 # What a video's lip-sync item judges, what its quality item (ground truth needed) judges, and the run-level

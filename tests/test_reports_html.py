@@ -424,3 +424,12 @@ def test_artifact_line_needs_the_run_and_report_adds_it_to_the_summary(
         monkeypatch.setenv(name, value)
     assert main(["report", str(results), "-o", str(tmp_path / "html")]) == 0
     assert summary.read_text() == f"{line}\n"
+
+
+def test_the_dataset_fid_is_shown_with_what_it_was_computed_over(tmp_path: Path) -> None:
+    section = {"value": 12.345678, "videos": 2, "generated_frames": 80, "reference_frames": 78}
+    report = replace(_report(), dataset={"fid": section})
+    page = Page(write_report(report, tmp_path).read_text(encoding="utf-8"))
+    text = " ".join("".join(page.text).split())
+    assert "Over the whole dataset: FID 12.35 (80 generated frames of 2 videos against 78 ground-truth frames)" in text
+    assert "whole dataset" not in write_report(_report(), tmp_path / "none").read_text(encoding="utf-8")

@@ -129,3 +129,28 @@ def test_the_terminal_summary_before_anything_was_written_and_outside_github_act
         "scores read from merged.json (no model loaded)",
     ]
     assert summary_lines(RunSummary(), GITHUB) == []
+
+
+FID = {"fid": 12.345678}
+
+
+def test_the_dataset_fid_is_a_line_of_the_terminal_summary_and_of_the_step_summary() -> None:
+    """FID is one number over the whole dataset: no video's row holds it, so both summaries say it on its own
+    line, to the table's two digits (the means keep three or more)."""
+    summary = RunSummary(SCORES, VERDICTS, Tally(scored=3), RUN, dataset=FID)
+    assert summary_lines(summary, {})[2:5] == [
+        "mean over 2 scored videos: LSE-D 8.125  LSE-C 4.250  offset 1.500",
+        "over the whole dataset: FID 12.35",
+        "3 scored, 0 replayed from the cache",
+    ]
+    markdown = markdown_summary(summary.scores, summary.verdicts, summary.means(), dataset=summary.dataset)
+    assert markdown == MARKDOWN + "\n**Over the whole dataset:** FID 12.35\n"
+    assert "whole dataset" not in "\n".join(summary_lines(RunSummary(SCORES, VERDICTS, Tally(scored=3), RUN), {}))
+    # the dataset item run alone (-k fid) scores no video: its number is the whole summary
+    assert summary_lines(RunSummary(dataset=FID), {}) == ["over the whole dataset: FID 12.35"]
+
+
+def test_means_keep_each_metrics_own_digits_where_it_has_more_than_three() -> None:
+    scores = (VideoScore("out/a.mp4", {"lse_d": 7.0, "ssim": 0.91234, "lpips": 0.123456, "psnr": 31.0}),)
+    line = summary_lines(RunSummary(scores, {}, Tally(scored=1), RUN), {})[2]
+    assert line == "mean over 1 scored video: LSE-D 7.000  PSNR 31.000  SSIM 0.9123  LPIPS 0.1235"

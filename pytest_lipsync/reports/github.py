@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pytest_lipsync.display import display_name
 from pytest_lipsync.gate.rules import Verdict
-from pytest_lipsync.metrics import LABELS
+from pytest_lipsync.metrics import LABELS, MEAN_DIGITS, formatted
 from pytest_lipsync.reports.outcome import RunSummary
 from pytest_lipsync.reports.table import run_notice
 from pytest_lipsync.results import VideoScore
@@ -41,14 +41,18 @@ def markdown_summary(
     means: Mapping[str, float],
     limit: int = SUMMARY_LIMIT,
     notice: str | None = None,
+    dataset: Mapping[str, float] | None = None,
 ) -> str:
-    """The job-summary section: one row per video with its verdict, then the dataset means (and ``notice``)."""
+    """The job-summary section: one row per video with its verdict, then the dataset means, the per-dataset
+    metrics (``dataset``: FID) and ``notice``."""
     columns = [m for m in LABELS if any(m in s.metrics for s in scores)]
     failed = sum(1 for v in verdicts.values() if v.outcome == "failed")
     head = [f"## pytest-lipsync: {len(scores)} videos, {failed} failing checks", ""]
     head += ["| video | " + " | ".join(LABELS[m] for m in columns) + " | verdict |"]
     head += ["|---|" + "---:|" * len(columns) + "---|"]
-    tail = ["", "**Mean:** " + ", ".join(f"{LABELS[m]} {means[m]:.3f}" for m in columns if m in means), ""]
+    tail = ["", "**Mean:** " + ", ".join(formatted(m, means[m], MEAN_DIGITS) for m in columns if m in means), ""]
+    whole = [formatted(m, dataset[m]) for m in LABELS if dataset and m in dataset]
+    tail += ["**Over the whole dataset:** " + ", ".join(whole), ""] if whole else []
     tail += [*(f"_{_markdown(line)}_" for line in notice.splitlines()), ""] if notice else []
     rows = [_row(score, columns, verdicts) for score in scores]
     budget = limit - sum(len(line) + 1 for line in head + tail) - 200
@@ -81,7 +85,7 @@ def publish_step_summary(summary: RunSummary, environ: Mapping[str, str] = os.en
     if not in_github_actions(environ) or not summary.scores:
         return None
     notice = None if summary.run is None else run_notice(summary.run)
-    text = markdown_summary(summary.scores, summary.verdicts, summary.means(), notice=notice)
+    text = markdown_summary(summary.scores, summary.verdicts, summary.means(), notice=notice, dataset=summary.dataset)
     wrote_html = summary.outputs is not None and summary.outputs.html is not None
     link = artifact_line(environ) if wrote_html else None
     return append_step_summary(text if link is None else f"{text}\n{link}\n", environ)

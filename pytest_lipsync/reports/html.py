@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pytest_lipsync.display import display_name
-from pytest_lipsync.metrics import METRICS
+from pytest_lipsync.display import display_name, plural
+from pytest_lipsync.metrics import LABELS, METRICS, formatted
 from pytest_lipsync.reports.confidence import band_for
 from pytest_lipsync.reports.plots import Plot, PlotsUnavailable, load_pyplot, video_plots
 from pytest_lipsync.reports.table import run_notice
@@ -99,6 +99,7 @@ def write_report(
     body = [
         "<h1>pytest-lipsync report</h1>",
         _summary(videos, baseline or {}),
+        *filter(None, [_dataset(report)]),
         *(_section(number, video, plots.get(number, []), directory) for number, video in enumerate(videos, 1)),
         _run(report),
     ]
@@ -237,6 +238,18 @@ def _box(track: TrackScore) -> str:
     return (
         "-" if boxes is None else f"{boxes.mean_width:.0f}x{boxes.mean_height:.0f} px ({boxes.detections} detections)"
     )
+
+
+def _dataset(report: Report) -> str | None:
+    """The per-dataset metrics (FID): one number each over every video of the run with ground truth."""
+    sections = report.dataset or {}
+    cells = [
+        f"{_escape(formatted(metric, float(section['value'])))} ({section['generated_frames']} generated frames of "
+        f"{plural(section['videos'], 'video')} against {section['reference_frames']} ground-truth frames)"
+        for metric, section in sections.items()
+        if metric in LABELS and isinstance(section, Mapping) and isinstance(section.get("value"), (int, float))
+    ]
+    return f'<p id="dataset">Over the whole dataset: {"; ".join(cells)}</p>' if cells else None
 
 
 def _run(report: Report) -> str:

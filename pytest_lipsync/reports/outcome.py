@@ -29,14 +29,15 @@ class Outputs:
 @dataclass(frozen=True)
 class RunSummary:
     """Every score of the run in key order; every verdict by item name (the video key, or ``KEY::quality``);
-    how the scores were obtained; the run's record (None when nothing was scored); and what the run wrote
-    (None before it has written, or where it wrote nothing)."""
+    how the scores were obtained; the run's record (None when nothing was scored); what the run wrote (None
+    before it has written, or where it wrote nothing); and the per-dataset metrics computed (``{"fid": 12.3}``)."""
 
     scores: tuple[VideoScore, ...] = ()
     verdicts: Mapping[str, Verdict] = field(default_factory=dict)
     tally: Tally = Tally()
     run: RunRecord | None = None
     outputs: Outputs | None = None
+    dataset: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def scored(self) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pytest_lipsync.display import plural
-from pytest_lipsync.metrics import LABELS
+from pytest_lipsync.metrics import LABELS, MEAN_DIGITS, formatted
 from pytest_lipsync.reports.outcome import RunSummary
 from pytest_lipsync.reports.table import format_table, run_notice, video_verdicts
 from pytest_lipsync.results import Tally
@@ -44,8 +44,14 @@ def shown_device(device: str, modules: Mapping[str, object] | None = None) -> st
 
 
 def format_means(means: Mapping[str, float], scored: int) -> str:
-    cells = "  ".join(f"{LABELS.get(m, m)} {means[m]:.3f}" for m in LABELS if m in means)
+    cells = "  ".join(formatted(m, means[m], MEAN_DIGITS) for m in LABELS if m in means)
     return f"mean over {plural(scored, 'scored video')}: {cells}" if cells else "no video could be scored"
+
+
+def format_dataset(dataset: Mapping[str, float]) -> str | None:
+    """The per-dataset metrics (FID), one number each over every video with ground truth; None without any."""
+    cells = "  ".join(formatted(m, dataset[m]) for m in LABELS if m in dataset)
+    return f"over the whole dataset: {cells}" if cells else None
 
 
 def format_tally(tally: Tally) -> str:
@@ -60,13 +66,15 @@ def summary_lines(summary: RunSummary, environ: Mapping[str, str] = os.environ) 
     """The terminal section: the table, means, cache use, files written, and GitHub annotations there."""
     from pytest_lipsync.reports.github import error_annotations, in_github_actions
 
-    if not summary.scores:
-        return []
+    if not summary.scores:  # a run of the dataset item alone (``-k fid``) has its number and no table
+        dataset = format_dataset(summary.dataset)
+        return [] if dataset is None else [dataset]
     scores, verdicts, outputs = summary.scores, summary.verdicts, summary.outputs
     lines = [
         format_table(scores, video_verdicts(scores, verdicts) if verdicts else None),
         "",
         format_means(summary.means(), summary.scored),
+        *filter(None, [format_dataset(summary.dataset)]),
         format_tally(summary.tally),
     ]
     notice = None if summary.run is None else run_notice(summary.run)

@@ -417,7 +417,8 @@ class GateSession:
     def summary(self, outputs: Outputs | None = None) -> RunSummary:
         """What the reports show of this run so far (``outputs``: what :meth:`finish` wrote)."""
         scores = tuple(self.scores[key] for key in sorted(self.scores))
-        return RunSummary(scores, dict(self.verdicts), self.tally, self.run, outputs)
+        dataset = {metric: float(section["value"]) for metric, section in self.dataset.items() if _has_value(section)}
+        return RunSummary(scores, dict(self.verdicts), self.tally, self.run, outputs, dataset)
 
 
 def _write_html(report: Report, directory: Path, baseline: Baseline | None, rules: GateRules) -> Path:
@@ -426,6 +427,11 @@ def _write_html(report: Report, directory: Path, baseline: Baseline | None, rule
     from pytest_lipsync.reports.html import write_report
 
     return write_report(report, directory, None if baseline is None else baseline_metrics(baseline), rules)
+
+
+def _has_value(section: object) -> bool:
+    """A per-dataset section that holds its number (one that could not be computed holds its error instead)."""
+    return isinstance(section, Mapping) and isinstance(section.get("value"), (int, float))
 
 
 def _verdict_dict(verdict: Verdict) -> dict[str, Any]:
