@@ -27,6 +27,7 @@ from pytest_lipsync.media.decode import open_video
 from pytest_lipsync.models.registry import FID_INCEPTION, QUALITY, RELEASED
 from pytest_lipsync.models.resolve import resolve_weights
 from pytest_lipsync.quality.fid import (
+    FOLD_ROWS,
     FeatureStatistics,
     FrameSampling,
     InceptionFeatures,
@@ -104,6 +105,21 @@ def test_statistics_merge_across_videos_and_cached_files() -> None:
     expected = statistics_of(np.concatenate([first, second]))
     np.testing.assert_allclose(merged.statistics().mean, expected.mean, rtol=1e-12)
     np.testing.assert_allclose(merged.statistics().covariance, expected.covariance, rtol=1e-9, atol=1e-13)
+
+
+def test_buffered_vectors_count_and_merge_before_and_after_they_are_folded() -> None:
+    """Vectors wait in a buffer of FOLD_ROWS rows: the frame count, a merge and the statistics see them either way."""
+    features = pool3_like(2 * FOLD_ROWS + 3, 6, seed=8)
+    running = in_batches(features, [FOLD_ROWS - 1, 2, FOLD_ROWS, 2])  # folded at FOLD_ROWS + 1 and 2 * FOLD_ROWS + 1
+    assert running.frames == len(features)
+    pending, folded = in_batches(features[:5], [5]), in_batches(features[5:], [len(features) - 5])
+    pending.update(folded)  # both sides still buffered, or one folded: the same sums
+    expected = statistics_of(features)
+    for merged in (running, pending):
+        np.testing.assert_allclose(merged.statistics().mean, expected.mean, rtol=1e-12)
+        np.testing.assert_allclose(merged.statistics().covariance, expected.covariance, rtol=1e-9, atol=1e-13)
+    with pytest.raises(ValueError, match="features of 3 dimensions cannot join 6"):
+        pending.update(in_batches(pool3_like(4, 3, 0), [4]))
 
 
 def test_identical_frames_and_identical_statistics_score_zero() -> None:
