@@ -61,6 +61,10 @@ def test_the_action_steps_run_in_order() -> None:
     assert "inputs.report" in upload["with"]["path"]
     restore, save = steps[order[4]], steps[order[6]]
     assert restore["with"] == save["with"] and "steps.weights.outputs.cache-hit" in save["if"]
+    # the metrics' networks are fetched and cached with the weights, under a key that names them
+    fetch = steps[order[5]]
+    assert fetch["env"] == {"METRICS": "${{ inputs.metrics }}"} and "set -f" in fetch["run"]
+    assert "${METRICS:+--metrics $METRICS}" in fetch["run"] and restore["with"]["key"].endswith("${{ inputs.metrics }}")
 
 
 def test_init_action_writes_a_workflow_that_uses_the_action(tmp_path: Path) -> None:

@@ -363,6 +363,44 @@ def test_fetch_models_into_another_directory_says_how_to_use_it(
     assert (cache_dir() / "good.pt").read_bytes() == body
 
 
+def test_fetch_models_fetches_the_networks_of_the_metrics_asked_for_and_no_others(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An offline runner pre-fetches LPIPS's and FID's files with the LSE ones; without --metrics none of them."""
+    bodies = {name: stand_in(2000, seed=seed) for seed, name in enumerate(("lse", "trunk", "heads", "inception"), 20)}
+    server = serve({f"/{name}.pt": Route(body) for name, body in bodies.items()})
+    specs = {name: spec_for(body, server.url(f"/{name}.pt"), name=name) for name, body in bodies.items()}
+    monkeypatch.setattr(registry, "RELEASED", (specs["lse"],))
+    # the same trunk in two metrics' lists: fetched once
+    files = {"lpips": (specs["trunk"], specs["heads"]), "lpips-vgg": (specs["trunk"],), "fid": (specs["inception"],)}
+    monkeypatch.setattr(registry, "METRIC_FILES", files)
+
+    assert fetch_models("--to", str(tmp_path / "plain")) == 0
+    assert sorted(path.name for path in (tmp_path / "plain").glob("*.pt")) == ["lse.pt"]
+    capsys.readouterr()
+
+    assert fetch_models("--to", str(tmp_path / "all"), "--metrics", "lpips", "lpips-vgg", "fid") == 0
+    fetched = sorted(path.name for path in (tmp_path / "all").glob("*.pt"))
+    assert fetched == ["heads.pt", "inception.pt", "lse.pt", "trunk.pt"]
+    assert all((tmp_path / "all" / name).read_bytes() == bodies[name[:-3]] for name in fetched)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines if "SHA-256 verified" in line] == [
+        "lse.pt",
+        "trunk.pt",
+        "heads.pt",
+        "inception.pt",
+    ]
+    assert [logged for logged, _ in server.log].count("/trunk.pt") == 1
+
+
+def test_fetch_models_refuses_a_metric_without_files(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        fetch_models("--metrics", "cpbd")
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "--metrics: invalid choice: 'cpbd'" in err and "lpips-vgg" in err
+
+
 def test_fetch_models_usage_errors(
     serve: Serve, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -61,10 +61,20 @@ def add_fetch_models_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="base URL holding the files under their released names, tried before the official URLs (repeatable)",
     )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=[],
+        choices=list(registry.METRIC_FILES),
+        metavar="METRIC",
+        help="also fetch the networks of these opt-in metrics, for runners that score offline: "
+        f'{", ".join(registry.METRIC_FILES)} (lpips-vgg: LPIPS with lpips_net = "vgg")',
+    )
 
 
 def run_fetch_models(args: argparse.Namespace) -> int:
-    """Download and verify every released file; files already verified there are kept."""
+    """Download and verify every released file of LSE, and those of the metrics asked for; files already verified
+    there are kept."""
     try:
         _refuse_offline()
         mirrors = [*args.mirrors, *mirrors_from_env()]
@@ -73,7 +83,8 @@ def run_fetch_models(args: argparse.Namespace) -> int:
         return 2
     directory: Path = args.to or cache_dir()
     failures = 0
-    for spec in registry.RELEASED:
+    asked = (spec for metric in args.metrics for spec in registry.METRIC_FILES[metric])
+    for spec in dict.fromkeys([*registry.RELEASED, *asked]):  # in order, each file once
         try:
             path = download(spec, directory, mirrors=mirrors)
         except WeightsError as exc:

@@ -102,3 +102,10 @@ FID_INCEPTION = WeightsSpec(
 QUALITY: tuple[WeightsSpec, ...] = (ALEXNET, LPIPS_ALEX, VGG16, LPIPS_VGG, FID_INCEPTION)
 # LPIPS's (trunk, linear heads) files for each ``lpips_net``.
 LPIPS_FILES: dict[str, tuple[WeightsSpec, WeightsSpec]] = {"alex": (ALEXNET, LPIPS_ALEX), "vgg": (VGG16, LPIPS_VGG)}
+# What ``lipsync fetch-models --metrics`` fetches for each opt-in metric with a network: LPIPS with its default
+# AlexNet trunk, or with VGG16 (``lpips_net = "vgg"``), and FID's Inception. CPBD has no network.
+METRIC_FILES: dict[str, tuple[WeightsSpec, ...]] = {
+    "lpips": LPIPS_FILES["alex"],
+    "lpips-vgg": LPIPS_FILES["vgg"],
+    "fid": (FID_INCEPTION,),
+}
