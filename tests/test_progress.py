@@ -13,7 +13,7 @@ from pytest_lipsync.progress import ProgressEvent
 from pytest_lipsync.reports.progress import ThrottledLines, TqdmBars, progress_display
 from pytest_lipsync.results import RunRecord, VideoScore
 from pytest_lipsync.scale.workers import Job, Progress, score_jobs
-from pytest_lipsync.session.videos import VideoEntry
+from pytest_lipsync.scoring.entry import VideoEntry
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
 from tests.conftest import MakeClip, Scorers

@@ -78,7 +78,7 @@ def test_terminal_table_failure_text_and_baseline_lines_stay_one_line_each() -> 
 
 def test_lipsync_score_progress_lines_stay_one_line_each(capsys: pytest.CaptureFixture[str]) -> None:
     from pytest_lipsync.scale.workers import Job, Progress
-    from pytest_lipsync.session.videos import VideoEntry
+    from pytest_lipsync.scoring.entry import VideoEntry
 
     progress, job = Progress(1), Job(1, VideoEntry(INJECTED, Path(INJECTED)))
     progress.started(job)

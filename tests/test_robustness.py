@@ -731,7 +731,7 @@ def hanging_scorer(settings: object) -> _Hanging:
 
 def test_a_worker_stuck_past_twice_the_timeout_is_killed_and_the_others_go_on(tmp_path: Path) -> None:
     from pytest_lipsync.scale.workers import Job, Progress, score_jobs
-    from pytest_lipsync.session.videos import VideoEntry
+    from pytest_lipsync.scoring.entry import VideoEntry
     from pytest_lipsync.settings import Settings
 
     jobs = [

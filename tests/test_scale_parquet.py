@@ -14,7 +14,7 @@ from pytest_lipsync.results import ScoreError, TrackScore, VideoScore
 from pytest_lipsync.scale import parquet
 from pytest_lipsync.scale.stream import ResumePlan, StreamSink
 from pytest_lipsync.scale.workers import Job
-from pytest_lipsync.session.videos import VideoEntry
+from pytest_lipsync.scoring.entry import VideoEntry
 from tests.conftest import ScoreCommand
 from tests.extras import import_extra
 from tests.test_scale_stream import KEYS, RUN, _lines, project, score  # noqa: F401 (fixtures)

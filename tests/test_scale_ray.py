@@ -20,7 +20,7 @@ import pytest
 from pytest_lipsync.errors import LipsyncError
 from pytest_lipsync.results import RunRecord, VideoScore
 from pytest_lipsync.scale.workers import Job, Progress
-from pytest_lipsync.session.videos import VideoEntry
+from pytest_lipsync.scoring.entry import VideoEntry
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
 from tests import ray_standins

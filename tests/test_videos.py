@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_lipsync.errors import ConfigError
-from pytest_lipsync.session.videos import VideoEntry, list_videos, select_shard, video_key
+from pytest_lipsync.scoring.entry import VideoEntry
+from pytest_lipsync.session.videos import list_videos, select_shard, video_key
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".ts")
 

@@ -19,8 +19,8 @@ from pytest_lipsync.metrics import HIGHER_IS_BETTER, OPT_IN
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
     from pytest_lipsync.results import VideoScore
+    from pytest_lipsync.scoring.entry import VideoEntry
     from pytest_lipsync.session.run import GateSession, LipsyncVideo
-    from pytest_lipsync.session.videos import VideoEntry
 
 
 def assert_lse_d_below(video: str | Path | LipsyncVideo, limit: float) -> None:

@@ -21,8 +21,9 @@ from pytest_lipsync.gate.rules import Verdict, format_verdict
 from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS, SYNC_METRICS
 
 if TYPE_CHECKING:
+    from pytest_lipsync.scoring.entry import VideoEntry
     from pytest_lipsync.session.run import GateSession
-    from pytest_lipsync.session.videos import Unmatched, VideoEntry
+    from pytest_lipsync.session.videos import Unmatched
 
 
 class GateFailed(Exception):

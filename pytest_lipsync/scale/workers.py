@@ -33,7 +33,7 @@ from pytest_lipsync.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_lipsync.quality.pairing import ReferenceMatch
-    from pytest_lipsync.session.videos import VideoEntry
+    from pytest_lipsync.scoring.entry import VideoEntry
 
 
 _POLL_SECONDS = 0.5  # how often the parent looks for workers stuck past their time limit

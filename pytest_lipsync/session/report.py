@@ -23,8 +23,8 @@ from pytest_lipsync.gate.rules import format_verdict
 from pytest_lipsync.metrics import DATASET_METRICS, QUALITY_METRICS, SYNC_METRICS
 from pytest_lipsync.reports.outcome import Outputs
 from pytest_lipsync.results import Report, RunRecord, Tally, VideoScore
+from pytest_lipsync.scoring.entry import VideoEntry
 from pytest_lipsync.session.run import GateSession
-from pytest_lipsync.session.videos import VideoEntry
 from pytest_lipsync.settings import Settings
 
 # Options a gate of a finished report must not take from pyproject.toml or LIPSYNC_*: it writes no

@@ -43,8 +43,9 @@ from pytest_lipsync.metrics import DATASET_METRICS, LABELS, QUALITY_METRICS, THR
 from pytest_lipsync.progress import ProgressDisplay
 from pytest_lipsync.reports.outcome import Outputs, RunSummary
 from pytest_lipsync.results import Report, RunRecord, ScoreError, Tally, VideoScore, write_json_atomic
+from pytest_lipsync.scoring.entry import VideoEntry
 from pytest_lipsync.session.sources import ResultCache, Scores, ScoreService
-from pytest_lipsync.session.videos import Unmatched, VideoEntry, configured_videos, select_shard, video_key
+from pytest_lipsync.session.videos import Unmatched, configured_videos, select_shard, video_key
 
 _CRASH_HINT = (
     "Run it without xdist (-p no:xdist -k ...) to see the crash; a worker killed for memory needs more of it "

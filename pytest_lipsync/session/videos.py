@@ -31,44 +31,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_lipsync.errors import ConfigError
 from pytest_lipsync.media.discover import VIDEO_EXTENSIONS, is_video_name, video_files
-from pytest_lipsync.quality.pairing import ReferenceMatch, ReferenceTree, match_reference
+from pytest_lipsync.quality.pairing import ReferenceTree, match_reference
+from pytest_lipsync.scoring.entry import VideoEntry
 
 if TYPE_CHECKING:
     from pytest_lipsync.config.resolution import LipsyncConfig
-    from pytest_lipsync.results import ScoreError
 
 _GLOB_CHARACTERS = frozenset("*?[")
-
-
-@dataclass(frozen=True)
-class VideoEntry:
-    """A video to score: its key, the file, and its ground truth (``None``: none configured)."""
-
-    key: str
-    path: Path
-    ground_truth: ReferenceMatch | None = None
-
-    @property
-    def reference(self) -> Path | None:
-        """The ground-truth file, when one was found."""
-        return None if self.ground_truth is None else self.ground_truth.reference
-
-    @property
-    def reference_error(self) -> ScoreError | None:
-        """Why ground truth was configured but none was found for this video (``no_reference``,
-        ``reference_mismatch``)."""
-        return None if self.ground_truth is None else self.ground_truth.error
-
-    def with_reference(self, reference: Path) -> VideoEntry:
-        """This video compared with ``reference``, a file the caller names."""
-        return replace(self, ground_truth=ReferenceMatch(self.path, reference, "explicit"))
 
 
 @dataclass(frozen=True)
