@@ -302,6 +302,31 @@ def test_doctor_without_weights_says_where_to_put_them(
     assert not (cache_dir() / "standin.pt").exists()
 
 
+def test_doctor_checks_the_networks_of_the_metrics_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_network: None
+) -> None:
+    """With --metrics the doctor checks those networks too (a file two metrics share, once), and a missing one
+    says to fetch it with the same --metrics; without --metrics they are not looked at."""
+    write(cache_dir() / "standin.pt", RELEASED_BYTES)
+    trunk = WeightsSpec("trunk", "trunk.pt", len(CUSTOM_BYTES), hashlib.sha256(CUSTOM_BYTES).hexdigest(), (NOWHERE,))
+    heads = WeightsSpec("heads", "heads.pt", 10, "0" * 64, (NOWHERE,))
+    monkeypatch.setattr(registry, "METRIC_FILES", {"lpips": (trunk, heads), "lpips-vgg": (trunk,), "fid": ()})
+    trunk_path = write(cache_dir() / "trunk.pt", CUSTOM_BYTES)
+
+    assert doctor(monkeypatch, capsys)[0] == 0  # LSE's file is there; the metrics' are not asked for
+
+    status, out = doctor(monkeypatch, capsys, "--metrics", "lpips", "lpips-vgg")
+    assert status == 1
+    weights = [line[5:29].rstrip() for line in out.splitlines() if line[5:].startswith("weights ")]
+    assert weights == ["weights standin", "weights trunk", "weights heads"]
+    assert report_line(out, "weights trunk") == (
+        "ok",
+        f"{trunk_path} (released file, SHA-256 verified; found via cache)",
+    )
+    mark, line = report_line(out, "weights heads")
+    assert mark == "FAIL" and line.startswith("missing: run `lipsync fetch-models --metrics lpips lpips-vgg`")
+
+
 def test_doctor_marks_custom_weights_and_refuses_a_code_executing_pickle(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, no_network: None
 ) -> None:

@@ -61,15 +61,7 @@ def add_fetch_models_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="base URL holding the files under their released names, tried before the official URLs (repeatable)",
     )
-    parser.add_argument(
-        "--metrics",
-        nargs="+",
-        default=[],
-        choices=list(registry.METRIC_FILES),
-        metavar="METRIC",
-        help="also fetch the networks of these opt-in metrics, for runners that score offline: "
-        f'{", ".join(registry.METRIC_FILES)} (lpips-vgg: LPIPS with lpips_net = "vgg")',
-    )
+    _add_metrics_argument(parser, "also fetch the networks of these opt-in metrics, for runners that score offline")
 
 
 def run_fetch_models(args: argparse.Namespace) -> int:
@@ -83,8 +75,7 @@ def run_fetch_models(args: argparse.Namespace) -> int:
         return 2
     directory: Path = args.to or cache_dir()
     failures = 0
-    asked = (spec for metric in args.metrics for spec in registry.METRIC_FILES[metric])
-    for spec in dict.fromkeys([*registry.RELEASED, *asked]):  # in order, each file once
+    for spec in _files(args.metrics):
         try:
             path = download(spec, directory, mirrors=mirrors)
         except WeightsError as exc:
@@ -106,6 +97,7 @@ def add_doctor_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="PATH",
             help=f"check this file instead of resolving {spec.filename}",
         )
+    _add_metrics_argument(parser, "also check the networks of these opt-in metrics")
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -117,13 +109,30 @@ def run_doctor(args: argparse.Namespace) -> int:
         _device(),
         _Check("cache", str(cache_dir())),
         _Check("LIPSYNC_HOME", str(home_dir() or "not set")),
-        *(_weights(spec, vars(args).get(spec.setting)) for spec in registry.RELEASED),
+        *(_weights(spec, vars(args).get(spec.setting), args.metrics) for spec in _files(args.metrics)),
     ]
     for check in checks:
         print(f"{'ok' if check.ok else 'FAIL':<5}{check.label:<24}{check.detail}")
     problems = sum(not check.ok for check in checks)
     print("ready: scoring can run" if not problems else f"not ready: {problems} problem(s) marked FAIL above")
     return 1 if problems else 0
+
+
+def _add_metrics_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=[],
+        choices=list(registry.METRIC_FILES),
+        metavar="METRIC",
+        help=f'{what}: {", ".join(registry.METRIC_FILES)} (lpips-vgg: LPIPS with lpips_net = "vgg")',
+    )
+
+
+def _files(metrics: list[str]) -> list[WeightsSpec]:
+    """LSE's released files, then those of ``metrics``, in order and each once (two metrics may share one)."""
+    asked = (spec for metric in metrics for spec in registry.METRIC_FILES[metric])
+    return list(dict.fromkeys([*registry.RELEASED, *asked]))
 
 
 def _mirror_url(value: str) -> str:
@@ -178,14 +187,15 @@ def _device() -> _Check:
     return _Check("device (auto)", "cpu (CUDA is not available)")
 
 
-def _weights(spec: WeightsSpec, explicit: Path | None) -> _Check:
+def _weights(spec: WeightsSpec, explicit: Path | None, metrics: list[str]) -> _Check:
     label = f"weights {spec.name}"
     try:
         found = locate_weights(spec, explicit)
     except WeightsError as exc:
         return _Check(label, f"unusable: {exc}", False)
     if found is None:
-        return _Check(label, f"missing: run `lipsync fetch-models`. {manual_instructions(spec, cache_dir())}", False)
+        fetch = " ".join(["lipsync fetch-models", *(["--metrics", *metrics] if spec not in registry.RELEASED else [])])
+        return _Check(label, f"missing: run `{fetch}`. {manual_instructions(spec, cache_dir())}", False)
     if not found.custom:
         return _Check(label, f"{found.path} (released file, SHA-256 verified; found via {found.source})")
     try:
