@@ -266,6 +266,19 @@ def test_fields_added_to_settings_become_keys_coerced_by_their_type(monkeypatch:
         keys.hints.cache_clear()
 
 
+def test_every_key_the_init_table_suggests_is_valid_uncommented(tmp_path: Path) -> None:
+    """The table's commented keys are suggestions a user uncomments: each must be a key with a valid value."""
+    init_project(tmp_path)
+    text = (tmp_path / "pyproject.toml").read_text()
+    uncommented = re.sub(r"(?m)^# (?=\[|[a-z_]+ = )", "", text)
+    assert uncommented.count("\n# ") < text.count("\n# ") - 10  # the suggestions were uncommented
+    table = tomllib.loads(uncommented)["tool"]["lipsync"]
+    assert set(table["metrics"]) == {"lpips", "fid", "cpbd"}
+    assert {"lpips_max", "fid_max", "cpbd_min", "psnr_min", "ssim_min"} <= set(table["thresholds"])
+    config = resolve([Layer("pyproject", table, "pyproject.toml")], tmp_path)
+    assert {"lpips", "fid", "cpbd"} <= set(config.settings.metrics)
+
+
 def test_init_adds_a_commented_table_and_never_clobbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\n')
     assert init_project(tmp_path)[0].endswith("added a commented [tool.lipsync] table")
