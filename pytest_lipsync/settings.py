@@ -302,6 +302,23 @@ class Settings:
         """Whether this run computes the opt-in ``metric`` (``metrics``, after the rules' implied ones are added)."""
         return metric in self.metrics
 
+    def reference_metrics(self) -> tuple[str, ...]:
+        """The opt-in metrics this run computes that compare with ground truth (LPIPS, FID): without any, a run
+        that asks for them would compute nothing and say nothing, so the front-ends refuse it."""
+        return tuple(metric for metric in self.metrics if BY_NAME[metric].needs_reference)
+
+    def refuse_without_ground_truth(self, how: str) -> None:
+        """Raise a :class:`ConfigError` when this run computes metrics that need ground truth: the caller found
+        none for any video. ``how``: how its front-end is given ground truth."""
+        needing = self.reference_metrics()
+        if needing:
+            labels = " and ".join(BY_NAME[metric].label for metric in needing)
+            raise ConfigError(
+                f"{labels} {'compares' if len(needing) == 1 else 'compare'} generated frames with ground truth, "
+                "and no video has any",
+                hint=f"{how}; or leave {' and '.join(needing)} out of metrics (and their thresholds)",
+            )
+
     def with_metrics(self, names: Collection[str]) -> Settings:
         """These settings computing ``names`` too, ``metrics`` in the metric table's order, each once."""
         wanted = set(self.metrics) | set(names)

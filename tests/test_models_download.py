@@ -379,7 +379,7 @@ def test_fetch_models_fetches_the_networks_of_the_metrics_asked_for_and_no_other
     assert sorted(path.name for path in (tmp_path / "plain").glob("*.pt")) == ["lse.pt"]
     capsys.readouterr()
 
-    assert fetch_models("--to", str(tmp_path / "all"), "--metrics", "lpips", "lpips-vgg", "fid") == 0
+    assert fetch_models("--to", str(tmp_path / "all"), "--metrics", "lpips", "lpips-vgg", "--metrics", "fid") == 0
     fetched = sorted(path.name for path in (tmp_path / "all").glob("*.pt"))
     assert fetched == ["heads.pt", "inception.pt", "lse.pt", "trunk.pt"]
     assert all((tmp_path / "all" / name).read_bytes() == bodies[name[:-3]] for name in fetched)

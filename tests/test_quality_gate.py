@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from pytest_lipsync.quality.measures import cpbd_measure
 from pytest_lipsync.session.sources import ScoreService
 from pytest_lipsync.settings import Settings
 from pytest_lipsync.synthetic.clips import ClipSpec
+from tests.conftest import MakeClip
 from tests.quality_standins import write_quality_weights
 from tests.test_quality_cpbd import literal_cpbd, pillow_gray
 from tests.test_quality_fid import literal_frechet
@@ -46,7 +46,6 @@ from tests.test_quality_lpips import ALEXNET_LAYERS, literal_lpips
 
 pytest_plugins = ["pytester"]
 
-MakeClip = Callable[[str, ClipSpec], Path]
 SPEC = ClipSpec(seconds=0.4, width=96, height=72)
 STRIDE = 3  # FID reads frames 0, 3, 6, 9 of each 10-frame clip
 
@@ -314,6 +313,34 @@ def test_a_sharded_pytest_run_refuses_fid(pytester: pytest.Pytester, monkeypatch
     result = pytester.runpytest_inprocess("--lipsync-shard", "1/2", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*FID is computed over the whole dataset*shard 1/2*pytest -k fid*"])
+
+
+def test_metrics_that_need_ground_truth_without_any_are_usage_errors_before_any_weights(
+    pytester: pytest.Pytester,
+    make_clip: MakeClip,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """LPIPS and FID asked for where no video has ground truth would compute nothing and say nothing: both
+    front-ends refuse it by name, before any weights are looked for (offline, with none in the cache)."""
+    for variable in [name for name in os.environ if name.startswith("LIPSYNC_")]:
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("LIPSYNC_HOME", str(pytester.path / "no-weights"))
+    (pytester.path / "videos").mkdir()
+    shutil.copy(make_clip("gate_alone.mp4", ClipSpec(1.0)), pytester.path / "videos" / "a.mp4")
+    monkeypatch.chdir(pytester.path)
+
+    assert main(["score", "videos", "--metrics", "lpips", "--metrics", "fid", "--offline", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "LPIPS and FID compare generated frames with ground truth, and no video has any" in err
+    assert "Give --reference DIR" in err and "leave lpips and fid out of metrics" in err
+    main(["score", "videos", "--metrics", "cpbd", "--offline", "-q"])  # CPBD needs none (here it fails on weights)
+    assert "ground truth" not in capsys.readouterr().err
+
+    pytester.makepyprojecttoml('[tool.lipsync]\nvideos = "videos"\nmetrics = ["lpips"]\n')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*LPIPS compares generated frames with ground truth, and no video has any*"])
 
 
 PYPROJECT = """

@@ -119,8 +119,10 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def _add_metrics_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    # "--metrics lpips fid", or repeated as lipsync score takes it: "--metrics lpips --metrics fid"
     parser.add_argument(
         "--metrics",
+        action="extend",
         nargs="+",
         default=[],
         choices=list(registry.METRIC_FILES),

@@ -53,11 +53,8 @@ def run_score(args: argparse.Namespace) -> int:
             hint="Give folders and globs that hold videos, or leave out the ones that do not",
         )
     pairs = [(entry.path, entry.reference) for entry in listing.entries if entry.reference is not None]
-    if config.settings.computes("fid") and not pairs:
-        raise ConfigError(
-            "FID compares the generated frames with ground truth, and none of the videos has any",
-            hint="Give --reference DIR (or [tool.lipsync.pairs]), or leave fid out of --metrics",
-        )
+    if not pairs:
+        config.settings.refuse_without_ground_truth("Give --reference DIR (or name it in [tool.lipsync.pairs])")
     if args.json is not None:
         check_file_output(args.json, "the results JSON")
     jobs = [Job(number, entry) for number, entry in enumerate(listing.entries, 1)]

@@ -131,6 +131,11 @@ class GateSession:
         if list_videos:
             self.videos  # noqa: B018 -- lists them, raising for a path that does not exist
         self._check_quality_rules()
+        if not self.with_quality:
+            self.config.settings.refuse_without_ground_truth(
+                'Set reference = "DIR" in [tool.lipsync] (--lipsync-reference DIR) or name ground truth in '
+                "[tool.lipsync.pairs]"
+            )
         self._check_dataset_metrics()
         if check_baseline and options.baseline and not options.update_baseline:
             self.baseline()
